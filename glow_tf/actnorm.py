@@ -1,0 +1,74 @@
+"""Activation normalisation (paper section 3.1; Table 1, line 1).
+
+    y_{i,j} = s ⊙ (x_{i,j} + b)                      (per channel scale s, bias b)
+    x_{i,j} = y_{i,j} / s - b
+    log-det = h · w · sum(log |s|)
+
+Data-dependent initialisation: on the first minibatch, b = -mean(x) and s = 1 / std(x) per
+channel, so the post-actnorm activations have zero mean and unit variance per channel. After
+that s and b are ordinary trainable parameters.
+
+Like the original code, s is parameterised as s = exp(logscale_factor · logs) so that the
+effective learning rate of the log-scale is `logscale_factor` times larger.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from glow_tf.layer_base import FlowLayer, spatial_size
+
+
+class ActNorm(FlowLayer):
+    """Per-channel affine flow with data-dependent init. Input/output: [B, H, W, C]."""
+
+    def __init__(self, logscale_factor=3.0, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.logscale_factor = float(logscale_factor)
+        self.epsilon = float(epsilon)
+        self._ddi_reduce = None  # set only while the model runs its data-dependent init pass
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.bias = self.add_weight(name='bias', shape=(channels,), initializer='zeros')
+        self.logs = self.add_weight(name='logs', shape=(channels,), initializer='zeros')
+        self.initialized = self.add_weight(
+            name='initialized', shape=(), initializer='zeros', trainable=False)
+
+    def begin_data_init(self, reduce_mean=None):
+        """Arm data-dependent init: the next forward pass sets b and s from its input.
+
+        `reduce_mean(t)` averages a tensor across workers (e.g. Horovod allreduce) so every
+        worker initialises from the statistics of the union of their batches.
+        """
+        self._ddi_reduce = reduce_mean or (lambda t: t)
+
+    def _data_init(self, x):
+        reduce = self._ddi_reduce
+        self._ddi_reduce = None
+        mean = reduce(tf.reduce_mean(x, axis=[0, 1, 2]))
+        mean_sq = reduce(tf.reduce_mean(tf.square(x), axis=[0, 1, 2]))
+        std = tf.sqrt(tf.maximum(mean_sq - tf.square(mean), 0.0))
+        self.bias.assign(-mean)
+        self.logs.assign(tf.math.log(1.0 / (std + self.epsilon)) / self.logscale_factor)
+        self.initialized.assign(1.0)
+
+    def _log_scale(self):
+        return self.logs * self.logscale_factor
+
+    def _forward(self, x):
+        if self._ddi_reduce is not None:
+            self._data_init(x)
+        log_scale = self._log_scale()
+        y = (x + self.bias) * tf.exp(log_scale)
+        fldj = spatial_size(x) * tf.reduce_sum(log_scale)
+        return y, tf.fill([tf.shape(x)[0]], fldj)
+
+    def _inverse(self, y):
+        log_scale = self._log_scale()
+        x = y * tf.exp(-log_scale) - self.bias
+        ildj = -spatial_size(y) * tf.reduce_sum(log_scale)
+        return x, tf.fill([tf.shape(y)[0]], ildj)
+
+    def get_config(self):
+        return {**super().get_config(), 'logscale_factor': self.logscale_factor,
+                'epsilon': self.epsilon}

@@ -1,0 +1,55 @@
+"""One step of flow (paper figure 2a): ActNorm -> channel mixing -> coupling.
+
+    y = coupling(mix(actnorm(x))),   log-det = sum of the three log-dets
+
+`permutation` is '1x1' (invertible 1x1 convolution, optionally LU-decomposed), 'reverse' or
+'shuffle' (the paper's section 4.1 ablation); `coupling` is 'additive' or 'affine'.
+"""
+from glow_tf.actnorm import ActNorm
+from glow_tf.coupling import Coupling
+from glow_tf.invertible_conv import InvertibleConv1x1
+from glow_tf.layer_base import FlowLayer
+from glow_tf.permutation import ChannelPermutation
+
+PERMUTATIONS = ('reverse', 'shuffle', '1x1')
+
+
+class FlowStep(FlowLayer):
+    """Input/output: [B, H, W, C]."""
+
+    def __init__(self, width=512, permutation='1x1', coupling='affine', lu_decomposed=False,
+                 seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if permutation not in PERMUTATIONS:
+            raise ValueError(f"flow_permutation must be one of {PERMUTATIONS}, got {permutation!r}")
+        self.width, self.permutation, self.coupling_kind = int(width), permutation, coupling
+        self.lu_decomposed, self.seed = bool(lu_decomposed), int(seed)
+        self.actnorm = ActNorm(name='actnorm')
+        if permutation == '1x1':
+            self.mix = InvertibleConv1x1(lu_decomposed=lu_decomposed, seed=seed, name='invconv')
+        else:
+            self.mix = ChannelPermutation(permutation, seed=seed, name='permute')
+        self.coupling = Coupling(coupling, width=width, name='coupling')
+        self.flow_layers = (self.actnorm, self.mix, self.coupling)
+
+    def build(self, input_shape):
+        for layer in self.flow_layers:
+            layer.build(input_shape)
+
+    def _forward(self, x):
+        total = 0.0
+        for layer in self.flow_layers:
+            x, log_det = layer.forward(x)
+            total += log_det
+        return x, total
+
+    def _inverse(self, y):
+        total = 0.0
+        for layer in reversed(self.flow_layers):
+            y, log_det = layer.inverse(y)
+            total += log_det
+        return y, total
+
+    def get_config(self):
+        return {**super().get_config(), 'width': self.width, 'permutation': self.permutation,
+                'coupling': self.coupling_kind, 'lu_decomposed': self.lu_decomposed, 'seed': self.seed}

@@ -1,0 +1,282 @@
+"""The multi-scale Glow model (paper figure 2b).
+
+    x --squeeze--> [K x FlowStep] --split--> ... --squeeze--> [K x FlowStep] --top prior--> ε_L
+                                      |
+                                      +--> ε_1 (standardised by the learned prior p(z_2 | z_1))
+
+For L levels of K steps each, the model is a bijection from the (dequantised) image x to the
+per-level standard-normal latents ε_1..ε_L, and
+
+    log p(x) = Σ_l log N(ε_l; 0, I) + Σ (log-dets of every layer)            (paper, eq. 3)
+
+Shapes for an image [H, W, C]: level l (0-based) runs its steps on [H/2^(l+1), W/2^(l+1), 4·C_l]
+with C_0 = C and C_{l+1} = 2·C_l; it factors out ε_l of shape [H/2^(l+1), W/2^(l+1), 2·C_l];
+the top latent has shape [H/2^L, W/2^L, 4·C_{L-1}].
+"""
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from glow_tf.coupling import Coupling
+from glow_tf.flow_step import PERMUTATIONS, FlowStep
+from glow_tf.preprocessing import nats_to_bits_per_dim, preprocess
+from glow_tf.priors import TopPrior, standard_normal_log_prob
+from glow_tf.split import Split
+from glow_tf.squeeze import squeeze2d, unsqueeze2d
+
+MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
+
+
+def _validate(image_shape, n_levels, depth, width, flow_permutation, flow_coupling, n_classes,
+              memory_mode):
+    if len(image_shape) != 3 or any(int(d) <= 0 for d in image_shape):
+        raise ValueError(f"image_shape must be (height, width, channels) with positive sizes, "
+                         f"got {image_shape!r}")
+    if int(n_levels) < 1:
+        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    if int(depth) < 1:
+        raise ValueError(f"depth (flow steps per level) must be >= 1, got {depth}")
+    if int(width) <= 0:
+        raise ValueError(f"width (hidden channels of the coupling network) must be > 0, got {width}")
+    height, img_width, _ = (int(d) for d in image_shape)
+    factor = 2 ** int(n_levels)
+    if height % factor or img_width % factor:
+        raise ValueError(f"image_shape {tuple(image_shape)}: height and width must be divisible by "
+                         f"2**n_levels = {factor} (n_levels={n_levels})")
+    if flow_permutation not in PERMUTATIONS:
+        raise ValueError(f"flow_permutation must be one of {PERMUTATIONS}, got {flow_permutation!r}")
+    if flow_coupling not in Coupling.KINDS:
+        raise ValueError(f"flow_coupling must be one of {Coupling.KINDS}, got {flow_coupling!r}")
+    if int(n_classes) < 0:
+        raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {n_classes}")
+    if memory_mode not in MEMORY_MODES:
+        raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
+
+
+class Glow(keras.Model):
+    """Glow as a Keras model. `call(x, y)` returns log p(x) in nats, shape [B]."""
+
+    def __init__(self, image_shape=(32, 32, 3), n_levels=3, depth=32, width=512,
+                 flow_permutation='1x1', flow_coupling='affine', lu_decomposed=False,
+                 learntop=False, n_classes=0, memory_mode='plain', seed=0, **kwargs):
+        _validate(image_shape, n_levels, depth, width, flow_permutation, flow_coupling, n_classes,
+                  memory_mode)
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.n_levels, self.depth, self.width = int(n_levels), int(depth), int(width)
+        self.flow_permutation, self.flow_coupling = flow_permutation, flow_coupling
+        self.lu_decomposed, self.learntop = bool(lu_decomposed), bool(learntop)
+        self.n_classes, self.memory_mode, self.seed = int(n_classes), memory_mode, int(seed)
+
+        self.flow_steps = [
+            FlowStep(width=self.width, permutation=flow_permutation, coupling=flow_coupling,
+                     lu_decomposed=self.lu_decomposed, seed=self.seed * 100003 + i,
+                     name=f'level{i // self.depth}_step{i % self.depth}')
+            for i in range(self.n_levels * self.depth)]
+        self.splits = [Split(name=f'level{i}_split') for i in range(self.n_levels - 1)]
+        self.top_prior = TopPrior(learntop=self.learntop, n_classes=self.n_classes, name='top_prior')
+        self._build_layers()
+        self._decode_fn = None
+
+    # ---- construction -------------------------------------------------------------------------
+    def _build_layers(self):
+        height, width, channels = self.image_shape
+        shapes = []
+        for level in range(self.n_levels):
+            height, width, channels = height // 2, width // 2, channels * 4
+            for step in self.level_steps(level):
+                step.build((None, height, width, channels))
+            if level < self.n_levels - 1:
+                self.splits[level].build((None, height, width, channels))
+                shapes.append((height, width, channels - channels // 2))
+                channels //= 2
+        self.top_prior.build((None, height, width, channels))
+        shapes.append((height, width, channels))
+        self.latent_shapes = tuple(shapes)
+        self.built = True
+
+    def level_steps(self, level):
+        """The K flow steps of one level, in encoding order."""
+        return self.flow_steps[level * self.depth:(level + 1) * self.depth]
+
+    @property
+    def n_dims(self):
+        """D = H·W·C, the number of sub-pixels."""
+        return int(np.prod(self.image_shape))
+
+    # ---- the bijection x <-> ε ----------------------------------------------------------------
+    def _run_steps(self, level, z):
+        steps = self.level_steps(level)
+        if self.memory_mode == 'reversible':
+            from glow_tf.reversible import reversible_forward
+            return reversible_forward(steps, z)
+        total = tf.zeros([tf.shape(z)[0]])
+        for step in steps:
+            if self.memory_mode == 'checkpoint':
+                z, log_det = tf.recompute_grad(step.forward)(z)
+            else:
+                z, log_det = step.forward(z)
+            total += log_det
+        return z, total
+
+    def encode_with_log_det(self, x, y=None):
+        """x [B, H, W, C] -> (list of ε_l, log|det dε/dx| [B], top latent z_L)."""
+        self._check_image(x)
+        z, total, eps_list = x, tf.zeros([tf.shape(x)[0]]), []
+        for level in range(self.n_levels):
+            z = squeeze2d(z)
+            z, log_det = self._run_steps(level, z)
+            total += log_det
+            if level < self.n_levels - 1:
+                z, eps, log_det = self.splits[level].forward(z)
+                total += log_det
+                eps_list.append(eps)
+        eps, log_det = self.top_prior.forward(z, y)
+        eps_list.append(eps)
+        return eps_list, total + log_det, z
+
+    def decode_with_log_det(self, eps_list, y=None):
+        """list of ε_l -> (x [B, H, W, C], log|det dx/dε| [B])."""
+        self._check_latents(eps_list)
+        z, total = self.top_prior.inverse(eps_list[-1], y)
+        for level in reversed(range(self.n_levels)):
+            if level < self.n_levels - 1:
+                z, log_det = self.splits[level].inverse(z, eps_list[level])
+                total += log_det
+            for step in reversed(self.level_steps(level)):
+                z, log_det = step.inverse(z)
+                total += log_det
+            z = unsqueeze2d(z)
+        return z, total
+
+    def encode(self, x, y=None):
+        """Preprocessed images [B, H, W, C] -> list of standard-normal latents ε_l (latent_shapes)."""
+        return self.encode_with_log_det(x, y)[0]
+
+    def decode(self, eps_list, y=None):
+        """list of ε_l -> preprocessed images [B, H, W, C]; the exact inverse of `encode`."""
+        return self.decode_with_log_det(eps_list, y)[0]
+
+    # ---- densities ----------------------------------------------------------------------------
+    def log_prob(self, x, y=None):
+        """Exact log-density (nats) of continuous inputs x [B, H, W, C] -> [B]."""
+        eps_list, log_det, _ = self.encode_with_log_det(x, y)
+        return log_det + tf.add_n([standard_normal_log_prob(e) for e in eps_list])
+
+    def call(self, x, y=None):
+        return self.log_prob(x, y)
+
+    def objective(self, x_uint8, y=None, n_bits_x=8):
+        """Training objective terms: (bits_x [B], bits_y [B]).
+
+        bits_x: dequantised negative log-likelihood in bits per sub-pixel;
+        bits_y: classifier cross-entropy in bits (zeros for an unconditional model).
+        Loss = mean(bits_x) + weight_y · mean(bits_y).
+        """
+        x = preprocess(x_uint8, n_bits_x, noise=True)
+        eps_list, log_det, z_top = self.encode_with_log_det(x, y)
+        log_prob = log_det + tf.add_n([standard_normal_log_prob(e) for e in eps_list])
+        bits_x = nats_to_bits_per_dim(log_prob, self.n_dims, n_bits_x)
+        if not self.n_classes:
+            return bits_x, tf.zeros_like(bits_x)
+        logits = self.top_prior.class_logits(z_top)
+        bits_y = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(y, tf.int32), logits=logits) / math.log(2.0)
+        return bits_x, bits_y
+
+    def bits_per_dim(self, x_uint8, y=None, n_bits_x=8):
+        """Dequantised NLL of uint8 images [B, H, W, C] in bits per sub-pixel -> [B]."""
+        x = preprocess(x_uint8, n_bits_x, noise=True)
+        return nats_to_bits_per_dim(self.log_prob(x, y), self.n_dims, n_bits_x)
+
+    def class_logits(self, x, y_for_prior=None):
+        """Classifier logits [B, n_classes] of preprocessed x (class-conditional models only)."""
+        if not self.n_classes:
+            raise ValueError("class_logits needs a class-conditional model (n_classes > 0)")
+        return self.top_prior.class_logits(self.encode_with_log_det(x, y_for_prior)[2])
+
+    # ---- initialisation and sampling ----------------------------------------------------------
+    def actnorm_layers(self):
+        """Every ActNorm in the model (flow steps and coupling networks), in forward order."""
+        layers = []
+        for step in self.flow_steps:
+            layers += [step.actnorm, step.coupling.nn.norm1, step.coupling.nn.norm2]
+        return layers
+
+    def initialize(self, x, y=None, reduce_mean=None):
+        """Data-dependent init of every ActNorm from a batch of preprocessed x [B, H, W, C].
+
+        `reduce_mean(t)` averages per-channel statistics across workers (Horovod); each ActNorm
+        is initialised from the statistics of its input after the earlier layers were initialised.
+        Runs eagerly in plain mode. Returns the batch's log p(x) after init, shape [B].
+        """
+        actnorms = self.actnorm_layers()
+        for layer in actnorms:
+            layer.begin_data_init(reduce_mean)
+        mode, self.memory_mode = self.memory_mode, 'plain'
+        try:
+            log_prob = self.log_prob(tf.convert_to_tensor(x, tf.float32), y)
+        finally:
+            self.memory_mode = mode
+        pending = [layer.name for layer in actnorms if layer._ddi_reduce is not None]
+        if pending:
+            raise RuntimeError(f"data-dependent init did not reach ActNorm layers {pending}")
+        return log_prob
+
+    def sample_latents(self, n, temperature=1.0, seed=None):
+        """ε_l ~ N(0, T² I) for every level; `seed` (int) makes them reproducible."""
+        eps = []
+        for i, shape in enumerate(self.latent_shapes):
+            full = (n,) + tuple(shape)
+            draw = (tf.random.stateless_normal(full, seed=[int(seed), i]) if seed is not None
+                    else tf.random.normal(full))
+            eps.append(draw * temperature)
+        return eps
+
+    def sample(self, n, temperature=1.0, y=None, seed=None):
+        """n samples at `temperature`, as preprocessed images [n, H, W, C] in about [-0.5, 0.5]."""
+        if self.n_classes and y is None:
+            raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
+                             "sample(n, y=labels) needs integer labels of shape [n]")
+        if self._decode_fn is None:
+            self._decode_fn = tf.function(self.decode, reduce_retracing=True)
+        eps = self.sample_latents(int(n), temperature, seed)
+        return self._decode_fn(eps, y) if y is not None else self._decode_fn(eps)
+
+    # ---- checks -------------------------------------------------------------------------------
+    def _check_image(self, x):
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"expected images of shape [batch, {', '.join(map(str, self.image_shape))}]"
+                             f", got {tuple(x.shape)}")
+
+    def _check_latents(self, eps_list):
+        got = [tuple(e.shape[1:]) for e in eps_list]
+        if got != [tuple(s) for s in self.latent_shapes]:
+            raise ValueError(f"expected latents of shapes {list(self.latent_shapes)} (per level, "
+                             f"without batch), got {got}")
+
+    # ---- TFP view and serialisation -----------------------------------------------------------
+    @property
+    def bijector(self):
+        """The flow as a `tfp.bijectors.Bijector`: standard-normal ε (image-shaped) -> image."""
+        from glow_tf.bijector import GlowBijector
+        return GlowBijector(self)
+
+    @property
+    def distribution(self):
+        """`tfd.TransformedDistribution(N(0, I) over image-shaped ε, self.bijector)`."""
+        from glow_tf.bijector import glow_distribution
+        return glow_distribution(self)
+
+    def get_config(self):
+        return {'image_shape': list(self.image_shape), 'n_levels': self.n_levels, 'depth': self.depth,
+                'width': self.width, 'flow_permutation': self.flow_permutation,
+                'flow_coupling': self.flow_coupling, 'lu_decomposed': self.lu_decomposed,
+                'learntop': self.learntop, 'n_classes': self.n_classes,
+                'memory_mode': self.memory_mode, 'seed': self.seed, 'name': self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,42 @@
+"""Fixed channel permutations: the paper's ablation baselines for the 1x1 convolution (section 4.1).
+
+    reverse:  y = x[..., ::-1]           (RealNVP's alternating order)
+    shuffle:  y = x[..., perm]           (a fixed random permutation, drawn once from `seed`)
+    log-det = 0 (a permutation matrix has |det| = 1)
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from glow_tf.layer_base import FlowLayer
+
+
+class ChannelPermutation(FlowLayer):
+    """Permute channels by a fixed order. kind='reverse' or 'shuffle'. Input/output: [B, H, W, C]."""
+
+    KINDS = ('reverse', 'shuffle')
+
+    def __init__(self, kind='reverse', seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in self.KINDS:
+            raise ValueError(f"ChannelPermutation kind must be one of {self.KINDS}, got {kind!r}")
+        self.kind = kind
+        self.seed = int(seed)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        if self.kind == 'reverse':
+            perm = np.arange(channels)[::-1]
+        else:
+            perm = np.random.default_rng(self.seed).permutation(channels)
+        self.perm = tf.constant(perm, tf.int32)
+        self.inverse_perm = tf.constant(np.argsort(perm), tf.int32)
+
+    def _forward(self, x):
+        return tf.gather(x, self.perm, axis=-1), tf.zeros([tf.shape(x)[0]])
+
+    def _inverse(self, y):
+        return tf.gather(y, self.inverse_perm, axis=-1), tf.zeros([tf.shape(y)[0]])
+
+    def get_config(self):
+        return {**super().get_config(), 'kind': self.kind, 'seed': self.seed}

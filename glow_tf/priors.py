@@ -1,0 +1,74 @@
+"""The prior on the top-level latent, and the optional class head (the original `prior()`).
+
+    p(z) = N(z; μ, σ²),   ε = (z - μ) / σ,   log-det = -sum(log σ)
+
+with (μ, log σ) = 0 (standard normal), learned per position (`learntop`), and/or a learned
+function of the one-hot class label (`ycond`: class-conditional Glow). With classes, a zero-
+initialised linear classifier on the spatial mean of z gives logits for the `weight_y` loss term.
+"""
+import keras
+import tensorflow as tf
+
+from glow_tf.layer_base import sum_except_batch
+from glow_tf.zero_conv import ZeroDense
+
+
+def standard_normal_log_prob(eps):
+    """sum over non-batch axes of log N(ε; 0, 1). [B, ...] -> [B] (nats)."""
+    return sum_except_batch(-0.5 * (tf.math.log(2.0 * 3.141592653589793) + tf.square(eps)))
+
+
+class TopPrior(keras.layers.Layer):
+    """Standardises the top latent z [B, h, w, c] to ε [B, h, w, c] given an optional label y [B]."""
+
+    def __init__(self, learntop=False, n_classes=0, **kwargs):
+        super().__init__(**kwargs)
+        self.learntop = bool(learntop)
+        self.n_classes = int(n_classes)
+
+    def build(self, input_shape):
+        h, w, c = (int(d) for d in input_shape[1:])
+        self.channels = c
+        if self.learntop:
+            self.top = self.add_weight(name='top', shape=(h, w, 2 * c), initializer='zeros')
+        if self.n_classes:
+            self.label_map = ZeroDense(2 * c, name='label_map')
+            self.label_map.build((None, self.n_classes))
+            self.classifier = ZeroDense(self.n_classes, name='classifier')
+            self.classifier.build((None, c))
+
+    def mean_log_scale(self, batch, y=None):
+        """(μ, log σ), each [B, h, w, c] (broadcastable)."""
+        h = tf.zeros([1, 1, 1, 2 * self.channels])
+        if self.learntop:
+            h = h + self.top[None]
+        if self.n_classes:
+            if y is None:
+                raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
+                                 "pass integer labels y of shape [batch]")
+            onehot = tf.one_hot(tf.cast(y, tf.int32), self.n_classes)
+            h = h + self.label_map(onehot)[:, None, None, :]
+        h = h + tf.zeros([batch, 1, 1, 1])
+        return h[..., :self.channels], h[..., self.channels:]
+
+    def forward(self, z, y=None):
+        """z -> (ε, fldj [B])."""
+        mean, log_scale = self.mean_log_scale(tf.shape(z)[0], y)
+        eps = (z - mean) * tf.exp(-log_scale)
+        return eps, -sum_except_batch(log_scale + tf.zeros_like(z))
+
+    def inverse(self, eps, y=None):
+        """ε -> (z, ildj [B])."""
+        mean, log_scale = self.mean_log_scale(tf.shape(eps)[0], y)
+        z = mean + tf.exp(log_scale) * eps
+        return z, sum_except_batch(log_scale + tf.zeros_like(eps))
+
+    def class_logits(self, z):
+        """Classifier logits [B, n_classes] from the top latent z [B, h, w, c]."""
+        return self.classifier(tf.reduce_mean(z, axis=[1, 2]))
+
+    def call(self, z, y=None):
+        return self.forward(z, y)
+
+    def get_config(self):
+        return {**super().get_config(), 'learntop': self.learntop, 'n_classes': self.n_classes}

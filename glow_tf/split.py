@@ -1,0 +1,50 @@
+"""Split with a learned conditional prior (RealNVP's factor-out, paper figure 2b).
+
+    z_1, z_2 = split(x)                              (first / second half of the channels)
+    (μ, log σ) = ZeroConv(z_1)                       p(z_2 | z_1) = N(μ, σ²)
+    ε = (z_2 - μ) / σ                                 standardised latent of this level
+    log-det = -sum(log σ)
+
+so log p(z_2 | z_1) = log N(ε; 0, I) + log-det. Written this way the whole model is one bijection
+from the image to standard-normal ε's, which is what the TFP view needs. Sampling at temperature
+T draws ε ~ N(0, T² I).
+"""
+import keras
+import tensorflow as tf
+
+from glow_tf.layer_base import sum_except_batch
+from glow_tf.zero_conv import ZeroConv2D
+
+
+class Split(keras.layers.Layer):
+    """Factor out half the channels. [B, H, W, C] -> z_1 [B, H, W, C//2], ε [B, H, W, C - C//2]."""
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.n_keep = channels // 2
+        self.prior = ZeroConv2D(2 * (channels - self.n_keep), name='prior')
+        self.prior.build(tuple(input_shape[:-1]) + (self.n_keep,))
+
+    def _mean_log_scale(self, z1):
+        h = self.prior(z1)
+        return h[..., 0::2], h[..., 1::2]
+
+    def forward(self, x):
+        """x -> (z_1, ε, fldj [B])."""
+        if not self.built:
+            self.build(tuple(x.shape))
+        z1, z2 = x[..., :self.n_keep], x[..., self.n_keep:]
+        mean, log_scale = self._mean_log_scale(z1)
+        eps = (z2 - mean) * tf.exp(-log_scale)
+        return z1, eps, -sum_except_batch(log_scale)
+
+    def inverse(self, z1, eps):
+        """(z_1, ε) -> (x, ildj [B])."""
+        if not self.built:
+            self.build(tuple(z1.shape[:-1]) + (z1.shape[-1] + eps.shape[-1],))
+        mean, log_scale = self._mean_log_scale(z1)
+        z2 = mean + tf.exp(log_scale) * eps
+        return tf.concat([z1, z2], axis=-1), sum_except_batch(log_scale)
+
+    def call(self, x):
+        return self.forward(x)

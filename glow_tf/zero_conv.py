@@ -1,0 +1,59 @@
+"""Zero-initialised output layers (the original code's `conv2d_zeros` / `linear_zeros`).
+
+    y = (conv(x, W) + b) · exp(logscale_factor · logs),   W = b = logs = 0 at init
+
+Used as the last layer of every coupling network (so each flow step starts as the identity,
+paper section 3.3) and for the learned priors (so they start as N(0, I)).
+"""
+import keras
+import tensorflow as tf
+
+
+class ZeroConv2D(keras.layers.Layer):
+    """3x3 'SAME' conv, zero-initialised, with a learned per-channel output scale.
+
+    Input [B, H, W, C_in] -> output [B, H, W, filters].
+    """
+
+    def __init__(self, filters, kernel_size=3, logscale_factor=3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.logscale_factor = float(logscale_factor)
+
+    def build(self, input_shape):
+        k = self.kernel_size
+        self.kernel = self.add_weight(name='kernel', shape=(k, k, int(input_shape[-1]), self.filters),
+                                      initializer='zeros')
+        self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
+        self.logs = self.add_weight(name='logs', shape=(self.filters,), initializer='zeros')
+
+    def call(self, x):
+        h = tf.nn.conv2d(x, self.kernel, strides=1, padding='SAME') + self.bias
+        return h * tf.exp(self.logs * self.logscale_factor)
+
+    def get_config(self):
+        return {**super().get_config(), 'filters': self.filters, 'kernel_size': self.kernel_size,
+                'logscale_factor': self.logscale_factor}
+
+
+class ZeroDense(keras.layers.Layer):
+    """Dense layer, zero-initialised, with a learned output scale. [B, D_in] -> [B, units]."""
+
+    def __init__(self, units, logscale_factor=3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.logscale_factor = float(logscale_factor)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(name='kernel', shape=(int(input_shape[-1]), self.units),
+                                      initializer='zeros')
+        self.bias = self.add_weight(name='bias', shape=(self.units,), initializer='zeros')
+        self.logs = self.add_weight(name='logs', shape=(self.units,), initializer='zeros')
+
+    def call(self, x):
+        return (tf.matmul(x, self.kernel) + self.bias) * tf.exp(self.logs * self.logscale_factor)
+
+    def get_config(self):
+        return {**super().get_config(), 'units': self.units,
+                'logscale_factor': self.logscale_factor}

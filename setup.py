@@ -1,0 +1,34 @@
+"""glow_tf: Glow (Kingma & Dhariwal, 2018) in TensorFlow 2 / Keras 3, trained with Horovod.
+
+Horovod is not listed here: it must be compiled against the installed TensorFlow without build
+isolation, which pip cannot express. `bash scripts/install.sh` does the whole install in order.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name='glow_tf',
+    version='0.1.0',
+    description='Glow: Generative Flow with Invertible 1x1 Convolutions, in TF2/Keras with Horovod',
+    long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
+    long_description_content_type='text/markdown',
+    python_requires='>=3.11,<3.12',
+    packages=find_packages(include=['glow_tf', 'glow_tf.*']),
+    install_requires=[
+        'tensorflow-probability==0.25.0',
+        'keras==3.15.1',
+        'numpy>=1.26,<2.1',
+        'pillow>=10',
+        'tqdm>=4.66',
+        'tensorboard>=2.18,<2.19',
+    ],
+    extras_require={
+        'cpu': ['tensorflow-cpu==2.18.1'],
+        'gpu': ['tensorflow[and-cuda]==2.18.1'],
+        'test': ['pytest>=8', 'scipy>=1.11'],
+    },
+    entry_points={'console_scripts': [
+        'glow-train=glow_tf.cli.train:main',
+        'glow-sample=glow_tf.cli.sample:main',
+        'glow-manipulate=glow_tf.cli.manipulate:main',
+    ]},
+)

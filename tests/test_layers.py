@@ -1,0 +1,169 @@
+"""Every flow layer: exact inverse, log-det against a brute-force Jacobian, config round trip."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tf
+from glow_tf.invertible_conv import lu_factors, random_rotation
+from tests.flow_testing import assert_rel_close, brute_force_log_det, perturb_weights
+
+SHAPE = (2, 4, 4, 6)  # [B, H, W, C]
+
+
+def _x(shape=SHAPE, seed=0):
+    return tf.random.stateless_normal(shape, seed=[seed, 1])
+
+
+def _built(layer, shape=SHAPE, seed=1):
+    layer.build(shape)
+    perturb_weights(layer, seed=seed)
+    return layer
+
+
+FLOW_LAYERS = {
+    'actnorm': lambda: glow_tf.ActNorm(),
+    'invconv': lambda: glow_tf.InvertibleConv1x1(seed=3),
+    'invconv_lu': lambda: glow_tf.InvertibleConv1x1(lu_decomposed=True, seed=3),
+    'reverse': lambda: glow_tf.ChannelPermutation('reverse'),
+    'shuffle': lambda: glow_tf.ChannelPermutation('shuffle', seed=5),
+    'additive': lambda: glow_tf.Coupling('additive', width=8),
+    'affine': lambda: glow_tf.Coupling('affine', width=8),
+    'step_affine_lu': lambda: glow_tf.FlowStep(width=8, permutation='1x1', coupling='affine',
+                                               lu_decomposed=True),
+    'step_additive_shuffle': lambda: glow_tf.FlowStep(width=8, permutation='shuffle',
+                                                      coupling='additive'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(FLOW_LAYERS))
+def test_flow_layer_round_trip_and_log_dets(name):
+    layer = _built(FLOW_LAYERS[name]())
+    x = _x()
+    y, fldj = layer.forward(x)
+    x_back, ildj = layer.inverse(y)
+    assert y.shape == x.shape and fldj.shape == (SHAPE[0],) and ildj.shape == (SHAPE[0],)
+    np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=2e-5)
+    np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=1e-5, atol=1e-5)
+    if name not in ('reverse', 'shuffle'):
+        assert not np.allclose(y.numpy(), x.numpy()), "random weights should move the input"
+    for i in range(SHAPE[0]):
+        expected = brute_force_log_det(lambda t: layer.forward(t)[0], x[i:i + 1])
+        assert_rel_close(fldj[i], expected)
+
+
+@pytest.mark.parametrize('name', sorted(FLOW_LAYERS))
+def test_flow_layer_config_round_trip(name):
+    layer = _built(FLOW_LAYERS[name]())
+    clone = type(layer).from_config(layer.get_config())
+    clone.build(SHAPE)
+    clone.set_weights(layer.get_weights())
+    x = _x(seed=4)
+    np.testing.assert_allclose(clone.forward(x)[0].numpy(), layer.forward(x)[0].numpy(), atol=1e-6)
+
+
+def test_lu_factors_reconstruct_the_matrix():
+    w = random_rotation(7, seed=11)
+    p, lower, upper = lu_factors(w)
+    np.testing.assert_allclose(p @ lower @ upper, w, atol=1e-12)
+    np.testing.assert_allclose(np.diag(lower), 1.0)
+    assert np.allclose(np.triu(lower, 1), 0) and np.allclose(np.tril(upper, -1), 0)
+
+
+def test_lu_and_plain_1x1_start_from_the_same_rotation():
+    x = _x()
+    plain, lu = glow_tf.InvertibleConv1x1(seed=9), glow_tf.InvertibleConv1x1(lu_decomposed=True, seed=9)
+    plain.build(SHAPE), lu.build(SHAPE)
+    np.testing.assert_allclose(lu.forward(x)[0].numpy(), plain.forward(x)[0].numpy(), atol=1e-5)
+    assert abs(float(plain.log_abs_det())) < 1e-5  # a rotation has |det| = 1
+
+
+def test_actnorm_data_init_gives_zero_mean_unit_variance():
+    x = 3.0 + 2.5 * _x((16, 4, 4, 5), seed=2)
+    layer = glow_tf.ActNorm()
+    layer.build(x.shape)
+    layer.begin_data_init()
+    y, _ = layer.forward(x)
+    np.testing.assert_allclose(tf.reduce_mean(y, [0, 1, 2]).numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(tf.math.reduce_std(y, [0, 1, 2]).numpy(), 1.0, atol=1e-3)
+    assert float(layer.initialized) == 1.0
+    y_again, _ = layer.forward(x * 2.0)  # init happens once only
+    np.testing.assert_allclose(y_again.numpy(), (2.0 * x + layer.bias) * tf.exp(3.0 * layer.logs),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_actnorm_init_averaged_across_workers_equals_init_on_the_union():
+    """The Horovod path: each worker's mean and E[x^2] are averaged, not its variance."""
+    x1 = _x((8, 4, 4, 3), seed=5)
+    x2 = 4.0 + 3.0 * _x((8, 4, 4, 3), seed=6)
+    other = {'calls': []}
+
+    def average_with_worker2(t):  # the statistics worker 2 would contribute, in call order
+        stats = [tf.reduce_mean(x2, [0, 1, 2]), tf.reduce_mean(tf.square(x2), [0, 1, 2])]
+        mine = stats[len(other['calls'])]
+        other['calls'].append(t)
+        return (t + mine) / 2.0
+
+    a, union = glow_tf.ActNorm(), glow_tf.ActNorm()
+    a.build(x1.shape), union.build(x1.shape)
+    a.begin_data_init(average_with_worker2)
+    a.forward(x1)
+    union.begin_data_init()
+    union.forward(tf.concat([x1, x2], axis=0))
+    assert len(other['calls']) == 2
+    np.testing.assert_allclose(a.bias.numpy(), union.bias.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a.logs.numpy(), union.logs.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_squeeze_is_a_permutation_with_the_original_channel_order():
+    x = tf.reshape(tf.range(2 * 4 * 6 * 3, dtype=tf.float32), [2, 4, 6, 3])
+    z = glow_tf.squeeze2d(x)
+    assert z.shape == (2, 2, 3, 12)
+    # output channel 4c + 2i + j holds x[2h+i, 2w+j, c]
+    assert float(z[1, 1, 2, 4 * 2 + 2 * 1 + 0]) == float(x[1, 3, 4, 2])
+    np.testing.assert_array_equal(glow_tf.unsqueeze2d(z).numpy(), x.numpy())
+    assert brute_force_log_det(glow_tf.squeeze2d, x[:1]) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match='divisible by 2'):
+        glow_tf.squeeze2d(tf.zeros([1, 3, 4, 1]))
+
+
+def test_split_round_trip_and_log_det():
+    split = _built(glow_tf.Split(), seed=7)
+    x = _x(seed=8)
+    z1, eps, fldj = split.forward(x)
+    assert z1.shape == (2, 4, 4, 3) and eps.shape == (2, 4, 4, 3)
+    x_back, ildj = split.inverse(z1, eps)
+    np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=2e-5)
+    np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=1e-5)
+    for i in range(2):
+        expected = brute_force_log_det(lambda t: split.forward(t)[:2], x[i:i + 1])
+        assert_rel_close(fldj[i], expected)
+
+
+@pytest.mark.parametrize('learntop,n_classes', [(False, 0), (True, 0), (True, 4), (False, 3)])
+def test_top_prior_round_trip_and_log_det(learntop, n_classes):
+    prior = glow_tf.TopPrior(learntop=learntop, n_classes=n_classes)
+    prior.build(SHAPE)
+    perturb_weights(prior, seed=9)
+    z = _x(seed=10)
+    y = tf.constant([1, 2]) if n_classes else None
+    eps, fldj = prior.forward(z, y)
+    z_back, ildj = prior.inverse(eps, y)
+    np.testing.assert_allclose(z_back.numpy(), z.numpy(), atol=2e-5)
+    for i in range(2):
+        yi = y[i:i + 1] if n_classes else None
+        expected = brute_force_log_det(lambda t: prior.forward(t, yi)[0], z[i:i + 1])
+        assert_rel_close(fldj[i], expected)
+    if not (learntop or n_classes):
+        np.testing.assert_array_equal(eps.numpy(), z.numpy())  # standard normal prior
+    if n_classes:
+        with pytest.raises(ValueError, match='class-conditional'):
+            prior.forward(z)
+
+
+def test_invalid_layer_arguments_name_the_argument():
+    with pytest.raises(ValueError, match='flow_coupling'):
+        glow_tf.Coupling('multiplicative')
+    with pytest.raises(ValueError, match='width'):
+        glow_tf.CouplingNetwork(width=0, out_channels=4)
+    with pytest.raises(ValueError, match='flow_permutation'):
+        glow_tf.FlowStep(permutation='random')
