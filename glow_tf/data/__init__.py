@@ -1,0 +1,29 @@
+"""Data pipelines for glow_tf: MNIST, CIFAR-10, CelebA, the original Glow TFRecord shards and image folders.
+
+Entry points::
+
+    src = load_source('cifar10', image_size=32)         # -> DataSource
+    ds = src.train(batch_size=64, rank=hvd.rank(), size=hvd.size(), seed=0, flip=True)
+    for x, y in ds: ...                                  # x uint8 [64, 32, 32, 3], y int32 [64]
+    for x, y in src.test(batch_size=50, rank=r, size=n): ...
+
+Every bad-input problem raises :class:`DataError` (a ValueError) naming the file and what was
+expected. See docs/data.md for formats, layouts and choices. This package does not import the model.
+"""
+from .celeba import CELEBA_ATTRIBUTE_NAMES, read_celeba_attributes, read_eval_partition
+from .cache import cache_root
+from .convert import convert
+from .download import download, md5sum
+from .errors import DataError, DataWarning
+from .images import load_image_file
+from .loaders import PROBLEMS, load_source, resolve_data_dir, shared_data_root
+from .mnist import read_idx
+from .source import ArraySource, DataSource, TFRecordSource, describe_source
+from .tfrecords import make_example, scan_tfrecord_file
+
+__all__ = [
+    'DataError', 'DataWarning', 'DataSource', 'ArraySource', 'TFRecordSource', 'PROBLEMS',
+    'load_source', 'resolve_data_dir', 'shared_data_root', 'cache_root', 'load_image_file',
+    'read_celeba_attributes', 'read_eval_partition', 'CELEBA_ATTRIBUTE_NAMES', 'read_idx',
+    'download', 'md5sum', 'convert', 'make_example', 'scan_tfrecord_file', 'describe_source',
+]
