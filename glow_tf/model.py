@@ -168,14 +168,15 @@ class Glow(keras.Model):
     def call(self, x, y=None):
         return self.log_prob(x, y)
 
-    def objective(self, x_uint8, y=None, n_bits_x=8):
+    def objective(self, x_uint8, y=None, n_bits_x=8, noise=True):
         """Training objective terms: (bits_x [B], bits_y [B]).
 
         bits_x: dequantised negative log-likelihood in bits per sub-pixel;
         bits_y: classifier cross-entropy in bits (zeros for an unconditional model).
         Loss = mean(bits_x) + weight_y · mean(bits_y).
+        `noise`: the dequantisation draw, as in `preprocess` (True, or a U[0, 1) tensor).
         """
-        x = preprocess(x_uint8, n_bits_x, noise=True)
+        x = preprocess(x_uint8, n_bits_x, noise=noise)
         eps_list, log_det, z_top = self.encode_with_log_det(x, y)
         log_prob = log_det + tf.add_n([standard_normal_log_prob(e) for e in eps_list])
         bits_x = nats_to_bits_per_dim(log_prob, self.n_dims, n_bits_x)

@@ -18,21 +18,24 @@ def _check_bits(n_bits_x):
 
 
 def preprocess(x_uint8, n_bits_x=8, noise=True, seed=None):
-    """uint8 images [B, H, W, C] -> float32 in [-0.5, 0.5) (+ dequantisation noise when `noise`).
+    """uint8 images [B, H, W, C] -> float32 in [-0.5, 0.5) plus dequantisation noise u / n_bins.
 
-    `seed`: optional stateless seed (shape [2] int) for reproducible noise.
+    noise: True draws u ~ U[0, 1) (statelessly from `seed`, shape [2] int, when given); False
+    adds none; a float tensor shaped like the images is used as the draw u itself (so a trainer
+    can make the noise a function of step and rank, and reproduce it on resume).
     """
     n_bins = _check_bits(n_bits_x)
     x = tf.cast(x_uint8, tf.float32)
     if n_bits_x < 8:
         x = tf.floor(x / 2 ** (8 - n_bits_x))
     x = x / n_bins - 0.5
-    if noise:
+    if noise is False or noise is None:
+        return x
+    if noise is True:
         shape = tf.shape(x)
-        u = (tf.random.stateless_uniform(shape, seed) if seed is not None
-             else tf.random.uniform(shape))
-        x = x + u / n_bins
-    return x
+        noise = (tf.random.stateless_uniform(shape, seed) if seed is not None
+                 else tf.random.uniform(shape))
+    return x + tf.cast(noise, tf.float32) / n_bins
 
 
 def postprocess(x, n_bits_x=8):
