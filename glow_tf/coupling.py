@@ -21,22 +21,23 @@ from glow_tf.zero_conv import ZeroConv2D
 class CouplingNetwork(keras.layers.Layer):
     """NN(): [B, H, W, C_in] -> [B, H, W, out_channels]."""
 
-    def __init__(self, width, out_channels, **kwargs):
+    def __init__(self, width, out_channels, seed=0, **kwargs):
         super().__init__(**kwargs)
         if int(width) <= 0:
             raise ValueError(f"width must be a positive number of hidden channels, got {width}")
         self.width = int(width)
         self.out_channels = int(out_channels)
+        self.seed = int(seed)
         self.norm1 = ActNorm(name='actnorm1')
         self.norm2 = ActNorm(name='actnorm2')
         self.out = ZeroConv2D(self.out_channels, name='zero_conv')
 
     def build(self, input_shape):
-        init = keras.initializers.RandomNormal(stddev=0.05)
+        init = lambda offset: keras.initializers.RandomNormal(stddev=0.05, seed=self.seed + offset)
         self.kernel1 = self.add_weight(name='kernel1', shape=(3, 3, int(input_shape[-1]), self.width),
-                                       initializer=init)
+                                       initializer=init(0))
         self.kernel2 = self.add_weight(name='kernel2', shape=(1, 1, self.width, self.width),
-                                       initializer=init)
+                                       initializer=init(1))
         hidden = tuple(input_shape[:-1]) + (self.width,)
         self.norm1.build(hidden)
         self.norm2.build(hidden)
@@ -50,7 +51,8 @@ class CouplingNetwork(keras.layers.Layer):
         return self.out(h)
 
     def get_config(self):
-        return {**super().get_config(), 'width': self.width, 'out_channels': self.out_channels}
+        return {**super().get_config(), 'width': self.width, 'out_channels': self.out_channels,
+                'seed': self.seed}
 
 
 class Coupling(FlowLayer):
@@ -58,12 +60,13 @@ class Coupling(FlowLayer):
 
     KINDS = ('additive', 'affine')
 
-    def __init__(self, kind='affine', width=512, **kwargs):
+    def __init__(self, kind='affine', width=512, seed=0, **kwargs):
         super().__init__(**kwargs)
         if kind not in self.KINDS:
             raise ValueError(f"flow_coupling must be one of {self.KINDS}, got {kind!r}")
         self.kind = kind
         self.width = int(width)
+        self.seed = int(seed)
         self.nn = None
 
     def build(self, input_shape):
@@ -72,7 +75,8 @@ class Coupling(FlowLayer):
             raise ValueError(f"a coupling layer needs at least 2 channels, got input shape {input_shape}")
         self.n_a = channels // 2
         n_b = channels - self.n_a
-        self.nn = CouplingNetwork(self.width, n_b if self.kind == 'additive' else 2 * n_b, name='nn')
+        self.nn = CouplingNetwork(self.width, n_b if self.kind == 'additive' else 2 * n_b,
+                                  seed=self.seed, name='nn')
         self.nn.build(tuple(input_shape[:-1]) + (self.n_a,))
 
     def _shift_and_log_scale(self, x_a):
@@ -98,4 +102,4 @@ class Coupling(FlowLayer):
         return tf.concat([y_a, x_b], axis=-1), -sum_except_batch(log_scale)
 
     def get_config(self):
-        return {**super().get_config(), 'kind': self.kind, 'width': self.width}
+        return {**super().get_config(), 'kind': self.kind, 'width': self.width, 'seed': self.seed}

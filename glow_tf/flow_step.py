@@ -29,7 +29,7 @@ class FlowStep(FlowLayer):
             self.mix = InvertibleConv1x1(lu_decomposed=lu_decomposed, seed=seed, name='invconv')
         else:
             self.mix = ChannelPermutation(permutation, seed=seed, name='permute')
-        self.coupling = Coupling(coupling, width=width, name='coupling')
+        self.coupling = Coupling(coupling, width=width, seed=seed, name='coupling')
         self.flow_layers = (self.actnorm, self.mix, self.coupling)
 
     def build(self, input_shape):

@@ -198,3 +198,11 @@ def test_objective_with_explicit_noise_is_reproducible():
     np.testing.assert_allclose(a.numpy(), expected.numpy(), rtol=1e-6)
     c, _ = model.objective(x8, noise=tf.zeros_like(u))
     assert not np.allclose(a.numpy(), c.numpy())
+
+
+def test_seed_fixes_every_initial_weight():
+    a, b = glow_tf.Glow(**SMALL, seed=3), glow_tf.Glow(**SMALL, seed=3)
+    c = glow_tf.Glow(**SMALL, seed=4)
+    for va, vb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(va, vb)
+    assert any(not np.array_equal(va, vc) for va, vc in zip(a.get_weights(), c.get_weights()))

@@ -1,0 +1,256 @@
+"""`manipulate.py`: encode images, compute attribute directions, edit and interpolate faces.
+
+    manipulate.py encode      --model M --images a.jpg b.png DIR/ --out latents.npz
+    manipulate.py decode      --model M --latents latents.npz --out recon.png
+    manipulate.py directions  --model M --attr_file list_attr_celeba.txt --image_dir IMG_DIR
+                              [--n_images 2000] [--attributes Smiling Male] --out directions.npz
+    manipulate.py directions  --model M --pos_dir smiling/ --neg_dir neutral/ --name Smiling --out d.npz
+    manipulate.py directions  --model M --folder DIR  (DIR/pos, DIR/neg; name = --name or DIR's name)
+    manipulate.py edit        --model M --directions directions.npz --attribute Smiling
+                              --strengths -1 -0.5 0 0.5 1 --images face.jpg --out edit.png
+    manipulate.py interpolate --model M --images a.jpg b.jpg --n 8 --out interp.png
+
+Latents are the model's per-level ε packed into one image-shaped vector z; a direction is
+mean(z | attribute) - mean(z | not attribute); an edit decodes z + strength * direction; see
+glow_tf/manipulation.py and docs/manipulation.md. Inputs are image files of any size
+(centre-cropped and resized to the model's size). Exit status 0 ok, 2 bad arguments or inputs
+(the message names the file, attribute or shape at fault).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from glow_tf.cli.sample import add_model_args
+
+
+def _add_common(p):
+    add_model_args(p)
+    p.add_argument('--y', type=int, default=None,
+                   help="Class label for a class-conditional model (used for every image).")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog='manipulate.py', description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split('\n\n', 1)[1])
+    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    s = sub.add_parser('encode', help="images -> per-level latents (npz)", formatter_class=fmt)
+    _add_common(s)
+    s.add_argument('--images', nargs='+', required=True, help="Image files or directories.")
+    s.add_argument('--out', required=True, help="Output .npz (eps_0..eps_{L-1}, latents, files).")
+    s.add_argument('--check', action='store_true',
+                   help="Decode the latents again and report whether the input is reproduced.")
+
+    s = sub.add_parser('decode', help="latents (npz from encode) -> images", formatter_class=fmt)
+    _add_common(s)
+    s.add_argument('--latents', required=True, help="A .npz written by `encode`.")
+    s.add_argument('--out', required=True, help="Output grid PNG.")
+    s.add_argument('--out_dir', default=None, help="Also write each image as its own PNG here.")
+
+    s = sub.add_parser('directions', help="attribute directions from labelled images",
+                       formatter_class=fmt)
+    _add_common(s)
+    s.add_argument('--attr_file', default=None, help="CelebA list_attr_celeba.txt (+1/-1 labels).")
+    s.add_argument('--image_dir', default=None, help="Directory of the images the attribute file "
+                   "names (matched by file stem; default: img_align_celeba*/ next to the file).")
+    s.add_argument('--n_images', type=int, default=None,
+                   help="Use only the first N labelled images that exist (default: all).")
+    s.add_argument('--attributes', nargs='+', default=None,
+                   help="Only these attributes (default: all in the file).")
+    s.add_argument('--pos_dir', default=None, help="Folder of images WITH the attribute.")
+    s.add_argument('--neg_dir', default=None, help="Folder of images WITHOUT the attribute.")
+    s.add_argument('--folder', default=None, help="Folder with pos/ and neg/ subfolders.")
+    s.add_argument('--name', default=None, help="Attribute name for --pos_dir/--neg_dir/--folder.")
+    s.add_argument('--out', required=True, help="Output .npz (names, directions, n_pos, n_neg).")
+
+    s = sub.add_parser('edit', help="move images along an attribute direction", formatter_class=fmt)
+    _add_common(s)
+    s.add_argument('--directions', required=True, help="A .npz written by `directions`.")
+    s.add_argument('--attribute', required=True, help="Attribute name (e.g. Smiling).")
+    s.add_argument('--strengths', type=float, nargs='+', default=[-1.0, -0.5, 0.0, 0.5, 1.0],
+                   help="Multiples of the direction added to each latent; 0 = the input.")
+    s.add_argument('--images', nargs='+', required=True, help="Image files or directories.")
+    s.add_argument('--out', required=True, help="Output grid PNG: one row per input image.")
+    s.add_argument('--out_dir', default=None, help="Also write every edited image here.")
+    s.add_argument('--with_input', action='store_true',
+                   help="Prepend the (resized) input image to each row.")
+
+    s = sub.add_parser('interpolate', help="images along the latent line between two images",
+                       formatter_class=fmt)
+    _add_common(s)
+    s.add_argument('--images', nargs=2, required=True, metavar=('A', 'B'), help="The two images.")
+    s.add_argument('--n', type=int, default=8, help="Number of images, endpoints included.")
+    s.add_argument('--out', required=True, help="Output PNG: one row.")
+    s.add_argument('--out_dir', default=None, help="Also write each image as its own PNG here.")
+    return p
+
+
+def _flow(args):
+    from glow_tf.sampling import InputError, load_flow
+    if args.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {args.batch}")
+    return load_flow(args.model, use_ema=not args.raw_weights, which=args.which, batch_size=args.batch)
+
+
+def _y(flow, args, n):
+    return None if args.y is None else np.full([n], args.y, np.int32)
+
+
+def cmd_encode(args, out):
+    from glow_tf import manipulation as M
+    flow = _flow(args)
+    files = M.list_image_files(args.images)
+    images = M.load_images(files, flow.image_shape)
+    y = _y(flow, args, len(images))
+    t0 = time.perf_counter()
+    z = flow.encode(images, y)
+    dt = time.perf_counter() - t0
+    M.save_latents(args.out, flow, z, files, y)
+    print(f"encoded {len(files)} image(s) in {dt:.2f}s -> {args.out} (levels "
+          f"{M._shape_text(flow.latent_shapes)}, packed {'x'.join(map(str, flow.image_shape))})", file=out)
+    if args.check:
+        rec = flow.decode(z, y)
+        same = rec == M.quantise(images, flow.n_bits_x)
+        print(f"check: decode(encode(x)) reproduces {int(same.all(axis=(1, 2, 3)).sum())}/"
+              f"{len(images)} image(s) exactly (max pixel difference "
+              f"{int(np.abs(rec.astype(int) - M.quantise(images, flow.n_bits_x)).max())})", file=out)
+    return 0
+
+
+def cmd_decode(args, out):
+    from glow_tf import manipulation as M
+    from glow_tf.sampling import save_image_grid, save_images
+    flow = _flow(args)
+    z, y_saved = M.load_latents(args.latents, flow)
+    y = _y(flow, args, len(z))
+    if y is None and y_saved is not None and flow.n_classes:
+        y = y_saved
+    images = flow.decode(z, y)
+    save_image_grid(images, args.out)
+    if args.out_dir:
+        save_images(images, args.out_dir, prefix='decoded')
+    print(f"decoded {len(images)} image(s) -> {args.out}", file=out)
+    return 0
+
+
+def cmd_directions(args, out):
+    from glow_tf import manipulation as M
+    from glow_tf.sampling import InputError
+    modes = sum(x is not None for x in (args.attr_file, args.folder, args.pos_dir or args.neg_dir))
+    if modes != 1:
+        raise InputError("give exactly one label source: --attr_file (CelebA attributes), "
+                         "--folder DIR (DIR/pos, DIR/neg) or --pos_dir and --neg_dir")
+    if args.attr_file is not None:
+        image_dir = args.image_dir
+        if image_dir is None:
+            base = os.path.dirname(os.path.abspath(args.attr_file))
+            cands = [os.path.join(base, d) for d in ('img_align_celeba', 'img_align_celeba_89x109',
+                                                     'img_align_celeba_png')]
+            image_dir = next((c for c in cands if os.path.isdir(c)), None)
+            if image_dir is None:
+                raise InputError(f"no --image_dir given and no img_align_celeba*/ next to {args.attr_file}")
+        files, labels, names = M.celeba_labels(args.attr_file, image_dir, args.n_images, args.attributes)
+        source = f"{os.path.abspath(args.attr_file)} + {os.path.abspath(image_dir)}"
+    else:
+        if args.folder is not None:
+            pos, neg = os.path.join(args.folder, 'pos'), os.path.join(args.folder, 'neg')
+            for d in (pos, neg):
+                if not os.path.isdir(d):
+                    raise InputError(f"{d}: missing; --folder needs pos/ and neg/ subfolders")
+            name = args.name or os.path.basename(os.path.normpath(args.folder))
+        else:
+            if not (args.pos_dir and args.neg_dir):
+                raise InputError("--pos_dir and --neg_dir go together")
+            pos, neg = args.pos_dir, args.neg_dir
+            name = args.name or 'attribute'
+        for d in (pos, neg):
+            if not os.path.isdir(d):
+                raise InputError(f"{d}: not a directory")
+        files, labels, names = M.folder_labels(pos, neg, name)
+        if args.n_images:
+            files, labels = files[:args.n_images], labels[:args.n_images]
+        source = f"pos {os.path.abspath(pos)}, neg {os.path.abspath(neg)}"
+    flow = _flow(args)
+    y = _y(flow, args, len(files))
+    t0 = time.perf_counter()
+    directions, n_pos, n_neg = M.compute_directions(flow, files, labels, names, y)
+    dt = time.perf_counter() - t0
+    M.save_directions(args.out, flow, names, directions, n_pos, n_neg, source)
+    print(f"{len(names)} direction(s) from {len(files)} image(s) in {dt:.1f}s "
+          f"({1000 * dt / len(files):.1f} ms/image) -> {args.out}", file=out)
+    for name, p, q in zip(names, n_pos, n_neg):
+        flag = '' if p and q else '  (no direction: needs positive and negative images)'
+        print(f"  {name:<22s} +{int(p):<6d} -{int(q)}{flag}", file=out)
+    return 0
+
+
+def cmd_edit(args, out):
+    from glow_tf import manipulation as M
+    from glow_tf.sampling import save_image_grid, save_images
+    flow = _flow(args)
+    dirs = M.load_directions(args.directions, flow)
+    direction, name = M.direction_for(dirs, args.attribute, where=args.directions)
+    files = M.list_image_files(args.images)
+    images = M.load_images(files, flow.image_shape)
+    rows = M.edit(flow, images, direction, args.strengths, _y(flow, args, len(images)))
+    grid = rows
+    if args.with_input:
+        grid = np.concatenate([M.quantise(images, flow.n_bits_x)[:, None], rows], 1)
+    save_image_grid(grid.reshape(-1, *grid.shape[2:]), args.out, n_cols=grid.shape[1])
+    if args.out_dir:
+        for i, row in enumerate(rows):
+            for a, im in zip(args.strengths, row):
+                from glow_tf.sampling import save_png
+                save_png(os.path.join(args.out_dir, f'edit_{i:03d}_{name}_{a:+g}.png'), im)
+    print(f"edited {len(images)} image(s) along {name!r} at strengths "
+          f"{', '.join(f'{a:g}' for a in args.strengths)} -> {args.out} (one row per image"
+          f"{', input first' if args.with_input else ''})", file=out)
+    return 0
+
+
+def cmd_interpolate(args, out):
+    from glow_tf import manipulation as M
+    from glow_tf.sampling import save_image_grid, save_images
+    flow = _flow(args)
+    images = M.load_images(args.images, flow.image_shape)
+    y = None if args.y is None else args.y
+    if flow.n_classes and y is None:
+        from glow_tf.sampling import InputError
+        raise InputError(f"the model is class-conditional ({flow.n_classes} classes): pass --y")
+    frames = M.interpolate(flow, images[0], images[1], args.n, y)
+    save_image_grid(frames, args.out, n_cols=len(frames))
+    if args.out_dir:
+        save_images(frames, args.out_dir, prefix='interp')
+    print(f"{len(frames)} images from {args.images[0]} to {args.images[1]} -> {args.out}", file=out)
+    return 0
+
+
+COMMANDS = {'encode': cmd_encode, 'decode': cmd_decode, 'directions': cmd_directions,
+            'edit': cmd_edit, 'interpolate': cmd_interpolate}
+
+
+def run(args, out=None):
+    out = out or sys.stdout
+    return COMMANDS[args.command](args, out)
+
+
+def main(argv=None):
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from glow_tf.sampling import InputError
+    try:
+        return run(args)
+    except InputError as e:
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

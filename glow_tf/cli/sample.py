@@ -1,0 +1,161 @@
+"""`sample.py`: sample images from a trained Glow, and export it as a SavedModel.
+
+    python sample.py --model LOGDIR --n 16 --temperature 0.7 --seed 0 --out samples.png
+    python sample.py --model LOGDIR --n 8 --temperature 0 0.5 0.7 1 --out_dir pngs/ --npz s.npz
+    python sample.py --model LOGDIR --export export_dir          # SavedModel: sample/encode/decode
+    python sample.py --model export_dir --n 16 --seed 0           # sampling from the export
+
+--model: a training log dir (EMA weights of the latest checkpoint by default), a checkpoint
+dir / ckpt-N prefix, or a SavedModel written by --export. No training data is read.
+Same --seed and temperature => same images (independent of --batch; also across the export).
+Exit status 0 ok, 2 bad arguments or inputs (the message names what is wrong).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _labels(text):
+    try:
+        return [int(t) for t in text.replace(' ', '').split(',') if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer class label or a comma-separated "
+                                         f"list of them, got {text!r}")
+
+
+def add_model_args(p):
+    g = p.add_argument_group('model')
+    g.add_argument('--model', required=True, help="Training log dir, checkpoint dir, ckpt-N prefix, "
+                   "or an exported SavedModel directory.")
+    g.add_argument('--raw_weights', action='store_true', help="Use the raw trained weights instead "
+                   "of the Polyak (EMA) averages (checkpoints only).")
+    g.add_argument('--which', choices=['latest', 'best'], default='latest',
+                   help="Which checkpoint of a log dir: the latest or the best-test-loss one.")
+    g.add_argument('--batch', type=int, default=64, help="Images per model call.")
+    return g
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog='sample.py', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                description="Sample from a trained Glow (and export it).")
+    add_model_args(p)
+    g = p.add_argument_group('sampling')
+    g.add_argument('--n', type=int, default=64, help="Samples per temperature.")
+    g.add_argument('--temperature', type=float, nargs='+', default=[0.7],
+                   help="One or several temperatures; each reuses the same base latents.")
+    g.add_argument('--seed', type=int, default=None, help="Random seed (default: a fresh one, "
+                   "printed). Same seed and temperature -> same images.")
+    g.add_argument('--y', type=_labels, default=None, help="Class label(s) for a class-conditional "
+                   "model: one label for all samples, or a comma-separated list cycled over them.")
+    g = p.add_argument_group('outputs')
+    g.add_argument('--out', default=None, help="Grid PNG (one block of rows per temperature). "
+                   "Default samples.png unless only --export is asked for.")
+    g.add_argument('--cols', type=int, default=None, help="Grid columns (default: ceil(sqrt(n))).")
+    g.add_argument('--out_dir', default=None, help="Also write every sample as its own PNG here.")
+    g.add_argument('--npz', default=None, help="Also save the samples (uint8 [T, n, H, W, C]), the "
+                   "temperatures and the seed in this .npz.")
+    g.add_argument('--export', default=None, metavar='DIR', help="Write a SavedModel with the "
+                   "signatures sample(n, temperature, seed), encode(images), decode(latents).")
+    return p
+
+
+def run(args, out=None):
+    out = out or sys.stdout
+    from glow_tf.sampling import InputError, ModelFlow, load_flow, random_seed, save_image_grid, save_images
+
+    if args.n < 1:
+        raise InputError(f"--n must be >= 1, got {args.n}")
+    if args.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {args.batch}")
+    for t in args.temperature:
+        if not t >= 0:
+            raise InputError(f"--temperature must be >= 0, got {t}")
+    flow = load_flow(args.model, use_ema=not args.raw_weights, which=args.which, batch_size=args.batch)
+    print(f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
+          f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit", file=out)
+
+    if args.export:
+        if not isinstance(flow, ModelFlow):
+            raise InputError(f"--export needs a checkpoint / log dir, {args.model} is already "
+                             "an exported SavedModel")
+        from glow_tf.export import export_saved_model
+        t0 = time.perf_counter()
+        path = export_saved_model(flow.model, args.export, n_bits_x=flow.n_bits_x,
+                                  extra_meta={'source': os.path.abspath(args.model),
+                                              'weights': 'raw' if args.raw_weights else 'ema'})
+        print(f"exported SavedModel to {path} ({time.perf_counter() - t0:.1f}s); signatures "
+              f"sample(n, temperature, seed{', y' if flow.n_classes else ''}), encode(images), "
+              f"decode(latents)", file=out)
+        if args.out is None and args.out_dir is None and args.npz is None:
+            return 0
+
+    y = None
+    if flow.n_classes or args.y is not None:
+        if args.y is None:
+            raise InputError(f"the model is class-conditional ({flow.n_classes} classes): pass --y")
+        y = np.resize(np.asarray(args.y, np.int32), args.n)
+    seed = args.seed if args.seed is not None else random_seed()
+
+    timings, images = [], []
+    t_start = time.perf_counter()
+    for t in args.temperature:
+        images.append(flow.sample(args.n, t, seed, y, timings))
+    wall = time.perf_counter() - t_start
+    images = np.stack(images)                     # [T, n, H, W, C]
+    n_total = images.shape[0] * images.shape[1]
+    first_n, first_s = timings[0]
+    rest = timings[1:]
+    msg = (f"sampled {n_total} images (n={args.n} x {len(args.temperature)} temperature(s), seed "
+           f"{seed}, batch {args.batch}) in {wall:.2f}s: {1000 * wall / n_total:.2f} ms/image overall")
+    if rest:
+        n_rest, s_rest = sum(r[0] for r in rest), sum(r[1] for r in rest)
+        msg += (f"; {1000 * s_rest / n_rest:.2f} ms/image after the first batch (which took "
+                f"{first_s:.2f}s for {first_n} images, including tf.function tracing)")
+    else:
+        msg += " (one batch, including tf.function tracing; more batches show the steady rate)"
+    print(msg, file=out)
+
+    out_path = args.out
+    if out_path is None and not args.export:
+        out_path = 'samples.png'
+    if out_path:
+        cols = args.cols or int(np.ceil(np.sqrt(args.n)))
+        # each temperature starts a new row block
+        rows = int(np.ceil(args.n / cols))
+        blank = np.zeros((len(args.temperature), rows * cols - args.n) + images.shape[2:], np.uint8)
+        padded = np.concatenate([images, blank], 1).reshape(-1, *images.shape[2:])
+        save_image_grid(padded, out_path, n_cols=cols)
+        print(f"wrote {out_path} ({len(args.temperature)} temperature(s) "
+              f"{', '.join(f'{t:g}' for t in args.temperature)}, top to bottom)", file=out)
+    if args.out_dir:
+        for t, imgs in zip(args.temperature, images):
+            save_images(imgs, args.out_dir, prefix=f'sample_seed{seed}_t{t:g}')
+        print(f"wrote {n_total} PNGs to {args.out_dir}", file=out)
+    if args.npz:
+        from glow_tf.manipulation import _save_npz
+        arrays = {'images': images, 'temperatures': np.array(args.temperature, np.float32),
+                  'seed': np.array(seed)}
+        if y is not None:
+            arrays['y'] = y
+        _save_npz(args.npz, arrays)
+        print(f"wrote {args.npz}", file=out)
+    return 0
+
+
+def main(argv=None):
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from glow_tf.sampling import InputError
+    try:
+        return run(args)
+    except InputError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Training configuration: flags -> `TrainConfig` -> model / data / trainer. No globals.
+
+`TrainConfig` holds exactly the command-line options (same names and meanings as the original
+openai/glow `train.py`, plus a few additions). Values that depend on the data source or on the
+number of workers (image size, test-set size, per-worker batch sizes, iterations per epoch, the
+Adam/Polyak beta2) are *derived* by `TrainConfig.resolve(...)`, which also validates the
+combination and raises `ConfigError` naming the offending flag.
+
+The resolved config is saved as `config.json` in the log directory; `TrainConfig.load` reads it
+back (used by `glow_tf.training.checkpoint.load_model`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+PERMUTATIONS = {0: 'reverse', 1: 'shuffle', 2: '1x1'}
+COUPLINGS = {0: 'additive', 1: 'affine'}
+MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
+OPTIMIZERS = ('adamax', 'adam')
+
+# Defaults the original train.py derived from --problem when --image_size / --n_test were -1.
+DEFAULT_IMAGE_SIZE = {'mnist': 32, 'cifar10': 32, 'imagenet-oord': 64, 'imagenet': 256,
+                      'celeba': 256, 'lsun_realnvp': 64, 'lsun': 256}
+
+
+class ConfigError(ValueError):
+    """An invalid or inconsistent option. `flag` is the command-line flag to blame."""
+
+    def __init__(self, flag, message):
+        self.flag = flag
+        super().__init__(f"{flag}: {message}")
+
+
+@dataclass
+class TrainConfig:
+    # --- data
+    problem: str = 'cifar10'
+    data_dir: str = ''
+    category: str = ''
+    image_size: int = -1
+    n_train: int = 50000
+    n_test: int = -1
+    dal: int = 1
+    # --- model
+    n_levels: int = 3
+    depth: int = 32
+    width: int = 512
+    flow_permutation: int = 2
+    flow_coupling: int = 0
+    lu: bool = False
+    learntop: bool = False
+    ycond: bool = False
+    weight_y: float = 0.0
+    n_bits_x: int = 8
+    gradient_checkpointing: Optional[int] = None   # None: original default (1) unless --memory_mode
+    memory_mode: Optional[str] = None              # None: from --gradient_checkpointing
+    # --- batches
+    n_batch_train: int = 64
+    n_batch_test: int = 50
+    n_batch_init: int = 256
+    anchor_size: int = 32
+    # --- optimisation
+    optimizer: str = 'adamax'
+    lr: float = 0.001
+    beta1: float = 0.9
+    beta2: Optional[float] = None                  # None: 1 - 1/(train_its * polyak_epochs)
+    polyak_epochs: float = 1.0
+    weight_decay: float = 1.0
+    lr_scale_by_size: bool = False
+    epochs: int = 1000000
+    epochs_warmup: float = 10
+    epochs_full_valid: int = 50
+    epochs_full_sample: int = 50
+    max_steps: int = 0
+    max_nonfinite: int = 5
+    seed: int = 0
+    # --- outputs
+    logdir: str = './logs'
+    restore_path: str = ''
+    inference: bool = False
+    ckpt_every_steps: int = 0
+    keep_checkpoints: int = 3
+    log_every: int = 0
+    test_at_init: bool = False
+    progress: bool = True
+    verbose: bool = False
+    # --- accepted for command-line compatibility with the original; no effect
+    fmap: int = 1
+    pmap: int = 16
+    n_sample: int = 1
+    # --- testing only
+    inject_nan_steps: List[int] = field(default_factory=list)
+
+    # --- derived by resolve(); saved to config.json for reference
+    world_size: int = 1
+    n_classes: int = 0
+    image_channels: int = 3
+    local_batch_train: int = 0
+    local_batch_test: int = 0
+    local_batch_init: int = 0
+    train_its: int = 0
+    full_test_its: int = 0
+    resolved_beta2: float = 0.0
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def field_names(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d):
+        names = set(cls.field_names())
+        unknown = sorted(k for k in d if k not in names)
+        if unknown:
+            raise ConfigError('--' + unknown[0], f"unknown option(s) {unknown}")
+        return cls(**{k: v for k, v in d.items()})
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def replace(self, **kw):
+        return dataclasses.replace(self, **kw)
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def save(self, path):
+        """Atomic write: a crash never leaves a truncated config.json."""
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, 'w') as f:
+            f.write(self.to_json() + '\n')
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as f:
+            d = json.load(f)
+        names = set(cls.field_names())
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    # ------------------------------------------------------------------ model kwargs
+    @property
+    def resolved_memory_mode(self):
+        if self.memory_mode is not None:
+            return self.memory_mode
+        gc = 1 if self.gradient_checkpointing is None else self.gradient_checkpointing
+        return 'checkpoint' if gc else 'plain'
+
+    def to_model_kwargs(self):
+        """Keyword arguments of `glow_tf.Glow` (needs a resolved config: image size, classes)."""
+        if self.image_size <= 0:
+            raise ConfigError('--image_size', "config is not resolved (image_size is -1)")
+        return dict(
+            image_shape=(int(self.image_size), int(self.image_size), int(self.image_channels)),
+            n_levels=int(self.n_levels), depth=int(self.depth), width=int(self.width),
+            flow_permutation=PERMUTATIONS[int(self.flow_permutation)],
+            flow_coupling=COUPLINGS[int(self.flow_coupling)],
+            lu_decomposed=bool(self.lu), learntop=bool(self.learntop),
+            n_classes=int(self.n_classes) if self.ycond else 0,
+            memory_mode=self.resolved_memory_mode, seed=int(self.seed))
+
+    # ------------------------------------------------------------------ validation
+    def validate_flags(self):
+        """Checks that need neither the data nor the world size. Raises ConfigError."""
+        if self.flow_permutation not in PERMUTATIONS:
+            raise ConfigError('--flow_permutation', f"must be 0 (reverse), 1 (shuffle) or 2 "
+                              f"(invertible 1x1), got {self.flow_permutation}")
+        if self.flow_coupling not in COUPLINGS:
+            raise ConfigError('--flow_coupling',
+                              f"must be 0 (additive) or 1 (affine), got {self.flow_coupling}")
+        if self.lu and self.flow_permutation != 2:
+            raise ConfigError('--lu', "LU decomposition applies only to --flow_permutation 2 "
+                              f"(invertible 1x1), got --flow_permutation {self.flow_permutation}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError('--optimizer', f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.memory_mode is not None and self.memory_mode not in MEMORY_MODES:
+            raise ConfigError('--memory_mode',
+                              f"must be one of {MEMORY_MODES}, got {self.memory_mode!r}")
+        if self.gradient_checkpointing not in (None, 0, 1):
+            raise ConfigError('--gradient_checkpointing',
+                              f"must be 0 or 1, got {self.gradient_checkpointing}")
+        if self.memory_mode is not None and self.gradient_checkpointing is not None:
+            if bool(self.gradient_checkpointing) != (self.memory_mode != 'plain'):
+                raise ConfigError('--gradient_checkpointing', f"{self.gradient_checkpointing} "
+                                  f"contradicts --memory_mode {self.memory_mode}; give only one")
+        positive = ['n_levels', 'depth', 'width', 'n_batch_train', 'n_batch_test',
+                    'n_batch_init', 'n_train', 'epochs', 'epochs_full_valid',
+                    'max_nonfinite', 'keep_checkpoints']
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError('--' + name, f"must be >= 1, got {getattr(self, name)}")
+        for name in ['max_steps', 'ckpt_every_steps', 'log_every', 'anchor_size', 'epochs_warmup',
+                     'epochs_full_sample']:
+            if getattr(self, name) < 0:
+                raise ConfigError('--' + name, f"must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.n_bits_x <= 8:
+            raise ConfigError('--n_bits_x', f"must be in 1..8, got {self.n_bits_x}")
+        if not self.lr > 0:
+            raise ConfigError('--lr', f"must be > 0, got {self.lr}")
+        if not 0 <= self.beta1 < 1:
+            raise ConfigError('--beta1', f"must be in [0, 1), got {self.beta1}")
+        if self.beta2 is not None and not 0 <= self.beta2 < 1:
+            raise ConfigError('--beta2', f"must be in [0, 1), got {self.beta2}")
+        if not self.polyak_epochs > 0:
+            raise ConfigError('--polyak_epochs', f"must be > 0, got {self.polyak_epochs}")
+        if not 0 < self.weight_decay <= 1:
+            raise ConfigError('--weight_decay', "is a multiplicative decay in (0, 1] (1 = off, "
+                              f"as in the original), got {self.weight_decay}")
+        if self.weight_y < 0:
+            raise ConfigError('--weight_y', f"must be >= 0, got {self.weight_y}")
+        if self.weight_y > 0 and not self.ycond:
+            raise ConfigError('--weight_y', f"{self.weight_y} needs --ycond (the class head "
+                              "exists only in a class-conditional model)")
+        if self.image_size != -1 and self.image_size < 1:
+            raise ConfigError('--image_size', f"must be -1 (dataset's size) or >= 1, "
+                              f"got {self.image_size}")
+        if self.image_size > 0:
+            self._check_image_size(self.image_size)
+        if self.n_test != -1 and self.n_test < 1:
+            raise ConfigError('--n_test', f"must be -1 (whole test set) or >= 1, got {self.n_test}")
+        if self.dal not in (0, 1, 2):
+            raise ConfigError('--dal', f"must be 0, 1 or 2, got {self.dal}")
+        if self.inference and not (self.restore_path or self.logdir):
+            raise ConfigError('--inference', "needs --restore_path or a --logdir with checkpoints")
+        return self
+
+    def _check_image_size(self, size):
+        f = 2 ** self.n_levels
+        if size % f:
+            raise ConfigError('--image_size', f"{size} is not divisible by 2**n_levels = {f} "
+                              f"(--n_levels {self.n_levels}); each level halves the size")
+
+    def resolve(self, image_shape, n_test_available, n_classes, world_size=1):
+        """Fill the derived fields from the data source and the world size, and validate them.
+
+        image_shape: (H, W, C) the data source delivers; n_test_available: test examples it has.
+        Returns a new, resolved TrainConfig.
+        """
+        self.validate_flags()
+        c = self.replace(world_size=int(world_size), n_classes=int(n_classes),
+                         image_channels=int(image_shape[2]))
+        h, w = int(image_shape[0]), int(image_shape[1])
+        if h != w:
+            raise ConfigError('--image_size', f"images must be square, data gives {h}x{w}")
+        if c.image_size == -1:
+            c.image_size = h
+        elif c.image_size != h:
+            raise ConfigError('--image_size', f"{c.image_size} requested but the data source "
+                              f"delivers {h}x{w}")
+        c._check_image_size(c.image_size)
+        if c.ycond and c.n_classes < 1:
+            raise ConfigError('--ycond', f"problem {c.problem!r} has no class labels")
+        if c.n_test == -1:
+            c.n_test = int(n_test_available)
+        elif c.n_test > n_test_available:
+            raise ConfigError('--n_test', f"{c.n_test} > {n_test_available} test examples "
+                              f"available for --problem {c.problem}")
+
+        # Per-worker batch sizes. Like the original, the batch flags are per worker at the
+        # "anchor" resolution (32x32): at resolution r the batch is n * anchor^2 / r^2, so the
+        # published 64x64 / 256x256 commands use batches that fit in GPU memory.
+        # --anchor_size 0 turns the rescaling off (batch sizes taken literally).
+        if c.anchor_size:
+            c.local_batch_train = int(c.n_batch_train * c.anchor_size ** 2 // c.image_size ** 2)
+            c.local_batch_init = int(c.n_batch_init * c.anchor_size ** 2 // c.image_size ** 2)
+            # original: round the test batch down to the largest divisor of n_batch_test that
+            # is <= the train batch (50 -> 50, 25, 10, 5, 2, 1).
+            cap = max(1, min(c.n_batch_test, c.local_batch_train))
+            c.local_batch_test = max(d for d in range(1, cap + 1) if c.n_batch_test % d == 0)
+        else:
+            c.local_batch_train = c.n_batch_train
+            c.local_batch_init = c.n_batch_init
+            c.local_batch_test = c.n_batch_test
+        if c.local_batch_train < 1:
+            raise ConfigError('--n_batch_train', f"{c.n_batch_train} at --anchor_size "
+                              f"{c.anchor_size} gives a per-worker batch of 0 at image size "
+                              f"{c.image_size}; raise it or pass --anchor_size 0")
+        if c.local_batch_init < 1:
+            raise ConfigError('--n_batch_init', f"{c.n_batch_init} at --anchor_size "
+                              f"{c.anchor_size} gives an init batch of 0 at image size "
+                              f"{c.image_size}; raise it or pass --anchor_size 0")
+        per_round = c.local_batch_test * c.world_size
+        if c.n_test % per_round:
+            hint = c.n_test - c.n_test % per_round
+            raise ConfigError(
+                '--n_batch_test',
+                f"the test set (--n_test {c.n_test}) does not split into whole batches across "
+                f"workers: per-worker test batch {c.local_batch_test} x {c.world_size} worker(s) "
+                f"= {per_round} does not divide {c.n_test}. Pass --n_test {hint} or a "
+                f"--n_batch_test that divides it")
+        c.full_test_its = c.n_test // per_round
+        # An "epoch" is n_train images at the anchor batch size (original get_its()).
+        c.train_its = int(math.ceil(c.n_train / float(c.n_batch_train * c.world_size)))
+        if c.beta2 is not None:
+            c.resolved_beta2 = float(c.beta2)
+        else:
+            c.resolved_beta2 = max(0.0, 1.0 - 1.0 / (c.train_its * c.polyak_epochs))
+        return c
+
+    # ------------------------------------------------------------------ schedule
+    def learning_rate(self, n_processed):
+        """Original warmup: lr * min(1, n_processed / (n_train * epochs_warmup)), where
+        n_processed counts images (all workers, anchor batch) *before* the step."""
+        base = self.lr * (self.world_size if self.lr_scale_by_size else 1)
+        if self.epochs_warmup <= 0:
+            return base
+        return base * min(1.0, n_processed / (self.n_train * float(self.epochs_warmup)))

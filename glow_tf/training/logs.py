@@ -1,0 +1,124 @@
+"""Rank-0 outputs: JSON-lines logs, TensorBoard scalars/images and console lines.
+
+`RunLogger(logdir, enabled)` is a no-op on ranks other than 0 (enabled=False).
+    train.jsonl: one record per log interval {step, epoch, n_processed, n_images, loss,
+                 bits_x (bits/dim), bits_y, lr, images_per_sec, n_skipped, time}
+    test.jsonl:  one record per full test pass {step, epoch, loss, bits_x, bits_y, n_test,
+                 best, ema, time}
+On resume `truncate_after(step)` drops records newer than the restored checkpoint, so the logs
+of a run killed and resumed read as one uninterrupted run.
+"""
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _clean(v):
+    if isinstance(v, (np.floating, np.integer)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else (1e308 if v > 0 else -1e308)
+    return v
+
+
+class JsonlWriter:
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, record):
+        line = json.dumps({k: _clean(v) for k, v in record.items()}, sort_keys=True)
+        with open(self.path, 'a') as f:
+            f.write(line + '\n')
+            f.flush()
+
+    def truncate_after(self, step):
+        """Keep only records with record['step'] <= step (atomic rewrite)."""
+        if not os.path.exists(self.path):
+            return
+        kept = []
+        with open(self.path) as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill: drop it
+                    continue
+                if rec.get('step', 0) <= step:
+                    kept.append(line if line.endswith('\n') else line + '\n')
+        tmp = f'{self.path}.tmp{os.getpid()}'
+        with open(tmp, 'w') as f:
+            f.writelines(kept)
+        os.replace(tmp, self.path)
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class RunLogger:
+    def __init__(self, logdir, enabled=True, tensorboard=True):
+        self.enabled = enabled
+        self.logdir = logdir
+        self.train = self.test = None
+        self._tb = None
+        if not enabled:
+            return
+        os.makedirs(logdir, exist_ok=True)
+        self.train = JsonlWriter(os.path.join(logdir, 'train.jsonl'))
+        self.test = JsonlWriter(os.path.join(logdir, 'test.jsonl'))
+        if tensorboard:
+            import tensorflow as tf
+            self._tb = tf.summary.create_file_writer(os.path.join(logdir, 'tensorboard'))
+        self.t0 = time.time()
+
+    def print(self, *args):
+        if self.enabled:
+            print(*args, flush=True)
+
+    def warn(self, msg):
+        if self.enabled:
+            print(f'WARNING: {msg}', file=sys.stderr, flush=True)
+
+    def truncate_after(self, step):
+        if self.enabled:
+            self.train.truncate_after(step)
+            self.test.truncate_after(step)
+
+    def scalars(self, prefix, step, values):
+        if self._tb is None:
+            return
+        import tensorflow as tf
+        with self._tb.as_default(step=int(step)):
+            for k, v in values.items():
+                if isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v)):
+                    tf.summary.scalar(f'{prefix}/{k}', float(v))
+        self._tb.flush()
+
+    def log_train(self, record):
+        if not self.enabled:
+            return
+        self.train.write(record)
+        self.scalars('train', record['step'], {k: record[k] for k in
+                     ('loss', 'bits_x', 'bits_y', 'lr', 'images_per_sec') if k in record})
+
+    def log_test(self, record):
+        if not self.enabled:
+            return
+        self.test.write(record)
+        self.scalars('test', record['step'], {k: record[k] for k in ('loss', 'bits_x', 'bits_y')})
+
+    def image(self, tag, step, image_uint8):
+        if self._tb is None:
+            return
+        import tensorflow as tf
+        with self._tb.as_default(step=int(step)):
+            tf.summary.image(tag, image_uint8[None], max_outputs=1)
+        self._tb.flush()
+
+    def close(self):
+        if self._tb is not None:
+            self._tb.close()

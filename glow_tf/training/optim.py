@@ -1,0 +1,42 @@
+"""Optimiser and learning-rate schedule, matching the original `optim.py`.
+
+The original Adam / Adamax (openai/glow optim.py) use
+    beta2   = 1 - 1 / (train_its * polyak_epochs)      (also the Polyak EMA decay)
+    alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+    adam:   w -= alpha_t * m / (sqrt(v) + 1e-8)
+    adamax: u = max(beta2 * u, |g|);  w -= alpha_t * m / (u + 1e-8)
+and a multiplicative weight decay `w <- weight_decay * w` (1 = off).
+
+Keras' Adam implements exactly the adam line. Keras' Adamax lacks the sqrt(1 - beta2^t) factor,
+so `step_learning_rate` folds it into the learning rate given to the optimiser for each step.
+The schedule itself is `TrainConfig.learning_rate` (linear warmup over `epochs_warmup` epochs
+counted in images, optional scaling by world size).
+"""
+import keras
+import tensorflow as tf
+
+EPSILON = 1e-8
+
+
+def make_optimizer(config):
+    """A Keras optimiser for a *resolved* TrainConfig (beta2 known). lr is set every step."""
+    kw = dict(learning_rate=float(config.lr), beta_1=float(config.beta1),
+              beta_2=float(config.resolved_beta2), epsilon=EPSILON)
+    if config.optimizer == 'adamax':
+        return keras.optimizers.Adamax(**kw)
+    if config.optimizer == 'adam':
+        return keras.optimizers.Adam(**kw)
+    raise ValueError(f"--optimizer must be adamax or adam, got {config.optimizer!r}")
+
+
+def step_learning_rate(optimizer, kind, lr, beta2):
+    """The lr to hand to the Keras optimiser for its next step (a tensor; tf.function-safe).
+
+    adamax: lr * sqrt(1 - beta2^t) with t = optimizer.iterations + 1 (original bias correction).
+    adam:   lr (Keras applies sqrt(1 - beta2^t) / (1 - beta1^t) itself).
+    """
+    lr = tf.cast(lr, tf.float32)
+    if kind != 'adamax':
+        return lr
+    t = tf.cast(optimizer.iterations + 1, tf.float32)
+    return lr * tf.sqrt(tf.maximum(1.0 - tf.pow(tf.cast(beta2, tf.float32), t), 0.0))

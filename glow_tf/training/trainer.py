@@ -1,0 +1,500 @@
+"""The Glow training loop: one program for 1 process and for `horovodrun -np N`.
+
+    trainer = Trainer(config)          # an (unresolved) TrainConfig from the command line
+    result = trainer.run()             # trains (or evaluates, with config.inference)
+
+What one run does, on every worker unless noted:
+ 1. Horovod init + GPU pinning (`Distributed`), seeds rank + size * seed (as the original).
+ 2. Data source (`glow_tf.data.load_source`), config resolution and validation (per-worker batch
+    sizes, iterations per epoch, beta2); rank 0 writes logdir/config.json.
+ 3. Model, optimiser (Adamax/Adam), Polyak EMA, TrainState; one tf.train.Checkpoint over them.
+ 4. Resume if logdir/checkpoints has a checkpoint (or from --restore_path): rank 0 reads it and
+    broadcasts every variable. Otherwise data-dependent ActNorm init on n_batch_init images per
+    worker with statistics averaged over all workers, then a broadcast from rank 0.
+ 5. Steps: loss = mean(bits_x) + weight_y * mean(bits_y) on dequantised images; gradients
+    averaged by hvd.DistributedGradientTape (w.r.t. the tf.Variables behind the Keras ones);
+    a step whose (global) loss or gradients are not finite is skipped on all workers alike;
+    `max_nonfinite` in a row stop training with NonFiniteLossError, leaving the last checkpoint.
+ 6. Each epoch (n_train images): train.jsonl record, checkpoint; every epochs_full_valid epochs
+    a full test pass with the EMA weights (allreduced), best checkpoint kept; sample grids at
+    epochs 1, 10 and every epochs_full_sample epochs (rank 0, EMA weights).
+
+Exactly what resume restores: all model variables, the EMA averages, the optimiser slots and
+iteration count, and the counters step / epoch / epoch_step / n_processed / n_images /
+best_test_loss / n_skipped / train_time. The randomness needs no saved state: dequantisation
+noise is a stateless function of (seed, rank, step), and each epoch's data stream is rebuilt from
+(seed, epoch) and fast-forwarded past the `epoch_step` batches already consumed, so a resumed run
+sees the same batches and noise as an uninterrupted one (exact for deterministic data sources;
+bounded cost: at most one epoch of input reading).
+"""
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf.config import ConfigError, TrainConfig
+from glow_tf.distributed import Distributed, tf_variables
+from glow_tf.training import checkpoint as ckpt_lib
+from glow_tf.training.ema import EMA
+from glow_tf.training.logs import RunLogger
+from glow_tf.training.optim import make_optimizer, step_learning_rate
+from glow_tf.training.samples import write_sample_grids
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised after `max_nonfinite` consecutive steps with a non-finite loss or gradient."""
+
+
+def mix_seed(*parts):
+    """A deterministic non-negative int63 from integers (splitmix-style)."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h ^= (int(p) + 0x9E3779B97F4A7C15 + ((h << 6) & (2 ** 64 - 1)) + (h >> 2)) & (2 ** 64 - 1)
+        h = (h * 0xBF58476D1CE4E5B9) & (2 ** 64 - 1)
+        h ^= h >> 31
+    return h & (2 ** 63 - 1)
+
+
+def rank_noise_seed(seed, rank):
+    return mix_seed(seed, rank, 0x6E6F697365)  # 'noise'
+
+
+def default_noise(shape, step, rank_seed):
+    """Uniform [0, 1) dequantisation noise, a stateless function of (rank_seed, step)."""
+    s = tf.stack([tf.constant(rank_seed % (2 ** 62), tf.int64), tf.cast(step, tf.int64)])
+    return tf.random.stateless_uniform(shape, seed=s)
+
+
+class Trainer:
+    """See the module docstring. Hooks for tests: `source` (data-API object), `noise_fn`
+    (callable(shape, step) -> uniform noise) and `dist` (a Distributed)."""
+
+    def __init__(self, config: TrainConfig, dist=None, source=None, noise_fn=None, log_stream=None):
+        self.flags = config
+        self.dist = dist or Distributed()
+        self.source = source
+        self._noise_fn = noise_fn
+        self.result = {}
+
+    # ================================================================== setup
+    def setup(self):
+        flags = self.flags.validate_flags()
+        dist = self.dist.init()
+        self.rank, self.size = dist.rank, dist.size
+        self.chief = dist.is_chief
+        tf.random.set_seed(self.rank + self.size * flags.seed)
+        np.random.seed((self.rank + self.size * flags.seed) % (2 ** 32))
+
+        if self.source is None:
+            from glow_tf.data import load_source
+            kw = dict(data_dir=flags.data_dir or None,
+                      image_size=flags.image_size if flags.image_size > 0 else None,
+                      n_test=flags.n_test if flags.n_test > 0 else None,
+                      category=flags.category or None)
+            self.source = load_source(flags.problem, **kw)
+        src = self.source
+        cfg = flags.resolve(src.image_shape, src.n_test, src.n_classes, dist.size)
+        self.cfg = cfg
+        self.logdir = os.path.abspath(os.path.expanduser(cfg.logdir))
+        self.log = RunLogger(self.logdir, enabled=self.chief)
+        self.rank_seed = rank_noise_seed(cfg.seed, self.rank)
+
+        # Resume decision on rank 0 (its view of the file system), shared with everyone so
+        # that an error stops every worker instead of leaving the others waiting.
+        restore, error = None, None
+        if self.chief:
+            try:
+                restore = self._find_restore(cfg)
+                if restore:
+                    self._check_compatible(restore)
+            except ConfigError as e:
+                error = (e.flag, str(e)[len(e.flag) + 2:])
+        restore, error = dist.broadcast_object((restore, error), 0)
+        if error:
+            raise ConfigError(*error)
+        self.restore_prefix = restore
+        if self.chief and not cfg.inference:
+            os.makedirs(self.logdir, exist_ok=True)
+            cfg.save(os.path.join(self.logdir, ckpt_lib.CONFIG_NAME))
+
+        import glow_tf
+        import keras
+        # Identical initial weights on every worker and in every run with this seed (rank 0's
+        # are broadcast anyway); per-worker randomness uses explicit stateless seeds instead.
+        keras.utils.set_random_seed(int(cfg.seed) % (2 ** 32))
+        self.model = glow_tf.Glow(**cfg.to_model_kwargs())
+        self.tvars = tf_variables(self.model.trainable_variables)
+        self.optimizer = make_optimizer(cfg)
+        self.optimizer.build(self.model.trainable_variables)
+        self.ema = EMA(self.model.trainable_variables, cfg.resolved_beta2)
+        self.state = ckpt_lib.TrainState()
+        self.checkpoint = ckpt_lib.make_checkpoint(self.model, self.ema, self.optimizer, self.state)
+        self.manager = self.best_manager = None
+        if self.chief:
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, os.path.join(self.logdir, ckpt_lib.CKPT_SUBDIR),
+                max_to_keep=cfg.keep_checkpoints, checkpoint_name='ckpt')
+            self.best_manager = tf.train.CheckpointManager(
+                self.checkpoint, os.path.join(self.logdir, ckpt_lib.BEST_SUBDIR),
+                max_to_keep=1, checkpoint_name='ckpt')
+        self._build_functions()
+        return self
+
+    def _find_restore(self, cfg):
+        own = ckpt_lib.find_checkpoint(os.path.join(self.logdir, ckpt_lib.CKPT_SUBDIR))
+        if own is not None:
+            if cfg.restore_path:
+                self.log.warn(f"{self.logdir} already has checkpoints; resuming from {own} and "
+                              f"ignoring --restore_path {cfg.restore_path}")
+            return own
+        if cfg.restore_path:
+            found = ckpt_lib.find_checkpoint(cfg.restore_path)
+            if found is None:
+                raise ConfigError('--restore_path', f"{cfg.restore_path}: no checkpoint found "
+                                  "(give a log dir, a checkpoint dir or a ckpt-N prefix)")
+            return found
+        if cfg.inference:
+            raise ConfigError('--inference', f"no checkpoint in --logdir {self.logdir} and no "
+                              "--restore_path given")
+        return None
+
+    def _check_compatible(self, prefix):
+        """A resumed run must describe the same model as the checkpoint."""
+        path = ckpt_lib.find_config(prefix)
+        if path is None:
+            return
+        saved = TrainConfig.load(path)
+        mine, theirs = self.cfg.to_model_kwargs(), saved.to_model_kwargs()
+        flag_of = {'image_shape': 'image_size', 'lu_decomposed': 'lu', 'n_classes': 'ycond',
+                   'memory_mode': None}
+        for k in mine:
+            if k == 'memory_mode':   # changing the memory mode on resume is fine
+                continue
+            if tuple(np.atleast_1d(mine[k])) != tuple(np.atleast_1d(theirs[k])):
+                flag = flag_of.get(k, k)
+                raise ConfigError(f'--{flag}', f"{k}={mine[k]!r} differs from the checkpoint's "
+                                  f"{theirs[k]!r} ({path}); use the original flags or a new --logdir")
+
+    # ================================================================== tf.functions
+    def noise(self, shape, step):
+        if self._noise_fn is not None:
+            return self._noise_fn(shape, step)
+        return default_noise(shape, step, self.rank_seed)
+
+    def objective(self, x_uint8, y, noise):
+        """(bits_x [B], bits_y [B]) with the explicit dequantisation draw u ~ U[0,1) `noise`."""
+        model = self.model
+        return model.objective(x_uint8, y if model.n_classes else None, int(self.cfg.n_bits_x),
+                               noise=noise)
+
+    def _build_functions(self):
+        cfg, dist = self.cfg, self.dist
+        weight_y = float(cfg.weight_y)
+
+        def grad_step(x, y, step, inject_nan):
+            noise = self.noise(tf.shape(x), step)
+            with tf.GradientTape() as tape:
+                bits_x, bits_y = self.objective(x, y, noise)
+                loss = tf.reduce_mean(bits_x) + weight_y * tf.reduce_mean(bits_y)
+                loss = loss * tf.where(inject_nan, tf.constant(float('nan')), 1.0)
+            grads = dist.gradient_tape(tape).gradient(loss, self.tvars)
+            grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                     for g, v in zip(grads, self.tvars)]
+            stats = dist.allreduce_mean(tf.stack(
+                [loss, tf.reduce_mean(bits_x), tf.reduce_mean(bits_y)]))
+            finite = tf.reduce_all(tf.math.is_finite(stats))
+            for g in grads:
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+            return grads, stats, finite
+
+        def apply_step(grads, lr):
+            lr_t = step_learning_rate(self.optimizer, cfg.optimizer, lr, cfg.resolved_beta2)
+            self.optimizer.learning_rate.assign(lr_t)
+            if cfg.weight_decay != 1.0:
+                for v in self.tvars:
+                    v.assign(v * cfg.weight_decay)
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+            self.ema.update()
+            return lr_t
+
+        def eval_step(x, y, index):
+            noise = default_noise(tf.shape(x), index,
+                                  mix_seed(self.rank_seed, 0x74657374))  # 'test'
+            bits_x, bits_y = self.objective(x, y, noise)
+            loss = bits_x + weight_y * bits_y
+            return tf.stack([tf.reduce_sum(loss), tf.reduce_sum(bits_x), tf.reduce_sum(bits_y),
+                             tf.cast(tf.shape(x)[0], tf.float32)])
+
+        self.grad_step = tf.function(grad_step, reduce_retracing=True)
+        self.apply_step = tf.function(apply_step, reduce_retracing=True)
+        self.eval_step = tf.function(eval_step, reduce_retracing=True)
+
+    # ================================================================== data
+    def _flip(self):
+        return self.cfg.dal >= 2
+
+    def train_iterator(self, epoch, skip=0):
+        """Batches of epoch `epoch`, rebuilt from (seed, epoch) and fast-forwarded by `skip`."""
+        cfg = self.cfg
+        ds = self.source.train(cfg.local_batch_train, rank=self.rank, size=self.size,
+                               seed=mix_seed(cfg.seed, epoch) % (2 ** 31), flip=self._flip(),
+                               repeat=True, shuffle=True)
+        if skip:
+            ds = ds.skip(skip)
+        return iter(ds)
+
+    def init_batch(self):
+        cfg = self.cfg
+        ds = self.source.train(cfg.local_batch_init, rank=self.rank, size=self.size,
+                               seed=mix_seed(cfg.seed, 0x696E6974) % (2 ** 31), flip=self._flip(),
+                               repeat=True, shuffle=True)
+        x, y = next(iter(ds))
+        return x, y
+
+    # ================================================================== state sync
+    def _broadcast_all(self):
+        variables = (list(self.model.variables) + list(self.optimizer.variables)
+                     + list(self.ema.shadow) + self.state.variables_list())
+        self.dist.broadcast_variables(variables, root_rank=0)
+
+    def _load_counters(self):
+        s = self.state.get()
+        self.step, self.epoch, self.epoch_step = s['step'], s['epoch'], s['epoch_step']
+        self.n_processed, self.n_images = s['n_processed'], s['n_images']
+        self.best_test_loss, self.n_skipped = s['best_test_loss'], s['n_skipped']
+        self.train_time = s['train_time']
+
+    def _store_counters(self):
+        self.state.set(step=self.step, epoch=self.epoch, epoch_step=self.epoch_step,
+                       n_processed=self.n_processed, n_images=self.n_images,
+                       best_test_loss=self.best_test_loss, n_skipped=self.n_skipped,
+                       train_time=self.train_time, world_size=self.size)
+
+    def save(self, best=False):
+        """Rank 0: checkpoint at the current step (atomic; see checkpoint.py)."""
+        self._store_counters()
+        if not self.chief:
+            return None
+        manager = self.best_manager if best else self.manager
+        if not best and manager.latest_checkpoint and manager.latest_checkpoint.endswith(f'-{self.step}'):
+            return manager.latest_checkpoint
+        return manager.save(checkpoint_number=self.step)
+
+    def initialize_or_restore(self):
+        cfg = self.cfg
+        if self.restore_prefix:
+            if self.chief:
+                # Inference needs neither the optimiser slots nor a matching optimiser.
+                ckpt = (ckpt_lib.make_checkpoint(self.model, self.ema, None, self.state)
+                        if cfg.inference else self.checkpoint)
+                status = ckpt.read(self.restore_prefix)
+                status.expect_partial()
+                try:
+                    status.assert_existing_objects_matched()
+                except AssertionError as e:
+                    own = self.restore_prefix.startswith(self.logdir + os.sep)
+                    raise ConfigError('--logdir' if own else '--restore_path',
+                                      f"{self.restore_prefix} does not match this model/optimiser "
+                                      f"(--optimizer {cfg.optimizer}): {str(e)[:300]}") from None
+            self._broadcast_all()
+            self._load_counters()
+            if self.chief:
+                if not cfg.inference:
+                    self.log.truncate_after(self.step)
+                self.log.print(f"{'Restored' if cfg.inference else 'Resumed'} from "
+                               f"{self.restore_prefix} at step {self.step} "
+                               f"(epoch {self.epoch}, step {self.epoch_step}/{cfg.train_its})")
+                saved_size = int(self.state.vars['world_size'].numpy())
+                if saved_size and saved_size != self.size:
+                    self.log.warn(f"checkpoint was written by {saved_size} workers, now {self.size}: "
+                                  "data sharding and iterations per epoch change")
+            return True
+        import glow_tf
+        x, y = self.init_batch()
+        xf = glow_tf.preprocess(x, int(cfg.n_bits_x), noise=False) + \
+            self.noise(tf.shape(x), -1) / float(2 ** int(cfg.n_bits_x))
+        self.model.initialize(xf, y if self.model.n_classes else None,
+                              reduce_mean=self.dist.allreduce_mean)
+        self._broadcast_all()   # rank 0's values everywhere (stats were already averaged)
+        self.ema.reset()
+        self._load_counters()
+        return False
+
+    # ================================================================== evaluation / samples
+    def evaluate(self):
+        """Full test pass with the EMA weights; (loss, bits_x, bits_y) over all workers."""
+        cfg = self.cfg
+        sums = tf.zeros([4], tf.float64)   # float64: sums over up to ~1e5 images stay exact
+        with self.ema.swapped():
+            ds = self.source.test(cfg.local_batch_test, rank=self.rank, size=self.size)
+            for i, (x, y) in enumerate(ds.take(cfg.full_test_its)):
+                sums += tf.cast(self.eval_step(x, y, tf.constant(i, tf.int64)), tf.float64)
+        sums = self.dist.allreduce_sum(sums).numpy().astype(np.float64)
+        n = max(sums[3], 1.0)
+        return {'loss': sums[0] / n, 'bits_x': sums[1] / n, 'bits_y': sums[2] / n, 'n_test': int(sums[3])}
+
+    def run_test(self, tag='', record=True):
+        """Full test pass; with `record` (training) log it and keep the best checkpoint."""
+        t = time.time()
+        res = self.evaluate()
+        improved = record and res['loss'] < self.best_test_loss
+        if improved:
+            self.best_test_loss = res['loss']
+        rec = {'step': self.step, 'epoch': self.epoch if self.epoch_step else self.epoch - 1,
+               'loss': res['loss'], 'bits_x': res['bits_x'], 'bits_y': res['bits_y'],
+               'n_test': res['n_test'], 'best': bool(improved), 'ema': True,
+               'time': time.time() - t}
+        if record:
+            self.log.log_test(rec)
+        self.log.print(f"test  step {self.step}: bits/dim {res['bits_x']:.4f} loss {res['loss']:.4f}"
+                       f"{' *' if improved else ''} ({res['n_test']} images, {time.time() - t:.1f}s){tag}")
+        if improved and self.step > 0:
+            self.save(best=True)
+        self.last_test_step = self.step
+        self.result['test'] = rec
+        return rec
+
+    def draw_samples(self, tag, outdir=None):
+        if not self.chief:
+            return []
+        cfg = self.cfg
+        with self.ema.swapped():
+            return write_sample_grids(
+                self.model, outdir or os.path.join(self.logdir, 'samples'), tag, int(cfg.n_bits_x),
+                cfg.image_size, n_classes=self.model.n_classes,
+                chunk=max(1, min(100, cfg.local_batch_train)), seed=cfg.seed, logger=self.log,
+                step=self.step)
+
+    # ================================================================== training
+    def run(self):
+        self.setup()
+        try:
+            self.initialize_or_restore()
+            if self.cfg.inference:
+                return self.infer()
+            return self.train()
+        finally:
+            self.log.close()
+
+    def infer(self):
+        res = self.run_test(tag=' [inference]', record=False)
+        paths = self.draw_samples(f'inference_step{self.step}',
+                                  os.path.join(self.logdir, 'inference'))
+        self.result.update({'inference': True, 'samples': paths})
+        if self.chief:
+            ckpt_lib.write_json_atomic(os.path.join(self.logdir, 'inference', 'result.json'),
+                                       {'test': res, 'samples': paths, 'checkpoint': self.restore_prefix})
+        return self.result
+
+    def _should_stop(self):
+        cfg = self.cfg
+        return (cfg.max_steps and self.step >= cfg.max_steps) or self.epoch > cfg.epochs
+
+    def train(self):
+        cfg, log = self.cfg, self.log
+        self.last_test_step = -1
+        log.print(f"glow_tf train: {self.size} worker(s) [{self.dist.backend}], problem {cfg.problem} "
+                  f"{cfg.image_size}x{cfg.image_size}, batch/worker {cfg.local_batch_train}, "
+                  f"{cfg.train_its} its/epoch, test {cfg.n_test} images, logdir {self.logdir}")
+        if cfg.test_at_init and self.step == 0:
+            self.run_test(tag=' [init]')
+        inject = set(int(s) for s in cfg.inject_nan_steps)
+        consecutive = 0
+        acc = np.zeros(3)
+        acc_n = 0
+        interval_t, interval_images = 0.0, 0
+        lr = cfg.learning_rate(self.n_processed)
+        traced = False
+        from tqdm import tqdm
+
+        while not self._should_stop():
+            it = self.train_iterator(self.epoch, skip=self.epoch_step)
+            bar = tqdm(total=cfg.train_its, initial=self.epoch_step, desc=f'epoch {self.epoch}',
+                       disable=not (self.chief and cfg.progress), leave=False, dynamic_ncols=True,
+                       file=sys.stderr)
+            t_epoch = time.time()
+            while self.epoch_step < cfg.train_its and not (cfg.max_steps and self.step >= cfg.max_steps):
+                t0 = time.time()
+                x, y = next(it)
+                lr = cfg.learning_rate(self.n_processed)
+                grads, stats, finite = self.grad_step(
+                    x, y, tf.constant(self.step, tf.int64), tf.constant((self.step + 1) in inject))
+                if bool(finite.numpy()):
+                    self.apply_step(grads, tf.constant(lr, tf.float32))
+                    consecutive = 0
+                    acc += stats.numpy()
+                    acc_n += 1
+                else:
+                    consecutive += 1
+                    self.n_skipped += 1
+                    log.warn(f"step {self.step + 1}: non-finite loss/gradients "
+                             f"(loss={float(stats.numpy()[0])}); step skipped "
+                             f"({consecutive} in a row, limit --max_nonfinite {cfg.max_nonfinite})")
+                    if consecutive >= cfg.max_nonfinite:
+                        last = self.manager.latest_checkpoint if self.manager else None
+                        raise NonFiniteLossError(
+                            f"training stopped: {consecutive} consecutive steps with a non-finite "
+                            f"loss or gradient (steps {self.step + 2 - consecutive}..{self.step + 1}). "
+                            f"No update was applied for them; the last good checkpoint is "
+                            f"{last or '(none written yet)'}. Lower --lr, raise --epochs_warmup or "
+                            f"check the data.")
+                self.step += 1
+                self.epoch_step += 1
+                self.n_processed += self.size * cfg.n_batch_train
+                self.n_images += self.size * cfg.local_batch_train
+                dt = time.time() - t0
+                self.train_time += dt
+                if traced:   # the first step of a process includes tf.function tracing
+                    interval_t += dt
+                    interval_images += self.size * cfg.local_batch_train
+                traced = True
+                bar.update(1)
+                if acc_n and (self.step % 10 == 0 or self.epoch_step == 1):
+                    bar.set_postfix(bpd=f'{acc[1] / acc_n:.3f}', lr=f'{lr:.2e}')
+                if cfg.log_every and self.step % cfg.log_every == 0:
+                    self._log_train(acc, acc_n, lr, interval_t, interval_images)
+                    acc, acc_n, interval_t, interval_images = np.zeros(3), 0, 0.0, 0
+                # No checkpoint inside a run of non-finite steps: the last one stays the last
+                # good one (weights are not updated by skipped steps, but the run may be dying).
+                if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and not consecutive:
+                    self.save()
+            bar.close()
+            epoch_done = self.epoch_step >= cfg.train_its
+            if acc_n or interval_images:
+                self._log_train(acc, acc_n, lr, interval_t, interval_images)
+                acc, acc_n, interval_t, interval_images = np.zeros(3), 0, 0.0, 0
+            if not epoch_done:
+                break   # max_steps reached mid-epoch
+            e = self.epoch
+            self.epoch += 1
+            self.epoch_step = 0
+            if e % cfg.epochs_full_valid == 0:
+                self.run_test()
+            if cfg.epochs_full_sample and (e in (1, 10) or e % cfg.epochs_full_sample == 0):
+                self.draw_samples(f'epoch{e}')
+            if not consecutive:
+                self.save()
+            log.print(f"epoch {e} done: step {self.step}, {time.time() - t_epoch:.1f}s")
+
+        if self.last_test_step != self.step:
+            self.run_test(tag=' [final]')
+        self.save()
+        self.result.update({'step': self.step, 'epoch': self.epoch, 'n_skipped': self.n_skipped,
+                            'logdir': self.logdir})
+        log.print(f"Finished at step {self.step}.")
+        return self.result
+
+    def _log_train(self, acc, acc_n, lr, interval_t, interval_images):
+        mean = acc / max(acc_n, 1) if acc_n else np.full(3, np.nan)
+        rec = {'step': self.step, 'epoch': self.epoch - (1 if self.epoch_step == 0 else 0),
+               'n_processed': self.n_processed, 'n_images': self.n_images,
+               'loss': mean[0], 'bits_x': mean[1], 'bits_y': mean[2], 'lr': lr,
+               'images_per_sec': interval_images / interval_t if interval_t > 0 else None,
+               'n_skipped': self.n_skipped, 'time': self.train_time}
+        self.result['train'] = rec
+        self.log.log_train(rec)
+        if self.cfg.verbose or not self.cfg.progress:
+            self.log.print(f"train step {self.step} epoch {rec['epoch']}: bits/dim {mean[1]:.4f} "
+                           f"lr {lr:.2e} {rec['images_per_sec'] or 0:.1f} img/s")

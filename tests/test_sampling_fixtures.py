@@ -1,0 +1,116 @@
+"""Shared by tests/test_sampling.py, test_manipulation.py and test_export.py (no tests here):
+a tiny *trained* Glow saved as a training log directory in the trainer's format.
+
+The log dir is built once per session: a Glow 16x16x3, 2 levels x 2 steps, width 16 (additive
+coupling, invertible 1x1), ActNorm-initialised on real CelebA faces, then a few (eager) Adam steps with a
+Polyak EMA (decay 0.5, so the EMA and raw weights differ). It is written exactly as train.py
+writes it -- `config.json` (a resolved TrainConfig) and `checkpoints/ckpt-N` from
+`glow_tf.training.checkpoint.make_checkpoint(model, ema, optimizer, state)` through a
+tf.train.CheckpointManager -- and read back by `load_model` / `load_flow`.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'data'
+CELEBA = SHARED / 'celeba-subset'
+CELEBA_IMAGES = CELEBA / 'img_align_celeba_89x109'
+CELEBA_ATTR = CELEBA / 'list_attr_celeba.txt'
+IMAGE_SIZE = 16
+N_STEPS = 3
+
+_CACHE = {}
+
+
+def celeba_files(n, start=0):
+    return [str(CELEBA_IMAGES / f'{i:06d}.jpg') for i in range(start + 1, start + n + 1)]
+
+
+def build_tiny_logdir(root, n_steps=N_STEPS, seed=0):
+    import keras
+    import tensorflow as tf
+
+    import glow_tf
+    from glow_tf.config import TrainConfig
+    from glow_tf.data import load_image_file
+    from glow_tf.training import checkpoint as ckpt_lib
+    from glow_tf.training.ema import EMA
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig(problem='celeba', data_dir=str(CELEBA), image_size=IMAGE_SIZE, n_levels=2,
+                      depth=2, width=16, flow_permutation=2, flow_coupling=0, n_batch_train=16,
+                      n_batch_test=8, n_batch_init=32, anchor_size=0, n_train=64, n_test=8,
+                      memory_mode='plain', lr=2e-3, epochs_warmup=0, seed=seed,
+                      logdir=str(root), beta2=0.5)
+    cfg = cfg.resolve((IMAGE_SIZE, IMAGE_SIZE, 3), n_test_available=8, n_classes=0, world_size=1)
+    cfg.save(str(root / ckpt_lib.CONFIG_NAME))
+
+    tf.random.set_seed(seed)
+    x = np.stack([load_image_file(p, IMAGE_SIZE) for p in celeba_files(48, start=2000)])
+    model = glow_tf.Glow(**cfg.to_model_kwargs())
+    model.initialize(glow_tf.preprocess(x[:32], noise=True))
+    ema = EMA(model.trainable_variables, decay=0.5)
+    opt = keras.optimizers.Adam(learning_rate=2e-3)
+    opt.build(model.trainable_variables)
+
+    def step(batch):  # eager: tracing a gradient tf.function costs more than a few tiny steps
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model.objective(batch)[0])
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        ema.update()
+        return loss
+
+    losses = [float(step(tf.constant(x[(i * 16) % 48:(i * 16) % 48 + 16]))) for i in range(n_steps)]
+    state = ckpt_lib.TrainState()
+    state.set(step=n_steps)
+    ckpt = ckpt_lib.make_checkpoint(model, ema, opt, state)
+    tf.train.CheckpointManager(ckpt, str(root / ckpt_lib.CKPT_SUBDIR), max_to_keep=1,
+                               checkpoint_name='ckpt').save(checkpoint_number=n_steps)
+    return root, losses
+
+
+def tiny_logdir(tmp_path_factory):
+    """Path of the session's tiny trained log dir (built on first use)."""
+    import pytest
+    if not CELEBA_ATTR.is_file():
+        pytest.skip(f'CelebA subset not present at {CELEBA}')
+    if 'logdir' not in _CACHE:
+        root = tmp_path_factory.mktemp('tiny_glow') / 'logdir'
+        _CACHE['logdir'], _CACHE['losses'] = build_tiny_logdir(root)
+    return _CACHE['logdir']
+
+
+def _real_load_flow():
+    import glow_tf.sampling as sampling
+    if 'real_load_flow' not in _CACHE:
+        _CACHE['real_load_flow'] = sampling.load_flow
+    return _CACHE['real_load_flow']
+
+
+def cached_load_flow(path, use_ema=True, which='latest', batch_size=64):
+    """`glow_tf.sampling.load_flow`, memoised per (path, use_ema, which) for the session: every
+    CLI call in a test would otherwise rebuild the model and retrace its tf.functions."""
+    key = ('flow', os.path.abspath(os.fspath(path)), bool(use_ema), which)
+    if key not in _CACHE:
+        _CACHE[key] = _real_load_flow()(path, use_ema=use_ema, which=which, batch_size=batch_size)
+    flow = _CACHE[key]
+    flow.batch_size = int(batch_size)
+    return flow
+
+
+def patch_load_flow(monkeypatch):
+    import glow_tf.sampling as sampling
+    _real_load_flow()
+    monkeypatch.setattr(sampling, 'load_flow', cached_load_flow)
+
+
+def tiny_flow(tmp_path_factory, use_ema=True):
+    return cached_load_flow(tiny_logdir(tmp_path_factory), use_ema=use_ema, batch_size=16)
+
+
+def read_png(path):
+    from PIL import Image
+    return np.asarray(Image.open(os.fspath(path)).convert('RGB'))

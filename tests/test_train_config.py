@@ -1,0 +1,156 @@
+"""Flags -> TrainConfig: the original's flags and published commands, validation, derived values."""
+import json
+import math
+import shlex
+
+import numpy as np
+import pytest
+
+from glow_tf.cli.train import build_parser, config_from_args, main
+from glow_tf.config import ConfigError, TrainConfig
+
+# Commands from the original README (mpiexec prefix stripped, first choice of each [a/b/c]).
+PUBLISHED = [
+    "--depth 1",
+    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 --flow_coupling 1 "
+    "--seed 0 --learntop --lr 0.001 --n_bits_x 8",
+    "--problem imagenet-oord --image_size 64 --n_level 4 --depth 48 --flow_permutation 2 "
+    "--flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
+    "--problem lsun_realnvp --category bedroom --image_size 64 --n_level 3 --depth 48 "
+    "--flow_permutation 2 --flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
+    "--problem celeba --image_size 256 --n_level 6 --depth 32 --flow_permutation 2 --flow_coupling 0 "
+    "--seed 0 --learntop --lr 0.001 --n_bits_x 5",
+    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 --flow_coupling 0 "
+    "--seed 0 --learntop --lr 0.001 --n_bits_x 5 --ycond --weight_y=0.01",
+]
+
+
+def parse(argv):
+    return config_from_args(build_parser().parse_args(argv)).validate_flags()
+
+
+@pytest.mark.parametrize('cmd', PUBLISHED)
+def test_published_commands_parse(cmd):
+    cfg = parse(shlex.split(cmd))
+    if '--n_level' in cmd:
+        assert cfg.n_levels == int(cmd.split('--n_level ')[1].split()[0])
+    assert cfg.optimizer == 'adamax' and cfg.n_batch_train == 64 and cfg.epochs_warmup == 10
+
+
+def test_original_defaults():
+    cfg = parse([])
+    assert (cfg.problem, cfg.n_levels, cfg.depth, cfg.width) == ('cifar10', 3, 32, 512)
+    assert (cfg.flow_permutation, cfg.flow_coupling, cfg.n_bits_x) == (2, 0, 8)
+    assert (cfg.n_batch_train, cfg.n_batch_test, cfg.n_batch_init) == (64, 50, 256)
+    assert (cfg.lr, cfg.beta1, cfg.epochs, cfg.epochs_warmup) == (0.001, 0.9, 1000000, 10)
+    assert (cfg.epochs_full_valid, cfg.epochs_full_sample, cfg.polyak_epochs) == (50, 50, 1)
+    assert (cfg.n_train, cfg.n_test, cfg.weight_y, cfg.image_size, cfg.seed) == (50000, -1, 0.0, -1, 0)
+    assert cfg.resolved_memory_mode == 'checkpoint'      # --gradient_checkpointing 1 in the original
+    assert not (cfg.learntop or cfg.ycond or cfg.inference or cfg.lu)
+
+
+def test_model_kwargs():
+    cfg = parse(['--flow_permutation', '0', '--flow_coupling', '1', '--learntop', '--ycond',
+                 '--gradient_checkpointing', '0']).resolve((32, 32, 3), 10000, 10)
+    kw = cfg.to_model_kwargs()
+    assert kw == dict(image_shape=(32, 32, 3), n_levels=3, depth=32, width=512,
+                      flow_permutation='reverse', flow_coupling='affine', lu_decomposed=False,
+                      learntop=True, n_classes=10, memory_mode='plain', seed=0)
+    assert parse(['--lu', '--memory_mode', 'reversible']).resolve((32, 32, 3), 100, 10) \
+        .to_model_kwargs()['memory_mode'] == 'reversible'
+    assert parse([]).resolve((32, 32, 3), 100, 10).to_model_kwargs()['n_classes'] == 0
+
+
+@pytest.mark.parametrize('argv,flag', [
+    (['--image_size', '30'], '--image_size'),
+    (['--image_size', '32', '--n_levels', '6'], '--image_size'),
+    (['--flow_permutation', '3'], '--flow_permutation'),
+    (['--flow_coupling', '2'], '--flow_coupling'),
+    (['--optimizer', 'sgd'], '--optimizer'),
+    (['--n_bits_x', '9'], '--n_bits_x'),
+    (['--weight_y', '0.1'], '--weight_y'),
+    (['--lu', '--flow_permutation', '1'], '--lu'),
+    (['--gradient_checkpointing', '0', '--memory_mode', 'checkpoint'], '--gradient_checkpointing'),
+    (['--n_batch_train', '0'], '--n_batch_train'),
+    (['--no_such_flag', '1'], '--no_such_flag'),
+    (['--depth', 'two'], '--depth'),
+])
+def test_bad_flags_fail_fast(argv, flag, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(argv + ['--logdir', str(tmp_path / 'run')])
+    assert e.value.code == 2
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / 'run').exists()
+
+
+def test_test_batch_must_divide_test_set(capsys, tmp_path, shared_data):
+    # The CIFAR-10 subset has 1017 test images: 50-image test batches cannot cover it.
+    argv = ['--problem', 'cifar10', '--image_size', '8', '--n_levels', '2', '--depth', '1',
+            '--width', '8', '--logdir', str(tmp_path / 'run')]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert '--n_batch_test' in err and '1017' in err and '--n_test 1000' in err
+
+
+def test_resolve_worker_division_and_anchor():
+    cfg = TrainConfig(image_size=32, n_batch_test=50)
+    with pytest.raises(ConfigError) as e:
+        cfg.resolve((32, 32, 3), 10000, 10, world_size=3)         # 3 x 50 does not divide 10000
+    assert e.value.flag == '--n_batch_test'
+    # Anchor rescaling of the original: 64 images at 32px -> 16 at 64px, 1 at 256px.
+    c64 = TrainConfig(image_size=64, n_levels=4).resolve((64, 64, 3), 50000, 0, world_size=8)
+    assert (c64.local_batch_train, c64.local_batch_test, c64.local_batch_init) == (16, 10, 64)
+    c256 = TrainConfig(image_size=256, n_levels=6).resolve((256, 256, 3), 3000, 0, world_size=40)
+    assert (c256.local_batch_train, c256.local_batch_test, c256.full_test_its) == (1, 1, 75)
+    lit = TrainConfig(image_size=64, n_levels=4, anchor_size=0).resolve((64, 64, 3), 50000, 0, 8)
+    assert (lit.local_batch_train, lit.local_batch_test) == (64, 50)
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(image_size=16, n_levels=2).resolve((32, 32, 3), 100, 10)
+    assert e.value.flag == '--image_size'
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(n_test=20000).resolve((32, 32, 3), 10000, 10)
+    assert e.value.flag == '--n_test'
+
+
+def test_epoch_warmup_and_beta2():
+    c = TrainConfig().resolve((32, 32, 3), 10000, 10, world_size=8)
+    assert c.train_its == math.ceil(50000 / (64 * 8)) == 98
+    assert c.resolved_beta2 == pytest.approx(1 - 1 / 98)
+    assert c.learning_rate(0) == 0.0
+    assert c.learning_rate(50000 * 5) == pytest.approx(0.0005)
+    assert c.learning_rate(50000 * 10) == c.learning_rate(10 ** 9) == pytest.approx(0.001)
+    scaled = TrainConfig(lr_scale_by_size=True, epochs_warmup=0).resolve((32, 32, 3), 10000, 10, 8)
+    assert scaled.learning_rate(0) == pytest.approx(0.008)
+
+
+def test_config_json_roundtrip(tmp_path):
+    c = TrainConfig(problem='mnist', depth=3, inject_nan_steps=[2]).resolve((32, 32, 3), 10000, 10)
+    c.save(tmp_path / 'config.json')
+    back = TrainConfig.load(tmp_path / 'config.json')
+    assert back == c
+    assert json.loads((tmp_path / 'config.json').read_text())['depth'] == 3
+
+
+def test_adamax_matches_original_update():
+    """Keras Adamax + our per-step lr factor == the original optim.adamax (numpy reference)."""
+    import tensorflow as tf
+    from glow_tf.training.optim import make_optimizer, step_learning_rate
+    cfg = TrainConfig(n_train=640, n_batch_train=64).resolve((32, 32, 3), 100, 10)  # beta2 = 0.9
+    opt = make_optimizer(cfg)
+    import keras
+    v = keras.Variable(np.array([0.5, -1.0, 2.0], np.float32))
+    opt.build([v])
+    rng = np.random.default_rng(0)
+    w, m, u = v.numpy().astype(np.float64), np.zeros(3), np.zeros(3)
+    b1, b2, lr = 0.9, cfg.resolved_beta2, 0.01
+    for t in range(1, 6):
+        g = rng.standard_normal(3)
+        opt.learning_rate.assign(step_learning_rate(opt, 'adamax', lr, b2))
+        opt.apply_gradients([(tf.constant(g, tf.float32), v)])
+        alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        m = b1 * m + (1 - b1) * g
+        u = np.maximum(b2 * u, np.abs(g))
+        w = w - alpha * m / (u + 1e-8)
+    np.testing.assert_allclose(v.numpy(), w, rtol=1e-5, atol=1e-6)
