@@ -360,12 +360,16 @@ class Trainer:
         if not self.chief:
             return []
         cfg = self.cfg
+        outdir = outdir or os.path.join(self.logdir, 'samples')
         with self.ema.swapped():
-            return write_sample_grids(
-                self.model, outdir or os.path.join(self.logdir, 'samples'), tag, int(cfg.n_bits_x),
+            paths = write_sample_grids(
+                self.model, outdir, tag, int(cfg.n_bits_x),
                 cfg.image_size, n_classes=self.model.n_classes,
                 chunk=max(1, min(100, cfg.local_batch_train)), seed=cfg.seed, logger=self.log,
                 step=self.step)
+        self.log.print(f"sample grids (T = {', '.join(os.path.basename(p)[len(tag) + 2:-4] for p in paths)}): "
+                       f"{os.path.join(outdir, tag)}_t*.png")
+        return paths
 
     # ================================================================== training
     def run(self):
