@@ -164,3 +164,17 @@ class Writers:
 def fixtures() -> type[Writers]:
     """Writers of small datasets in the real formats (see the functions in tests/conftest.py)."""
     return Writers
+
+
+# ---- a tiny trained Glow checkpoint on real CelebA faces (tests/tiny_model.py), shared by the
+# sampling, manipulation and export tests
+@pytest.fixture(scope='session')
+def logdir(tmp_path_factory):
+    from tests import tiny_model
+    return tiny_model.tiny_logdir(tmp_path_factory)
+
+
+@pytest.fixture
+def flow(tmp_path_factory, logdir):
+    from tests import tiny_model
+    return tiny_model.tiny_flow(tmp_path_factory)

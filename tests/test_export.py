@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests import test_sampling_fixtures as fx
+from tests import tiny_model as fx
 
 # Run in a fresh interpreter whose imports of glow_tf fail, from a directory outside the repo.
 LOADER = textwrap.dedent('''
@@ -31,11 +31,6 @@ LOADER = textwrap.dedent('''
              image_shape=np.array(meta['image_shape']),
              glow_loaded=np.array(any(k.startswith('glow_tf') for k in sys.modules)))
 ''')
-
-
-@pytest.fixture(scope='session')
-def logdir(tmp_path_factory):
-    return fx.tiny_logdir(tmp_path_factory)
 
 
 @pytest.fixture(scope='session')

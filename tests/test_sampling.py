@@ -2,17 +2,7 @@
 import numpy as np
 import pytest
 
-from tests import test_sampling_fixtures as fx
-
-
-@pytest.fixture(scope='session')
-def logdir(tmp_path_factory):
-    return fx.tiny_logdir(tmp_path_factory)
-
-
-@pytest.fixture
-def flow(tmp_path_factory, logdir):
-    return fx.tiny_flow(tmp_path_factory)
+from tests import tiny_model as fx
 
 
 @pytest.fixture
