@@ -39,8 +39,10 @@ fi
 have tf-keras 2.18.0 || $PIP --no-deps tf-keras==2.18.0
 
 # The package itself (pins TFP, numpy, pillow, tqdm, tensorboard, pytest through setup.py).
+# (The check runs from / so that the checkout's own glow_tf/ does not shadow the installed one.)
+here=$PWD
 if ! have glow_tf "$("$PY" -c "import re;print(re.search(r\"version='([^']+)'\", open('setup.py').read()).group(1))")" \
-   || ! "$PY" -c "import glow_tf, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(glow_tf.__file__), 'glow_tf') else 1)" 2>/dev/null; then
+   || ! (cd / && "$PY" -c "import glow_tf, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(glow_tf.__file__), '$here/glow_tf') else 1)") 2>/dev/null; then
   $PIP -e ".[test]"
 fi
 
