@@ -9,12 +9,14 @@ scale) into the preceding convolution:
 
 so Grappler/oneDNN fuse Conv2D + BiasAdd + Relu (and the backward Conv2DBackpropFilterWithBias)
 instead of running two extra elementwise passes, and their gradients, over every width-512
-hidden activation. Same function, same parameters, same gradients (up to float round-off); the
-data-dependent init still takes the unfolded path. Proposed for glow_tf/coupling.py and
+hidden activation, and keep fewer of those activations for the backward pass. Same function,
+same parameters, same gradients (up to float round-off); the data-dependent init still takes the
+unfolded path. Proposed for glow_tf/coupling.py and
 glow_tf/zero_conv.py.
 
 The script checks equality (log p and gradients) and times train steps and sampling of the
-original and folded models interleaved, printing a table and one JSON line per case.
+original and folded models interleaved and their peak step memory (allocator statistics, as
+bench_glow.py), printing a table and one JSON line per case.
 """
 import argparse
 import os
@@ -22,6 +24,7 @@ import sys
 import types
 from pathlib import Path
 
+os.environ['TF_CPU_ALLOCATOR_USE_BFC'] = 'true'   # CPU allocator statistics; before importing TF
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -84,11 +87,14 @@ def run(case, iters, quick_case):
     t = interleaved({'base': base.train, 'folded': folded.train}, iters, warmup=0)
     base.sample(), folded.sample()
     s = interleaved({'base': base.sample, 'folded': folded.sample}, iters, warmup=0)
+    from bench.bench_glow import step_memory_mb
+    mem = {'base': step_memory_mb(base), 'folded': step_memory_mb(folded)}
     return {'case': case.name, 'config': case.as_dict(), 'equality': check,
             'train_step_s': {k: median(v) for k, v in t.items()},
             'train_speedup': median([b / f for b, f in zip(t['base'], t['folded'])]),
             'sample_s': {k: median(v) for k, v in s.items()},
-            'sample_speedup': median([b / f for b, f in zip(s['base'], s['folded'])])}
+            'sample_speedup': median([b / f for b, f in zip(s['base'], s['folded'])]),
+            'peak_step_mb': mem}
 
 
 def main(argv=None):
@@ -104,12 +110,13 @@ def main(argv=None):
         print('JSON ' + dumps(r), flush=True)
         rows.append(r)
     print('| case | train step s (base -> folded) | train speedup | sample s/batch (base -> folded) '
-          '| sample speedup | grad rel L2 diff |')
-    print('|---|---|---|---|---|---|')
+          '| sample speedup | peak step MB (base -> folded) | grad rel L2 diff |')
+    print('|---|---|---|---|---|---|---|')
     for r in rows:
         print(f"| {r['case']} | {r['train_step_s']['base']:.3f} -> {r['train_step_s']['folded']:.3f} | "
               f"{r['train_speedup']:.2f}x | {r['sample_s']['base']:.3f} -> {r['sample_s']['folded']:.3f} | "
-              f"{r['sample_speedup']:.2f}x | {r['equality']['grad_rel_l2']:.1e} |")
+              f"{r['sample_speedup']:.2f}x | {r['peak_step_mb']['base']:.0f} -> "
+              f"{r['peak_step_mb']['folded']:.0f} | {r['equality']['grad_rel_l2']:.1e} |")
 
 
 if __name__ == '__main__':
