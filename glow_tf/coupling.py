@@ -9,11 +9,18 @@
 
 NN() is the paper's three-layer network: conv3x3(width) -> ActNorm -> ReLU -> conv1x1(width)
 -> ActNorm -> ReLU -> ZeroConv3x3, so every coupling starts as the identity map.
+
+Each ActNorm is folded into the convolution before it when the network runs,
+s ⊙ (conv(x, K) + b) = conv(x, K·s) + b·s: the same function and parameters, but one fused
+conv + bias + ReLU per layer, and fewer width-sized activations kept for the backward pass.
+The data-dependent init pass runs unfolded, as it needs the conv statistics. The convolutions
+themselves go through `glow_tf.conv.conv2d_same` (GEMM forms of the 1x1 and output layers).
 """
 import keras
 import tensorflow as tf
 
 from glow_tf.actnorm import ActNorm
+from glow_tf.conv import conv2d_same
 from glow_tf.layer_base import FlowLayer, sum_except_batch
 from glow_tf.zero_conv import ZeroConv2D
 
@@ -44,10 +51,15 @@ class CouplingNetwork(keras.layers.Layer):
         self.out.build(hidden)
 
     def call(self, x):
-        h = tf.nn.conv2d(x, self.kernel1, strides=1, padding='SAME')
-        h = tf.nn.relu(self.norm1.forward(h)[0])
-        h = tf.nn.conv2d(h, self.kernel2, strides=1, padding='SAME')
-        h = tf.nn.relu(self.norm2.forward(h)[0])
+        if self.norm1.awaiting_data_init or self.norm2.awaiting_data_init:
+            return self._call_unfolded(x)   # the data-dependent init needs the conv statistics
+        h = conv2d_same(x, *self.norm1.fold_into_conv(self.kernel1), relu=True)
+        h = conv2d_same(h, *self.norm2.fold_into_conv(self.kernel2), relu=True)
+        return self.out(h)
+
+    def _call_unfolded(self, x):
+        h = tf.nn.relu(self.norm1.forward(conv2d_same(x, self.kernel1))[0])
+        h = tf.nn.relu(self.norm2.forward(conv2d_same(h, self.kernel2))[0])
         return self.out(h)
 
     def get_config(self):

@@ -8,6 +8,8 @@ paper section 3.3) and for the learned priors (so they start as N(0, I)).
 import keras
 import tensorflow as tf
 
+from glow_tf.conv import conv2d_same
+
 
 class ZeroConv2D(keras.layers.Layer):
     """3x3 'SAME' conv, zero-initialised, with a learned per-channel output scale.
@@ -29,8 +31,9 @@ class ZeroConv2D(keras.layers.Layer):
         self.logs = self.add_weight(name='logs', shape=(self.filters,), initializer='zeros')
 
     def call(self, x):
-        h = tf.nn.conv2d(x, self.kernel, strides=1, padding='SAME') + self.bias
-        return h * tf.exp(self.logs * self.logscale_factor)
+        # (conv(x, W) + b) · s == conv(x, W · s) + b · s: one fused conv + bias op
+        scale = tf.exp(self.logs * self.logscale_factor)
+        return conv2d_same(x, self.kernel * scale, self.bias * scale)
 
     def get_config(self):
         return {**super().get_config(), 'filters': self.filters, 'kernel_size': self.kernel_size,

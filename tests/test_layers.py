@@ -114,6 +114,43 @@ def test_actnorm_init_averaged_across_workers_equals_init_on_the_union():
     np.testing.assert_allclose(a.logs.numpy(), union.logs.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_coupling_network_with_folded_actnorm_equals_the_unfolded_network():
+    """NN() runs conv -> ActNorm -> ReLU as one fused conv(x, K·s) + b·s -> ReLU: same values and
+    same gradients for every parameter (ActNorm and zero-conv scales included)."""
+    x = _x((3, 4, 4, 5), seed=7)
+    nn = glow_tf.CouplingNetwork(width=16, out_channels=6, seed=2)
+    nn.build(x.shape)
+    perturb_weights(nn, seed=4)
+    assert all(float(tf.reduce_max(tf.abs(v))) > 0 for v in nn.trainable_weights)
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            out = fn(x)
+            loss = tf.reduce_sum(tf.sin(out))
+        return out, tape.gradient(loss, nn.trainable_weights)
+
+    folded, g_folded = value_and_grads(nn)
+    unfolded, g_unfolded = value_and_grads(nn._call_unfolded)
+    assert float(tf.reduce_max(tf.abs(unfolded))) > 0.1
+    np.testing.assert_allclose(folded.numpy(), unfolded.numpy(), rtol=1e-5, atol=1e-5)
+    for v, a, b in zip(nn.trainable_weights, g_folded, g_unfolded):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=v.path)
+
+
+def test_coupling_network_data_init_runs_unfolded_and_normalises_the_hidden_layer():
+    x = 2.0 + 3.0 * _x((16, 4, 4, 3), seed=8)
+    nn = glow_tf.CouplingNetwork(width=8, out_channels=2, seed=1)
+    nn.build(x.shape)
+    nn.norm1.begin_data_init()
+    nn.norm2.begin_data_init()
+    nn(x)
+    assert not nn.norm1.awaiting_data_init and float(nn.norm1.initialized) == 1.0
+    h = tf.nn.conv2d(x, nn.kernel1, 1, 'SAME')
+    h = nn.norm1.forward(h)[0]
+    np.testing.assert_allclose(tf.reduce_mean(h, [0, 1, 2]).numpy(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(tf.math.reduce_std(h, [0, 1, 2]).numpy(), 1.0, atol=1e-3)
+
+
 def test_squeeze_is_a_permutation_with_the_original_channel_order():
     x = tf.reshape(tf.range(2 * 4 * 6 * 3, dtype=tf.float32), [2, 4, 6, 3])
     z = glow_tf.squeeze2d(x)

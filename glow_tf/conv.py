@@ -1,0 +1,92 @@
+"""'SAME' stride-1 convolutions of the coupling networks, in the form that runs fastest on a CPU.
+
+    y[b, i, j, :] = sum_{p, q} x[b, i + p - kh//2, j + q - kw//2, :] · K[p, q]    (zero padding)
+
+The same sum is computed in one of three ways, chosen from the kernel shape:
+
+* 1x1 kernels (the coupling network's width x width hidden layer, most of its FLOPs):
+  one matrix product over all pixels, y = x · K, with x as [B·H·W, C_in].
+* 3x3 kernels with few output channels (kh·kw·C_out <= C_in: the network's zero-initialised
+  output layer, width -> C or 2C): "product, then shift and add": z = x · K~ with
+  K~ = K rearranged to [C_in, kh·kw·C_out] (one matrix product), then
+  y[i, j] = sum_{p, q} z[i + p - kh//2, j + q - kw//2, (p, q)] (nine shifted slices of a padded z).
+* anything else (the network's input layer C/2 -> width): `tf.nn.conv2d`.
+
+On this project's CPU machine oneDNN's Conv2D ran the two rewritten shapes, forward and both
+gradients, at 10-25 GFLOP/s against 100+ for large convolutions, which made the width -> C
+output convolution take as long as the width x width layer with 1/40 of its FLOPs; the
+rewritten forms use GEMMs (bench/RESULTS.md, "convolution forms"). Results equal
+`tf.nn.conv2d` up to float32 summation order. With a GPU visible, every shape goes to
+`tf.nn.conv2d` (cuDNN handles these shapes; the rewrite is unmeasured there).
+
+Shapes: x [B, H, W, C_in], kernel [kh, kw, C_in, C_out] (odd kh, kw), bias [C_out] or None
+-> [B, H, W, C_out].
+"""
+import functools
+
+import tensorflow as tf
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_visible():
+    return bool(tf.config.list_physical_devices('GPU'))
+
+
+def conv_form(kernel_shape):
+    """'matmul', 'shift_add' or 'conv2d': how conv2d_same computes a kernel of this shape."""
+    kh, kw, c_in, c_out = (int(d) for d in kernel_shape)
+    if _gpu_visible():
+        return 'conv2d'
+    if kh == kw == 1:
+        return 'matmul'
+    if kh % 2 == 1 and kw % 2 == 1 and kh * kw * c_out <= c_in:
+        return 'shift_add'
+    return 'conv2d'
+
+
+def conv2d_same(x, kernel, bias=None, relu=False, form=None):
+    """relu?(conv(x, kernel) + bias), 'SAME' padding, stride 1. `form` overrides conv_form()."""
+    form = form or conv_form(kernel.shape)
+    if form == 'matmul':
+        return _matmul_1x1(x, kernel, bias, relu)
+    if form == 'shift_add':
+        y = _shift_add(x, kernel)
+    elif form == 'conv2d':
+        y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
+    else:
+        raise ValueError(f"form must be 'matmul', 'shift_add' or 'conv2d', got {form!r}")
+    if bias is not None:
+        y = tf.nn.bias_add(y, bias)
+    return tf.nn.relu(y) if relu else y
+
+
+def _matmul_1x1(x, kernel, bias, relu):
+    kh, kw, c_in, c_out = kernel.shape
+    if kh != 1 or kw != 1:
+        raise ValueError(f"the matmul form needs a 1x1 kernel, got shape {tuple(kernel.shape)}")
+    shape = tf.shape(x)
+    y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, c_out]))
+    if bias is not None:
+        y = tf.nn.bias_add(y, bias)      # on the 2-D product, where Grappler fuses it
+    if relu:
+        y = tf.nn.relu(y)
+    return tf.reshape(y, tf.concat([shape[:3], [c_out]], axis=0))
+
+
+def _shift_add(x, kernel):
+    kh, kw, c_in, c_out = (int(d) for d in kernel.shape)
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"the shift_add form needs a static height and width, got {x.shape}")
+    shape = tf.shape(x)
+    taps = tf.reshape(tf.transpose(kernel, [2, 0, 1, 3]), [c_in, kh * kw * c_out])
+    z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)                     # [B·H·W, kh·kw·C_out]
+    z = tf.reshape(z, tf.concat([shape[:3], [kh * kw * c_out]], axis=0))
+    z = tf.pad(z, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
+    y = None
+    for p in range(kh):
+        for q in range(kw):
+            first = (p * kw + q) * c_out
+            tap = z[:, p:p + height, q:q + width, first:first + c_out]
+            y = tap if y is None else y + tap
+    return y
