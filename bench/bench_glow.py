@@ -212,9 +212,8 @@ def parse_args(argv=None):
     p.add_argument('--memory', choices=('inprocess', 'subprocess', 'off'), default='inprocess',
                    help='peak-memory measurement (default: per-step allocator stats in-process)')
     p.add_argument('--sweep-depths', default=None, help='memory sweep depths (default 8,16,32)')
-    p.add_argument('--sweep-modes', default=','.join(SWEEP_MODES[:3]),
-                   help=f'subset of {",".join(SWEEP_MODES)} (checkpoint_level: prototype, see '
-                        'bench/common.py)')
+    p.add_argument('--sweep-modes', default=','.join(SWEEP_MODES),
+                   help=f'subset of {",".join(SWEEP_MODES)}')
     p.add_argument('--sweep-width', type=int, default=128,
                    help='coupling width of the memory sweep (default 128 to fit the time budget)')
     p.add_argument('--sweep-batch', type=int, default=16)

@@ -63,7 +63,7 @@ QUICK_CASES = {
 }
 
 MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
-SWEEP_MODES = MEMORY_MODES + ('checkpoint_level',)   # + the prototype of a faster 'checkpoint'
+SWEEP_MODES = MEMORY_MODES
 
 
 # ------------------------------------------------------------------------------------------------
@@ -127,19 +127,6 @@ def random_images(case, n=None, seed=0):
     return rng.integers(0, 256, (n or case.batch,) + tuple(case.image), dtype=np.uint8)
 
 
-def patch_checkpoint_level(model):
-    """Prototype memory mode 'checkpoint_level' (proposed for model.py's 'checkpoint'): per-step
-    checkpointing through glow_tf.reversible.checkpointed_forward, one custom gradient per level,
-    instead of a tf.recompute_grad per step (whose tracing is quadratic in depth)."""
-    import types
-    from glow_tf.reversible import checkpointed_forward
-
-    def _run_steps(self, level, z):
-        return checkpointed_forward(self.level_steps(level), z)
-    model._run_steps = types.MethodType(_run_steps, model)
-    return model
-
-
 class GlowTFRunner:
     """glow_tf.Glow with a tf.function training step (forward, backward, Adam) and sampler."""
     impl = 'glow_tf'
@@ -148,13 +135,10 @@ class GlowTFRunner:
         import tensorflow as tf
         import glow_tf
         self.case = case
-        prototype = memory_mode == 'checkpoint_level'
         self.model = glow_tf.Glow(image_shape=case.image, n_levels=case.levels, depth=case.depth,
                                   width=case.width, flow_coupling=case.coupling,
                                   lu_decomposed=case.lu, seed=seed,
-                                  memory_mode='plain' if prototype else memory_mode)
-        if prototype:
-            patch_checkpoint_level(self.model)
+                                  memory_mode=memory_mode)
         x_init = glow_tf.preprocess(tf.constant(random_images(case, 2, seed + 1)))
         self.model.initialize(x_init)   # data-dependent ActNorm init (plain mode, 2 images)
         self.variables = [v.value for v in self.model.trainable_variables]

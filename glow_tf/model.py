@@ -23,6 +23,7 @@ from glow_tf.coupling import Coupling
 from glow_tf.flow_step import PERMUTATIONS, FlowStep
 from glow_tf.preprocessing import nats_to_bits_per_dim, preprocess
 from glow_tf.priors import TopPrior, standard_normal_log_prob
+from glow_tf.reversible import checkpointed_forward, reversible_forward
 from glow_tf.split import Split
 from glow_tf.squeeze import squeeze2d, unsqueeze2d
 
@@ -108,16 +109,15 @@ class Glow(keras.Model):
 
     # ---- the bijection x <-> ε ----------------------------------------------------------------
     def _run_steps(self, level, z):
+        """One level's K flow steps; the memory mode decides what is kept for the backward pass."""
         steps = self.level_steps(level)
         if self.memory_mode == 'reversible':
-            from glow_tf.reversible import reversible_forward
             return reversible_forward(steps, z)
+        if self.memory_mode == 'checkpoint':
+            return checkpointed_forward(steps, z)
         total = tf.zeros([tf.shape(z)[0]])
         for step in steps:
-            if self.memory_mode == 'checkpoint':
-                z, log_det = tf.recompute_grad(step.forward)(z)
-            else:
-                z, log_det = step.forward(z)
+            z, log_det = step.forward(z)
             total += log_det
         return z, total
 
@@ -242,7 +242,7 @@ class Glow(keras.Model):
             raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
                              "sample(n, y=labels) needs integer labels of shape [n]")
         if self._decode_fn is None:
-            self._decode_fn = tf.function(self.decode, reduce_retracing=True)
+            self._decode_fn = tf.function(self.decode, reduce_retracing=True, autograph=False)
         eps = self.sample_latents(int(n), temperature, seed)
         return self._decode_fn(eps, y) if y is not None else self._decode_fn(eps)
 

@@ -227,9 +227,11 @@ class Trainer:
             return tf.stack([tf.reduce_sum(loss), tf.reduce_sum(bits_x), tf.reduce_sum(bits_y),
                              tf.cast(tf.shape(x)[0], tf.float32)])
 
-        self.grad_step = tf.function(grad_step, reduce_retracing=True)
-        self.apply_step = tf.function(apply_step, reduce_retracing=True)
-        self.eval_step = tf.function(eval_step, reduce_retracing=True)
+        # autograph=False: no tensor-dependent Python control flow here or in the model, and
+        # AutoGraph's conversion of every layer call doubled the trace time (docs/performance.md)
+        self.grad_step = tf.function(grad_step, reduce_retracing=True, autograph=False)
+        self.apply_step = tf.function(apply_step, reduce_retracing=True, autograph=False)
+        self.eval_step = tf.function(eval_step, reduce_retracing=True, autograph=False)
 
     # ================================================================== data
     def _flip(self):
