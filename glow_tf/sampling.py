@@ -250,8 +250,8 @@ class ModelFlow(Flow):
             x = model.decode(unpack(latents, shapes), *y)
             return postprocess(x, n_bits)
 
-        self.encode_fn = tf.function(encode, input_signature=[img_spec] + y_spec)
-        self.decode_fn = tf.function(decode, input_signature=[lat_spec] + y_spec)
+        self.encode_fn = tf.function(encode, input_signature=[img_spec] + y_spec, autograph=False)
+        self.decode_fn = tf.function(decode, input_signature=[lat_spec] + y_spec, autograph=False)
 
     def _encode_batch(self, images, y):
         args = [tf.constant(images)] + ([tf.constant(y)] if y is not None else [])
