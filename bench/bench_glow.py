@@ -37,8 +37,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (FULL_CASES, QUICK_CASES, REPO, SWEEP_MODES, Case,  # noqa: E402
-                          ConvReference, conv_throughput, dumps, interleaved, make_runner, median,
-                          train_flops_per_image)
+                          ConvReference, conv_throughput, dumps, forward_flops_per_image,
+                          interleaved, make_runner, median, train_flops_per_image)
 
 COMPARISON_CASES = ('a_additive', 'a_affine', 'b_cifar', 'c_64')
 ALL_CASES = COMPARISON_CASES + ('mem_sweep',)
@@ -83,7 +83,8 @@ def run_comparison(case, args):
                         warmup=0)
     for r in runners.values():
         r.sample()                                                     # trace the samplers
-    sample = interleaved({k: r.sample for k, r in runners.items()}, args.iters, warmup=0)
+    sample = interleaved({**{k: r.sample for k, r in runners.items()}, **conv.fns()}, args.iters,
+                         warmup=0)
     if args.memory == 'inprocess':
         mem = {k: step_memory_mb(r) for k, r in runners.items()}
     elif args.memory == 'subprocess':
@@ -95,6 +96,9 @@ def run_comparison(case, args):
     conv_rounds = [max(conv.gflops(k, train[k][i]) for k in conv.shapes) for i in range(args.iters)]
     out['conv_gflops'] = {k: median([conv.gflops(k, t) for t in train[k]]) for k in conv.shapes}
     out['conv_peak_gflops'] = median(conv_rounds)
+    conv_rounds_sampling = [max(conv.gflops(k, sample[k][i]) for k in conv.shapes)
+                            for i in range(args.iters)]
+    sample_flops = forward_flops_per_image(runners['glow_tf'].model)   # sampling = one decode
     for k, r in runners.items():
         step_s, sample_s = median(train[k]), median(sample[k])
         out[k] = {'train_img_s': case.batch / step_s, 'train_step_s': step_s,
@@ -104,6 +108,9 @@ def run_comparison(case, args):
                   'achieved_gflops': flops * case.batch / step_s / 1e9}
         out[k]['fraction_of_conv_peak'] = median(
             [flops * case.batch / t / 1e9 / c for t, c in zip(train[k], conv_rounds)])
+        out[k]['sample_gflops'] = sample_flops * case.batch / sample_s / 1e9
+        out[k]['sample_fraction_of_conv_peak'] = median(
+            [sample_flops * case.batch / t / 1e9 / c for t, c in zip(sample[k], conv_rounds_sampling)])
     out['train_gflop_per_image'] = flops / 1e9
     if 'tfp' in runners:
         # per-round paired ratios (same round, adjacent in time), then the median
@@ -168,7 +175,8 @@ def print_tables(results, sweep_rows, conv, conv_end):
           f"interleaved with each case's steps (column 'conv GFLOP/s').")
     if results:
         head = ('case', 'impl', 'train img/s', 'step s', 'sample img/s', 's/batch', 'peak MB',
-                'GFLOP/img', 'GFLOP/s', 'conv GFLOP/s', '% conv', 'first step s')
+                'GFLOP/img', 'GFLOP/s', 'conv GFLOP/s', '% conv', 'sample GFLOP/s',
+                'sample % conv', 'first step s')
         print('| ' + ' | '.join(head) + ' |')
         print('|' + '---|' * len(head))
         for r in results:
@@ -181,11 +189,13 @@ def print_tables(results, sweep_rows, conv, conv_end):
                       f"{fmt(d['sample_img_s'])} | {fmt(d['sample_s_per_batch'], '.3f')} | "
                       f"{fmt(d['peak_step_mb'], '.1f')} | {fmt(r['train_gflop_per_image'], '.2f')} | "
                       f"{fmt(d['achieved_gflops'], '.1f')} | {fmt(r['conv_peak_gflops'], '.0f')} | "
-                      f"{pct} | {fmt(d['first_step_s'], '.1f')} |")
+                      f"{pct} | {fmt(d.get('sample_gflops'), '.1f')} | "
+                      f"{fmt(100 * d.get('sample_fraction_of_conv_peak', float('nan')), '.0f')} | "
+                      f"{fmt(d['first_step_s'], '.1f')} |")
             if 'ratio_glow_tf_over_tfp' in r:
                 q = r['ratio_glow_tf_over_tfp']
                 print(f"| {r['case']} | **glow_tf / TFP** | **{fmt(q['train_throughput'])}x** | | "
-                      f"**{fmt(q['sample_throughput'])}x** | | {fmt(q['peak_memory'])}x | | | | | |")
+                      f"**{fmt(q['sample_throughput'])}x** | | {fmt(q['peak_memory'])}x | | | | | | | |")
     if sweep_rows:
         print()
         ref = [k for k in sweep_rows[0] if k.startswith('time_over_')][0]

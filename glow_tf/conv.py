@@ -75,18 +75,36 @@ def _matmul_1x1(x, kernel, bias, relu):
 
 def _shift_add(x, kernel):
     kh, kw, c_in, c_out = (int(d) for d in kernel.shape)
-    height, width = x.shape[1], x.shape[2]
-    if height is None or width is None:
-        raise ValueError(f"the shift_add form needs a static height and width, got {x.shape}")
     shape = tf.shape(x)
     taps = tf.reshape(tf.transpose(kernel, [2, 0, 1, 3]), [c_in, kh * kw * c_out])
     z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)                     # [B·H·W, kh·kw·C_out]
     z = tf.reshape(z, tf.concat([shape[:3], [kh * kw * c_out]], axis=0))
-    z = tf.pad(z, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
-    y = None
-    for p in range(kh):
-        for q in range(kw):
-            first = (p * kw + q) * c_out
-            tap = z[:, p:p + height, q:q + width, first:first + c_out]
-            y = tap if y is None else y + tap
-    return y
+    return _sum_of_shifted_taps(z, kh, kw, c_out)
+
+
+def _sum_of_shifted_taps(z, kh, kw, c_out):
+    """y[i, j] = sum_{p, q} z[i + p - kh//2, j + q - kw//2, (p, q)]  (zero outside), with the
+    adjoint written out: dz[i, j, (p, q)] = dy[i - p + kh//2, j - q + kw//2]. (Autodiff of the
+    nine slices would materialise nine padded z-sized gradients before summing them.)"""
+    height, width = z.shape[1], z.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"the shift_add form needs a static height and width, got {z.shape}")
+    pad = [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]]
+
+    @tf.custom_gradient
+    def shift_sum(z):
+        padded = tf.pad(z, pad)
+        y = None
+        for p in range(kh):
+            for q in range(kw):
+                first = (p * kw + q) * c_out
+                tap = padded[:, p:p + height, q:q + width, first:first + c_out]
+                y = tap if y is None else y + tap
+
+        def grad(dy):
+            padded_dy = tf.pad(dy, pad)
+            return tf.concat([padded_dy[:, kh - 1 - p:kh - 1 - p + height, kw - 1 - q:kw - 1 - q + width, :]
+                              for p in range(kh) for q in range(kw)], axis=-1)
+        return y, grad
+
+    return shift_sum(z)
