@@ -32,6 +32,8 @@ Both work eagerly and inside `tf.function`. Keras 3 variables wrap tf.Variables;
 ActNorm's data-dependent init must not run through here (the model runs `initialize` in plain
 mode): a forward pass that changes variables would break the reconstruction.
 """
+import contextlib
+
 import tensorflow as tf
 from tensorflow.python.eager import record  # stop_recording: the public API has no equivalent
 
@@ -47,17 +49,17 @@ def _tf_variable(v):
     return inner if isinstance(inner, tf.Variable) else v
 
 
-def _after(tensor, dependency):
-    """`tensor`, but not computable before `dependency` (orders the backward walk in graphs).
+def _ordered_after(dependency):
+    """Context: every op created inside waits for `dependency` (orders the backward walk in graphs).
 
-    Without it a graph executor may run all the inverses of the backward pass ahead of the
-    gradient chain (they only depend on the level output) and hold every reconstructed input at
-    once -- memory linear in depth again.
+    Without it a graph executor may run work of the backward pass ahead of the gradient chain:
+    the inverses (they only depend on the level output) and every layer's weight-only ops
+    (ActNorm-folded kernels, rearranged conv kernels), holding all their results at once --
+    memory growing with depth again.
     """
     if tf.executing_eagerly() or dependency is None:
-        return tensor
-    with tf.control_dependencies([dependency]):
-        return tf.identity(tensor)
+        return contextlib.nullcontext()
+    return tf.control_dependencies([dependency])
 
 
 def _layers(step):
@@ -156,8 +158,8 @@ def reversible_forward(steps, x):
             grads, y_k, dy_k = {}, y, dy
             for step in reversed(steps):
                 for layer in reversed(_layers(step)):
-                    y_k = _after(y_k, dy_k)
-                    y_k, dy_k = _invert_and_grad(layer, y_k, dy_k, dlog_det, grads)
+                    with _ordered_after(dy_k):
+                        y_k, dy_k = _invert_and_grad(layer, y_k, dy_k, dlog_det, grads)
             return dy_k, [grads.get(v.ref()) for v in (variables or [])]
 
         return (y, total), grad_fn
@@ -186,8 +188,8 @@ def checkpointed_forward(steps, x):
             dlog_det = tf.zeros_like(total) if dlog_det is None else dlog_det
             grads, dy_k = {}, dy
             for step, x_k in zip(reversed(steps), reversed(inputs)):
-                x_k = _after(x_k, dy_k)
-                dy_k = _grad_through(step, x_k, dy_k, dlog_det, grads)
+                with _ordered_after(dy_k):
+                    dy_k = _grad_through(step, x_k, dy_k, dlog_det, grads)
             return dy_k, [grads.get(v.ref()) for v in (variables or [])]
 
         return (y, total), grad_fn
