@@ -60,8 +60,8 @@ class ActNorm(FlowLayer):
         """True between `begin_data_init` and the forward pass that performs it."""
         return self._ddi_reduce is not None
 
-    def fold_into_conv(self, kernel, bias=None):
-        """(kernel', bias') with s ⊙ (conv(x, kernel) + bias + b) == conv(x, kernel') + bias'.
+    def fold_into_conv(self, kernel):
+        """(kernel', bias') with s ⊙ (conv(x, kernel) + b) == conv(x, kernel') + bias'.
 
         For an ActNorm that follows a convolution inside a network (not as a flow step): the
         scale and bias move into the convolution, so the backend runs one fused
@@ -69,8 +69,7 @@ class ActNorm(FlowLayer):
         output (and keeps fewer activations for the backward pass). kernel: [kh, kw, C_in, C].
         """
         scale = tf.exp(self._log_scale())
-        shift = self.bias if bias is None else self.bias + bias
-        return kernel * scale, shift * scale
+        return kernel * scale, self.bias * scale
 
     def _forward(self, x):
         if self._ddi_reduce is not None:

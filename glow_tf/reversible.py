@@ -127,19 +127,22 @@ def _prepare(steps, x):
     return steps
 
 
-def _run_forward(steps, x):
+def _run_forward(steps, x, keep_inputs):
+    """(y, log_det [B], each step's input or None): the steps applied in order."""
     y, total, inputs = x, tf.zeros([tf.shape(x)[0]], x.dtype), []
     for step in steps:
-        inputs.append(y)
+        if keep_inputs:
+            inputs.append(y)
         y, log_det = step.forward(y)
         total += log_det
-    return y, total, inputs
+    return y, total, inputs if keep_inputs else None
 
 
-def reversible_forward(steps, x):
-    """Run flow steps `steps` (each with forward/inverse) on x with O(1)-in-depth stored activations.
+def _with_custom_backward(steps, x, backward, keep_inputs):
+    """Run `steps` on x under one tf.custom_gradient whose backward pass is
+    `backward(steps, y, inputs, dy, dlog_det, grads) -> dx` (grads: variable ref -> gradient).
 
-    Returns (y, log_det [B]) exactly like applying the steps in order and summing their log-dets.
+    Only the output y (and the step inputs if keep_inputs) is kept for the backward pass.
     """
     steps = _prepare(steps, x)
     if not steps:
@@ -150,21 +153,41 @@ def reversible_forward(steps, x):
         # stop_recording keeps outer tapes from holding the activations; custom_gradient's
         # VariableWatcher still sees the variable reads and passes them to grad_fn.
         with record.stop_recording():
-            y, total, _ = _run_forward(steps, x_in)
+            y, total, inputs = _run_forward(steps, x_in, keep_inputs)
 
         def grad_fn(dy, dlog_det, variables=None):
             dy = tf.zeros_like(y) if dy is None else dy
             dlog_det = tf.zeros_like(total) if dlog_det is None else dlog_det
-            grads, y_k, dy_k = {}, y, dy
-            for step in reversed(steps):
-                for layer in reversed(_layers(step)):
-                    with _ordered_after(dy_k):
-                        y_k, dy_k = _invert_and_grad(layer, y_k, dy_k, dlog_det, grads)
-            return dy_k, [grads.get(v.ref()) for v in (variables or [])]
+            grads = {}
+            dx = backward(steps, y, inputs, dy, dlog_det, grads)
+            return dx, [grads.get(v.ref()) for v in (variables or [])]
 
         return (y, total), grad_fn
 
     return run(x)
+
+
+def _backward_by_inversion(steps, y, inputs, dy, dlog_det, grads):
+    for step in reversed(steps):
+        for layer in reversed(_layers(step)):
+            with _ordered_after(dy):
+                y, dy = _invert_and_grad(layer, y, dy, dlog_det, grads)
+    return dy
+
+
+def _backward_by_recompute(steps, y, inputs, dy, dlog_det, grads):
+    for step, x in zip(reversed(steps), reversed(inputs)):
+        with _ordered_after(dy):
+            dy = _grad_through(step, x, dy, dlog_det, grads)
+    return dy
+
+
+def reversible_forward(steps, x):
+    """Run flow steps `steps` (each with forward/inverse) on x with O(1)-in-depth stored activations.
+
+    Returns (y, log_det [B]) exactly like applying the steps in order and summing their log-dets.
+    """
+    return _with_custom_backward(steps, x, _backward_by_inversion, keep_inputs=False)
 
 
 def checkpointed_forward(steps, x):
@@ -174,24 +197,4 @@ def checkpointed_forward(steps, x):
     coupling networks); backward recomputes each step's forward once. A drop-in for the
     'checkpoint' memory mode with tracing linear in depth.
     """
-    steps = _prepare(steps, x)
-    if not steps:
-        return x, tf.zeros([tf.shape(x)[0]], x.dtype)
-
-    @tf.custom_gradient
-    def run(x_in):
-        with record.stop_recording():
-            y, total, inputs = _run_forward(steps, x_in)
-
-        def grad_fn(dy, dlog_det, variables=None):
-            dy = tf.zeros_like(y) if dy is None else dy
-            dlog_det = tf.zeros_like(total) if dlog_det is None else dlog_det
-            grads, dy_k = {}, dy
-            for step, x_k in zip(reversed(steps), reversed(inputs)):
-                with _ordered_after(dy_k):
-                    dy_k = _grad_through(step, x_k, dy_k, dlog_det, grads)
-            return dy_k, [grads.get(v.ref()) for v in (variables or [])]
-
-        return (y, total), grad_fn
-
-    return run(x)
+    return _with_custom_backward(steps, x, _backward_by_recompute, keep_inputs=True)
