@@ -30,8 +30,8 @@ DIRECTIONS_FORMAT = 'glow_tf.directions/1'
 
 __all__ = ['InputError', 'load_images', 'list_image_files', 'encode_images', 'save_latents',
            'load_latents', 'DirectionAccumulator', 'compute_directions', 'save_directions',
-           'load_directions', 'find_attribute', 'edit', 'interpolate', 'celeba_labels',
-           'folder_labels']
+           'load_directions', 'FingerprintWarning', 'find_attribute', 'edit', 'interpolate',
+           'celeba_labels', 'folder_labels']
 
 
 # ---------------------------------------------------------------------------------------------

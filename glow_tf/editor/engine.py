@@ -109,14 +109,18 @@ def load_editor_flow(path, batch_size=8):
     return load_flow(path, batch_size=batch_size), {}
 
 
-def gallery_files(directory, limit=None):
-    """Image files of a gallery directory, sorted; `limit` picks that many evenly spread."""
-    from glow_tf.manipulation import list_image_files
-    files = list_image_files([directory])
+def _spread(files, limit):
+    """`limit` of `files`, evenly spread (all of them when limit is None or large enough)."""
     if limit and len(files) > limit:
         idx = np.linspace(0, len(files) - 1, int(limit)).round().astype(int)
         files = [files[i] for i in idx]
-    return files
+    return list(files)
+
+
+def gallery_files(directory, limit=None):
+    """Image files of a gallery directory, sorted; `limit` picks that many evenly spread."""
+    from glow_tf.manipulation import list_image_files
+    return _spread(list_image_files([directory]), limit)
 
 
 def celeba_test_files(celeba_root, limit=None):
@@ -127,10 +131,7 @@ def celeba_test_files(celeba_root, limit=None):
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')   # the subset's count line warning is not news here
         files = scan_celeba(celeba_root).test_files
-    if limit and len(files) > limit:
-        idx = np.linspace(0, len(files) - 1, int(limit)).round().astype(int)
-        files = [files[i] for i in idx]
-    return files
+    return _spread(files, limit)
 
 
 # ---------------------------------------------------------------------------------------------
