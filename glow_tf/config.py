@@ -54,6 +54,8 @@ class TrainConfig:
     flow_coupling: int = 0
     lu: bool = False
     learntop: bool = False
+    edge_bias: int = 1
+    learntop_form: str = 'conv'                    # 'position': runs saved before edge_bias existed
     ycond: bool = False
     weight_y: float = 0.0
     n_bits_x: int = 8
@@ -143,6 +145,10 @@ class TrainConfig:
     def load(cls, path):
         with open(path) as f:
             d = json.load(f)
+        if 'edge_bias' not in d:
+            # written before glow_tf followed the original's edge bias and learntop: rebuild the
+            # model those runs trained
+            d.update(edge_bias=0, learntop_form='position')
         names = set(cls.field_names())
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -164,6 +170,7 @@ class TrainConfig:
             flow_permutation=PERMUTATIONS[int(self.flow_permutation)],
             flow_coupling=COUPLINGS[int(self.flow_coupling)],
             lu_decomposed=bool(self.lu), learntop=bool(self.learntop),
+            edge_bias=bool(self.edge_bias), learntop_form=self.learntop_form,
             n_classes=int(self.n_classes) if self.ycond else 0,
             memory_mode=self.resolved_memory_mode, seed=int(self.seed))
 
@@ -226,6 +233,8 @@ class TrainConfig:
             self._check_image_size(self.image_size)
         if self.n_test != -1 and self.n_test < 1:
             raise ConfigError('--n_test', f"must be -1 (whole test set) or >= 1, got {self.n_test}")
+        if self.edge_bias not in (0, 1):
+            raise ConfigError('--edge_bias', f"must be 0 or 1, got {self.edge_bias}")
         if self.dal not in (0, 1, 2):
             raise ConfigError('--dal', f"must be 0, 1 or 2, got {self.dal}")
         if self.inference and not (self.restore_path or self.logdir):

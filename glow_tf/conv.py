@@ -21,6 +21,16 @@ rewritten forms use GEMMs (bench/RESULTS.md, "convolution forms"). Results equal
 
 Shapes: x [B, H, W, C_in], kernel [kh, kw, C_in, C_out] (odd kh, kw), bias [C_out] or None
 -> [B, H, W, C_out].
+
+Edge bias (the original code's `add_edge_padding`, on by default in every 3x3 convolution of
+openai/glow): the input is zero-padded *and* gets one extra channel that is 1 on the padded border
+and 0 inside, so the network can tell padding from a black pixel. With the kernel split as
+K = [K_x, K_e] along its input channels (K_e: the border channel's taps),
+
+    conv_valid(concat(pad(x), border), K) = conv_same(x, K_x) + conv_valid(border, K_e)
+
+and the second term does not depend on x: one [H, W, C_out] map, added like a bias.
+`edge_bias_map` computes it; `conv2d_same(..., edge_bias=True)` uses it.
 """
 import functools
 
@@ -44,8 +54,32 @@ def conv_form(kernel_shape):
     return 'conv2d'
 
 
-def conv2d_same(x, kernel, bias=None, relu=False, form=None):
-    """relu?(conv(x, kernel) + bias), 'SAME' padding, stride 1. `form` overrides conv_form()."""
+def edge_bias_map(edge_kernel, height, width):
+    """conv_valid(border, K_e) -> [H, W, C_out]: the border channel's contribution.
+
+    border is [H + kh - 1, W + kw - 1], 1 on the kh//2, kw//2 wide padding ring and 0 inside;
+    edge_kernel is K_e, [kh, kw, 1, C_out].
+    """
+    kh, kw = int(edge_kernel.shape[0]), int(edge_kernel.shape[1])
+    inside = tf.ones([1, height, width, 1])
+    border = 1.0 - tf.pad(inside, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
+    return tf.nn.conv2d(border, edge_kernel, strides=1, padding='VALID')[0]
+
+
+def conv2d_same(x, kernel, bias=None, relu=False, form=None, edge_bias=False):
+    """relu?(conv(x, kernel) + bias), 'SAME' padding, stride 1. `form` overrides conv_form().
+
+    edge_bias=True: the kernel has one more input channel than x, the border channel (module
+    docstring); its contribution is added as a per-position bias. 1x1 kernels have no padding and
+    therefore no border channel (as in the original).
+    """
+    if edge_bias and (kernel.shape[0] > 1 or kernel.shape[1] > 1):
+        height, width = x.shape[1], x.shape[2]
+        if height is None or width is None:
+            raise ValueError(f"edge_bias needs a static height and width, got input shape {x.shape}")
+        edge = edge_bias_map(kernel[:, :, -1:, :], int(height), int(width))
+        bias = edge if bias is None else edge + bias
+        kernel = kernel[:, :, :-1, :]
     form = form or conv_form(kernel.shape)
     if form == 'matmul':
         return _matmul_1x1(x, kernel, bias, relu)
@@ -56,7 +90,7 @@ def conv2d_same(x, kernel, bias=None, relu=False, form=None):
     else:
         raise ValueError(f"form must be 'matmul', 'shift_add' or 'conv2d', got {form!r}")
     if bias is not None:
-        y = tf.nn.bias_add(y, bias)
+        y = tf.nn.bias_add(y, bias) if len(bias.shape) == 1 else y + bias
     return tf.nn.relu(y) if relu else y
 
 

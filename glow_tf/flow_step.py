@@ -15,21 +15,32 @@ PERMUTATIONS = ('reverse', 'shuffle', '1x1')
 
 
 class FlowStep(FlowLayer):
-    """Input/output: [B, H, W, C]."""
+    """Input/output: [B, H, W, C].
+
+    Args:
+        width: hidden channels of the coupling network.
+        permutation: '1x1', 'reverse' or 'shuffle'.
+        coupling: 'additive' or 'affine'.
+        lu_decomposed: LU-parameterised 1x1 convolution.
+        seed: initialiser / permutation seed.
+        edge_bias: the original's border channel in the coupling network's 3x3 convolutions.
+    """
 
     def __init__(self, width=512, permutation='1x1', coupling='affine', lu_decomposed=False,
-                 seed=0, **kwargs):
+                 seed=0, edge_bias=True, **kwargs):
         super().__init__(**kwargs)
         if permutation not in PERMUTATIONS:
             raise ValueError(f"flow_permutation must be one of {PERMUTATIONS}, got {permutation!r}")
         self.width, self.permutation, self.coupling_kind = int(width), permutation, coupling
         self.lu_decomposed, self.seed = bool(lu_decomposed), int(seed)
+        self.edge_bias = bool(edge_bias)
         self.actnorm = ActNorm(name='actnorm')
         if permutation == '1x1':
             self.mix = InvertibleConv1x1(lu_decomposed=lu_decomposed, seed=seed, name='invconv')
         else:
             self.mix = ChannelPermutation(permutation, seed=seed, name='permute')
-        self.coupling = Coupling(coupling, width=width, seed=seed, name='coupling')
+        self.coupling = Coupling(coupling, width=width, seed=seed, edge_bias=self.edge_bias,
+                                 name='coupling')
         self.flow_layers = (self.actnorm, self.mix, self.coupling)
 
     def build(self, input_shape):
@@ -52,4 +63,5 @@ class FlowStep(FlowLayer):
 
     def get_config(self):
         return {**super().get_config(), 'width': self.width, 'permutation': self.permutation,
-                'coupling': self.coupling_kind, 'lu_decomposed': self.lu_decomposed, 'seed': self.seed}
+                'coupling': self.coupling_kind, 'lu_decomposed': self.lu_decomposed, 'seed': self.seed,
+                'edge_bias': self.edge_bias}

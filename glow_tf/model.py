@@ -57,11 +57,29 @@ def _validate(image_shape, n_levels, depth, width, flow_permutation, flow_coupli
 
 
 class Glow(keras.Model):
-    """Glow as a Keras model. `call(x, y)` returns log p(x) in nats, shape [B]."""
+    """Glow as a Keras model. `call(x, y)` returns log p(x) in nats, shape [B].
+
+    Args:
+        image_shape: (H, W, C) of the images; H and W divisible by 2**n_levels.
+        n_levels: L, levels of squeeze -> K steps -> split.
+        depth: K, flow steps per level.
+        width: hidden channels of every coupling network.
+        flow_permutation: '1x1' (invertible 1x1 convolution), 'reverse' or 'shuffle'.
+        flow_coupling: 'affine' or 'additive'.
+        lu_decomposed: LU-parameterised 1x1 convolutions.
+        learntop: learned prior of the top latent (`glow_tf.priors`).
+        n_classes: > 0 for a class-conditional model with a class head.
+        memory_mode: 'plain', 'checkpoint' or 'reversible' (what the backward pass recomputes).
+        seed: initialiser seed.
+        edge_bias: the original's edge-bias padding in every 3x3 convolution (coupling networks,
+            split priors, learntop); False reproduces models saved before glow_tf had it.
+        learntop_form: 'conv' (the original's learntop) or 'position' (earlier glow_tf models).
+    """
 
     def __init__(self, image_shape=(32, 32, 3), n_levels=3, depth=32, width=512,
                  flow_permutation='1x1', flow_coupling='affine', lu_decomposed=False,
-                 learntop=False, n_classes=0, memory_mode='plain', seed=0, **kwargs):
+                 learntop=False, n_classes=0, memory_mode='plain', seed=0, edge_bias=True,
+                 learntop_form='conv', **kwargs):
         _validate(image_shape, n_levels, depth, width, flow_permutation, flow_coupling, n_classes,
                   memory_mode)
         super().__init__(**kwargs)
@@ -70,14 +88,18 @@ class Glow(keras.Model):
         self.flow_permutation, self.flow_coupling = flow_permutation, flow_coupling
         self.lu_decomposed, self.learntop = bool(lu_decomposed), bool(learntop)
         self.n_classes, self.memory_mode, self.seed = int(n_classes), memory_mode, int(seed)
+        self.edge_bias, self.learntop_form = bool(edge_bias), learntop_form
 
         self.flow_steps = [
             FlowStep(width=self.width, permutation=flow_permutation, coupling=flow_coupling,
                      lu_decomposed=self.lu_decomposed, seed=self.seed * 100003 + i,
-                     name=f'level{i // self.depth}_step{i % self.depth}')
+                     edge_bias=self.edge_bias, name=f'level{i // self.depth}_step{i % self.depth}')
             for i in range(self.n_levels * self.depth)]
-        self.splits = [Split(name=f'level{i}_split') for i in range(self.n_levels - 1)]
-        self.top_prior = TopPrior(learntop=self.learntop, n_classes=self.n_classes, name='top_prior')
+        self.splits = [Split(edge_bias=self.edge_bias, name=f'level{i}_split')
+                       for i in range(self.n_levels - 1)]
+        self.top_prior = TopPrior(learntop=self.learntop, n_classes=self.n_classes,
+                                  edge_bias=self.edge_bias, learntop_form=learntop_form,
+                                  name='top_prior')
         self._build_layers()
         self._decode_fn = None
 
@@ -168,11 +190,13 @@ class Glow(keras.Model):
     def call(self, x, y=None):
         return self.log_prob(x, y)
 
-    def objective(self, x_uint8, y=None, n_bits_x=8, noise=True):
-        """Training objective terms: (bits_x [B], bits_y [B]).
+    def objective(self, x_uint8, y=None, n_bits_x=8, noise=True, with_error=False):
+        """Training objective terms: (bits_x [B], bits_y [B]) (+ error [B] with `with_error`).
 
         bits_x: dequantised negative log-likelihood in bits per sub-pixel;
-        bits_y: classifier cross-entropy in bits (zeros for an unconditional model).
+        bits_y: classifier cross-entropy in bits (zeros for an unconditional model);
+        error: 1 where the class head's argmax is not y (the original's pred_loss; ones for an
+        unconditional model, as the original logged).
         Loss = mean(bits_x) + weight_y · mean(bits_y).
         `noise`: the dequantisation draw, as in `preprocess` (True, or a U[0, 1) tensor).
         """
@@ -181,11 +205,15 @@ class Glow(keras.Model):
         log_prob = log_det + tf.add_n([standard_normal_log_prob(e) for e in eps_list])
         bits_x = nats_to_bits_per_dim(log_prob, self.n_dims, n_bits_x)
         if not self.n_classes:
-            return bits_x, tf.zeros_like(bits_x)
-        logits = self.top_prior.class_logits(z_top)
-        bits_y = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.cast(y, tf.int32), logits=logits) / math.log(2.0)
-        return bits_x, bits_y
+            terms = (bits_x, tf.zeros_like(bits_x), tf.ones_like(bits_x))
+        else:
+            labels = tf.cast(y, tf.int32)
+            logits = self.top_prior.class_logits(z_top)
+            bits_y = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=logits) / math.log(2.0)
+            wrong = tf.not_equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
+            terms = (bits_x, bits_y, tf.cast(wrong, tf.float32))
+        return terms if with_error else terms[:2]
 
     def bits_per_dim(self, x_uint8, y=None, n_bits_x=8):
         """Dequantised NLL of uint8 images [B, H, W, C] in bits per sub-pixel -> [B]."""
@@ -276,7 +304,8 @@ class Glow(keras.Model):
                 'width': self.width, 'flow_permutation': self.flow_permutation,
                 'flow_coupling': self.flow_coupling, 'lu_decomposed': self.lu_decomposed,
                 'learntop': self.learntop, 'n_classes': self.n_classes,
-                'memory_mode': self.memory_mode, 'seed': self.seed, 'name': self.name}
+                'memory_mode': self.memory_mode, 'seed': self.seed, 'edge_bias': self.edge_bias,
+                'learntop_form': self.learntop_form, 'name': self.name}
 
     @classmethod
     def from_config(cls, config):

@@ -2,15 +2,24 @@
 
     p(z) = N(z; μ, σ²),   ε = (z - μ) / σ,   log-det = -sum(log σ)
 
-with (μ, log σ) = 0 (standard normal), learned per position (`learntop`), and/or a learned
-function of the one-hot class label (`ycond`: class-conditional Glow). With classes, a zero-
-initialised linear classifier on the spatial mean of z gives logits for the `weight_y` loss term.
+with (μ, log σ) = 0 (standard normal), learned (`learntop`), and/or a learned function of the
+one-hot class label (`ycond`: class-conditional Glow). With classes, a zero-initialised linear
+classifier on the spatial mean of z gives logits for the `weight_y` loss term.
+
+`learntop`, as in the original (learntop_form='conv'): (μ, log σ) = ZeroConv3x3(0), a
+zero-initialised 3x3 convolution applied to a zero tensor. Its input carries no information, so
+what it learns is a per-channel constant (its bias) plus, with edge bias, a border pattern (the
+border channel's taps): a constrained prior with few parameters. learntop_form='position' is one
+free (μ, log σ) per position and channel, which glow_tf used before it followed the original; it
+is kept so those models still load.
 """
 import keras
 import tensorflow as tf
 
 from glow_tf.layer_base import sum_except_batch
-from glow_tf.zero_conv import ZeroDense
+from glow_tf.zero_conv import ZeroConv2D, ZeroDense
+
+LEARNTOP_FORMS = ('conv', 'position')
 
 
 def standard_normal_log_prob(eps):
@@ -19,18 +28,32 @@ def standard_normal_log_prob(eps):
 
 
 class TopPrior(keras.layers.Layer):
-    """Standardises the top latent z [B, h, w, c] to ε [B, h, w, c] given an optional label y [B]."""
+    """Standardises the top latent z [B, h, w, c] to ε [B, h, w, c] given an optional label y [B].
 
-    def __init__(self, learntop=False, n_classes=0, **kwargs):
+    Args:
+        learntop: learn (μ, log σ) of the top latent.
+        n_classes: > 0 for a class-conditional prior and a class head (`ycond`).
+        edge_bias: the border channel in the learntop convolution (as the original).
+        learntop_form: 'conv' (the original's) or 'position' (module docstring).
+    """
+
+    def __init__(self, learntop=False, n_classes=0, edge_bias=True, learntop_form='conv', **kwargs):
         super().__init__(**kwargs)
+        if learntop_form not in LEARNTOP_FORMS:
+            raise ValueError(f"learntop_form must be one of {LEARNTOP_FORMS}, got {learntop_form!r}")
         self.learntop = bool(learntop)
         self.n_classes = int(n_classes)
+        self.edge_bias = bool(edge_bias)
+        self.learntop_form = learntop_form
 
     def build(self, input_shape):
         h, w, c = (int(d) for d in input_shape[1:])
-        self.channels = c
-        if self.learntop:
+        self.channels, self.top_hw = c, (h, w)
+        if self.learntop and self.learntop_form == 'position':
             self.top = self.add_weight(name='top', shape=(h, w, 2 * c), initializer='zeros')
+        elif self.learntop:
+            self.top_conv = ZeroConv2D(2 * c, edge_bias=self.edge_bias, name='top_conv')
+            self.top_conv.build((None, h, w, 2 * c))
         if self.n_classes:
             self.label_map = ZeroDense(2 * c, name='label_map')
             self.label_map.build((None, self.n_classes))
@@ -40,8 +63,10 @@ class TopPrior(keras.layers.Layer):
     def mean_log_scale(self, batch, y=None):
         """(μ, log σ), each [B, h, w, c] (broadcastable)."""
         h = tf.zeros([1, 1, 1, 2 * self.channels])
-        if self.learntop:
+        if self.learntop and self.learntop_form == 'position':
             h = h + self.top[None]
+        elif self.learntop:
+            h = h + self.top_conv(tf.zeros([1, *self.top_hw, 2 * self.channels]))
         if self.n_classes:
             if y is None:
                 raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
@@ -71,4 +96,5 @@ class TopPrior(keras.layers.Layer):
         return self.forward(z, y)
 
     def get_config(self):
-        return {**super().get_config(), 'learntop': self.learntop, 'n_classes': self.n_classes}
+        return {**super().get_config(), 'learntop': self.learntop, 'n_classes': self.n_classes,
+                'edge_bias': self.edge_bias, 'learntop_form': self.learntop_form}

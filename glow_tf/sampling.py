@@ -328,11 +328,12 @@ def is_saved_model(path):
     return os.path.isdir(path) and os.path.exists(os.path.join(path, 'saved_model.pb'))
 
 
-def load_flow(path, use_ema=True, which='latest', batch_size=64):
+def load_flow(path, use_ema=None, which='latest', batch_size=64):
     """A `Flow` from a training log dir / checkpoint dir / ckpt prefix, or an exported SavedModel.
 
-    Checkpoints are rebuilt by `glow_tf.training.checkpoint.load_model` (EMA weights unless
-    use_ema=False); n_bits_x comes from the run's config.json. Raises InputError.
+    Checkpoints are rebuilt by `glow_tf.training.checkpoint.load_model`: use_ema=None (default)
+    takes the weights that scored better at the run's last test pass, True the Polyak averages,
+    False the raw weights; n_bits_x comes from the run's config.json. Raises InputError.
     """
     if not path:
         raise InputError("no model given (pass --model LOGDIR_OR_EXPORT_DIR)")
@@ -342,13 +343,18 @@ def load_flow(path, use_ema=True, which='latest', batch_size=64):
     if not os.path.exists(path) and not tf.io.gfile.exists(path + '.index'):
         raise InputError(f"{path}: no such file or directory (expected a training log dir, a "
                          "checkpoint or an exported SavedModel directory)")
-    from glow_tf.training.checkpoint import load_model
+    from glow_tf.training.checkpoint import find_checkpoint, load_model, selected_weights
     try:
+        if use_ema is None:
+            prefix = find_checkpoint(path, which)
+            use_ema = prefix is None or selected_weights(prefix) == 'ema'
         model, config = load_model(path, use_ema=use_ema, which=which)
     except (FileNotFoundError, ValueError) as e:
         raise InputError(str(e)) from None
-    return ModelFlow(model, n_bits_x=int(config.n_bits_x), batch_size=batch_size,
-                     description=f"{path} ({'EMA' if use_ema else 'raw'} weights)")
+    flow = ModelFlow(model, n_bits_x=int(config.n_bits_x), batch_size=batch_size,
+                     description=f"{path} ({'EMA (Polyak-averaged)' if use_ema else 'raw'} weights)")
+    flow.weights = 'ema' if use_ema else 'raw'
+    return flow
 
 
 # ---------------------------------------------------------------------------------------------

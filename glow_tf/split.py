@@ -17,12 +17,20 @@ from glow_tf.zero_conv import ZeroConv2D
 
 
 class Split(keras.layers.Layer):
-    """Factor out half the channels. [B, H, W, C] -> z_1 [B, H, W, C//2], ε [B, H, W, C - C//2]."""
+    """Factor out half the channels. [B, H, W, C] -> z_1 [B, H, W, C//2], ε [B, H, W, C - C//2].
+
+    Args:
+        edge_bias: the original's border channel in the prior's 3x3 convolution.
+    """
+
+    def __init__(self, edge_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.edge_bias = bool(edge_bias)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
         self.n_keep = channels // 2
-        self.prior = ZeroConv2D(2 * (channels - self.n_keep), name='prior')
+        self.prior = ZeroConv2D(2 * (channels - self.n_keep), edge_bias=self.edge_bias, name='prior')
         self.prior.build(tuple(input_shape[:-1]) + (self.n_keep,))
 
     def _mean_log_scale(self, z1):
@@ -48,3 +56,6 @@ class Split(keras.layers.Layer):
 
     def call(self, x):
         return self.forward(x)
+
+    def get_config(self):
+        return {**super().get_config(), 'edge_bias': self.edge_bias}

@@ -15,17 +15,26 @@ class ZeroConv2D(keras.layers.Layer):
     """3x3 'SAME' conv, zero-initialised, with a learned per-channel output scale.
 
     Input [B, H, W, C_in] -> output [B, H, W, filters].
+
+    Args:
+        filters: output channels.
+        kernel_size: odd spatial size of the kernel (3 in every use).
+        logscale_factor: s = exp(logscale_factor · logs).
+        edge_bias: pad with the original's border channel (`glow_tf.conv`); the kernel then has
+            C_in + 1 input channels. False reproduces models saved before edge bias existed.
     """
 
-    def __init__(self, filters, kernel_size=3, logscale_factor=3.0, **kwargs):
+    def __init__(self, filters, kernel_size=3, logscale_factor=3.0, edge_bias=True, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
         self.logscale_factor = float(logscale_factor)
+        self.edge_bias = bool(edge_bias) and self.kernel_size > 1
 
     def build(self, input_shape):
         k = self.kernel_size
-        self.kernel = self.add_weight(name='kernel', shape=(k, k, int(input_shape[-1]), self.filters),
+        c_in = int(input_shape[-1]) + (1 if self.edge_bias else 0)
+        self.kernel = self.add_weight(name='kernel', shape=(k, k, c_in, self.filters),
                                       initializer='zeros')
         self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
         self.logs = self.add_weight(name='logs', shape=(self.filters,), initializer='zeros')
@@ -33,11 +42,11 @@ class ZeroConv2D(keras.layers.Layer):
     def call(self, x):
         # (conv(x, W) + b) · s == conv(x, W · s) + b · s: one fused conv + bias op
         scale = tf.exp(self.logs * self.logscale_factor)
-        return conv2d_same(x, self.kernel * scale, self.bias * scale)
+        return conv2d_same(x, self.kernel * scale, self.bias * scale, edge_bias=self.edge_bias)
 
     def get_config(self):
         return {**super().get_config(), 'filters': self.filters, 'kernel_size': self.kernel_size,
-                'logscale_factor': self.logscale_factor}
+                'logscale_factor': self.logscale_factor, 'edge_bias': self.edge_bias}
 
 
 class ZeroDense(keras.layers.Layer):

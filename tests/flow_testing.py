@@ -36,3 +36,24 @@ def assert_rel_close(actual, expected, rtol=1e-4, atol=1e-5):
     actual, expected = float(actual), float(expected)
     assert abs(actual - expected) <= atol + rtol * abs(expected), \
         f"{actual} != {expected} (rtol {rtol})"
+
+
+def edge_padded_conv_by_hand(x, kernel):
+    """The original openai/glow 3x3 convolution with edge bias, written out in numpy:
+    zero-pad x, append a channel that is 1 on the padded border and 0 inside, 'VALID' conv.
+
+    x [B, H, W, C] and kernel [kh, kw, C + 1, C_out] -> [B, H, W, C_out] (float64).
+    """
+    x, kernel = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+    kh, kw = kernel.shape[:2]
+    a, b = kh // 2, kw // 2
+    batch, height, width, _ = x.shape
+    padded = np.pad(x, [(0, 0), (a, a), (b, b), (0, 0)])
+    border = np.ones(padded.shape[:3] + (1,))
+    border[:, a:a + height, b:b + width] = 0.0
+    padded = np.concatenate([padded, border], axis=-1)
+    out = np.zeros((batch, height, width, kernel.shape[-1]))
+    for p in range(kh):
+        for q in range(kw):
+            out += padded[:, p:p + height, q:q + width, :] @ kernel[p, q]
+    return out

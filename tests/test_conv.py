@@ -60,3 +60,42 @@ def test_bad_form_and_kernel_are_named():
         conv2d_same(x, tf.zeros([3, 3, 8, 1]), form='fft')
     with pytest.raises(ValueError, match="1x1 kernel"):
         conv2d_same(x, tf.zeros([3, 3, 8, 1]), form='matmul')
+
+
+@pytest.mark.parametrize('form,c_in,c_out', [('conv2d', 3, 8), ('shift_add', 16, 1),
+                                             ('conv2d', 5, 4)])
+def test_edge_bias_equals_the_originals_padding_by_hand(form, c_in, c_out):
+    """conv2d_same(edge_bias=True) == zero padding + a border channel + 'VALID' conv, values
+    and gradients (the border taps get a gradient only from the border pixels)."""
+    from tests.flow_testing import edge_padded_conv_by_hand
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.standard_normal((2, 5, 6, c_in)), tf.float32)
+    kernel = tf.Variable(rng.standard_normal((3, 3, c_in + 1, c_out)), dtype=tf.float32)
+    bias = tf.constant(rng.standard_normal(c_out), tf.float32)
+    with tf.GradientTape() as tape:
+        y = conv2d_same(x, kernel, bias, form=form, edge_bias=True)
+        loss = tf.reduce_sum(y * tf.cos(y))
+    expected = edge_padded_conv_by_hand(x, kernel) + bias.numpy()
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-4, atol=1e-4)
+    # the border channel matters: without it the result differs at the border only
+    plain = conv2d_same(x, kernel[:, :, :-1], bias, form='conv2d').numpy()
+    diff = np.abs(plain - expected).max(-1)
+    assert diff[:, 1:-1, 1:-1].max() < 1e-4 and diff[:, 0, :].min() > 1e-3
+    # gradient of the border taps, by hand: d loss / d K_e[p, q] = sum over positions whose
+    # receptive field tap (p, q) lands on the border
+    grad = tape.gradient(loss, kernel).numpy()
+    dy = (tf.cos(y) - y * tf.sin(y)).numpy()
+    border = np.ones((7, 8))
+    border[1:-1, 1:-1] = 0
+    for p in range(3):
+        for q in range(3):
+            by_hand = np.einsum('hw,bhwc->c', border[p:p + 5, q:q + 6], dy)
+            np.testing.assert_allclose(grad[p, q, -1], by_hand, rtol=1e-3, atol=1e-3)
+
+
+def test_edge_bias_skips_1x1_kernels():
+    """A 1x1 convolution pads nothing, so (as in the original) it gets no border channel."""
+    x = tf.ones([1, 3, 3, 4])
+    kernel = tf.ones([1, 1, 4, 2])
+    np.testing.assert_array_equal(conv2d_same(x, kernel, edge_bias=True).numpy(),
+                                  conv2d_same(x, kernel).numpy())

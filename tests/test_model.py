@@ -206,3 +206,35 @@ def test_seed_fixes_every_initial_weight():
     for va, vb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(va, vb)
     assert any(not np.array_equal(va, vc) for va, vc in zip(a.get_weights(), c.get_weights()))
+
+
+def test_config_written_before_edge_bias_rebuilds_the_old_model(tmp_path):
+    """config.json files of runs made before edge bias (no 'edge_bias' key) rebuild the model those
+    runs trained: plain zero padding and the per-position learntop, so their checkpoints load."""
+    import json
+    from glow_tf.config import TrainConfig
+    cfg = TrainConfig(problem='mnist', n_levels=2, depth=1, width=4, learntop=True)
+    cfg = cfg.resolve((8, 8, 3), 100, 10)
+    old = cfg.to_dict()
+    del old['edge_bias'], old['learntop_form']
+    (tmp_path / 'config.json').write_text(json.dumps(old))
+    legacy = TrainConfig.load(str(tmp_path / 'config.json'))
+    assert (legacy.edge_bias, legacy.learntop_form) == (0, 'position')
+    model = glow_tf.Glow(**legacy.to_model_kwargs())
+    assert tuple(model.top_prior.top.shape) == (2, 2, 48)
+    assert tuple(model.flow_steps[0].coupling.nn.kernel1.shape) == (3, 3, 6, 4)
+    new = glow_tf.Glow(**cfg.to_model_kwargs())
+    assert tuple(new.flow_steps[0].coupling.nn.kernel1.shape) == (3, 3, 7, 4)   # + border channel
+    assert not hasattr(new.top_prior, 'top')
+
+
+def test_learntop_as_the_original_learns_a_constant_plus_a_border_pattern():
+    """The original's learntop is a zero conv of a zero tensor: inside the border it is one
+    constant per channel, whatever its weights."""
+    prior = glow_tf.TopPrior(learntop=True)
+    prior.build((None, 4, 4, 2))
+    perturb_weights(prior, scale=0.5, seed=2)
+    mean, log_scale = prior.mean_log_scale(1)
+    inner = mean.numpy()[0, 1:-1, 1:-1]
+    np.testing.assert_allclose(inner, np.broadcast_to(inner[:1, :1], inner.shape), rtol=1e-6)
+    assert np.ptp(mean.numpy()[0, :, :, 0]) > 1e-3      # the border differs

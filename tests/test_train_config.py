@@ -55,7 +55,9 @@ def test_model_kwargs():
     kw = cfg.to_model_kwargs()
     assert kw == dict(image_shape=(32, 32, 3), n_levels=3, depth=32, width=512,
                       flow_permutation='reverse', flow_coupling='affine', lu_decomposed=False,
-                      learntop=True, n_classes=10, memory_mode='plain', seed=0)
+                      learntop=True, n_classes=10, memory_mode='plain', seed=0, edge_bias=True,
+                      learntop_form='conv')
+    assert parse(['--edge_bias', '0']).resolve((32, 32, 3), 100, 10).to_model_kwargs()['edge_bias'] is False
     assert parse(['--lu', '--memory_mode', 'reversible']).resolve((32, 32, 3), 100, 10) \
         .to_model_kwargs()['memory_mode'] == 'reversible'
     assert parse([]).resolve((32, 32, 3), 100, 10).to_model_kwargs()['n_classes'] == 0

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from glow_tf.cli.sample import add_model_args
+from glow_tf.cli.sample import add_model_args, use_ema
 
 
 def _add_common(p):
@@ -95,7 +95,7 @@ def _flow(args):
     from glow_tf.sampling import InputError, load_flow
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1, got {args.batch}")
-    return load_flow(args.model, use_ema=not args.raw_weights, which=args.which, batch_size=args.batch)
+    return load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
 
 
 def _y(flow, args, n):

@@ -26,12 +26,20 @@ def _labels(text):
                                          f"list of them, got {text!r}")
 
 
+def use_ema(args):
+    """--weights -> the `use_ema` argument of `load_flow` (None: the run's better weights)."""
+    return {'auto': None, 'ema': True, 'raw': False}[args.weights]
+
+
 def add_model_args(p):
     g = p.add_argument_group('model')
     g.add_argument('--model', required=True, help="Training log dir, checkpoint dir, ckpt-N prefix, "
                    "or an exported SavedModel directory.")
-    g.add_argument('--raw_weights', action='store_true', help="Use the raw trained weights instead "
-                   "of the Polyak (EMA) averages (checkpoints only).")
+    g.add_argument('--weights', choices=['auto', 'ema', 'raw'], default='auto',
+                   help="Checkpoints only: 'auto' the weights that scored better at the run's last "
+                   "test pass (weights.json), 'ema' the Polyak averages, 'raw' the trained weights.")
+    g.add_argument('--raw_weights', action='store_const', dest='weights', const='raw',
+                   help="Same as --weights raw.")
     g.add_argument('--which', choices=['latest', 'best'], default='latest',
                    help="Which checkpoint of a log dir: the latest or the best-test-loss one.")
     g.add_argument('--batch', type=int, default=64, help="Images per model call.")
@@ -73,7 +81,7 @@ def run(args, out=None):
     for t in args.temperature:
         if not t >= 0:
             raise InputError(f"--temperature must be >= 0, got {t}")
-    flow = load_flow(args.model, use_ema=not args.raw_weights, which=args.which, batch_size=args.batch)
+    flow = load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
     print(f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
           f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit", file=out)
 
@@ -85,7 +93,7 @@ def run(args, out=None):
         t0 = time.perf_counter()
         path = export_saved_model(flow.model, args.export, n_bits_x=flow.n_bits_x,
                                   extra_meta={'source': os.path.abspath(args.model),
-                                              'weights': 'raw' if args.raw_weights else 'ema'})
+                                              'weights': flow.weights})
         print(f"exported SavedModel to {path} ({time.perf_counter() - t0:.1f}s); signatures "
               f"sample(n, temperature, seed{', y' if flow.n_classes else ''}), encode(images), "
               f"decode(latents)", file=out)

@@ -51,9 +51,10 @@ def build_parser():
                    "(an epoch is n_train images, as in the original; not a dataset limit).")
     g.add_argument('--n_test', type=int, default=d.n_test,
                    help="Number of test images for the full test pass (-1 = whole test split).")
-    g.add_argument('--dal', type=int, default=d.dal, help="Data augmentation level (original). "
-                   "0/1: none (the original's random shifts are not implemented); 2: random "
-                   "horizontal flips.")
+    g.add_argument('--dal', type=int, default=d.dal, help="Data augmentation level, as the "
+                   "original: 0 none; 1 random shifts up to 10%% of height and width (mnist, "
+                   "cifar10); 2 for cifar10 adds horizontal flips, rotation up to 15 degrees, zoom "
+                   "0.1 and shear 0.02 (mnist: shifts only). Other problems: none, as the original.")
     g.add_argument('--fmap', type=int, default=d.fmap, help="Accepted for compatibility; unused "
                    "(tf.data autotunes).")
     g.add_argument('--pmap', type=int, default=d.pmap, help="Accepted for compatibility; unused.")
@@ -68,7 +69,11 @@ def build_parser():
                    help="0 = additive, 1 = affine.")
     g.add_argument('--lu', action='store_true',
                    help="LU-decomposed invertible 1x1 convolutions (paper section 3.2; new flag).")
-    g.add_argument('--learntop', action='store_true', help="Learn the top prior's mean/scale.")
+    g.add_argument('--learntop', action='store_true', help="Learn the top prior's mean/scale "
+                   "(as the original: a zero-initialised 3x3 convolution of a zero tensor).")
+    g.add_argument('--edge_bias', type=int, default=d.edge_bias, choices=(0, 1),
+                   help="1: the original's edge-bias padding in every 3x3 convolution (zero "
+                   "padding plus an input channel marking the border); 0: plain zero padding.")
     g.add_argument('--ycond', action='store_true', help="Class-conditional prior (+ classifier head).")
     g.add_argument('--weight_y', type=float, default=d.weight_y,
                    help="Weight of the classification loss in bits (needs --ycond).")

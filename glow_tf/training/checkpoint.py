@@ -5,6 +5,9 @@ Layout of a log directory (written by rank 0 only):
     logdir/config.json            the resolved TrainConfig (atomic write)
     logdir/checkpoints/ckpt-<step>.{index,data-*}, checkpoints/checkpoint   (CheckpointManager)
     logdir/best/ckpt-<step>.*     the checkpoint with the best test loss so far (max_to_keep=1)
+    logdir/weights.json           which weights (raw or Polyak-averaged) scored better at the last
+                                  test pass ('latest') and at the best one ('best'), with both
+                                  scores; `load_model` uses that choice by default
 
 Every checkpoint holds four groups of variables, each keyed by a stable name:
     model/      every model variable (trainable and not), keyed by its Keras path
@@ -31,6 +34,7 @@ from glow_tf.distributed import tf_variables
 CKPT_SUBDIR = 'checkpoints'
 BEST_SUBDIR = 'best'
 CONFIG_NAME = 'config.json'
+WEIGHTS_NAME = 'weights.json'
 
 
 def _key(path):
@@ -141,11 +145,38 @@ def list_groups(prefix):
                    if not name.startswith('_')})
 
 
-def load_model(logdir_or_ckpt, use_ema=True, which='latest'):
+def write_weights_choice(logdir, key, record):
+    """Record in logdir/weights.json which weights scored better (key: 'latest' or 'best')."""
+    path = os.path.join(logdir, WEIGHTS_NAME)
+    choices = read_weights_choices(path)
+    choices[key] = record
+    write_json_atomic(path, choices)
+
+
+def read_weights_choices(path):
+    try:
+        with open(path) as f:
+            choices = json.load(f)
+        return choices if isinstance(choices, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def selected_weights(prefix):
+    """'ema' or 'raw': the weights that scored better on the test set for this checkpoint's run
+    (weights.json beside the checkpoint's log dir; its 'best' entry for a checkpoint in best/).
+    Runs without a weights.json (written before it existed) use the averages, as they did."""
+    ckpt_dir = os.path.dirname(os.path.abspath(prefix))
+    key = 'best' if os.path.basename(ckpt_dir) == BEST_SUBDIR else 'latest'
+    choice = read_weights_choices(os.path.join(os.path.dirname(ckpt_dir), WEIGHTS_NAME)).get(key)
+    return choice.get('weights', 'ema') if isinstance(choice, dict) else 'ema'
+
+
+def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
     """Rebuild a trained Glow from a training log dir (or a checkpoint dir / prefix).
 
-    Returns (model, config). With use_ema=True (default) the model holds the Polyak-averaged
-    weights (what the trainer evaluates and samples with); use_ema=False gives the raw weights.
+    Returns (model, config). use_ema=None (default): the weights that scored better at the run's
+    last test pass (`selected_weights`); True: the Polyak-averaged weights; False: the raw ones.
     which: 'latest' or 'best' (the best-test-loss checkpoint of a log dir).
     """
     import glow_tf
@@ -154,6 +185,8 @@ def load_model(logdir_or_ckpt, use_ema=True, which='latest'):
     if prefix is None:
         raise FileNotFoundError(f"{logdir_or_ckpt}: no checkpoint found (expected a training "
                                 f"log dir with {CKPT_SUBDIR}/, a checkpoint dir or a prefix)")
+    if use_ema is None:
+        use_ema = selected_weights(prefix) == 'ema'
     cfg_path = find_config(prefix if not os.path.isdir(logdir_or_ckpt) else logdir_or_ckpt) \
         or find_config(prefix)
     if cfg_path is None:

@@ -3,8 +3,10 @@
 `RunLogger(logdir, enabled)` is a no-op on ranks other than 0 (enabled=False).
     train.jsonl: one record per log interval {step, epoch, n_processed, n_images, loss,
                  bits_x (bits/dim), bits_y, lr, images_per_sec, n_skipped, time}
+                 (+ pred_loss, the class head's error rate, with classes)
     test.jsonl:  one record per full test pass {step, epoch, loss, bits_x, bits_y, n_test,
-                 best, ema, time}
+                 best, weights ('raw' or 'ema': the better, which loss/bits_x report), ema,
+                 loss_raw, bits_x_raw, loss_ema, bits_x_ema, time} (+ pred_loss with classes)
 On resume `truncate_after(step)` drops records newer than the restored checkpoint, so the logs
 of a run killed and resumed read as one uninterrupted run.
 """
@@ -103,13 +105,14 @@ class RunLogger:
             return
         self.train.write(record)
         self.scalars('train', record['step'], {k: record[k] for k in
-                     ('loss', 'bits_x', 'bits_y', 'lr', 'images_per_sec') if k in record})
+                     ('loss', 'bits_x', 'bits_y', 'pred_loss', 'lr', 'images_per_sec') if k in record})
 
     def log_test(self, record):
         if not self.enabled:
             return
         self.test.write(record)
-        self.scalars('test', record['step'], {k: record[k] for k in ('loss', 'bits_x', 'bits_y')})
+        self.scalars('test', record['step'], {k: record[k] for k in
+                     ('loss', 'bits_x', 'bits_y', 'bits_x_raw', 'bits_x_ema', 'pred_loss') if k in record})
 
     def image(self, tag, step, image_uint8):
         if self._tb is None:

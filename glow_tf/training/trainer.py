@@ -27,6 +27,7 @@ noise is a stateless function of (seed, rank, step), and each epoch's data strea
 sees the same batches and noise as an uninterrupted one (exact for deterministic data sources;
 bounded cost: at most one epoch of input reading).
 """
+import contextlib
 import os
 import sys
 import time
@@ -103,17 +104,19 @@ class Trainer:
 
         # Resume decision on rank 0 (its view of the file system), shared with everyone so
         # that an error stops every worker instead of leaving the others waiting.
-        restore, error = None, None
+        restore, error, learntop_form = None, None, cfg.learntop_form
         if self.chief:
             try:
                 restore = self._find_restore(cfg)
                 if restore:
-                    self._check_compatible(restore)
+                    learntop_form = self._check_compatible(restore)
             except ConfigError as e:
                 error = (e.flag, str(e)[len(e.flag) + 2:])
-        restore, error = dist.broadcast_object((restore, error), 0)
+        restore, error, learntop_form = dist.broadcast_object((restore, error, learntop_form), 0)
         if error:
             raise ConfigError(*error)
+        # not a flag: a run saved before glow_tf had the original's learntop keeps its own form
+        self.cfg = cfg = cfg.replace(learntop_form=learntop_form)
         self.restore_prefix = restore
         if self.chief and not cfg.inference:
             os.makedirs(self.logdir, exist_ok=True)
@@ -131,6 +134,7 @@ class Trainer:
         self.ema = EMA(self.model.trainable_variables, cfg.resolved_beta2)
         self.state = ckpt_lib.TrainState()
         self.checkpoint = ckpt_lib.make_checkpoint(self.model, self.ema, self.optimizer, self.state)
+        self.use_ema = True   # the weights for samples until a test pass has compared both
         self.manager = self.best_manager = None
         if self.chief:
             self.manager = tf.train.CheckpointManager(
@@ -161,21 +165,23 @@ class Trainer:
         return None
 
     def _check_compatible(self, prefix):
-        """A resumed run must describe the same model as the checkpoint."""
+        """A resumed run must describe the same model as the checkpoint. Returns the saved
+        learntop_form (which no flag sets)."""
         path = ckpt_lib.find_config(prefix)
         if path is None:
-            return
+            return self.cfg.learntop_form
         saved = TrainConfig.load(path)
         mine, theirs = self.cfg.to_model_kwargs(), saved.to_model_kwargs()
         flag_of = {'image_shape': 'image_size', 'lu_decomposed': 'lu', 'n_classes': 'ycond',
                    'memory_mode': None}
         for k in mine:
-            if k == 'memory_mode':   # changing the memory mode on resume is fine
+            if k in ('memory_mode', 'learntop_form'):   # a memory mode may change on resume
                 continue
             if tuple(np.atleast_1d(mine[k])) != tuple(np.atleast_1d(theirs[k])):
                 flag = flag_of.get(k, k)
                 raise ConfigError(f'--{flag}', f"{k}={mine[k]!r} differs from the checkpoint's "
                                   f"{theirs[k]!r} ({path}); use the original flags or a new --logdir")
+        return saved.learntop_form
 
     # ================================================================== tf.functions
     def noise(self, shape, step):
@@ -184,10 +190,11 @@ class Trainer:
         return default_noise(shape, step, self.rank_seed)
 
     def objective(self, x_uint8, y, noise):
-        """(bits_x [B], bits_y [B]) with the explicit dequantisation draw u ~ U[0,1) `noise`."""
+        """(bits_x, bits_y, error), each [B], with the explicit dequantisation draw u ~ U[0,1)
+        `noise`; error is the class head's 0/1 error (the original's pred_loss)."""
         model = self.model
         return model.objective(x_uint8, y if model.n_classes else None, int(self.cfg.n_bits_x),
-                               noise=noise)
+                               noise=noise, with_error=True)
 
     def _build_functions(self):
         cfg, dist = self.cfg, self.dist
@@ -196,14 +203,14 @@ class Trainer:
         def grad_step(x, y, step, inject_nan):
             noise = self.noise(tf.shape(x), step)
             with tf.GradientTape() as tape:
-                bits_x, bits_y = self.objective(x, y, noise)
+                bits_x, bits_y, error = self.objective(x, y, noise)
                 loss = tf.reduce_mean(bits_x) + weight_y * tf.reduce_mean(bits_y)
                 loss = loss * tf.where(inject_nan, tf.constant(float('nan')), 1.0)
             grads = dist.gradient_tape(tape).gradient(loss, self.tvars)
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                      for g, v in zip(grads, self.tvars)]
             stats = dist.allreduce_mean(tf.stack(
-                [loss, tf.reduce_mean(bits_x), tf.reduce_mean(bits_y)]))
+                [loss, tf.reduce_mean(bits_x), tf.reduce_mean(bits_y), tf.reduce_mean(error)]))
             finite = tf.reduce_all(tf.math.is_finite(stats))
             for g in grads:
                 finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
@@ -222,10 +229,10 @@ class Trainer:
         def eval_step(x, y, index):
             noise = default_noise(tf.shape(x), index,
                                   mix_seed(self.rank_seed, 0x74657374))  # 'test'
-            bits_x, bits_y = self.objective(x, y, noise)
+            bits_x, bits_y, error = self.objective(x, y, noise)
             loss = bits_x + weight_y * bits_y
             return tf.stack([tf.reduce_sum(loss), tf.reduce_sum(bits_x), tf.reduce_sum(bits_y),
-                             tf.cast(tf.shape(x)[0], tf.float32)])
+                             tf.reduce_sum(error), tf.cast(tf.shape(x)[0], tf.float32)])
 
         # autograph=False: no tensor-dependent Python control flow here or in the model, and
         # AutoGraph's conversion of every layer call doubled the trace time (docs/performance.md)
@@ -302,6 +309,8 @@ class Trainer:
                                       f"(--optimizer {cfg.optimizer}): {str(e)[:300]}") from None
             self._broadcast_all()
             self._load_counters()
+            self.ema.set_num_updates(self.step - self.n_skipped)   # the warm-up continues
+            self.use_ema = ckpt_lib.selected_weights(self.restore_prefix) == 'ema'
             if self.chief:
                 if not cfg.inference:
                     self.log.truncate_after(self.step)
@@ -325,33 +334,58 @@ class Trainer:
         return False
 
     # ================================================================== evaluation / samples
-    def evaluate(self):
-        """Full test pass with the EMA weights; (loss, bits_x, bits_y) over all workers."""
+    def weights_in_use(self, use_ema):
+        """Context: the model holds the Polyak averages (use_ema) or its raw weights."""
+        return self.ema.swapped() if use_ema else contextlib.nullcontext()
+
+    def evaluate(self, use_ema=False):
+        """Full test pass over all workers with the raw or the averaged weights; a dict of
+        loss, bits_x, bits_y, pred_loss (class error rate) and n_test."""
         cfg = self.cfg
-        sums = tf.zeros([4], tf.float64)   # float64: sums over up to ~1e5 images stay exact
-        with self.ema.swapped():
+        sums = tf.zeros([5], tf.float64)   # float64: sums over up to ~1e5 images stay exact
+        with self.weights_in_use(use_ema):
             ds = self.source.test(cfg.local_batch_test, rank=self.rank, size=self.size)
             for i, (x, y) in enumerate(ds.take(cfg.full_test_its)):
                 sums += tf.cast(self.eval_step(x, y, tf.constant(i, tf.int64)), tf.float64)
         sums = self.dist.allreduce_sum(sums).numpy().astype(np.float64)
-        n = max(sums[3], 1.0)
-        return {'loss': sums[0] / n, 'bits_x': sums[1] / n, 'bits_y': sums[2] / n, 'n_test': int(sums[3])}
+        n = max(sums[4], 1.0)
+        return {'loss': sums[0] / n, 'bits_x': sums[1] / n, 'bits_y': sums[2] / n,
+                'pred_loss': sums[3] / n, 'n_test': int(sums[4])}
 
     def run_test(self, tag='', record=True):
-        """Full test pass; with `record` (training) log it and keep the best checkpoint."""
+        """Full test pass with the raw and with the averaged weights; the better one is the run's
+        result (its weights are used for samples, best/ and load_model). With `record`
+        (training) log it and keep the best checkpoint."""
         t = time.time()
-        res = self.evaluate()
+        raw = self.evaluate(use_ema=False)
+        # before the first update the averages are the raw weights: one pass is enough
+        ema = self.evaluate(use_ema=True) if int(self.ema.num_updates.numpy()) else raw
+        self.use_ema = bool(ema['loss'] < raw['loss'])
+        res, weights = (ema, 'ema') if self.use_ema else (raw, 'raw')
         improved = record and res['loss'] < self.best_test_loss
         if improved:
             self.best_test_loss = res['loss']
         rec = {'step': self.step, 'epoch': self.epoch if self.epoch_step else self.epoch - 1,
                'loss': res['loss'], 'bits_x': res['bits_x'], 'bits_y': res['bits_y'],
-               'n_test': res['n_test'], 'best': bool(improved), 'ema': True,
-               'time': time.time() - t}
+               'n_test': res['n_test'], 'best': bool(improved), 'weights': weights,
+               'ema': self.use_ema, 'loss_raw': raw['loss'], 'bits_x_raw': raw['bits_x'],
+               'loss_ema': ema['loss'], 'bits_x_ema': ema['bits_x'], 'time': time.time() - t}
+        if self.model.n_classes:
+            rec['pred_loss'] = res['pred_loss']
         if record:
             self.log.log_test(rec)
+        y_part = (f" bits_y {res['bits_y']:.4f} class error {res['pred_loss']:.4f}"
+                  if self.model.n_classes else '')
         self.log.print(f"test  step {self.step}: bits/dim {res['bits_x']:.4f} loss {res['loss']:.4f}"
-                       f"{' *' if improved else ''} ({res['n_test']} images, {time.time() - t:.1f}s){tag}")
+                       f"{y_part}{' *' if improved else ''} [{weights} weights; raw "
+                       f"{raw['bits_x']:.4f}, averaged {ema['bits_x']:.4f}] ({res['n_test']} images, "
+                       f"{time.time() - t:.1f}s){tag}")
+        if record and self.chief:
+            choice = {k: rec[k] for k in ('step', 'weights', 'loss_raw', 'bits_x_raw', 'loss_ema',
+                                          'bits_x_ema')}
+            ckpt_lib.write_weights_choice(self.logdir, 'latest', choice)
+            if improved and self.step > 0:
+                ckpt_lib.write_weights_choice(self.logdir, 'best', choice)
         if improved and self.step > 0:
             self.save(best=True)
         self.last_test_step = self.step
@@ -359,11 +393,12 @@ class Trainer:
         return rec
 
     def draw_samples(self, tag, outdir=None):
+        """Sample grids with the weights the last test pass chose (rank 0)."""
         if not self.chief:
             return []
         cfg = self.cfg
         outdir = outdir or os.path.join(self.logdir, 'samples')
-        with self.ema.swapped():
+        with self.weights_in_use(self.use_ema):
             paths = write_sample_grids(
                 self.model, outdir, tag, int(cfg.n_bits_x),
                 cfg.image_size, n_classes=self.model.n_classes,
@@ -385,14 +420,38 @@ class Trainer:
             self.log.close()
 
     def infer(self):
+        """--inference: evaluate, sample, and (as the original) write the encoded test set,
+        LOGDIR/inference/x.npy (uint8 test images [N, H, W, C]) and z.npy (their latents,
+        packed to [N, H, W, C] as in `glow_tf.sampling`; decoding z gives x back exactly)."""
         res = self.run_test(tag=' [inference]', record=False)
-        paths = self.draw_samples(f'inference_step{self.step}',
-                                  os.path.join(self.logdir, 'inference'))
+        outdir = os.path.join(self.logdir, 'inference')
+        paths = self.draw_samples(f'inference_step{self.step}', outdir)
         self.result.update({'inference': True, 'samples': paths})
         if self.chief:
-            ckpt_lib.write_json_atomic(os.path.join(self.logdir, 'inference', 'result.json'),
-                                       {'test': res, 'samples': paths, 'checkpoint': self.restore_prefix})
+            arrays = self.encode_test_set(outdir)
+            ckpt_lib.write_json_atomic(os.path.join(outdir, 'result.json'),
+                                       {'test': res, 'samples': paths, 'arrays': arrays,
+                                        'checkpoint': self.restore_prefix})
+            self.result['arrays'] = arrays
         return self.result
+
+    def encode_test_set(self, outdir):
+        """Rank 0: x.npy / z.npy of the n_test test images (see `infer`); returns their paths."""
+        from glow_tf.sampling import ModelFlow
+        cfg = self.cfg
+        flow = ModelFlow(self.model, n_bits_x=int(cfg.n_bits_x), batch_size=cfg.local_batch_test)
+        xs, zs = [], []
+        with self.weights_in_use(self.use_ema):
+            for x, y in self.source.test(cfg.local_batch_test).take(cfg.n_test // cfg.local_batch_test):
+                xs.append(x.numpy())
+                zs.append(flow.encode(xs[-1], y.numpy() if self.model.n_classes else None))
+        paths = {'x': os.path.join(outdir, 'x.npy'), 'z': os.path.join(outdir, 'z.npy')}
+        for key, arrays in (('x', xs), ('z', zs)):
+            tmp = paths[key][:-len('.npy')] + '.tmp.npy'
+            np.save(tmp, np.concatenate(arrays, 0))
+            os.replace(tmp, paths[key])
+        self.log.print(f"encoded test set: {paths['x']}, {paths['z']}")
+        return paths
 
     def _should_stop(self):
         cfg = self.cfg
@@ -408,7 +467,7 @@ class Trainer:
             self.run_test(tag=' [init]')
         inject = set(int(s) for s in cfg.inject_nan_steps)
         consecutive = 0
-        acc = np.zeros(3)
+        acc = np.zeros(4)
         acc_n = 0
         interval_t, interval_images = 0.0, 0
         lr = cfg.learning_rate(self.n_processed)
@@ -461,7 +520,7 @@ class Trainer:
                     bar.set_postfix(bpd=f'{acc[1] / acc_n:.3f}', lr=f'{lr:.2e}')
                 if cfg.log_every and self.step % cfg.log_every == 0:
                     self._log_train(acc, acc_n, lr, interval_t, interval_images)
-                    acc, acc_n, interval_t, interval_images = np.zeros(3), 0, 0.0, 0
+                    acc, acc_n, interval_t, interval_images = np.zeros(4), 0, 0.0, 0
                 # No checkpoint inside a run of non-finite steps: the last one stays the last
                 # good one (weights are not updated by skipped steps, but the run may be dying).
                 if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and not consecutive:
@@ -470,7 +529,7 @@ class Trainer:
             epoch_done = self.epoch_step >= cfg.train_its
             if acc_n or interval_images:
                 self._log_train(acc, acc_n, lr, interval_t, interval_images)
-                acc, acc_n, interval_t, interval_images = np.zeros(3), 0, 0.0, 0
+                acc, acc_n, interval_t, interval_images = np.zeros(4), 0, 0.0, 0
             if not epoch_done:
                 break   # max_steps reached mid-epoch
             e = self.epoch
@@ -499,6 +558,8 @@ class Trainer:
                'loss': mean[0], 'bits_x': mean[1], 'bits_y': mean[2], 'lr': lr,
                'images_per_sec': interval_images / interval_t if interval_t > 0 else None,
                'n_skipped': self.n_skipped, 'time': self.train_time}
+        if self.model.n_classes:
+            rec['pred_loss'] = mean[3]
         self.result['train'] = rec
         self.log.log_train(rec)
         if self.cfg.verbose or not self.cfg.progress:
