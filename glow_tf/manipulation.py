@@ -303,7 +303,7 @@ def _check_fingerprint(path, data, flow):
                          f"{getattr(flow, 'description', 'this model')} (fingerprint {want}). "
                          "Directions only mean something for the weights that computed them: "
                          "recompute them with `manipulate.py directions --model ...` for this "
-                         "model (and the same --raw_weights / --which choice)")
+                         "model (and the same --weights / --which choice)")
 
 
 def find_attribute(name, names, where='directions'):

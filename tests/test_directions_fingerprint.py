@@ -43,9 +43,9 @@ def test_manipulate_refuses_directions_of_another_model(cli, flow, tmp_path_fact
     face = fx.celeba_files(1, start=500)
     args = ['edit', '--model', str(logdir), '--directions', str(tmp_path / 'ema.npz'),
             '--attribute', 'Smiling', '--strengths', '0', '1', '--images', *face]
-    assert cli(args + ['--out', str(tmp_path / 'ok.png')]) == 0
+    assert cli(args + ['--weights', 'ema', '--out', str(tmp_path / 'ok.png')]) == 0
     with pytest.raises(SystemExit) as e:                         # the raw weights are another model
-        cli(args + ['--raw_weights', '--out', str(tmp_path / 'bad.png')])
+        cli(args + ['--weights', 'raw', '--out', str(tmp_path / 'bad.png')])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert 'computed with another model' in err and flow.fingerprint in err and 'recompute' in err
