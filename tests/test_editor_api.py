@@ -237,3 +237,14 @@ def test_concurrent_requests_give_the_sequential_answers(editor):
     for (code, body), w in zip(got, want):
         assert code == 200
         np.testing.assert_array_equal(ed.decode_data_url(body['image']), w)
+
+
+def test_demo_cli_reports_bad_arguments(tmp_path, capsys):
+    from glow_tf.cli.demo import main
+    for argv, words in ((['--model', str(tmp_path / 'missing')], 'no such file'),
+                        (['--port', '70000'], '--port'),
+                        (['--model', str(tmp_path), '--max_upload_mb', '0'], '--max_upload_mb')):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2
+        assert words in capsys.readouterr().err
