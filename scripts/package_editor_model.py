@@ -102,7 +102,7 @@ def main(argv=None):
                 end = line.split()[1]
     cfg = TrainConfig.load(os.path.join(out, ckpt_lib.CONFIG_NAME))
     commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                            cwd=os.path.dirname(out)).stdout.strip()
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip()
     about = {
         'trained_on': 'CelebA subset (../shared/data/celeba-subset): first 8,100 images (train split)',
         'test_set': f'the {cfg.n_test} held-out faces (last 10% by file name)',

@@ -104,7 +104,8 @@ def load_editor_flow(path, batch_size=8):
         # The packaged checkpoint holds one set of weights (the better of raw / averaged) as the
         # model's own variables, so it is read as "raw".
         flow = load_flow(path, use_ema=False, batch_size=batch_size)
-        flow.description = f"{path} ({manifest.get('weights', 'packaged')} weights)"
+        kind = {'ema': 'Polyak-averaged', 'raw': 'raw'}.get(manifest.get('weights'), 'packaged')
+        flow.description = f"{path} ({kind} weights)"
         return flow, manifest
     return load_flow(path, batch_size=batch_size), {}
 
