@@ -19,7 +19,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--url', default='http://127.0.0.1:8000/')
     p.add_argument('--out', default=os.path.join(REPO, 'docs', 'images', 'editor_screenshot.png'))
-    p.add_argument('--face', default='gallery-008305')
+    p.add_argument('--face', type=int, default=3, help="Which gallery thumbnail (0-based).")
     p.add_argument('--sliders', default='Smiling=1,Young=-0.6')
     p.add_argument('--size', default='1400,820')
     args = p.parse_args(argv)
@@ -40,8 +40,10 @@ def main(argv=None):
         wait = WebDriverWait(driver, 60)
         driver.get(args.url)
         wait.until(lambda d: d.find_element('tag name', 'body').get_attribute('data-ready') == '1')
-        driver.find_element('css selector', f'#gallery img[data-id="{args.face}"]').click()
-        wait.until(lambda d: d.find_element('tag name', 'body').get_attribute('data-face') == args.face)
+        thumb = driver.find_elements('css selector', '#gallery img.thumb')[args.face]
+        face_id = thumb.get_attribute('data-id')
+        thumb.click()
+        wait.until(lambda d: d.find_element('tag name', 'body').get_attribute('data-face') == face_id)
         for item in filter(None, args.sliders.split(',')):
             name, value = item.split('=')
             el = driver.find_element('css selector', f'input[data-attr="{name}"]')
