@@ -95,8 +95,10 @@ def main(argv=None):
     p.add_argument('--n_cli', type=int, default=2, help="manipulate.py runs (the best is used).")
     args = p.parse_args(argv)
 
+    import logging
     import numpy as np
     from glow_tf.editor.app import create_app, data_url
+    logging.getLogger('werkzeug').setLevel(logging.ERROR)     # no access log lines
     from glow_tf.editor.engine import build_editor
     from werkzeug.serving import make_server
     import threading

@@ -189,6 +189,7 @@ def test_bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving(edit
             (lambda: _request(base + '/api/edit', b'{"face": ', 'application/json'), 400, 'JSON object'),
             (lambda: js('/api/edit', ['face']), 400, 'JSON object'),
             (lambda: js('/api/edit', {'face': 'upload-0000', 'strengths': {}}), 404, 'unknown face'),
+            (lambda: js('/api/edit', {'strengths': {}}), 422, 'face id'),
             (lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': {'Smilling': 1}}),
              422, 'Did you mean Smiling'),
             (lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': {'Smiling': 'lots'}}),

@@ -190,7 +190,8 @@ class FaceEditor:
     def face(self, face_id):
         """The cached Face `face_id` (gallery faces are encoded on first use)."""
         if not isinstance(face_id, str) or not face_id or len(face_id) > 200:
-            raise UnknownFace(f"face id must be a non-empty string, got {face_id!r:.60}")
+            raise InputError(f"a face id must be a non-empty string (from /api/encode or "
+                             f"/api/sample), got {face_id!r:.60}")
         with self.lock:
             face = self._faces.get(face_id)
             if face is not None:
