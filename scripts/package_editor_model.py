@@ -42,7 +42,8 @@ def main(argv=None):
     p.add_argument('--out', required=True, help="Output directory (replaced).")
     p.add_argument('--n_faces', type=int, default=8, help="Held-out faces to bundle.")
     p.add_argument('--command_file', default=None, help="Shell script holding the training command.")
-    p.add_argument('--train_log', default=None, help="The training console log (start/end lines).")
+    p.add_argument('--train_log', nargs='*', default=None, help="The training console log(s), in "
+                   "order, with 'start <time>' / 'end <time>' lines.")
     p.add_argument('--max_mb', type=float, default=25.0, help="Refuse to write more than this.")
     args = p.parse_args(argv)
 
@@ -94,9 +95,9 @@ def main(argv=None):
 
     bits = {w: latest.get(f'bits_x_{w}') for w in ('raw', 'ema')}
     start = end = None
-    if args.train_log and os.path.exists(args.train_log):
-        for line in open(args.train_log):
-            if line.startswith('start '):
+    for log in args.train_log or []:          # first start, last end (a run resumed in parts)
+        for line in open(log):
+            if line.startswith('start ') and start is None:
                 start = line.split()[1]
             elif line.startswith('end '):
                 end = line.split()[1]
