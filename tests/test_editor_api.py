@@ -249,3 +249,37 @@ def test_demo_cli_reports_bad_arguments(tmp_path, capsys):
             main(argv)
         assert e.value.code == 2
         assert words in capsys.readouterr().err
+
+
+def test_packaged_model_serves_its_bundled_faces_without_shared_data(tmp_path, tmp_path_factory,
+                                                                    monkeypatch):
+    """A packaged model dir (model.json manifest, config, checkpoint, directions, faces/) on a
+    machine without ../shared/data: the gallery is the bundled faces."""
+    import json as _json
+    import shutil as _shutil
+    import glow_tf.data
+    from glow_tf import manipulation as M
+    from glow_tf.editor.app import create_app
+    from glow_tf.editor.engine import build_editor
+    logdir = fx.tiny_logdir(tmp_path_factory)
+    pkg = tmp_path / 'celeba16'
+    _shutil.copytree(logdir, pkg)
+    (pkg / 'faces').mkdir()
+    for f in ed.GALLERY[:2]:
+        _shutil.copy(fx.CELEBA_IMAGES / f, pkg / 'faces' / f)
+    raw = fx.tiny_flow(tmp_path_factory, use_ema=False)     # the manifest's weights: model/ group
+    files, labels, names = M.celeba_labels(fx.CELEBA_ATTR, fx.CELEBA_IMAGES, n_images=64,
+                                           attributes=['Smiling', 'Male'])
+    M.save_directions(pkg / 'directions.npz', raw, names, *M.compute_directions(raw, files, labels, names))
+    (pkg / 'model.json').write_text(_json.dumps({'format': 'glow_tf.editor_model/1', 'weights': 'raw',
+                                                 'directions': 'directions.npz', 'faces': 'faces',
+                                                 'about': {'test_bits_per_dim': 9.9}}))
+    monkeypatch.setattr(glow_tf.data, 'shared_data_root', lambda: tmp_path / 'no-shared-data')
+    editor = build_editor(str(pkg))
+    assert list(editor.gallery) == ['gallery-008101', 'gallery-008201'] and editor.names == names
+    assert editor.flow.fingerprint == raw.fingerprint
+    client = create_app(editor).test_client()
+    info = client.get('/api/info').get_json()
+    assert info['about'] == {'test_bits_per_dim': 9.9} and '(raw weights)' in info['model']
+    code, face = post(client, '/api/encode', {'gallery': 'gallery-008201'})
+    assert code == 200 and face['exact']
