@@ -272,7 +272,10 @@ def forward_flops_per_image(model):
                 shape = tuple(v.shape)
                 name = v.path.split('/')[-1]
                 if len(shape) == 4:                               # conv kernel [kh, kw, cin, cout]
-                    macs += pixels * math.prod(shape)
+                    kh, kw, c_in, c_out = shape
+                    if model.edge_bias and kh * kw > 1:   # the border channel is a bias map,
+                        c_in -= 1                         # computed once per batch (glow_tf.conv)
+                    macs += pixels * kh * kw * c_in * c_out
                 elif name in ('w', 'lower') and len(shape) == 2:  # 1x1 conv: C x C per pixel
                     macs += pixels * shape[0] * shape[1]
     return 2 * macs

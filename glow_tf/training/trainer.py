@@ -101,6 +101,8 @@ class Trainer:
         self.logdir = os.path.abspath(os.path.expanduser(cfg.logdir))
         self.log = RunLogger(self.logdir, enabled=self.chief)
         self.rank_seed = rank_noise_seed(cfg.seed, self.rank)
+        from glow_tf.data.augment import augmentation_for
+        self.augmentation = augmentation_for(cfg.problem, cfg.dal)
 
         # Resume decision on rank 0 (its view of the file system), shared with everyone so
         # that an error stops every worker instead of leaving the others waiting.
@@ -241,15 +243,24 @@ class Trainer:
         self.eval_step = tf.function(eval_step, reduce_retracing=True, autograph=False)
 
     # ================================================================== data
-    def _flip(self):
-        return self.cfg.dal >= 2
+    def _augmented(self, ds, epoch):
+        """ds of (x, y) batches -> the same with --dal augmentation of x, a stateless function of
+        (seed, epoch, rank, batch index) so that a resumed run sees the same batches."""
+        if not self.augmentation.active:
+            return ds
+        from glow_tf.data.augment import augment
+        aug, stream = self.augmentation, mix_seed(self.cfg.seed, epoch, self.rank, 0x61756720)
+        return ds.enumerate().map(
+            lambda i, batch: (augment(batch[0], aug, tf.stack([tf.constant(stream % (2 ** 62),
+                                                                           tf.int64), i])),
+                              batch[1]))
 
     def train_iterator(self, epoch, skip=0):
         """Batches of epoch `epoch`, rebuilt from (seed, epoch) and fast-forwarded by `skip`."""
         cfg = self.cfg
         ds = self.source.train(cfg.local_batch_train, rank=self.rank, size=self.size,
-                               seed=mix_seed(cfg.seed, epoch) % (2 ** 31), flip=self._flip(),
-                               repeat=True, shuffle=True)
+                               seed=mix_seed(cfg.seed, epoch) % (2 ** 31), repeat=True, shuffle=True)
+        ds = self._augmented(ds, epoch)
         if skip:
             ds = ds.skip(skip)
         return iter(ds)
@@ -257,9 +268,9 @@ class Trainer:
     def init_batch(self):
         cfg = self.cfg
         ds = self.source.train(cfg.local_batch_init, rank=self.rank, size=self.size,
-                               seed=mix_seed(cfg.seed, 0x696E6974) % (2 ** 31), flip=self._flip(),
-                               repeat=True, shuffle=True)
-        x, y = next(iter(ds))
+                               seed=mix_seed(cfg.seed, 0x696E6974) % (2 ** 31), repeat=True,
+                               shuffle=True)
+        x, y = next(iter(self._augmented(ds, -1)))
         return x, y
 
     # ================================================================== state sync
@@ -462,7 +473,8 @@ class Trainer:
         self.last_test_step = -1
         log.print(f"glow_tf train: {self.size} worker(s) [{self.dist.backend}], problem {cfg.problem} "
                   f"{cfg.image_size}x{cfg.image_size}, batch/worker {cfg.local_batch_train}, "
-                  f"{cfg.train_its} its/epoch, test {cfg.n_test} images, logdir {self.logdir}")
+                  f"{cfg.train_its} its/epoch, test {cfg.n_test} images, augmentation (--dal "
+                  f"{cfg.dal}): {self.augmentation.describe()}, logdir {self.logdir}")
         if cfg.test_at_init and self.step == 0:
             self.run_test(tag=' [init]')
         inject = set(int(s) for s in cfg.inject_nan_steps)
