@@ -25,6 +25,7 @@ setup(
         'cpu': ['tensorflow-cpu==2.18.1'],
         'gpu': ['tensorflow[and-cuda]==2.18.1'],
         'test': ['pytest>=8', 'scipy>=1.11'],
+        'bench': ['matplotlib==3.10.9'],
     },
     entry_points={'console_scripts': [
         'glow-train=glow_tf.cli.train:main',
