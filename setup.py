@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 setup(
     name='glow_tf',
-    version='0.1.0',
+    version='0.2.0',
     description='Glow: Generative Flow with Invertible 1x1 Convolutions, in TF2/Keras with Horovod',
     long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
@@ -20,16 +20,20 @@ setup(
         'pillow>=10',
         'tqdm>=4.66',
         'tensorboard>=2.18,<2.19',
+        'flask==3.1.3',                       # the face editor's server (demo.py)
+        'opencv-python-headless==4.10.0.84',  # face alignment; its Haar cascades ship in the wheel
     ],
     extras_require={
         'cpu': ['tensorflow-cpu==2.18.1'],
         'gpu': ['tensorflow[and-cuda]==2.18.1'],
-        'test': ['pytest>=8', 'scipy>=1.11'],
+        'test': ['pytest>=8', 'scipy>=1.11', 'selenium==4.51.0'],
         'bench': ['matplotlib==3.10.9'],
     },
     entry_points={'console_scripts': [
         'glow-train=glow_tf.cli.train:main',
         'glow-sample=glow_tf.cli.sample:main',
         'glow-manipulate=glow_tf.cli.manipulate:main',
+        'glow-demo=glow_tf.cli.demo:main',
     ]},
+    package_data={'glow_tf.editor': ['static/*']},
 )

@@ -14,8 +14,8 @@ all points as JSON and a PNG plot (needs matplotlib: `pip install -e .[bench]`).
 
 Runs:
   main   the README's main job (MNIST, 3 levels x depth 8, width 64, 600 steps of 32)
-  cifar  the CIFAR-10 subset in ../shared/data (5,085 train / 1,017 test images), 3 levels x
-         depth 8, width 128, affine coupling, 800 steps of 32
+  cifar  the CIFAR-10 subset in ../shared/data (5,085 train images; the first 1,000 of its
+         1,017 test images), 3 levels x depth 8, width 128, affine coupling, 800 steps of 32
 """
 import argparse
 import json
@@ -34,6 +34,7 @@ MAIN_JOB = ['--problem', 'mnist', '--n_levels', '3', '--depth', '8', '--width', 
             '--epochs_full_valid', '3', '--epochs_full_sample', '3']
 CIFAR = ['--problem', 'cifar10', '--n_levels', '3', '--depth', '8', '--width', '128',
          '--flow_coupling', '1', '--n_batch_train', '32', '--n_train', '3200', '--epochs', '8',
+         '--n_test', '1000', '--test_at_init',
          '--epochs_warmup', '1', '--lr', '0.001', '--gradient_checkpointing', '0',
          '--epochs_full_valid', '8', '--epochs_full_sample', '8']
 RUNS = {'main': MAIN_JOB, 'cifar': CIFAR}

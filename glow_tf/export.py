@@ -10,9 +10,19 @@ The SavedModel needs no glow_tf code to run. In any TensorFlow 2 process:
                                                          # uint8 [16, H, W, C]
     m.encode(images=uint8 [B, H, W, C])['latents']      # float32 [B, H, W, C], packed latents
     m.decode(latents=float32 [B, H, W, C])['images']    # uint8 [B, H, W, C]
+    m.log_likelihood(images=uint8 [B, H, W, C])         # {'bits_per_dim': [B], 'log_prob': [B]}
     json.loads(m.config_json.numpy())                   # image_shape, latent_shapes, n_bits_x, ...
 
-The same functions are the serving signatures `sample`, `encode`, `decode`
+`log_likelihood` scores images without glow_tf: the discrete log-likelihood of each image in
+bits per sub-pixel, evaluated at the centre of every pixel's quantisation bin (the
+dequantisation draw fixed at u = 1/2, so the score is deterministic),
+
+    bits_per_dim(x) = −(log p(x_c) − D · log(n_bins)) / (D · log 2),   x_c = x/n_bins − 1/2 + 1/(2 n_bins)
+
+with D = H·W·C; `log_prob` is log p(x_c) in nats (a density over [−1/2, 1/2]^D). It equals
+`Glow.objective(x, noise=1/2)` and differs from training's noisy estimate by the noise only.
+
+The same functions are the serving signatures `sample`, `encode`, `decode`, `log_likelihood`
 (`m.signatures['sample'](n=..., temperature=..., seed=...)`). Class-conditional models take an
 extra `y` (int32 [B]; for `sample`, [n]) in every signature.
 
@@ -28,7 +38,7 @@ import os
 
 import tensorflow as tf
 
-from glow_tf.preprocessing import postprocess, preprocess
+from glow_tf.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
 from glow_tf.sampling import EXPORT_META, block_latents, pack, unpack
 
 
@@ -52,7 +62,8 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
             'latents': 'per-level eps packed into the image shape (glow_tf.bijector.pack_latents)',
             'signatures': {'sample': ['n', 'temperature', 'seed'] + (['y'] if n_classes else []),
                            'encode': ['images'] + (['y'] if n_classes else []),
-                           'decode': ['latents'] + (['y'] if n_classes else [])}}
+                           'decode': ['latents'] + (['y'] if n_classes else []),
+                           'log_likelihood': ['images'] + (['y'] if n_classes else [])}}
     meta.update(extra_meta or {})
 
     module = tf.Module(name='glow_export')
@@ -80,6 +91,12 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         x = preprocess(images, n_bits_x, noise=False) + 0.5 / n_bins
         return {'latents': pack(model.encode(x, *y), image_shape)}
 
+    def _log_likelihood(images, y):
+        x = preprocess(images, n_bits_x, noise=False) + 0.5 / n_bins
+        log_prob = model.log_prob(x, *y)
+        return {'bits_per_dim': nats_to_bits_per_dim(log_prob, model.n_dims, n_bits_x),
+                'log_prob': log_prob}
+
     # Explicit parameter lists (not *args) so the restored functions take keyword arguments.
     if n_classes:
         @tf.function(input_signature=n_spec + y_spec)
@@ -93,6 +110,10 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         @tf.function(input_signature=[lat_spec] + y_spec)
         def decode(latents, y):
             return {'images': _decode(latents, [y])}
+
+        @tf.function(input_signature=[img_spec] + y_spec)
+        def log_likelihood(images, y):
+            return _log_likelihood(images, [y])
     else:
         @tf.function(input_signature=n_spec)
         def sample(n, temperature, seed):
@@ -106,7 +127,12 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         def decode(latents):
             return {'images': _decode(latents, [])}
 
+        @tf.function(input_signature=[img_spec])
+        def log_likelihood(images):
+            return _log_likelihood(images, [])
+
     module.sample, module.encode, module.decode = sample, encode, decode
+    module.log_likelihood = log_likelihood
     return module, meta
 
 
@@ -116,7 +142,8 @@ def export_saved_model(model, export_dir, n_bits_x=8, extra_meta=None):
     export_dir = os.path.abspath(os.path.expanduser(export_dir))
     signatures = {'sample': module.sample.get_concrete_function(),
                   'encode': module.encode.get_concrete_function(),
-                  'decode': module.decode.get_concrete_function()}
+                  'decode': module.decode.get_concrete_function(),
+                  'log_likelihood': module.log_likelihood.get_concrete_function()}
     tf.saved_model.save(module, export_dir, signatures=signatures)
     with open(os.path.join(export_dir, EXPORT_META), 'w') as f:
         json.dump(meta, f, indent=2, sort_keys=True)

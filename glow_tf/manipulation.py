@@ -19,6 +19,7 @@ model's resolution (`glow_tf.data.load_image_file`). Every user-facing problem r
 """
 import difflib
 import os
+import warnings
 
 import numpy as np
 
@@ -29,8 +30,8 @@ DIRECTIONS_FORMAT = 'glow_tf.directions/1'
 
 __all__ = ['InputError', 'load_images', 'list_image_files', 'encode_images', 'save_latents',
            'load_latents', 'DirectionAccumulator', 'compute_directions', 'save_directions',
-           'load_directions', 'find_attribute', 'edit', 'interpolate', 'celeba_labels',
-           'folder_labels']
+           'load_directions', 'FingerprintWarning', 'find_attribute', 'edit', 'interpolate',
+           'celeba_labels', 'folder_labels']
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,18 +249,27 @@ def folder_labels(pos_dir, neg_dir, name):
 
 def save_directions(path, flow, names, directions, n_pos, n_neg, source=''):
     """npz: `names` [K] str, `directions` float32 [K, H, W, C] (packed latents), `n_pos`, `n_neg`,
-    `image_shape`, `latent_shapes`, `n_bits_x`, `source`."""
+    `image_shape`, `latent_shapes`, `n_bits_x`, `source`, and the model that computed them:
+    `fingerprint` (`glow_tf.sampling.model_fingerprint`) and `model` (its description)."""
     _save_npz(path, {'names': np.array(names, dtype=str), 'directions': np.asarray(directions, np.float32),
                      'n_pos': np.asarray(n_pos, np.int64), 'n_neg': np.asarray(n_neg, np.int64),
                      'image_shape': np.array(flow.image_shape, np.int64),
                      'latent_shapes': np.array(flow.latent_shapes, np.int64),
                      'n_bits_x': np.array(flow.n_bits_x), 'source': np.array(str(source)),
+                     'fingerprint': np.array(flow.fingerprint),
+                     'model': np.array(str(getattr(flow, 'description', ''))),
                      'format': np.array(DIRECTIONS_FORMAT)})
     return path
 
 
-def load_directions(path, flow=None):
-    """dict(names list, directions [K, H, W, C], n_pos, n_neg, ...); checked against `flow`."""
+class FingerprintWarning(UserWarning):
+    """A directions file without a model fingerprint (written before fingerprints existed)."""
+
+
+def load_directions(path, flow=None, check_fingerprint=True):
+    """dict(names list, directions [K, H, W, C], n_pos, n_neg, ...); checked against `flow`:
+    shapes, and (with check_fingerprint) that `flow` is the model that computed them. A file
+    without a fingerprint (older glow_tf) is accepted with a FingerprintWarning."""
     data = _load_npz(path, 'directions')
     for key in ('names', 'directions'):
         if key not in data:
@@ -275,7 +285,25 @@ def load_directions(path, flow=None):
                              f"(latent levels {_shape_text(ls)}), but the model ({flow.description}) "
                              f"has images {'x'.join(map(str, flow.image_shape))} (latent levels "
                              f"{_shape_text(flow.latent_shapes)})")
+        if check_fingerprint:
+            _check_fingerprint(path, data, flow)
     return data
+
+
+def _check_fingerprint(path, data, flow):
+    if 'fingerprint' not in data:
+        warnings.warn(f"{path}: no model fingerprint (written by an older glow_tf); cannot check "
+                      "that these directions belong to this model", FingerprintWarning, stacklevel=3)
+        return
+    got, want = str(data['fingerprint']), flow.fingerprint
+    if got != want:
+        made_by = str(data.get('model', '')) or 'unknown'
+        raise InputError(f"{path}: these directions were computed with another model "
+                         f"(fingerprint {got}, model {made_by}), not with "
+                         f"{getattr(flow, 'description', 'this model')} (fingerprint {want}). "
+                         "Directions only mean something for the weights that computed them: "
+                         "recompute them with `manipulate.py directions --model ...` for this "
+                         "model (and the same --weights / --which choice)")
 
 
 def find_attribute(name, names, where='directions'):

@@ -224,6 +224,14 @@ class Flow:
         return {'image_shape': list(self.image_shape), 'latent_shapes': [list(s) for s in self.latent_shapes],
                 'n_bits_x': int(self.n_bits_x), 'n_classes': int(self.n_classes)}
 
+    @property
+    def fingerprint(self):
+        """`model_fingerprint` of the weights this flow decodes with (computed once)."""
+        if getattr(self, '_fingerprint', None) is None:
+            self._fingerprint = model_fingerprint(self._variables(), self.image_shape,
+                                                  self.latent_shapes, self.n_bits_x)
+        return self._fingerprint
+
 
 class ModelFlow(Flow):
     """A `glow_tf.Glow` with tf.function-compiled, fixed-signature encode / decode."""
@@ -252,6 +260,9 @@ class ModelFlow(Flow):
 
         self.encode_fn = tf.function(encode, input_signature=[img_spec] + y_spec, autograph=False)
         self.decode_fn = tf.function(decode, input_signature=[lat_spec] + y_spec, autograph=False)
+
+    def _variables(self):
+        return self.model.variables
 
     def _encode_batch(self, images, y):
         args = [tf.constant(images)] + ([tf.constant(y)] if y is not None else [])
@@ -283,6 +294,9 @@ class ExportedFlow(Flow):
         self.batch_size = int(batch_size)
         self.description = f'SavedModel {self.path}'
 
+    def _variables(self):
+        return self.module.model_variables
+
     def _encode_batch(self, images, y):
         kw = {'images': tf.constant(images)}
         if y is not None:
@@ -294,6 +308,20 @@ class ExportedFlow(Flow):
         if y is not None:
             kw['y'] = tf.constant(y)
         return self.module.decode(**kw)['images'].numpy()
+
+
+def model_fingerprint(variables, image_shape, latent_shapes, n_bits_x):
+    """'sha256:<16 hex>' of a model's shapes and weight values (every variable, in the model's
+    own order: the same for a checkpoint and for its SavedModel export). Attribute directions
+    store it so that they are only applied to the model that computed them."""
+    import hashlib
+    h = hashlib.sha256(json.dumps([list(map(int, image_shape)),
+                                   [list(map(int, s)) for s in latent_shapes], int(n_bits_x)]).encode())
+    for v in variables:
+        value = np.asarray(v.numpy() if hasattr(v, 'numpy') else v)
+        h.update(f'{value.dtype.str}{value.shape}'.encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    return 'sha256:' + h.hexdigest()[:16]
 
 
 def is_saved_model(path):

@@ -38,11 +38,13 @@ fi
 # second copy of TF beside tensorflow-cpu; it needs nothing else, so install it without deps.
 have tf-keras 2.18.0 || $PIP --no-deps tf-keras==2.18.0
 
-# The package itself (pins TFP, numpy, pillow, tqdm, tensorboard, pytest through setup.py).
+# The package itself (pins TFP, numpy, pillow, tqdm, tensorboard, flask, opencv, pytest, selenium
+# through setup.py; re-run when a dependency added since the last install is missing).
 # (The check runs from / so that the checkout's own glow_tf/ does not shadow the installed one.)
 here=$PWD
 if ! have glow_tf "$("$PY" -c "import re;print(re.search(r\"version='([^']+)'\", open('setup.py').read()).group(1))")" \
-   || ! (cd / && "$PY" -c "import glow_tf, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(glow_tf.__file__), '$here/glow_tf') else 1)") 2>/dev/null; then
+   || ! (cd / && "$PY" -c "import glow_tf, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(glow_tf.__file__), '$here/glow_tf') else 1)") 2>/dev/null \
+   || ! "$PY" -c "import flask, cv2, selenium" 2>/dev/null; then
   $PIP -e ".[test]"
 fi
 
@@ -57,6 +59,20 @@ if ! have horovod "$HOROVOD_VERSION" || ! "$PY" -c "import horovod.tensorflow" 2
   HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
   CMAKE_POLICY_VERSION_MINIMUM=3.5 \
     $PIP --no-build-isolation --no-cache-dir "horovod==$HOROVOD_VERSION"
+fi
+
+# The face editor's browser test drives a real headless Chromium through Selenium: Debian's
+# chromium + chromium-driver packages (the driver matches the browser). apt-get only when they
+# are missing and we are root on a Debian-like system; elsewhere the test says what to install.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "glow_tf install: installing chromium and chromium-driver (editor browser test)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+  else
+    echo "glow_tf install: chromium/chromedriver not found; the editor's browser test will skip" \
+         "(apt-get install chromium chromium-driver as root)" >&2
+  fi
 fi
 
 "$PY" -c "import tensorflow as tf, tensorflow_probability as tfp, horovod.tensorflow as hvd, glow_tf; \

@@ -1,0 +1,1 @@
+"""The browser face editor (`demo.py`): a Flask app over a trained Glow, face alignment, static page."""

@@ -1,0 +1,285 @@
+// Glow face editor page: plain JavaScript, no framework, no network access beyond this server.
+// State: the current face (an id the server caches), the slider strengths, the mix slots.
+// Requests are coalesced: while one is in flight, only the latest wanted state is sent next.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+
+const state = {
+  info: null,
+  face: null,          // current face id
+  faceImages: {},      // id -> input data URL (for the mix slots)
+  strengths: {},       // attribute -> strength
+  mode: 'edit',
+  slot: 'a',
+  mix: { a: null, b: null },
+  inflight: false,
+  pending: null,       // a function to run when the current request is done
+};
+
+function notice(text, isError) {
+  const el = $('#notice');
+  el.textContent = text || '';
+  el.classList.toggle('hidden', !text);
+  el.classList.toggle('error', !!isError);
+}
+
+function status(text) { $('#status').textContent = text || '\u00a0'; }
+
+async function api(path, body, isForm) {
+  const opts = { method: body === undefined ? 'GET' : 'POST' };
+  if (body !== undefined) {
+    if (isForm) { opts.body = body; } else {
+      opts.headers = { 'Content-Type': 'application/json' };
+      opts.body = JSON.stringify(body);
+    }
+  }
+  const t0 = performance.now();
+  const resp = await fetch(path, opts);
+  let data;
+  try { data = await resp.json(); } catch (e) { data = { error: `HTTP ${resp.status}` }; }
+  if (!resp.ok) { throw new Error(data.error || `HTTP ${resp.status}`); }
+  data._ms = performance.now() - t0;
+  return data;
+}
+
+// Run `job` now, or after the request in flight (replacing any older waiting job).
+function schedule(job) {
+  if (state.inflight) { state.pending = job; return; }
+  state.inflight = true;
+  document.body.classList.add('busy');
+  job().catch((e) => notice(e.message, true)).finally(() => {
+    state.inflight = false;
+    document.body.classList.remove('busy');
+    const next = state.pending;
+    state.pending = null;
+    if (next) schedule(next);
+  });
+}
+
+function setResult(url, caption) {
+  $('#result-img').src = url;
+  $('#result-caption').textContent = caption;
+  const a = $('#download');
+  a.href = url;
+  a.classList.remove('disabled');
+}
+
+function showFace(data, label) {
+  state.face = data.face;
+  state.faceImages[data.face] = data.input;
+  document.body.dataset.face = data.face;
+  $('#input-img').src = data.input;
+  $('#recon-img').src = data.reconstruction;
+  $('#recon-caption').textContent = data.exact ? 'reconstruction (exact)' : 'reconstruction';
+  document.querySelectorAll('#gallery img').forEach((img) =>
+    img.classList.toggle('selected', img.dataset.id === data.face));
+  status(label);
+  if (state.mode === 'mix') { return; }
+  if (activeStrengths().length) { requestEdit(); } else { setResult(data.reconstruction, 'edit (no slider moved)'); }
+}
+
+function activeStrengths() {
+  return Object.entries(state.strengths).filter(([, v]) => v !== 0);
+}
+
+function requestEdit() {
+  if (!state.face) { notice('Pick a face from the gallery, upload a photo or make a random face first.'); return; }
+  schedule(async () => {
+    const face = state.face;
+    const strengths = Object.fromEntries(activeStrengths());
+    const data = await api('/api/edit', { face, strengths });
+    if (face !== state.face) return;
+    const desc = Object.entries(data.strengths).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v.toFixed(2)}`).join(', ');
+    setResult(data.image, desc ? `edit: ${desc}` : 'edit (no slider moved)');
+    status(`edit: ${data._ms.toFixed(0)} ms round trip`);
+  });
+}
+
+function addSlider(name) {
+  if (document.querySelector(`input[data-attr="${CSS.escape(name)}"]`)) return;
+  const max = Math.min(2, state.info.max_strength);
+  const row = document.createElement('div');
+  row.className = 'slider';
+  const id = `s-${name}`;
+  const label = document.createElement('label');
+  label.htmlFor = id;
+  label.textContent = name.replace(/_/g, ' ');
+  const counts = state.info.counts[name];
+  if (counts) label.title = `${name}: direction from ${counts[0]} faces with and ${counts[1]} without`;
+  const input = document.createElement('input');
+  Object.assign(input, { type: 'range', id, min: -max, max, step: 0.05, value: 0 });
+  input.dataset.attr = name;
+  const out = document.createElement('output');
+  out.textContent = '0.00';
+  const remove = document.createElement('button');
+  remove.type = 'button';
+  remove.className = 'remove';
+  remove.title = `remove ${name}`;
+  remove.textContent = '\u00d7';
+  input.addEventListener('input', () => {
+    const v = parseFloat(input.value);
+    out.textContent = v.toFixed(2);
+    state.strengths[name] = v;
+    if (state.mode !== 'edit') switchTab('edit');
+    requestEdit();
+  });
+  remove.addEventListener('click', () => {
+    row.remove();
+    const had = state.strengths[name];
+    delete state.strengths[name];
+    refreshChooser();
+    if (had) requestEdit();
+  });
+  row.append(label, input, out, remove);
+  $('#sliders').append(row);
+  state.strengths[name] = 0;
+  refreshChooser();
+}
+
+function refreshChooser() {
+  const sel = $('#chooser');
+  sel.length = 1;
+  for (const name of state.info.attributes) {
+    if (name in state.strengths) continue;
+    const opt = document.createElement('option');
+    opt.value = name;
+    opt.textContent = name.replace(/_/g, ' ');
+    sel.append(opt);
+  }
+}
+
+function resetSliders() {
+  document.querySelectorAll('#sliders input[type=range]').forEach((input) => {
+    input.value = 0;
+    input.nextElementSibling.textContent = '0.00';
+    state.strengths[input.dataset.attr] = 0;
+  });
+  if (state.face) setResult($('#recon-img').src, 'edit (reset)');
+}
+
+function switchTab(tab) {
+  state.mode = tab;
+  document.querySelectorAll('.tab').forEach((b) => b.classList.toggle('active', b.dataset.tab === tab));
+  for (const t of ['edit', 'mix', 'random']) $(`#panel-${t}`).classList.toggle('hidden', t !== tab);
+  if (tab === 'mix') { requestMix(); } else if (tab === 'edit' && state.face) { requestEdit(); }
+}
+
+function setSlot(slot, faceId) {
+  state.mix[slot] = faceId;
+  $(`#slot-${slot}-img`).src = state.faceImages[faceId] || '';
+  requestMix();
+}
+
+function requestMix() {
+  const { a, b } = state.mix;
+  if (!a || !b) { status('Mix: choose a face for A and for B.'); return; }
+  const t = parseFloat($('#mix-t').value);
+  schedule(async () => {
+    const data = await api('/api/mix', { a, b, t });
+    setResult(data.image, `mix: ${(1 - data.t).toFixed(2)} A + ${data.t.toFixed(2)} B`);
+    status(`mix: ${data._ms.toFixed(0)} ms round trip`);
+  });
+}
+
+async function pickGallery(id) {
+  if (state.mode === 'mix') {
+    const data = await api('/api/encode', { gallery: id });
+    state.faceImages[data.face] = data.input;
+    setSlot(state.slot, data.face);
+    return;
+  }
+  schedule(async () => {
+    const data = await api('/api/encode', { gallery: id });
+    notice('');
+    showFace(data, `gallery face ${data.meta.file || id}: encoded in ${data._ms.toFixed(0)} ms`);
+  });
+}
+
+function upload(file) {
+  if (!file) return;
+  const limits = state.info.limits;
+  if (file.size > limits.max_upload_bytes) {
+    notice(`${file.name}: ${(file.size / 2 ** 20).toFixed(1)} MiB is too large (at most ${(limits.max_upload_bytes / 2 ** 20).toFixed(0)} MiB).`, true);
+    return;
+  }
+  const form = new FormData();
+  form.append('image', file, file.name);
+  status(`uploading ${file.name}\u2026`);
+  schedule(async () => {
+    const data = await api('/api/encode', form, true);
+    const al = data.alignment;
+    notice(al.notice || '', false);
+    const how = { eyes: 'aligned by the eyes', face: 'aligned by the face box', centre: 'centre crop (no face found)' }[al.method] || al.method;
+    showFace(data, `${data.meta.file}: ${how}, encoded (${data.ms.toFixed(0)} ms on the server)`);
+    document.body.dataset.uploaded = data.face;
+  });
+}
+
+function randomFace() {
+  const temperature = parseFloat($('#temperature').value);
+  schedule(async () => {
+    const data = await api('/api/sample', { temperature });
+    data.input = data.image;
+    data.reconstruction = data.image;
+    data.exact = true;
+    showFace(data, `random face, temperature ${data.temperature}, seed ${data.seed}`);
+    setResult(data.image, `sample (T = ${data.temperature})`);
+  });
+}
+
+async function init() {
+  try {
+    state.info = await api('/api/info');
+  } catch (e) { notice(`Cannot reach the editor server: ${e.message}`, true); return; }
+  const info = state.info;
+  const about = info.about || {};
+  $('#model-info').textContent = `${info.image_shape[0]}\u00d7${info.image_shape[1]} Glow: ${info.model}` +
+    (about.test_bits_per_dim ? `, ${about.test_bits_per_dim} bits/dim on held-out faces` : '') +
+    `. ${info.attributes.length} attribute directions.`;
+  if (!info.attributes.length) notice('This model has no attribute directions: start demo.py with --directions FILE for sliders.');
+  for (const name of info.default_attributes) addSlider(name);
+  refreshChooser();
+
+  $('#chooser').addEventListener('change', (e) => { if (e.target.value) addSlider(e.target.value); e.target.value = ''; });
+  $('#reset').addEventListener('click', resetSliders);
+  document.querySelectorAll('.tab').forEach((b) => b.addEventListener('click', () => switchTab(b.dataset.tab)));
+  document.querySelectorAll('.slot').forEach((b) => b.addEventListener('click', () => {
+    state.slot = b.dataset.slot;
+    document.querySelectorAll('.slot').forEach((s) => s.classList.toggle('active', s === b));
+  }));
+  $('#use-current').addEventListener('click', () => { if (state.face) setSlot(state.slot, state.face); });
+  $('#mix-t').addEventListener('input', (e) => { $('#mix-t-out').textContent = parseFloat(e.target.value).toFixed(2); requestMix(); });
+  $('#temperature').addEventListener('input', (e) => { $('#temperature-out').textContent = parseFloat(e.target.value).toFixed(2); });
+  $('#random').addEventListener('click', randomFace);
+  $('#file').addEventListener('change', (e) => upload(e.target.files[0]));
+  const dz = $('#dropzone');
+  dz.addEventListener('dragover', (e) => { e.preventDefault(); dz.classList.add('over'); });
+  dz.addEventListener('dragleave', () => dz.classList.remove('over'));
+  dz.addEventListener('drop', (e) => {
+    e.preventDefault();
+    dz.classList.remove('over');
+    if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
+  });
+
+  const gal = await api('/api/gallery');
+  const box = $('#gallery');
+  for (const f of gal.faces) {
+    const img = document.createElement('img');
+    img.src = f.image;
+    img.alt = f.name;
+    img.title = f.name;
+    img.className = 'thumb';
+    img.tabIndex = 0;
+    img.dataset.id = f.id;
+    state.faceImages[f.id] = f.image;
+    img.addEventListener('click', () => pickGallery(f.id).catch((e) => notice(e.message, true)));
+    img.addEventListener('keydown', (e) => { if (e.key === 'Enter') img.click(); });
+    box.append(img);
+  }
+  if (!gal.faces.length) $('#gallery').textContent = 'No gallery faces: upload a photo or make a random face.';
+  document.body.dataset.ready = '1';
+  status('Pick a face, upload a photo, or make a random face.');
+}
+
+document.addEventListener('DOMContentLoaded', init);
