@@ -92,7 +92,7 @@ def plot(results, path):
     for row, (name, res) in zip(axes, results.items()):
         pts = res['points']
         for ax, key, label in ((row[0], 'step', 'training step'),
-                               (row[1], 'train_time', 'training time (s; the run's own train_time)')):
+                               (row[1], 'train_time', 'training time (s, from the run\'s train_time)')):
             x = [p[key] for p in pts]
             ax.plot(x, [p['raw'] for p in pts], 'o-', label='raw weights')
             ax.plot(x, [p['ema'] for p in pts], 's--', label='Polyak-averaged')
