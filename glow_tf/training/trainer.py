@@ -28,6 +28,7 @@ sees the same batches and noise as an uninterrupted one (exact for deterministic
 bounded cost: at most one epoch of input reading).
 """
 import os
+import signal
 import sys
 import time
 
@@ -37,10 +38,12 @@ import tensorflow as tf
 from glow_tf.config import ConfigError, TrainConfig
 from glow_tf.distributed import Distributed, tf_variables
 from glow_tf.training import checkpoint as ckpt_lib
+from glow_tf.training import recovery
 from glow_tf.training.ema import EMA
 from glow_tf.training.logs import RunLogger
 from glow_tf.training.optim import make_optimizer, step_learning_rate
 from glow_tf.training.samples import write_sample_grids
+from glow_tf.training.stop import StopRequest, StoppedBySignal
 
 
 class NonFiniteLossError(RuntimeError):
@@ -92,20 +95,21 @@ class Trainer:
             kw = dict(data_dir=flags.data_dir or None,
                       image_size=flags.image_size if flags.image_size > 0 else None,
                       n_test=flags.n_test if flags.n_test > 0 else None,
-                      category=flags.category or None)
+                      category=flags.category or None, skip_bad=bool(flags.skip_bad))
             self.source = load_source(flags.problem, **kw)
         src = self.source
         cfg = flags.resolve(src.image_shape, src.n_test, src.n_classes, dist.size)
         self.cfg = cfg
         self.logdir = os.path.abspath(os.path.expanduser(cfg.logdir))
-        self.log = RunLogger(self.logdir, enabled=self.chief)
         self.rank_seed = rank_noise_seed(cfg.seed, self.rank)
 
-        # Resume decision on rank 0 (its view of the file system), shared with everyone so
-        # that an error stops every worker instead of leaving the others waiting.
+        # Log dir check and resume decision on rank 0 (its view of the file system), shared with
+        # everyone so that an error stops every worker instead of leaving the others waiting.
+        self._notes = []
         restore, error = None, None
         if self.chief:
             try:
+                recovery.check_logdir(self.logdir)
                 restore = self._find_restore(cfg)
                 if restore:
                     self._check_compatible(restore)
@@ -114,6 +118,9 @@ class Trainer:
         restore, error = dist.broadcast_object((restore, error), 0)
         if error:
             raise ConfigError(*error)
+        self.log = RunLogger(self.logdir, enabled=self.chief)
+        for note in self._notes:
+            self.log.warn(note)
         self.restore_prefix = restore
         if self.chief and not cfg.inference:
             os.makedirs(self.logdir, exist_ok=True)
@@ -143,21 +150,52 @@ class Trainer:
         return self
 
     def _find_restore(self, cfg):
-        own = ckpt_lib.find_checkpoint(os.path.join(self.logdir, ckpt_lib.CKPT_SUBDIR))
+        """Rank 0: the checkpoint to resume from (None: fresh start). Walks back from the newest
+        checkpoint to the newest one that really loads (recovery.py), notes what it skipped, and
+        refuses to start over in a log dir that holds a previous run unless --start_over."""
+        own_dir = os.path.join(self.logdir, ckpt_lib.CKPT_SUBDIR)
+        best_dir = os.path.join(self.logdir, ckpt_lib.BEST_SUBDIR)
+        if cfg.start_over and not cfg.inference and recovery.has_previous_run(self.logdir):
+            moved = recovery.move_previous_run(self.logdir)
+            self._notes.append(f"--start_over: moved the previous run's checkpoints and logs "
+                               f"to {moved}")
+        for d in (own_dir, best_dir):
+            for path in recovery.clean_stale_temp(d):
+                self._notes.append(f"removed {path} (left by a checkpoint write that was cut off)")
+        recovery.prepare_checkpoint_dir(best_dir)
+        own, skipped = recovery.prepare_checkpoint_dir(own_dir)
+        if skipped:
+            self._notes.append(f"skipped unloadable checkpoint(s) in {own_dir}: "
+                               f"{recovery.describe_skipped(skipped)}")
         if own is not None:
+            if skipped:
+                self._notes.append(f"resuming from {own}, the newest checkpoint that loads")
             if cfg.restore_path:
-                self.log.warn(f"{self.logdir} already has checkpoints; resuming from {own} and "
-                              f"ignoring --restore_path {cfg.restore_path}")
+                self._notes.append(f"{self.logdir} already has checkpoints; resuming from {own} "
+                                   f"and ignoring --restore_path {cfg.restore_path}")
             return own
+        if not cfg.inference and recovery.has_previous_run(self.logdir):
+            why = (f"none of its checkpoints loads ({recovery.describe_skipped(skipped)})"
+                   if skipped else f"it has no checkpoint in {ckpt_lib.CKPT_SUBDIR}/")
+            raise ConfigError('--logdir', f"{self.logdir} holds a previous run ({ckpt_lib.CONFIG_NAME}"
+                              f" and checkpoint files) but {why}. Refusing to start over there: "
+                              "restore a checkpoint, use a new --logdir, or pass --start_over "
+                              "(moves the old run into a previous-<time>/ subfolder)")
         if cfg.restore_path:
-            found = ckpt_lib.find_checkpoint(cfg.restore_path)
+            found, skipped = recovery.find_loadable_at(cfg.restore_path)
             if found is None:
-                raise ConfigError('--restore_path', f"{cfg.restore_path}: no checkpoint found "
-                                  "(give a log dir, a checkpoint dir or a ckpt-N prefix)")
+                raise ConfigError('--restore_path', f"{cfg.restore_path}: no loadable checkpoint "
+                                  + (f"({recovery.describe_skipped(skipped)}); give an older ckpt-N "
+                                     "prefix or another log dir" if skipped else
+                                     "found (give a log dir, a checkpoint dir or a ckpt-N prefix)"))
+            if skipped:
+                self._notes.append(f"--restore_path: skipped {recovery.describe_skipped(skipped)}; "
+                                   f"using {found}")
             return found
         if cfg.inference:
-            raise ConfigError('--inference', f"no checkpoint in --logdir {self.logdir} and no "
-                              "--restore_path given")
+            raise ConfigError('--inference', f"no loadable checkpoint in --logdir {self.logdir} and "
+                              "no --restore_path given"
+                              + (f" (skipped {recovery.describe_skipped(skipped)})" if skipped else ''))
         return None
 
     def _check_compatible(self, prefix):
@@ -166,6 +204,12 @@ class Trainer:
         if path is None:
             return
         saved = TrainConfig.load(path)
+        # Not model arguments, but what the curves and bits/dim mean: the data and its bit depth.
+        for k in ('problem', 'category', 'n_bits_x'):
+            if getattr(self.cfg, k) != getattr(saved, k):
+                raise ConfigError(f'--{k}', f"{getattr(self.cfg, k)!r} differs from the "
+                                  f"checkpoint's {getattr(saved, k)!r} ({path}): the logs would mix "
+                                  "two runs; use the original flags or a new --logdir")
         mine, theirs = self.cfg.to_model_kwargs(), saved.to_model_kwargs()
         flag_of = {'image_shape': 'image_size', 'lu_decomposed': 'lu', 'n_classes': 'ycond',
                    'memory_mode': None}
@@ -193,7 +237,7 @@ class Trainer:
         cfg, dist = self.cfg, self.dist
         weight_y = float(cfg.weight_y)
 
-        def grad_step(x, y, step, inject_nan):
+        def grad_step(x, y, step, inject_nan, stop):
             noise = self.noise(tf.shape(x), step)
             with tf.GradientTape() as tape:
                 bits_x, bits_y = self.objective(x, y, noise)
@@ -202,14 +246,23 @@ class Trainer:
             grads = dist.gradient_tape(tape).gradient(loss, self.tvars)
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                      for g, v in zip(grads, self.tvars)]
+            # `stop` (a signal number or 0) rides along, so all workers learn of a stop request
             stats = dist.allreduce_mean(tf.stack(
-                [loss, tf.reduce_mean(bits_x), tf.reduce_mean(bits_y)]))
+                [loss, tf.reduce_mean(bits_x), tf.reduce_mean(bits_y), stop]))
             finite = tf.reduce_all(tf.math.is_finite(stats))
             for g in grads:
                 finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
             return grads, stats, finite
 
+        guarded = self.tvars + tf_variables(self.optimizer.variables) + list(self.ema.shadow)
+        with tf.init_scope():
+            backup = [tf.Variable(v.read_value(), trainable=False) for v in guarded]
+
         def apply_step(grads, lr):
+            """One update of weights, optimiser slots and EMA. If any weight or average comes out
+            non-finite on any worker, all of it is restored from the pre-step copy (ok=False)."""
+            for b, v in zip(backup, guarded):
+                b.assign(v)
             lr_t = step_learning_rate(self.optimizer, cfg.optimizer, lr, cfg.resolved_beta2)
             self.optimizer.learning_rate.assign(lr_t)
             if cfg.weight_decay != 1.0:
@@ -217,7 +270,15 @@ class Trainer:
                     v.assign(v * cfg.weight_decay)
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
             self.ema.update()
-            return lr_t
+            bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(v), tf.float32))
+                            for v in self.tvars + list(self.ema.shadow)])
+            ok = tf.equal(dist.allreduce_sum(bad), 0.0)
+
+            def roll_back():
+                with tf.control_dependencies([v.assign(b) for b, v in zip(backup, guarded)]):
+                    return tf.identity(ok)
+            ok = tf.cond(ok, lambda: tf.identity(ok), roll_back)
+            return lr_t, ok
 
         def eval_step(x, y, index):
             noise = default_noise(tf.shape(x), index,
@@ -255,6 +316,15 @@ class Trainer:
         x, y = next(iter(ds))
         return x, y
 
+    def _next_batch(self, it):
+        """next(it); a read error deep inside the data (e.g. a corrupt TFRecord payload) becomes a
+        DataError naming the shard and record."""
+        try:
+            return next(it)
+        except tf.errors.OpError as e:
+            from glow_tf.data.tfrecords import describe_read_error
+            raise describe_read_error(getattr(self.source, 'files', None), e) from None
+
     # ================================================================== state sync
     def _broadcast_all(self):
         variables = (list(self.model.variables) + list(self.optimizer.variables)
@@ -282,7 +352,10 @@ class Trainer:
         manager = self.best_manager if best else self.manager
         if not best and manager.latest_checkpoint and manager.latest_checkpoint.endswith(f'-{self.step}'):
             return manager.latest_checkpoint
-        return manager.save(checkpoint_number=self.step)
+        path = recovery.write_checkpoint(manager, self.step)
+        self._last_save_time = time.time()
+        self.log.print(f"checkpoint{' (best)' if best else ''} step {self.step}: {path}")
+        return path
 
     def initialize_or_restore(self):
         cfg = self.cfg
@@ -291,7 +364,12 @@ class Trainer:
                 # Inference needs neither the optimiser slots nor a matching optimiser.
                 ckpt = (ckpt_lib.make_checkpoint(self.model, self.ema, None, self.state)
                         if cfg.inference else self.checkpoint)
-                status = ckpt.read(self.restore_prefix)
+                try:
+                    status = ckpt.read(self.restore_prefix)
+                except Exception as e:   # verified a moment ago; changed since
+                    raise ConfigError('--logdir', f"{self.restore_prefix} cannot be loaded "
+                                      f"({type(e).__name__}: {str(e)[:200]}); run again to fall "
+                                      "back to an older checkpoint") from None
                 status.expect_partial()
                 try:
                     status.assert_existing_objects_matched()
@@ -300,6 +378,7 @@ class Trainer:
                     raise ConfigError('--logdir' if own else '--restore_path',
                                       f"{self.restore_prefix} does not match this model/optimiser "
                                       f"(--optimizer {cfg.optimizer}): {str(e)[:300]}") from None
+            self._keep_best_on_disk()
             self._broadcast_all()
             self._load_counters()
             if self.chief:
@@ -319,10 +398,22 @@ class Trainer:
             self.noise(tf.shape(x), -1) / float(2 ** int(cfg.n_bits_x))
         self.model.initialize(xf, y if self.model.n_classes else None,
                               reduce_mean=self.dist.allreduce_mean)
+        self._keep_best_on_disk()
         self._broadcast_all()   # rank 0's values everywhere (stats were already averaged)
         self.ema.reset()
         self._load_counters()
+        if self.chief and not cfg.inference:
+            self.log.truncate_after(0)   # records of an attempt that never reached a checkpoint
         return False
+
+    def _keep_best_on_disk(self):
+        """Rank 0: best/ is replaced only by a better model, even when the restored checkpoint
+        is older than the best one (a fallback) and remembers a worse best loss."""
+        if self.chief and not self.cfg.inference:
+            on_disk = recovery.best_loss_on_disk(os.path.join(self.logdir, ckpt_lib.BEST_SUBDIR))
+            v = self.state.vars['best_test_loss']
+            if on_disk < float(v.numpy()):
+                v.assign(on_disk)
 
     # ================================================================== evaluation / samples
     def evaluate(self):
@@ -406,15 +497,22 @@ class Trainer:
                   f"{cfg.train_its} its/epoch, test {cfg.n_test} images, logdir {self.logdir}")
         if cfg.test_at_init and self.step == 0:
             self.run_test(tag=' [init]')
+        self._last_save_time = time.time()
+        with StopRequest() as stop:
+            return self._train_loop(stop)
+
+    def _train_loop(self, stop):
+        """Steps until done; a stop request (SIGTERM/SIGINT on any worker) ends the loop after the
+        current step with a checkpoint and StoppedBySignal."""
+        cfg, log = self.cfg, self.log
         inject = set(int(s) for s in cfg.inject_nan_steps)
+        lr = cfg.learning_rate(self.n_processed)
+        traced = False
         consecutive = 0
         acc = np.zeros(3)
         acc_n = 0
         interval_t, interval_images = 0.0, 0
-        lr = cfg.learning_rate(self.n_processed)
-        traced = False
         from tqdm import tqdm
-
         while not self._should_stop():
             it = self.train_iterator(self.epoch, skip=self.epoch_step)
             bar = tqdm(total=cfg.train_its, initial=self.epoch_step, desc=f'epoch {self.epoch}',
@@ -423,21 +521,29 @@ class Trainer:
             t_epoch = time.time()
             while self.epoch_step < cfg.train_its and not (cfg.max_steps and self.step >= cfg.max_steps):
                 t0 = time.time()
-                x, y = next(it)
+                x, y = self._next_batch(it)
                 lr = cfg.learning_rate(self.n_processed)
                 grads, stats, finite = self.grad_step(
-                    x, y, tf.constant(self.step, tf.int64), tf.constant((self.step + 1) in inject))
-                if bool(finite.numpy()):
-                    self.apply_step(grads, tf.constant(lr, tf.float32))
+                    x, y, tf.constant(self.step, tf.int64), tf.constant((self.step + 1) in inject),
+                    tf.constant(float(stop.signum)))
+                stats = stats.numpy()
+                stop_requested, stats = stats[3] > 0, stats[:3]
+                applied = bool(finite.numpy())
+                if applied:
+                    _, ok = self.apply_step(grads, tf.constant(lr, tf.float32))
+                    applied = bool(ok.numpy())
+                    why = "the update made weights or their averages non-finite; rolled back"
+                else:
+                    why = f"non-finite loss/gradients (loss={float(stats[0])}); step skipped"
+                if applied:
                     consecutive = 0
-                    acc += stats.numpy()
+                    acc += stats
                     acc_n += 1
                 else:
                     consecutive += 1
                     self.n_skipped += 1
-                    log.warn(f"step {self.step + 1}: non-finite loss/gradients "
-                             f"(loss={float(stats.numpy()[0])}); step skipped "
-                             f"({consecutive} in a row, limit --max_nonfinite {cfg.max_nonfinite})")
+                    log.warn(f"step {self.step + 1}: {why} ({consecutive} in a row, limit "
+                             f"--max_nonfinite {cfg.max_nonfinite})")
                     if consecutive >= cfg.max_nonfinite:
                         last = self.manager.latest_checkpoint if self.manager else None
                         raise NonFiniteLossError(
@@ -466,6 +572,14 @@ class Trainer:
                 # good one (weights are not updated by skipped steps, but the run may be dying).
                 if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and not consecutive:
                     self.save()
+                elif (self.chief and cfg.ckpt_every_minutes and not consecutive and
+                      time.time() - self._last_save_time >= 60.0 * cfg.ckpt_every_minutes):
+                    self.save()
+                if stop_requested:
+                    bar.close()
+                    # weights are finite (guarded); a skipped step changed nothing
+                    path = self.save()
+                    raise StoppedBySignal(stop.signum or signal.SIGTERM, self.step, path)
             bar.close()
             epoch_done = self.epoch_step >= cfg.train_its
             if acc_n or interval_images:
