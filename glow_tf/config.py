@@ -99,6 +99,7 @@ class TrainConfig:
     n_sample: int = 1
     # --- testing only
     inject_nan_steps: List[int] = field(default_factory=list)
+    inject_inf_lr_steps: List[int] = field(default_factory=list)
 
     # --- derived by resolve(); saved to config.json for reference
     world_size: int = 1

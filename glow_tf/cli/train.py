@@ -139,6 +139,7 @@ def build_parser():
     g.add_argument('--no_progress', dest='progress', action='store_false',
                    help="New: no tqdm progress bar.")
     g.add_argument('--inject_nan_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
+    g.add_argument('--inject_inf_lr_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
     return p
 
 

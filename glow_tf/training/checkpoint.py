@@ -122,8 +122,8 @@ def find_checkpoint(path, which='latest'):
                 found = None
             if found and tf.io.gfile.exists(found + '.index'):
                 return found
-            on_disk = checkpoint_prefixes(d)   # newest ckpt-N named by the files themselves
-            if on_disk:
+            on_disk = [p for p in checkpoint_prefixes(d) if os.path.exists(p + '.index')]
+            if on_disk:   # the newest ckpt-N named by the files themselves
                 return on_disk[0]
         return None
     if tf.io.gfile.exists(path + '.index'):

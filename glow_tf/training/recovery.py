@@ -25,7 +25,7 @@ import numpy as np
 
 from glow_tf.config import ConfigError
 
-CKPT_RE = re.compile(r'^(?P<name>ckpt-(?P<step>\d+))\.index$')
+CKPT_RE = re.compile(r'^(?P<name>ckpt-(?P<step>\d+))\.(index|data-\d+-of-\d+)$')
 TEMP_RE = re.compile(r'^ckpt-\d+_temp')
 STATE_FILE = 'checkpoint'
 FINITE_GROUPS = ('model/', 'ema/')
@@ -56,7 +56,7 @@ def state_file_entries(directory):
 
 
 def checkpoint_prefixes(directory):
-    """Every ckpt-N prefix in `directory` (index files and state-file entries), newest first."""
+    """Every ckpt-N prefix in `directory` (index / data files, state-file entries), newest first."""
     found = set()
     if os.path.isdir(directory):
         for name in os.listdir(directory):

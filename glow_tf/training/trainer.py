@@ -472,6 +472,9 @@ class Trainer:
             if self.cfg.inference:
                 return self.infer()
             return self.train()
+        except tf.errors.DataLossError as e:   # only data reading raises it: name shard + record
+            from glow_tf.data.tfrecords import describe_read_error
+            raise describe_read_error(getattr(self.source, 'files', None), e) from None
         finally:
             self.log.close()
 
@@ -506,6 +509,7 @@ class Trainer:
         current step with a checkpoint and StoppedBySignal."""
         cfg, log = self.cfg, self.log
         inject = set(int(s) for s in cfg.inject_nan_steps)
+        inject_inf_lr = set(int(s) for s in cfg.inject_inf_lr_steps)   # tests: weight guard
         lr = cfg.learning_rate(self.n_processed)
         traced = False
         consecutive = 0
@@ -530,7 +534,8 @@ class Trainer:
                 stop_requested, stats = stats[3] > 0, stats[:3]
                 applied = bool(finite.numpy())
                 if applied:
-                    _, ok = self.apply_step(grads, tf.constant(lr, tf.float32))
+                    step_lr = float('inf') if (self.step + 1) in inject_inf_lr else lr
+                    _, ok = self.apply_step(grads, tf.constant(step_lr, tf.float32))
                     applied = bool(ok.numpy())
                     why = "the update made weights or their averages non-finite; rolled back"
                 else:
