@@ -30,7 +30,7 @@ from tests.test_train_resume import assert_same_state, read_ckpt, records
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTS = ('127.0.0.2', '127.0.0.3')
-STEPS = 40
+STEPS = 16
 
 pytestmark = pytest.mark.skipif(
     shutil.which('horovodrun') is None or not os.path.exists('/usr/sbin/sshd')
@@ -87,7 +87,8 @@ def sshd(tmp_path_factory):
 def launch(sshd, root, logdir, extra=()):
     """Popen of the multi-host horovodrun; each host runs train.py in root/host_<address>/."""
     port, key, bindir = sshd
-    worker = root / 'worker.sh'
+    root.mkdir(parents=True, exist_ok=True)
+    worker = root / "worker.sh"
     worker.write_text('#!/bin/sh\n# one working directory per "host", as with local disks\n'
                       f'mkdir -p {root}/host_$HOROVOD_HOSTNAME && cd {root}/host_$HOROVOD_HOSTNAME '
                       f'&& exec {sys.executable} {REPO / "train.py"} "$@"\n')
@@ -95,7 +96,7 @@ def launch(sshd, root, logdir, extra=()):
             '--width', '8', '--flow_coupling', '1', '--n_batch_train', '4', '--n_batch_init', '8',
             '--anchor_size', '0', '--n_train', '8000', '--n_test', '200', '--n_batch_test', '50',
             '--epochs_warmup', '1', '--epochs_full_valid', '1000', '--epochs_full_sample', '0',
-            '--gradient_checkpointing', '0', '--max_steps', str(STEPS), '--ckpt_every_steps', '4',
+            '--gradient_checkpointing', '0', '--max_steps', str(STEPS), '--ckpt_every_steps', '2',
             '--ckpt_every_minutes', '0', '--log_every', '1', '--verbose', '--no_progress',
             '--logdir', logdir, *extra]
     env = {**os.environ, 'PATH': f'{bindir}{os.pathsep}{os.environ["PATH"]}',
