@@ -8,13 +8,18 @@ What one run does, on every worker unless noted:
  2. Data source (`glow_tf.data.load_source`), config resolution and validation (per-worker batch
     sizes, iterations per epoch, beta2); rank 0 writes logdir/config.json.
  3. Model, optimiser (Adamax/Adam), Polyak EMA, TrainState; one tf.train.Checkpoint over them.
- 4. Resume if logdir/checkpoints has a checkpoint (or from --restore_path): rank 0 reads it and
-    broadcasts every variable. Otherwise data-dependent ActNorm init on n_batch_init images per
+ 4. Resume from the newest checkpoint of logdir/checkpoints that really loads (recovery.py;
+    skipped ones are reported), or from --restore_path: rank 0 reads it and broadcasts every
+    variable. A log dir with a previous run but no loadable checkpoint is refused (ConfigError)
+    unless --start_over. Otherwise data-dependent ActNorm init on n_batch_init images per
     worker with statistics averaged over all workers, then a broadcast from rank 0.
  5. Steps: loss = mean(bits_x) + weight_y * mean(bits_y) on dequantised images; gradients
     averaged by hvd.DistributedGradientTape (w.r.t. the tf.Variables behind the Keras ones);
-    a step whose (global) loss or gradients are not finite is skipped on all workers alike;
+    a step whose (global) loss or gradients are not finite is skipped on all workers alike, and
+    one whose update leaves any weight or EMA average non-finite is rolled back (apply_step);
     `max_nonfinite` in a row stop training with NonFiniteLossError, leaving the last checkpoint.
+    SIGTERM / SIGINT on any worker: all stop after the current step, rank 0 checkpoints, and
+    StoppedBySignal is raised (stop.py). Checkpoints also every --ckpt_every_minutes.
  6. Each epoch (n_train images): train.jsonl record, checkpoint; every epochs_full_valid epochs
     a full test pass with the EMA weights (allreduced), best checkpoint kept; sample grids at
     epochs 1, 10 and every epochs_full_sample epochs (rank 0, EMA weights).
