@@ -100,6 +100,12 @@ def test_previous_run_is_never_silently_started_over(tmp_path, straight8, capsys
     moved = [p for p in logdir.iterdir() if p.name.startswith('previous-')]
     assert len(moved) == 1 and ckpt_steps(moved[0] / 'checkpoints') == [2, 4, 6, 8]
     assert [r['step'] for r in records(logdir / 'train.jsonl')] == [2]
+    capsys.readouterr()
+    # the same command requeued (still with --start_over) resumes instead of starting again
+    result = main(tiny_argv(logdir, '--max_steps', '3', '--start_over'))
+    assert result['step'] == 3 and '--start_over ignored' in capsys.readouterr().err
+    assert len([p for p in logdir.iterdir() if p.name.startswith('previous-')]) == 1
+    assert [r['step'] for r in records(logdir / 'train.jsonl')] == [2, 3]
 
 
 def test_best_is_only_replaced_by_a_better_model(tmp_path, shared_data, capsys):

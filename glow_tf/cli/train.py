@@ -127,9 +127,10 @@ def build_parser():
     g.add_argument('--ckpt_every_minutes', type=float, default=d.ckpt_every_minutes, help="New: "
                    "also checkpoint when this many minutes passed since the last one, so a hard "
                    "kill loses minutes, not an epoch (0 = off).")
-    g.add_argument('--start_over', action='store_true', help="New: in a --logdir that holds a "
-                   "previous run, start again at step 0 after moving its checkpoints and logs to "
-                   "LOGDIR/previous-<time>/ (without it, such a log dir is resumed or refused).")
+    g.add_argument('--start_over', action='store_true', help="New: when --logdir holds a "
+                   "previous run none of whose checkpoints loads (which is refused otherwise), move "
+                   "its checkpoints and logs to LOGDIR/previous-<time>/ and start at step 0. "
+                   "Ignored while a checkpoint loads (safe in a requeued command).")
     g.add_argument('--keep_checkpoints', type=int, default=d.keep_checkpoints,
                    help="New: how many recent checkpoints to keep.")
     g.add_argument('--log_every', type=int, default=d.log_every, help="New: write a train.jsonl "

@@ -160,10 +160,6 @@ class Trainer:
         refuses to start over in a log dir that holds a previous run unless --start_over."""
         own_dir = os.path.join(self.logdir, ckpt_lib.CKPT_SUBDIR)
         best_dir = os.path.join(self.logdir, ckpt_lib.BEST_SUBDIR)
-        if cfg.start_over and not cfg.inference and recovery.has_previous_run(self.logdir):
-            moved = recovery.move_previous_run(self.logdir)
-            self._notes.append(f"--start_over: moved the previous run's checkpoints and logs "
-                               f"to {moved}")
         for d in (own_dir, best_dir):
             for path in recovery.clean_stale_temp(d):
                 self._notes.append(f"removed {path} (left by a checkpoint write that was cut off)")
@@ -173,19 +169,29 @@ class Trainer:
             self._notes.append(f"skipped unloadable checkpoint(s) in {own_dir}: "
                                f"{recovery.describe_skipped(skipped)}")
         if own is not None:
+            if cfg.start_over and not cfg.inference:
+                # a requeued command that still carries --start_over must not discard progress
+                self._notes.append(f"--start_over ignored: {own} loads, so the run resumes from "
+                                   "it (move or delete the log dir to really start over)")
             if skipped:
                 self._notes.append(f"resuming from {own}, the newest checkpoint that loads")
             if cfg.restore_path:
                 self._notes.append(f"{self.logdir} already has checkpoints; resuming from {own} "
                                    f"and ignoring --restore_path {cfg.restore_path}")
             return own
+        if cfg.start_over and not cfg.inference and recovery.has_previous_run(self.logdir):
+            moved = recovery.move_previous_run(self.logdir)
+            self._notes.append(f"--start_over: none of the previous run's checkpoints loads; moved "
+                               f"its checkpoints and logs to {moved}")
+            return None
         if not cfg.inference and recovery.has_previous_run(self.logdir):
             why = (f"none of its checkpoints loads ({recovery.describe_skipped(skipped)})"
                    if skipped else f"it has no checkpoint in {ckpt_lib.CKPT_SUBDIR}/")
             raise ConfigError('--logdir', f"{self.logdir} holds a previous run ({ckpt_lib.CONFIG_NAME}"
                               f" and checkpoint files) but {why}. Refusing to start over there: "
                               "restore a checkpoint, use a new --logdir, or pass --start_over "
-                              "(moves the old run into a previous-<time>/ subfolder)")
+                              "(moves the old run into a previous-<time>/ subfolder and starts "
+                              "at step 0)")
         if cfg.restore_path:
             found, skipped = recovery.find_loadable_at(cfg.restore_path)
             if found is None:
@@ -259,14 +265,27 @@ class Trainer:
                 finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
             return grads, stats, finite
 
+        # The pre-step copy: float32 state in one flat buffer (one concat + one assign per step
+        # instead of one assign per variable), the few others (iteration counter) one by one.
         guarded = self.tvars + tf_variables(self.optimizer.variables) + list(self.ema.shadow)
+        flat = [v for v in guarded if v.dtype == tf.float32]
+        other = [v for v in guarded if v.dtype != tf.float32]
+        sizes = [int(v.shape.num_elements()) for v in flat]
         with tf.init_scope():
-            backup = [tf.Variable(v.read_value(), trainable=False) for v in guarded]
+            flat_backup = tf.Variable(tf.zeros([sum(sizes)], tf.float32), trainable=False)
+            other_backup = [tf.Variable(v.read_value(), trainable=False) for v in other]
+
+        def restore():
+            parts = tf.split(flat_backup.read_value(), sizes)
+            ops = [v.assign(tf.reshape(p, v.shape)) for v, p in zip(flat, parts)]
+            ops += [v.assign(b) for b, v in zip(other_backup, other)]
+            return ops
 
         def apply_step(grads, lr):
             """One update of weights, optimiser slots and EMA. If any weight or average comes out
             non-finite on any worker, all of it is restored from the pre-step copy (ok=False)."""
-            for b, v in zip(backup, guarded):
+            flat_backup.assign(tf.concat([tf.reshape(v, [-1]) for v in flat], 0))
+            for b, v in zip(other_backup, other):
                 b.assign(v)
             lr_t = step_learning_rate(self.optimizer, cfg.optimizer, lr, cfg.resolved_beta2)
             self.optimizer.learning_rate.assign(lr_t)
@@ -275,12 +294,14 @@ class Trainer:
                     v.assign(v * cfg.weight_decay)
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
             self.ema.update()
-            bad = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(v), tf.float32))
-                            for v in self.tvars + list(self.ema.shadow)])
+            # one reduction per variable: a sum is non-finite if any element is (or if finite
+            # weights sum past 3e38, which deserves a rollback as well)
+            total = tf.add_n([tf.reduce_sum(v) for v in self.tvars + list(self.ema.shadow)])
+            bad = tf.cast(~tf.math.is_finite(total), tf.float32)
             ok = tf.equal(dist.allreduce_sum(bad), 0.0)
 
             def roll_back():
-                with tf.control_dependencies([v.assign(b) for b, v in zip(backup, guarded)]):
+                with tf.control_dependencies(restore()):
                     return tf.identity(ok)
             ok = tf.cond(ok, lambda: tf.identity(ok), roll_back)
             return lr_t, ok
