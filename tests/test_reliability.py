@@ -78,6 +78,9 @@ def test_resume_walks_back_to_newest_loadable_checkpoint(tmp_path, straight8, ca
     code, err = run_exit(tiny_argv(logdir, '--max_steps', '9', '--problem', 'mnist',
                                    '--image_size', '8'), capsys)
     assert code == 2 and "--problem: 'mnist' differs" in err
+    (logdir / 'config.json').write_text('{"depth": 2,')        # garbled: named, no traceback
+    code, err = run_exit(tiny_argv(logdir, '--max_steps', '9'), capsys)
+    assert code == 2 and f"{logdir / 'config.json'}: not a readable training config" in err
 
 
 def test_previous_run_is_never_silently_started_over(tmp_path, straight8, capsys):
