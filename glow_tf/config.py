@@ -22,6 +22,7 @@ PERMUTATIONS = {0: 'reverse', 1: 'shuffle', 2: '1x1'}
 COUPLINGS = {0: 'additive', 1: 'affine'}
 MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
 OPTIMIZERS = ('adamax', 'adam')
+MAX_LR = 1.0   # Adam(ax) moves each weight by ~lr per step: beyond this a run only diverges
 
 # Defaults the original train.py derived from --problem when --image_size / --n_test were -1.
 DEFAULT_IMAGE_SIZE = {'mnist': 32, 'cifar10': 32, 'imagenet-oord': 64, 'imagenet': 256,
@@ -46,6 +47,7 @@ class TrainConfig:
     n_train: int = 50000
     n_test: int = -1
     dal: int = 1
+    skip_bad: bool = False
     # --- model
     n_levels: int = 3
     depth: int = 32
@@ -86,6 +88,8 @@ class TrainConfig:
     restore_path: str = ''
     inference: bool = False
     ckpt_every_steps: int = 0
+    ckpt_every_minutes: float = 10.0
+    start_over: bool = False
     keep_checkpoints: int = 3
     log_every: int = 0
     test_at_init: bool = False
@@ -97,6 +101,7 @@ class TrainConfig:
     n_sample: int = 1
     # --- testing only
     inject_nan_steps: List[int] = field(default_factory=list)
+    inject_inf_lr_steps: List[int] = field(default_factory=list)
 
     # --- derived by resolve(); saved to config.json for reference
     world_size: int = 1
@@ -143,8 +148,16 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path):
-        with open(path) as f:
-            d = json.load(f)
+        """Read a config.json; ConfigError naming the file if it is not one."""
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            if not isinstance(d, dict):
+                raise ValueError(f"a JSON {type(d).__name__}, not an object")
+        except (OSError, ValueError) as e:
+            raise ConfigError(str(path), f"not a readable training config ({e}); train.py writes "
+                              "it at the start of a run: restore it from a copy, or delete it to "
+                              "use the checkpoints without it") from None
         if 'edge_bias' not in d:
             # written before glow_tf followed the original's edge bias and learntop: rebuild the
             # model those runs trained
@@ -198,20 +211,26 @@ class TrainConfig:
             if bool(self.gradient_checkpointing) != (self.memory_mode != 'plain'):
                 raise ConfigError('--gradient_checkpointing', f"{self.gradient_checkpointing} "
                                   f"contradicts --memory_mode {self.memory_mode}; give only one")
+        for name in ('lr', 'beta1', 'beta2', 'polyak_epochs', 'weight_decay', 'weight_y',
+                     'epochs_warmup', 'ckpt_every_minutes'):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ConfigError('--' + name, f"must be a finite number, got {value!r}")
         positive = ['n_levels', 'depth', 'width', 'n_batch_train', 'n_batch_test',
                     'n_batch_init', 'n_train', 'epochs', 'epochs_full_valid',
                     'max_nonfinite', 'keep_checkpoints']
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError('--' + name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ['max_steps', 'ckpt_every_steps', 'log_every', 'anchor_size', 'epochs_warmup',
+        for name in ['max_steps', 'ckpt_every_steps', 'ckpt_every_minutes', 'log_every', 'anchor_size', 'epochs_warmup',
                      'epochs_full_sample']:
             if getattr(self, name) < 0:
                 raise ConfigError('--' + name, f"must be >= 0, got {getattr(self, name)}")
         if not 1 <= self.n_bits_x <= 8:
             raise ConfigError('--n_bits_x', f"must be in 1..8, got {self.n_bits_x}")
-        if not self.lr > 0:
-            raise ConfigError('--lr', f"must be > 0, got {self.lr}")
+        if not 0 < self.lr <= MAX_LR:
+            raise ConfigError('--lr', f"must be in (0, {MAX_LR:g}], got {self.lr:g} (an Adam/Adamax "
+                              "step size; the paper uses 1e-3, larger ones diverge)")
         if not 0 <= self.beta1 < 1:
             raise ConfigError('--beta1', f"must be in [0, 1), got {self.beta1}")
         if self.beta2 is not None and not 0 <= self.beta2 < 1:

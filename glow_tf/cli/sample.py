@@ -81,6 +81,12 @@ def run(args, out=None):
     for t in args.temperature:
         if not t >= 0:
             raise InputError(f"--temperature must be >= 0, got {t}")
+    if args.out and os.path.isdir(args.out):
+        raise InputError(f"--out {args.out} is a directory; give a PNG file name (e.g. "
+                         f"{os.path.join(args.out, 'samples.png')}) or use --out_dir for one PNG "
+                         "per sample")
+    if args.out_dir and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise InputError(f"--out_dir {args.out_dir} is a file; give a directory")
     flow = load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
     print(f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
           f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit", file=out)

@@ -4,8 +4,10 @@ The flags of the original openai/glow train.py keep their names and meanings, so
 commands run unchanged (e.g. `--n_level 3` still works: argparse accepts unambiguous prefixes).
 See docs/training.md for launch recipes and the paper's hyper-parameters.
 
-Exit status: 0 done; 2 bad flags / data (message names the flag); 3 training diverged
-(too many consecutive non-finite losses; the last good checkpoint is left intact).
+Exit status: 0 done; 2 bad flags / data / log dir, or a checkpoint that cannot be written (disk
+full; the message names the flag or file); 3 training diverged (too many consecutive non-finite
+losses; the last good checkpoint is left intact); 143 / 130 stopped by SIGTERM / SIGINT after
+writing a checkpoint (run the same command to resume). See docs/reliability.md.
 """
 import argparse
 import os
@@ -55,6 +57,8 @@ def build_parser():
                    "original: 0 none; 1 random shifts up to 10%% of height and width (mnist, "
                    "cifar10); 2 for cifar10 adds horizontal flips, rotation up to 15 degrees, zoom "
                    "0.1 and shear 0.02 (mnist: shifts only). Other problems: none, as the original.")
+    g.add_argument('--skip_bad', action='store_true', help="New: skip (and count) unreadable images "
+                   "in image folders / CelebA instead of stopping with an error.")
     g.add_argument('--fmap', type=int, default=d.fmap, help="Accepted for compatibility; unused "
                    "(tf.data autotunes).")
     g.add_argument('--pmap', type=int, default=d.pmap, help="Accepted for compatibility; unused.")
@@ -125,6 +129,13 @@ def build_parser():
     g = p.add_argument_group('outputs')
     g.add_argument('--ckpt_every_steps', type=int, default=d.ckpt_every_steps, help="New: also "
                    "checkpoint every N steps (0 = only at the end of each epoch and of training).")
+    g.add_argument('--ckpt_every_minutes', type=float, default=d.ckpt_every_minutes, help="New: "
+                   "also checkpoint when this many minutes passed since the last one, so a hard "
+                   "kill loses minutes, not an epoch (0 = off).")
+    g.add_argument('--start_over', action='store_true', help="New: when --logdir holds a "
+                   "previous run none of whose checkpoints loads (which is refused otherwise), move "
+                   "its checkpoints and logs to LOGDIR/previous-<time>/ and start at step 0. "
+                   "Ignored while a checkpoint loads (safe in a requeued command).")
     g.add_argument('--keep_checkpoints', type=int, default=d.keep_checkpoints,
                    help="New: how many recent checkpoints to keep.")
     g.add_argument('--log_every', type=int, default=d.log_every, help="New: write a train.jsonl "
@@ -134,6 +145,7 @@ def build_parser():
     g.add_argument('--no_progress', dest='progress', action='store_false',
                    help="New: no tqdm progress bar.")
     g.add_argument('--inject_nan_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
+    g.add_argument('--inject_inf_lr_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
     return p
 
 
@@ -151,6 +163,8 @@ def main(argv=None):
     except ConfigError as e:
         parser.error(str(e))
 
+    from glow_tf.training.recovery import CheckpointWriteError
+    from glow_tf.training.stop import StoppedBySignal, exit_code
     from glow_tf.training.trainer import NonFiniteLossError, Trainer
     try:
         from glow_tf.data import DataError
@@ -169,6 +183,17 @@ def main(argv=None):
     except NonFiniteLossError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         sys.exit(3)
+    except CheckpointWriteError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except StoppedBySignal as e:
+        if e.checkpoint:
+            print(f"{parser.prog}: {e}", file=sys.stderr, flush=True)
+        sys.exit(exit_code(e.signum))
+    except OSError as e:   # e.g. the disk filled up while writing a log file
+        where = e.filename or config.logdir
+        print(f"{parser.prog}: error: {where}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == '__main__':

@@ -70,33 +70,40 @@ def convert(kind: str, src: str | os.PathLike, out: str | os.PathLike, res: int,
             raise describe(d, f'already holds r{lg:02d} shards; pass --overwrite or choose another output')
 
     counts = {}
-    for split, (files, labels, attrs) in splits.items():
-        n_sh = shards if split == 'train' else test_shards
-        (out / split).mkdir(parents=True, exist_ok=True)
-        for p in (out / split).glob(f'{split}-r{lg:02d}-s-*.tfrecords'):
-            p.unlink()  # only reached with overwrite=True
-        written = 0
-        for s, ids in enumerate(assign_shards(len(files), n_sh, seed)):
-            path = shard_path(out, split, res, s, n_sh)
-            tmp = path.with_name(path.name + '.tmp')
-            try:
-                with tf.io.TFRecordWriter(str(tmp)) as w:
-                    for i in ids:
-                        try:
-                            img = load_image_file(files[i], res, strict=True)
-                        except DataError as e:
-                            if not skip_bad:
-                                raise
-                            skipped.append((str(files[i]), str(e).split(': ', 1)[-1]))
-                            continue
-                        w.write(make_example(img, labels[i], None if attrs is None else attrs[i]))
-                        written += 1
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            if not quiet:
-                print(f'{path}: {len(ids)} images', file=sys.stderr)
-        counts[split] = written
+    done: list[Path] = []   # shards completed by this call: removed again if a later one fails
+    try:
+        for split, (files, labels, attrs) in splits.items():
+            n_sh = shards if split == 'train' else test_shards
+            (out / split).mkdir(parents=True, exist_ok=True)
+            for p in (out / split).glob(f'{split}-r{lg:02d}-s-*.tfrecords'):
+                p.unlink()  # only reached with overwrite=True
+            written = 0
+            for s, ids in enumerate(assign_shards(len(files), n_sh, seed)):
+                path = shard_path(out, split, res, s, n_sh)
+                tmp = path.with_name(path.name + '.tmp')
+                try:
+                    with tf.io.TFRecordWriter(str(tmp)) as w:
+                        for i in ids:
+                            try:
+                                img = load_image_file(files[i], res, strict=True)
+                            except DataError as e:
+                                if not skip_bad:
+                                    raise
+                                skipped.append((str(files[i]), str(e).split(': ', 1)[-1]))
+                                continue
+                            w.write(make_example(img, labels[i], None if attrs is None else attrs[i]))
+                            written += 1
+                    os.replace(tmp, path)
+                    done.append(path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                if not quiet:
+                    print(f'{path}: {len(ids)} images', file=sys.stderr)
+            counts[split] = written
+    except BaseException:
+        for p in done:
+            p.unlink(missing_ok=True)
+        raise
     meta['counts'] = counts
     meta['skipped'] = len(skipped)
     if skipped:
