@@ -80,6 +80,10 @@ class Glow(keras.Model):
             for i in range(self.n_levels * self.depth)]
         self.splits = [Split(name=f'level{i}_split') for i in range(self.n_levels - 1)]
         self.top_prior = TopPrior(learntop=self.learntop, n_classes=self.n_classes, name='top_prior')
+        # Build the layers outside Keras's build wrapper (whose name scope would prefix every
+        # variable path, and so the optimiser slots in checkpoints, with the model's name), then
+        # record the input shape through it.
+        self._build_layers()
         self.build((None,) + self.image_shape)
         self._decode_fn = None
 
@@ -103,14 +107,13 @@ class Glow(keras.Model):
     def build(self, input_shape):
         """Keras build: the layers' weights for images [B, H, W, C] = [B, *image_shape].
 
-        Runs in the constructor (the shapes follow from `image_shape`), so a new Glow is built,
-        `summary()` lists every layer's output shape and `export()` knows its input.
+        The constructor builds the layers (the shapes follow from `image_shape`), so a new Glow
+        is built, `summary()` lists every layer's output shape and `export()` knows its input;
+        this only checks the shape.
         """
         if tuple(input_shape[1:]) != self.image_shape:
             raise ValueError(f"Glow with image_shape {self.image_shape} cannot be built for input "
                              f"shape {tuple(input_shape)}")
-        if not getattr(self, 'latent_shapes', None):
-            self._build_layers()
 
     def level_steps(self, level):
         """The K flow steps of one level, in encoding order."""

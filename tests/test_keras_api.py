@@ -139,3 +139,12 @@ def test_summary_shows_every_layer_shape():
         assert name in text
     assert '(None, 8, 8, 12)' in text and '(None, 4, 4, 24)' in text   # levels 0 and 1
     assert '(None, 8, 8, 6)' in text                                 # ε factored out at level 0
+
+
+def test_variable_paths_do_not_depend_on_the_model_name():
+    # Checkpoints key the optimiser slots by variable path: a second model in the same process
+    # (auto-named glow_1) must have the same paths, so train.py can resume in-process.
+    first, second = tiny_glow(), tiny_glow()
+    assert first.name != second.name
+    assert [v.path for v in first.variables] == [v.path for v in second.variables]
+    assert first.variables[0].path.startswith('level0_step0/')
