@@ -322,7 +322,7 @@ class Glow(keras.Model):
         return loss, bits_x, bits_y
 
     def _fit_logs(self, loss, bits_x, bits_y):
-        self._loss_tracker.update_state(loss)
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(bits_x)[0])  # per image
         for tracker, value in zip(self._objective_trackers, (bits_x, bits_y)):
             tracker.update_state(value)
         return {m.name: m.result() for m in self.metrics}
