@@ -20,6 +20,7 @@ setup(
         'pillow>=10',
         'tqdm>=4.66',
         'tensorboard>=2.18,<2.19',
+        'PyYAML==6.0.3',        # train.py --config FILE.yaml
     ],
     extras_require={
         'cpu': ['tensorflow-cpu==2.18.1'],

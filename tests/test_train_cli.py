@@ -169,3 +169,23 @@ def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(tmp_path
     # and the run's config.json repeats the run's flags
     assert _user_fields(_parse(['--config', str(logdir / 'config.json')])) == \
         {k: v for k, v in saved.items() if k not in TrainConfig.DERIVED}
+
+
+def test_console_script_prints_no_tensorflow_banner():
+    """`glow-train --help` as the installed console script runs it (imports the package, then
+    main()), in an environment that does not silence TensorFlow itself."""
+    import os
+    import subprocess
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+    env['PYTHONPATH'] = str(repo) + os.pathsep + env.get('PYTHONPATH', '')
+    code = ("import sys; sys.argv[0] = '/usr/local/bin/glow-train'\n"
+            "from glow_tf.cli.train import main\n"
+            "import os, tensorflow  # TensorFlow is loaded now: any banner would be out\n"
+            "print('level', os.environ.get('TF_CPP_MIN_LOG_LEVEL'), file=sys.stderr)\n"
+            "sys.exit(main())")
+    proc = subprocess.run([sys.executable, '-c', code, '--help'], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=str(repo))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith('usage: glow-train')
+    assert proc.stderr == 'level 2\n', proc.stderr     # set before TensorFlow was imported
