@@ -115,6 +115,11 @@ class Glow(keras.Model):
             raise ValueError(f"Glow with image_shape {self.image_shape} cannot be built for input "
                              f"shape {tuple(input_shape)}")
 
+    def _lock_state(self):
+        # Like Keras's Functional and Sequential models (and unlike layers), a Glow stays open to
+        # new state after build, e.g. metric trackers or layers added by a subclass.
+        pass
+
     def level_steps(self, level):
         """The K flow steps of one level, in encoding order."""
         return self.flow_steps[level * self.depth:(level + 1) * self.depth]
@@ -352,12 +357,13 @@ class Glow(keras.Model):
         n_bits_x = getattr(self, 'n_bits_x', 8)
         return self.initialize(preprocess(xb, n_bits_x, noise=True), yb if self.n_classes else None)
 
-    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+    def fit(self, x=None, y=None, batch_size=None, *args, **kwargs):
         """`keras.Model.fit` on uint8 images; a model that was never initialised first runs the
-        data-dependent ActNorm init on the first batch of `x` (see `initialize_from_data`)."""
+        data-dependent ActNorm init on the first batch of `x` (see `initialize_from_data`).
+        Single process: for several workers use train.py / `glow_tf.training.Trainer`."""
         if not self.is_initialized:
             self.initialize_from_data(x, y, batch_size)
-        return super().fit(x, y, batch_size=batch_size, **kwargs)
+        return super().fit(x, y, batch_size, *args, **kwargs)
 
     def export(self, filepath, format='tf_saved_model', verbose=None, input_signature=None,
                **kwargs):
