@@ -126,7 +126,7 @@ def _events(logdir):
 
 def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(tmp_path, shared_data,
                                                                         capsys):
-    """The CIFAR-10 subset's 1017 test images with the default 50-image test batch."""
+    """The CIFAR-10 subset's 1017 test images with the default 50-image test batch; progress."""
     from tensorboard.plugins.hparams import plugin_data_pb2
     import tensorflow as tf
 
@@ -135,10 +135,15 @@ def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(tmp_path
             '--image_size', '8', '--n_levels', '2', '--depth', '2', '--width', '16',
             '--n_batch_train', '8', '--n_batch_init', '32', '--anchor_size', '0', '--n_train', '48',
             '--max_steps', '4', '--log_every', '2', '--epochs_full_sample', '0',
-            '--gradient_checkpointing', '0', '--logdir', str(logdir), '--no_progress']
+            '--gradient_checkpointing', '0', '--logdir', str(logdir)]
     main(argv)
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
     assert 'note: --n_batch_test' in out and 'using test batch 9' in out
+    # progress on stderr (not disabled here): the slow set-up steps with their times, and bars
+    assert 'building the model (2 levels x 2 steps, width 16): ' in err
+    assert 'data-dependent init on 32 images: ' in err
+    assert 'epoch 1:' in err and 'test:' in err and '/113' in err
     final = [json.loads(line) for line in (logdir / 'test.jsonl').read_text().splitlines()][-1]
     assert final['n_test'] == 1017 and final['step'] == 4
 
