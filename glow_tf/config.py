@@ -8,6 +8,8 @@ combination and raises `ConfigError` naming the offending flag.
 
 The resolved config is saved as `config.json` in the log directory; `TrainConfig.load` reads it
 back (used by `glow_tf.training.checkpoint.load_model`).
+`TrainConfig.read_file` reads a JSON or YAML file of options (`train.py --config FILE`; a run's
+own config.json works, its derived fields are recomputed).
 """
 from __future__ import annotations
 
@@ -317,7 +319,8 @@ class TrainConfig:
         """Fill the derived fields from the data source and the world size, and validate them.
 
         image_shape: (H, W, C) the data source delivers; n_test_available: test examples it has.
-        Returns a new, resolved TrainConfig.
+        Returns a new, resolved TrainConfig; its `notes` (not a field) list the adjustments made,
+        e.g. a test batch reduced so that the test pass splits into whole batches.
         """
         self.validate_flags()
         c = self.replace(world_size=int(world_size), n_classes=int(n_classes),
