@@ -22,6 +22,7 @@ setup(
         'tensorboard>=2.18,<2.19',
         'flask==3.1.3',                       # the face editor's server (demo.py)
         'opencv-python-headless==4.10.0.84',  # face alignment; its Haar cascades ship in the wheel
+        'PyYAML==6.0.3',        # train.py --config FILE.yaml
     ],
     extras_require={
         'cpu': ['tensorflow-cpu==2.18.1'],

@@ -8,6 +8,8 @@ combination and raises `ConfigError` naming the offending flag.
 
 The resolved config is saved as `config.json` in the log directory; `TrainConfig.load` reads it
 back (used by `glow_tf.training.checkpoint.load_model`).
+`TrainConfig.read_file` reads a JSON or YAML file of options (`train.py --config FILE`; a run's
+own config.json works, its derived fields are recomputed).
 """
 from __future__ import annotations
 
@@ -35,6 +37,40 @@ class ConfigError(ValueError):
     def __init__(self, flag, message):
         self.flag = flag
         super().__init__(f"{flag}: {message}")
+
+
+def _coerce(value, type_name, fail):
+    """A config-file value checked against a field's annotation (as a string: 'int',
+    'Optional[float]', 'List[int]', ...); integral floats are accepted for ints, and numbers
+    written as strings for numbers."""
+    if type_name.startswith('Optional['):
+        return None if value is None else _coerce(value, type_name[9:-1], fail)
+    if type_name == 'List[int]':
+        if not isinstance(value, list):
+            fail(f"expected a list of integers, got {value!r}")
+        return [_coerce(v, 'int', fail) for v in value]
+    if type_name == 'bool':
+        if not isinstance(value, bool):
+            fail(f"expected true or false, got {value!r}")
+        return value
+    if type_name in ('int', 'float') and isinstance(value, str):
+        try:   # YAML 1.1 reads `5e-4` (no dot) as a string
+            value = float(value) if type_name == 'float' else int(value)
+        except ValueError:
+            pass
+    if type_name == 'int':
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail(f"expected an integer, got {value!r}")
+        return value
+    if type_name == 'float':
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(f"expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        fail(f"expected a string, got {value!r}")
+    return value
 
 
 @dataclass
@@ -91,7 +127,7 @@ class TrainConfig:
     ckpt_every_minutes: float = 10.0
     start_over: bool = False
     keep_checkpoints: int = 3
-    log_every: int = 0
+    log_every: int = 50
     test_at_init: bool = False
     progress: bool = True
     verbose: bool = False
@@ -164,6 +200,47 @@ class TrainConfig:
             d.update(edge_bias=0, learntop_form='position')
         names = set(cls.field_names())
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    # ------------------------------------------------------------------ config files
+    # Fields resolve() derives from the data and the world size: a run's config.json has them,
+    # a config file may carry them, and they are recomputed (so ignored when read).
+    DERIVED = ('world_size', 'n_classes', 'image_channels', 'local_batch_train', 'local_batch_test',
+               'local_batch_init', 'train_its', 'full_test_its', 'resolved_beta2')
+
+    @classmethod
+    def read_file(cls, path):
+        """Options from a JSON or YAML file (`train.py --config FILE`) -> {field: value}.
+
+        The file is a mapping of option names (the flags without `--`) to values, e.g. a run's own
+        config.json; derived fields (DERIVED) are ignored. Raises ConfigError('--config', ...)
+        naming the file and the key for an unreadable file, an unknown option or a wrong type.
+        """
+        def fail(msg):
+            raise ConfigError('--config', f"{path}: {msg}")
+        try:
+            with open(os.path.expanduser(path)) as f:
+                text = f.read()
+        except OSError as e:
+            fail(f"cannot read it ({e.strerror or e})")
+        try:
+            if str(path).lower().endswith(('.yaml', '.yml')):
+                import yaml
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as e:   # json.JSONDecodeError, yaml.YAMLError
+            fail(f"not valid {'YAML' if str(path).lower().endswith(('.yaml', '.yml')) else 'JSON'}"
+                 f" ({str(e).splitlines()[0]})")
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            fail(f"expected a mapping of option names to values, got a {type(data).__name__}")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in data if k not in types)
+        if unknown:
+            fail(f"unknown option(s) {unknown} (options are the train.py flags without '--')")
+        return {k: _coerce(v, types[k], lambda m, k=k: fail(f"{k}: {m}"))
+                for k, v in data.items() if k not in cls.DERIVED}
 
     # ------------------------------------------------------------------ model kwargs
     @property
@@ -270,7 +347,8 @@ class TrainConfig:
         """Fill the derived fields from the data source and the world size, and validate them.
 
         image_shape: (H, W, C) the data source delivers; n_test_available: test examples it has.
-        Returns a new, resolved TrainConfig.
+        Returns a new, resolved TrainConfig; its `notes` (not a field) list the adjustments made,
+        e.g. a test batch reduced so that the test pass splits into whole batches.
         """
         self.validate_flags()
         c = self.replace(world_size=int(world_size), n_classes=int(n_classes),
@@ -315,15 +393,26 @@ class TrainConfig:
             raise ConfigError('--n_batch_init', f"{c.n_batch_init} at --anchor_size "
                               f"{c.anchor_size} gives an init batch of 0 at image size "
                               f"{c.image_size}; raise it or pass --anchor_size 0")
+        c.notes = []   # human-readable adjustments made here (the trainer prints them)
         per_round = c.local_batch_test * c.world_size
         if c.n_test % per_round:
-            hint = c.n_test - c.n_test % per_round
-            raise ConfigError(
-                '--n_batch_test',
-                f"the test set (--n_test {c.n_test}) does not split into whole batches across "
-                f"workers: per-worker test batch {c.local_batch_test} x {c.world_size} worker(s) "
-                f"= {per_round} does not divide {c.n_test}. Pass --n_test {hint} or a "
-                f"--n_batch_test that divides it")
+            # The full test pass covers every test image exactly once: use the largest
+            # per-worker batch up to the requested one that splits the test set evenly.
+            fits = [b for b in range(c.local_batch_test, 0, -1) if c.n_test % (b * c.world_size) == 0]
+            if not fits:
+                hint = c.n_test - c.n_test % c.world_size
+                raise ConfigError(
+                    '--n_test',
+                    f"the test set (--n_test {c.n_test}) does not split into whole batches "
+                    f"across {c.world_size} workers (no per-worker batch divides it). Pass "
+                    f"--n_test {hint} (a multiple of the number of workers)")
+            c.notes.append(
+                f"--n_batch_test: per-worker test batch {c.local_batch_test} x {c.world_size} "
+                f"worker(s) does not divide --n_test {c.n_test}; using test batch {fits[0]} "
+                f"({c.n_test // (fits[0] * c.world_size)} batches per worker). Pass --n_test "
+                f"{c.n_test - c.n_test % per_round} to keep batch {c.local_batch_test}")
+            c.local_batch_test = fits[0]
+            per_round = c.local_batch_test * c.world_size
         c.full_test_its = c.n_test // per_round
         # An "epoch" is n_train images at the anchor batch size (original get_its()).
         c.train_its = int(math.ceil(c.n_train / float(c.n_batch_train * c.world_size)))

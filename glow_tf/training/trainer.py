@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from glow_tf.config import ConfigError, TrainConfig
 from glow_tf.distributed import Distributed, tf_variables
+from glow_tf.progress import progress_bar, stage
 from glow_tf.training import checkpoint as ckpt_lib
 from glow_tf.training import recovery
 from glow_tf.training.ema import EMA
@@ -131,6 +132,8 @@ class Trainer:
         self.log = RunLogger(self.logdir, enabled=self.chief)
         for note in self._notes:
             self.log.warn(note)
+        for note in getattr(cfg, 'notes', ()):
+            self.log.print(f"note: {note}")
         self.restore_prefix = restore
         if self.chief and not cfg.inference:
             os.makedirs(self.logdir, exist_ok=True)
@@ -141,10 +144,13 @@ class Trainer:
         # Identical initial weights on every worker and in every run with this seed (rank 0's
         # are broadcast anyway); per-worker randomness uses explicit stateless seeds instead.
         keras.utils.set_random_seed(int(cfg.seed) % (2 ** 32))
-        self.model = glow_tf.Glow(**cfg.to_model_kwargs())
-        self.tvars = tf_variables(self.model.trainable_variables)
-        self.optimizer = make_optimizer(cfg)
-        self.optimizer.build(self.model.trainable_variables)
+        show = self.chief and cfg.progress
+        with stage(f"building the model ({cfg.n_levels} levels x {cfg.depth} steps, width "
+                   f"{cfg.width})", enabled=show):
+            self.model = glow_tf.Glow(**cfg.to_model_kwargs())
+            self.tvars = tf_variables(self.model.trainable_variables)
+            self.optimizer = make_optimizer(cfg)
+            self.optimizer.build(self.model.trainable_variables)
         self.ema = EMA(self.model.trainable_variables, cfg.resolved_beta2)
         self.state = ckpt_lib.TrainState()
         self.checkpoint = ckpt_lib.make_checkpoint(self.model, self.ema, self.optimizer, self.state)
@@ -444,8 +450,10 @@ class Trainer:
         x, y = self.init_batch()
         xf = glow_tf.preprocess(x, int(cfg.n_bits_x), noise=False) + \
             self.noise(tf.shape(x), -1) / float(2 ** int(cfg.n_bits_x))
-        self.model.initialize(xf, y if self.model.n_classes else None,
-                              reduce_mean=self.dist.allreduce_mean)
+        with stage(f"data-dependent init on {x.shape[0]} images"
+                   f"{' per worker' if self.size > 1 else ''}", enabled=self.chief and cfg.progress):
+            self.model.initialize(xf, y if self.model.n_classes else None,
+                                  reduce_mean=self.dist.allreduce_mean)
         self._keep_best_on_disk()
         self._broadcast_all()   # rank 0's values everywhere (stats were already averaged)
         self.ema.reset()
@@ -475,7 +483,9 @@ class Trainer:
         sums = tf.zeros([5], tf.float64)   # float64: sums over up to ~1e5 images stay exact
         with self.weights_in_use(use_ema):
             ds = self.source.test(cfg.local_batch_test, rank=self.rank, size=self.size)
-            for i, (x, y) in enumerate(ds.take(cfg.full_test_its)):
+            batches = progress_bar(ds.take(cfg.full_test_its), total=cfg.full_test_its,
+                                   desc='test', enabled=self.chief and cfg.progress)
+            for i, (x, y) in enumerate(batches):
                 sums += tf.cast(self.eval_step(x, y, tf.constant(i, tf.int64)), tf.float64)
         sums = self.dist.allreduce_sum(sums).numpy().astype(np.float64)
         n = max(sums[4], 1.0)
@@ -597,6 +607,7 @@ class Trainer:
                   f"{cfg.image_size}x{cfg.image_size}, batch/worker {cfg.local_batch_train}, "
                   f"{cfg.train_its} its/epoch, test {cfg.n_test} images, augmentation (--dal "
                   f"{cfg.dal}): {self.augmentation.describe()}, logdir {self.logdir}")
+        log.hparams(cfg)
         if cfg.test_at_init and self.step == 0:
             self.run_test(tag=' [init]')
         self._last_save_time = time.time()
@@ -626,6 +637,8 @@ class Trainer:
                 t0 = time.time()
                 x, y = self._next_batch(it)
                 lr = cfg.learning_rate(self.n_processed)
+                if not traced:
+                    bar.set_postfix_str('tracing the training step (first step only)')
                 grads, stats, finite = self.grad_step(
                     x, y, tf.constant(self.step, tf.int64), tf.constant((self.step + 1) in inject),
                     tf.constant(float(stop.signum)))
