@@ -128,7 +128,7 @@ class Trainer:
         if error:
             raise ConfigError(*error)
         # not a flag: a run saved before glow_tf had the original's learntop keeps its own form
-        self.cfg = cfg = cfg.replace(learntop_form=learntop_form)
+        cfg.learntop_form = learntop_form   # (in place: keeps the notes resolve() attached)
         self.log = RunLogger(self.logdir, enabled=self.chief)
         for note in self._notes:
             self.log.warn(note)
