@@ -498,7 +498,10 @@ class Trainer:
             if self.cfg.inference:
                 return self.infer()
             return self.train()
-        except tf.errors.DataLossError as e:   # only data reading raises it: name shard + record
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            if isinstance(e, tf.errors.InvalidArgumentError) and 'glow_tf.data' not in str(e):
+                raise   # not one of the data pipeline's own checks
+            # a corrupt record met outside the step loop (init batch, test pass): name it
             from glow_tf.data.tfrecords import describe_read_error
             raise describe_read_error(getattr(self.source, 'files', None), e) from None
         finally:
