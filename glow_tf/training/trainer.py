@@ -604,9 +604,11 @@ class Trainer:
                     acc, acc_n, interval_t, interval_images = np.zeros(3), 0, 0.0, 0
                 # No checkpoint inside a run of non-finite steps: the last one stays the last
                 # good one (weights are not updated by skipped steps, but the run may be dying).
-                if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and not consecutive:
+                # (at an epoch's last step the end-of-epoch checkpoint follows, with its counters)
+                mid_epoch = self.epoch_step < cfg.train_its and not consecutive
+                if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and mid_epoch:
                     self.save()
-                elif (self.chief and cfg.ckpt_every_minutes and not consecutive and
+                elif (self.chief and cfg.ckpt_every_minutes and mid_epoch and
                       time.time() - self._last_save_time >= 60.0 * cfg.ckpt_every_minutes):
                     self.save()
                 if stop_requested:
