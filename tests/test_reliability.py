@@ -295,14 +295,27 @@ def test_corrupt_tfrecord_payload_names_shard_and_record(tmp_path, fixtures, dat
     size = len(blob) // 8                   # 8 records of equal size in this shard
     blob[5 * size + 12 + 40] ^= 0xFF        # inside record 5's payload: its frame header is intact
     shards[1].write_bytes(bytes(blob))
-    code, err = run_exit(['--problem', 'tfr', '--data_dir', str(root), '--image_size', '8',
-                          '--n_levels', '2', '--depth', '1', '--width', '8', '--n_batch_train', '4',
-                          '--n_batch_init', '4', '--n_batch_test', '4', '--anchor_size', '0',
-                          '--n_train', '16', '--n_test', '4', '--max_steps', '8',
-                          '--epochs_full_valid', '1000', '--epochs_full_sample', '0',
-                          '--logdir', str(tmp_path / 'run'), '--no_progress'], capsys)
+    argv = ['--problem', 'tfr', '--data_dir', str(root), '--image_size', '8', '--n_levels', '2',
+            '--depth', '1', '--width', '8', '--n_batch_train', '4', '--n_batch_init', '4',
+            '--n_batch_test', '4', '--anchor_size', '0', '--n_train', '16', '--n_test', '4',
+            '--max_steps', '8', '--epochs_full_valid', '1000', '--epochs_full_sample', '0',
+            '--logdir', str(tmp_path / 'run'), '--no_progress']
+    code, err = run_exit(argv, capsys)
     assert code == 2, err
     assert f"{shards[1]}: record 5 is corrupt" in err
+
+    # a well-framed record whose example holds the wrong number of bytes
+    import tensorflow as tf
+    shards[1].unlink()
+    with tf.io.TFRecordWriter(str(shards[1])) as w:
+        for i, img in enumerate(images[:8]):
+            data = img.tobytes()[:100] if i == 3 else img.tobytes()
+            feat = {'shape': tf.train.Feature(int64_list=tf.train.Int64List(value=[8, 8, 3])),
+                    'data': tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+                    'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))}
+            w.write(tf.train.Example(features=tf.train.Features(feature=feat)).SerializeToString())
+    code, err = run_exit(argv, capsys)
+    assert code == 2 and f"{shards[1]}: record 3 is corrupt (data feature has 100 bytes" in err
 
 
 # ---------------------------------------------------------------------------- 5. leftovers

@@ -12,8 +12,9 @@ used 4 digits, this package writes 5; both are read). Every record is a ``tf.tra
 
 Before any training, every shard's record framing is checked (a truncated file, or one that is not
 a TFRecord, raises DataError naming it) and its first example is parsed and checked. Problems deeper
-inside a shard (a record of the wrong size) stop the tf.data pipeline with an InvalidArgumentError
-whose message names the shard.
+inside a shard (a record of the wrong size, or a payload that fails its checksum inside an intact
+frame) stop the tf.data pipeline; the trainer then re-reads the shards once with
+`describe_read_error` and reports a DataError naming the shard and the record number.
 """
 from __future__ import annotations
 

@@ -556,7 +556,10 @@ class Trainer:
             if self.cfg.inference:
                 return self.infer()
             return self.train()
-        except tf.errors.DataLossError as e:   # only data reading raises it: name shard + record
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            if isinstance(e, tf.errors.InvalidArgumentError) and 'glow_tf.data' not in str(e):
+                raise   # not one of the data pipeline's own checks
+            # a corrupt record met outside the step loop (init batch, test pass): name it
             from glow_tf.data.tfrecords import describe_read_error
             raise describe_read_error(getattr(self.source, 'files', None), e) from None
         finally:
@@ -687,9 +690,11 @@ class Trainer:
                     acc, acc_n, interval_t, interval_images = np.zeros(4), 0, 0.0, 0
                 # No checkpoint inside a run of non-finite steps: the last one stays the last
                 # good one (weights are not updated by skipped steps, but the run may be dying).
-                if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and not consecutive:
+                # (at an epoch's last step the end-of-epoch checkpoint follows, with its counters)
+                mid_epoch = self.epoch_step < cfg.train_its and not consecutive
+                if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and mid_epoch:
                     self.save()
-                elif (self.chief and cfg.ckpt_every_minutes and not consecutive and
+                elif (self.chief and cfg.ckpt_every_minutes and mid_epoch and
                       time.time() - self._last_save_time >= 60.0 * cfg.ckpt_every_minutes):
                     self.save()
                 if stop_requested:
