@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 setup(
     name='glow_tf',
-    version='0.1.0',
+    version='0.2.0',
     description='Glow: Generative Flow with Invertible 1x1 Convolutions, in TF2/Keras with Horovod',
     long_description=open('README.md').read() if __import__('os').path.exists('README.md') else '',
     long_description_content_type='text/markdown',
@@ -22,11 +22,13 @@ setup(
         'tensorboard>=2.18,<2.19',
         'flask==3.1.3',                       # the face editor's server (demo.py)
         'opencv-python-headless==4.10.0.84',  # face alignment; its Haar cascades ship in the wheel
+        'PyYAML==6.0.3',        # train.py --config FILE.yaml
     ],
     extras_require={
         'cpu': ['tensorflow-cpu==2.18.1'],
         'gpu': ['tensorflow[and-cuda]==2.18.1'],
         'test': ['pytest>=8', 'scipy>=1.11', 'selenium==4.51.0'],
+        'bench': ['matplotlib==3.10.9'],
     },
     entry_points={'console_scripts': [
         'glow-train=glow_tf.cli.train:main',

@@ -131,14 +131,14 @@ class GlowTFRunner:
     """glow_tf.Glow with a tf.function training step (forward, backward, Adam) and sampler."""
     impl = 'glow_tf'
 
-    def __init__(self, case, memory_mode='plain', seed=0):
+    def __init__(self, case, memory_mode='plain', seed=0, edge_bias=True):
         import tensorflow as tf
         import glow_tf
         self.case = case
         self.model = glow_tf.Glow(image_shape=case.image, n_levels=case.levels, depth=case.depth,
                                   width=case.width, flow_coupling=case.coupling,
                                   lu_decomposed=case.lu, seed=seed,
-                                  memory_mode=memory_mode)
+                                  memory_mode=memory_mode, edge_bias=edge_bias)
         x_init = glow_tf.preprocess(tf.constant(random_images(case, 2, seed + 1)))
         self.model.initialize(x_init)   # data-dependent ActNorm init (plain mode, 2 images)
         self.variables = [v.value for v in self.model.trainable_variables]
@@ -272,7 +272,10 @@ def forward_flops_per_image(model):
                 shape = tuple(v.shape)
                 name = v.path.split('/')[-1]
                 if len(shape) == 4:                               # conv kernel [kh, kw, cin, cout]
-                    macs += pixels * math.prod(shape)
+                    kh, kw, c_in, c_out = shape
+                    if model.edge_bias and kh * kw > 1:   # the border channel is a bias map,
+                        c_in -= 1                         # computed once per batch (glow_tf.conv)
+                    macs += pixels * kh * kw * c_in * c_out
                 elif name in ('w', 'lower') and len(shape) == 2:  # 1x1 conv: C x C per pixel
                     macs += pixels * shape[0] * shape[1]
     return 2 * macs

@@ -4,6 +4,15 @@ Layers (one module per concept): ActNorm, InvertibleConv1x1, ChannelPermutation,
 squeeze2d / unsqueeze2d, Split, TopPrior, FlowStep; the multi-scale model `Glow`; the TFP view
 `GlowBijector`; and `preprocess` / `postprocess` for n-bit images.
 """
+import os as _os
+import sys as _sys
+
+# The console scripts (glow-train, glow-sample, glow-manipulate) import this package, and so
+# TensorFlow, before their main() runs: quiet TensorFlow's C++ start-up banner for them here
+# (train.py / sample.py / manipulate.py do it themselves). Library users keep their settings.
+if _sys.argv and _os.path.basename(_sys.argv[0] or '').startswith('glow-'):
+    _os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
 from glow_tf.actnorm import ActNorm
 from glow_tf.coupling import Coupling, CouplingNetwork
 from glow_tf.flow_step import FlowStep

@@ -18,6 +18,7 @@ import tensorflow as tf
 from glow_tf.layer_base import FlowLayer, spatial_size
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class ActNorm(FlowLayer):
     """Per-channel affine flow with data-dependent init. Input/output: [B, H, W, C]."""
 

@@ -8,6 +8,8 @@ combination and raises `ConfigError` naming the offending flag.
 
 The resolved config is saved as `config.json` in the log directory; `TrainConfig.load` reads it
 back (used by `glow_tf.training.checkpoint.load_model`).
+`TrainConfig.read_file` reads a JSON or YAML file of options (`train.py --config FILE`; a run's
+own config.json works, its derived fields are recomputed).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ PERMUTATIONS = {0: 'reverse', 1: 'shuffle', 2: '1x1'}
 COUPLINGS = {0: 'additive', 1: 'affine'}
 MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
 OPTIMIZERS = ('adamax', 'adam')
+MAX_LR = 1.0   # Adam(ax) moves each weight by ~lr per step: beyond this a run only diverges
 
 # Defaults the original train.py derived from --problem when --image_size / --n_test were -1.
 DEFAULT_IMAGE_SIZE = {'mnist': 32, 'cifar10': 32, 'imagenet-oord': 64, 'imagenet': 256,
@@ -36,6 +39,40 @@ class ConfigError(ValueError):
         super().__init__(f"{flag}: {message}")
 
 
+def _coerce(value, type_name, fail):
+    """A config-file value checked against a field's annotation (as a string: 'int',
+    'Optional[float]', 'List[int]', ...); integral floats are accepted for ints, and numbers
+    written as strings for numbers."""
+    if type_name.startswith('Optional['):
+        return None if value is None else _coerce(value, type_name[9:-1], fail)
+    if type_name == 'List[int]':
+        if not isinstance(value, list):
+            fail(f"expected a list of integers, got {value!r}")
+        return [_coerce(v, 'int', fail) for v in value]
+    if type_name == 'bool':
+        if not isinstance(value, bool):
+            fail(f"expected true or false, got {value!r}")
+        return value
+    if type_name in ('int', 'float') and isinstance(value, str):
+        try:   # YAML 1.1 reads `5e-4` (no dot) as a string
+            value = float(value) if type_name == 'float' else int(value)
+        except ValueError:
+            pass
+    if type_name == 'int':
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail(f"expected an integer, got {value!r}")
+        return value
+    if type_name == 'float':
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(f"expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        fail(f"expected a string, got {value!r}")
+    return value
+
+
 @dataclass
 class TrainConfig:
     # --- data
@@ -46,6 +83,7 @@ class TrainConfig:
     n_train: int = 50000
     n_test: int = -1
     dal: int = 1
+    skip_bad: bool = False
     # --- model
     n_levels: int = 3
     depth: int = 32
@@ -86,8 +124,10 @@ class TrainConfig:
     restore_path: str = ''
     inference: bool = False
     ckpt_every_steps: int = 0
+    ckpt_every_minutes: float = 10.0
+    start_over: bool = False
     keep_checkpoints: int = 3
-    log_every: int = 0
+    log_every: int = 50
     test_at_init: bool = False
     progress: bool = True
     verbose: bool = False
@@ -97,6 +137,7 @@ class TrainConfig:
     n_sample: int = 1
     # --- testing only
     inject_nan_steps: List[int] = field(default_factory=list)
+    inject_inf_lr_steps: List[int] = field(default_factory=list)
 
     # --- derived by resolve(); saved to config.json for reference
     world_size: int = 1
@@ -143,14 +184,63 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path):
-        with open(path) as f:
-            d = json.load(f)
+        """Read a config.json; ConfigError naming the file if it is not one."""
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            if not isinstance(d, dict):
+                raise ValueError(f"a JSON {type(d).__name__}, not an object")
+        except (OSError, ValueError) as e:
+            raise ConfigError(str(path), f"not a readable training config ({e}); train.py writes "
+                              "it at the start of a run: restore it from a copy, or delete it to "
+                              "use the checkpoints without it") from None
         if 'edge_bias' not in d:
             # written before glow_tf followed the original's edge bias and learntop: rebuild the
             # model those runs trained
             d.update(edge_bias=0, learntop_form='position')
         names = set(cls.field_names())
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    # ------------------------------------------------------------------ config files
+    # Fields resolve() derives from the data and the world size: a run's config.json has them,
+    # a config file may carry them, and they are recomputed (so ignored when read).
+    DERIVED = ('world_size', 'n_classes', 'image_channels', 'local_batch_train', 'local_batch_test',
+               'local_batch_init', 'train_its', 'full_test_its', 'resolved_beta2')
+
+    @classmethod
+    def read_file(cls, path):
+        """Options from a JSON or YAML file (`train.py --config FILE`) -> {field: value}.
+
+        The file is a mapping of option names (the flags without `--`) to values, e.g. a run's own
+        config.json; derived fields (DERIVED) are ignored. Raises ConfigError('--config', ...)
+        naming the file and the key for an unreadable file, an unknown option or a wrong type.
+        """
+        def fail(msg):
+            raise ConfigError('--config', f"{path}: {msg}")
+        try:
+            with open(os.path.expanduser(path)) as f:
+                text = f.read()
+        except OSError as e:
+            fail(f"cannot read it ({e.strerror or e})")
+        try:
+            if str(path).lower().endswith(('.yaml', '.yml')):
+                import yaml
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as e:   # json.JSONDecodeError, yaml.YAMLError
+            fail(f"not valid {'YAML' if str(path).lower().endswith(('.yaml', '.yml')) else 'JSON'}"
+                 f" ({str(e).splitlines()[0]})")
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            fail(f"expected a mapping of option names to values, got a {type(data).__name__}")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in data if k not in types)
+        if unknown:
+            fail(f"unknown option(s) {unknown} (options are the train.py flags without '--')")
+        return {k: _coerce(v, types[k], lambda m, k=k: fail(f"{k}: {m}"))
+                for k, v in data.items() if k not in cls.DERIVED}
 
     # ------------------------------------------------------------------ model kwargs
     @property
@@ -198,20 +288,26 @@ class TrainConfig:
             if bool(self.gradient_checkpointing) != (self.memory_mode != 'plain'):
                 raise ConfigError('--gradient_checkpointing', f"{self.gradient_checkpointing} "
                                   f"contradicts --memory_mode {self.memory_mode}; give only one")
+        for name in ('lr', 'beta1', 'beta2', 'polyak_epochs', 'weight_decay', 'weight_y',
+                     'epochs_warmup', 'ckpt_every_minutes'):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ConfigError('--' + name, f"must be a finite number, got {value!r}")
         positive = ['n_levels', 'depth', 'width', 'n_batch_train', 'n_batch_test',
                     'n_batch_init', 'n_train', 'epochs', 'epochs_full_valid',
                     'max_nonfinite', 'keep_checkpoints']
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError('--' + name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ['max_steps', 'ckpt_every_steps', 'log_every', 'anchor_size', 'epochs_warmup',
+        for name in ['max_steps', 'ckpt_every_steps', 'ckpt_every_minutes', 'log_every', 'anchor_size', 'epochs_warmup',
                      'epochs_full_sample']:
             if getattr(self, name) < 0:
                 raise ConfigError('--' + name, f"must be >= 0, got {getattr(self, name)}")
         if not 1 <= self.n_bits_x <= 8:
             raise ConfigError('--n_bits_x', f"must be in 1..8, got {self.n_bits_x}")
-        if not self.lr > 0:
-            raise ConfigError('--lr', f"must be > 0, got {self.lr}")
+        if not 0 < self.lr <= MAX_LR:
+            raise ConfigError('--lr', f"must be in (0, {MAX_LR:g}], got {self.lr:g} (an Adam/Adamax "
+                              "step size; the paper uses 1e-3, larger ones diverge)")
         if not 0 <= self.beta1 < 1:
             raise ConfigError('--beta1', f"must be in [0, 1), got {self.beta1}")
         if self.beta2 is not None and not 0 <= self.beta2 < 1:
@@ -251,7 +347,8 @@ class TrainConfig:
         """Fill the derived fields from the data source and the world size, and validate them.
 
         image_shape: (H, W, C) the data source delivers; n_test_available: test examples it has.
-        Returns a new, resolved TrainConfig.
+        Returns a new, resolved TrainConfig; its `notes` (not a field) list the adjustments made,
+        e.g. a test batch reduced so that the test pass splits into whole batches.
         """
         self.validate_flags()
         c = self.replace(world_size=int(world_size), n_classes=int(n_classes),
@@ -296,15 +393,26 @@ class TrainConfig:
             raise ConfigError('--n_batch_init', f"{c.n_batch_init} at --anchor_size "
                               f"{c.anchor_size} gives an init batch of 0 at image size "
                               f"{c.image_size}; raise it or pass --anchor_size 0")
+        c.notes = []   # human-readable adjustments made here (the trainer prints them)
         per_round = c.local_batch_test * c.world_size
         if c.n_test % per_round:
-            hint = c.n_test - c.n_test % per_round
-            raise ConfigError(
-                '--n_batch_test',
-                f"the test set (--n_test {c.n_test}) does not split into whole batches across "
-                f"workers: per-worker test batch {c.local_batch_test} x {c.world_size} worker(s) "
-                f"= {per_round} does not divide {c.n_test}. Pass --n_test {hint} or a "
-                f"--n_batch_test that divides it")
+            # The full test pass covers every test image exactly once: use the largest
+            # per-worker batch up to the requested one that splits the test set evenly.
+            fits = [b for b in range(c.local_batch_test, 0, -1) if c.n_test % (b * c.world_size) == 0]
+            if not fits:
+                hint = c.n_test - c.n_test % c.world_size
+                raise ConfigError(
+                    '--n_test',
+                    f"the test set (--n_test {c.n_test}) does not split into whole batches "
+                    f"across {c.world_size} workers (no per-worker batch divides it). Pass "
+                    f"--n_test {hint} (a multiple of the number of workers)")
+            c.notes.append(
+                f"--n_batch_test: per-worker test batch {c.local_batch_test} x {c.world_size} "
+                f"worker(s) does not divide --n_test {c.n_test}; using test batch {fits[0]} "
+                f"({c.n_test // (fits[0] * c.world_size)} batches per worker). Pass --n_test "
+                f"{c.n_test - c.n_test % per_round} to keep batch {c.local_batch_test}")
+            c.local_batch_test = fits[0]
+            per_round = c.local_batch_test * c.world_size
         c.full_test_its = c.n_test // per_round
         # An "epoch" is n_train images at the anchor batch size (original get_its()).
         c.train_its = int(math.ceil(c.n_train / float(c.n_batch_train * c.world_size)))

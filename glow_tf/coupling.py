@@ -26,6 +26,7 @@ from glow_tf.layer_base import FlowLayer, sum_except_batch
 from glow_tf.zero_conv import ZeroConv2D
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class CouplingNetwork(keras.layers.Layer):
     """NN(): [B, H, W, C_in] -> [B, H, W, out_channels].
 
@@ -73,11 +74,15 @@ class CouplingNetwork(keras.layers.Layer):
         h = tf.nn.relu(self.norm2.forward(conv2d_same(h, self.kernel2))[0])
         return self.out(h)
 
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.out_channels,)
+
     def get_config(self):
         return {**super().get_config(), 'width': self.width, 'out_channels': self.out_channels,
                 'seed': self.seed, 'edge_bias': self.edge_bias}
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class Coupling(FlowLayer):
     """Coupling flow; kind='additive' or 'affine'. Input/output: [B, H, W, C], C >= 2."""
 

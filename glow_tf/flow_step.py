@@ -5,6 +5,8 @@
 `permutation` is '1x1' (invertible 1x1 convolution, optionally LU-decomposed), 'reverse' or
 'shuffle' (the paper's section 4.1 ablation); `coupling` is 'additive' or 'affine'.
 """
+import keras
+
 from glow_tf.actnorm import ActNorm
 from glow_tf.coupling import Coupling
 from glow_tf.invertible_conv import InvertibleConv1x1
@@ -14,6 +16,7 @@ from glow_tf.permutation import ChannelPermutation
 PERMUTATIONS = ('reverse', 'shuffle', '1x1')
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class FlowStep(FlowLayer):
     """Input/output: [B, H, W, C].
 

@@ -45,6 +45,7 @@ def lu_factors(w):
     return p, lower, np.triu(u)
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class InvertibleConv1x1(FlowLayer):
     """Learned channel mixing y = W x at every pixel. Input/output: [B, H, W, C]."""
 

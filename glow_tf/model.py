@@ -18,6 +18,7 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from glow_tf.coupling import Coupling
 from glow_tf.flow_step import PERMUTATIONS, FlowStep
@@ -56,6 +57,7 @@ def _validate(image_shape, n_levels, depth, width, flow_permutation, flow_coupli
         raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class Glow(keras.Model):
     """Glow as a Keras model. `call(x, y)` returns log p(x) in nats, shape [B].
 
@@ -100,7 +102,11 @@ class Glow(keras.Model):
         self.top_prior = TopPrior(learntop=self.learntop, n_classes=self.n_classes,
                                   edge_bias=self.edge_bias, learntop_form=learntop_form,
                                   name='top_prior')
+        # Build the layers outside Keras's build wrapper (whose name scope would prefix every
+        # variable path, and so the optimiser slots in checkpoints, with the model's name), then
+        # record the input shape through it.
         self._build_layers()
+        self.build((None,) + self.image_shape)
         self._decode_fn = None
 
     # ---- construction -------------------------------------------------------------------------
@@ -119,6 +125,22 @@ class Glow(keras.Model):
         shapes.append((height, width, channels))
         self.latent_shapes = tuple(shapes)
         self.built = True
+
+    def build(self, input_shape):
+        """Keras build: the layers' weights for images [B, H, W, C] = [B, *image_shape].
+
+        The constructor builds the layers (the shapes follow from `image_shape`), so a new Glow
+        is built, `summary()` lists every layer's output shape and `export()` knows its input;
+        this only checks the shape.
+        """
+        if tuple(input_shape[1:]) != self.image_shape:
+            raise ValueError(f"Glow with image_shape {self.image_shape} cannot be built for input "
+                             f"shape {tuple(input_shape)}")
+
+    def _lock_state(self):
+        # Like Keras's Functional and Sequential models (and unlike layers), a Glow stays open to
+        # new state after build, e.g. metric trackers or layers added by a subclass.
+        pass
 
     def level_steps(self, level):
         """The K flow steps of one level, in encoding order."""
@@ -273,6 +295,127 @@ class Glow(keras.Model):
             self._decode_fn = tf.function(self.decode, reduce_retracing=True, autograph=False)
         eps = self.sample_latents(int(n), temperature, seed)
         return self._decode_fn(eps, y) if y is not None else self._decode_fn(eps)
+
+    # ---- Keras training API: compile / fit / evaluate / export -------------------------------
+    @property
+    def is_initialized(self):
+        """True once the data-dependent ActNorm init has run (or its result was restored)."""
+        return all(bool(layer.initialized.numpy()) for layer in self.actnorm_layers())
+
+    def compile(self, optimizer='adamax', n_bits_x=8, weight_y=0.0, jit_compile=False, **kwargs):
+        """Configure `fit` / `evaluate` to train and measure the Glow objective.
+
+        There is no `loss` argument: the loss is `mean(bits_x) + weight_y · mean(bits_y)` from
+        `objective` (the trainer's loss), on uint8 images dequantised with fresh U[0, 1) noise.
+        `fit`/`evaluate` report `loss` and `bits_x` (bits/dim), plus `bits_y` (class
+        cross-entropy in bits) for a class-conditional model.
+
+        Args:
+            optimizer: any Keras optimizer (default 'adamax', the original's default).
+            n_bits_x: bits per colour channel the images are reduced to (1..8).
+            weight_y: weight of the class term (class-conditional models only).
+            jit_compile: XLA-compile the steps (off: the flow compiles slowly and gains little on CPU).
+            **kwargs: other `keras.Model.compile` arguments (`steps_per_execution`, ...).
+        """
+        if kwargs.get('loss') is not None:
+            raise ValueError("Glow.compile takes no `loss`: fit trains the Glow objective "
+                             "(bits/dim); set n_bits_x / weight_y instead")
+        if not isinstance(n_bits_x, int) or not 1 <= n_bits_x <= 8:
+            raise ValueError(f"n_bits_x must be an integer in 1..8, got {n_bits_x!r}")
+        if float(weight_y) < 0 or (float(weight_y) > 0 and not self.n_classes):
+            raise ValueError(f"weight_y must be >= 0, and > 0 only for a class-conditional model "
+                             f"(n_classes={self.n_classes}); got {weight_y}")
+        kwargs.pop('loss', None)
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        self.n_bits_x, self.weight_y = int(n_bits_x), float(weight_y)
+        self._make_objective_trackers()
+        self._compile_config.config.update(n_bits_x=self.n_bits_x, weight_y=self.weight_y)
+
+    @no_automatic_dependency_tracking   # like Keras's own loss tracker: not model state
+    def _make_objective_trackers(self):
+        names = ['bits_x', 'bits_y'] if self.n_classes else ['bits_x']
+        self._objective_trackers = [keras.metrics.Mean(name=n) for n in names]
+
+    def compile_from_config(self, config):
+        """Recompile a loaded model from `get_compile_config()` (n_bits_x / weight_y included)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return super().metrics + list(getattr(self, '_objective_trackers', []))
+
+    def _fit_loss(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if self.n_classes and y is None:
+            raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): fit / "
+                             "evaluate need (images, labels)")
+        bits_x, bits_y = self.objective(x, y if self.n_classes else None, self.n_bits_x)
+        loss = tf.reduce_mean(bits_x) + self.weight_y * tf.reduce_mean(bits_y)
+        return loss, bits_x, bits_y
+
+    def _fit_logs(self, loss, bits_x, bits_y):
+        self._loss_tracker.update_state(loss, sample_weight=tf.shape(bits_x)[0])  # per image
+        for tracker, value in zip(self._objective_trackers, (bits_x, bits_y)):
+            tracker.update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        """One optimiser step on a batch of uint8 images [B, H, W, C] (and labels [B])."""
+        with tf.GradientTape() as tape:
+            loss, bits_x, bits_y = self._fit_loss(data)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._fit_logs(loss, bits_x, bits_y)
+
+    def test_step(self, data):
+        """Test bits/dim of a batch of uint8 images (dequantised, as in training)."""
+        return self._fit_logs(*self._fit_loss(data))
+
+    def initialize_from_data(self, x, y=None, batch_size=None):
+        """Data-dependent init from the first batch of `x` (anything `fit` accepts: uint8 arrays,
+        a tf.data.Dataset of images or (images, labels), a PyDataset, a generator -- whose first
+        batch is then consumed). Returns the batch's log p(x) after init, shape [B]."""
+        from keras.src.trainers.data_adapters import get_data_adapter   # what fit itself uses
+        adapter = get_data_adapter(x, y, batch_size=batch_size or 32, steps_per_epoch=1)
+        xb, yb, _ = keras.utils.unpack_x_y_sample_weight(next(iter(adapter.get_tf_dataset())))
+        if self.n_classes and yb is None:
+            raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
+                             "its data-dependent init needs (images, labels)")
+        n_bits_x = getattr(self, 'n_bits_x', 8)
+        return self.initialize(preprocess(xb, n_bits_x, noise=True), yb if self.n_classes else None)
+
+    def fit(self, x=None, y=None, batch_size=None, *args, **kwargs):
+        """`keras.Model.fit` on uint8 images; a model that was never initialised first runs the
+        data-dependent ActNorm init on the first batch of `x` (see `initialize_from_data`).
+        Single process: for several workers use train.py / `glow_tf.training.Trainer`."""
+        if not self.is_initialized:
+            self.initialize_from_data(x, y, batch_size)
+        return super().fit(x, y, batch_size, *args, **kwargs)
+
+    def export(self, filepath, format='tf_saved_model', verbose=None, input_signature=None,
+               **kwargs):
+        """`keras.Model.export`; the default signature is this model's `call`: preprocessed images
+        float32 [B, *image_shape] (and int32 labels [B] if class-conditional) -> log p(x) [B]."""
+        if input_signature is None:
+            input_signature = [keras.InputSpec(shape=(None,) + self.image_shape, dtype='float32')]
+            if self.n_classes:
+                input_signature.append(keras.InputSpec(shape=(None,), dtype='int32'))
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
+
+    @property
+    def _default_save_signature(self):
+        # Keras traces call(x) from the build shapes when writing a SavedModel; a class-conditional
+        # model's call needs the labels too.
+        if not self.n_classes:
+            return super()._default_save_signature
+
+        @tf.function(input_signature=[tf.TensorSpec((None,) + self.image_shape, tf.float32),
+                                      tf.TensorSpec((None,), tf.int32)])
+        def serving_default(x, y):
+            return self(x, y)
+        return serving_default
 
     # ---- checks -------------------------------------------------------------------------------
     def _check_image(self, x):

@@ -11,6 +11,7 @@ import tensorflow as tf
 from glow_tf.layer_base import FlowLayer
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class ChannelPermutation(FlowLayer):
     """Permute channels by a fixed order. kind='reverse' or 'shuffle'. Input/output: [B, H, W, C]."""
 

@@ -27,6 +27,7 @@ def standard_normal_log_prob(eps):
     return sum_except_batch(-0.5 * (tf.math.log(2.0 * 3.141592653589793) + tf.square(eps)))
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class TopPrior(keras.layers.Layer):
     """Standardises the top latent z [B, h, w, c] to ε [B, h, w, c] given an optional label y [B].
 
@@ -94,6 +95,10 @@ class TopPrior(keras.layers.Layer):
 
     def call(self, z, y=None):
         return self.forward(z, y)
+
+    def compute_output_shape(self, input_shape):
+        """z [B, h, w, c] -> (ε [B, h, w, c], fldj [B])."""
+        return tuple(input_shape), (input_shape[0],)
 
     def get_config(self):
         return {**super().get_config(), 'learntop': self.learntop, 'n_classes': self.n_classes,

@@ -16,6 +16,7 @@ from glow_tf.layer_base import sum_except_batch
 from glow_tf.zero_conv import ZeroConv2D
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class Split(keras.layers.Layer):
     """Factor out half the channels. [B, H, W, C] -> z_1 [B, H, W, C//2], ε [B, H, W, C - C//2].
 
@@ -59,3 +60,8 @@ class Split(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), 'edge_bias': self.edge_bias}
+    def compute_output_shape(self, input_shape):
+        """[B, H, W, C] -> (z_1 [B, H, W, C//2], ε [B, H, W, C - C//2], fldj [B])."""
+        *lead, channels = input_shape
+        return (tuple(lead) + (channels // 2,), tuple(lead) + (channels - channels // 2,),
+                (input_shape[0],))

@@ -11,6 +11,7 @@ import tensorflow as tf
 from glow_tf.conv import conv2d_same
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class ZeroConv2D(keras.layers.Layer):
     """3x3 'SAME' conv, zero-initialised, with a learned per-channel output scale.
 
@@ -44,11 +45,15 @@ class ZeroConv2D(keras.layers.Layer):
         scale = tf.exp(self.logs * self.logscale_factor)
         return conv2d_same(x, self.kernel * scale, self.bias * scale, edge_bias=self.edge_bias)
 
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.filters,)
+
     def get_config(self):
         return {**super().get_config(), 'filters': self.filters, 'kernel_size': self.kernel_size,
                 'logscale_factor': self.logscale_factor, 'edge_bias': self.edge_bias}
 
 
+@keras.saving.register_keras_serializable(package='glow_tf')
 class ZeroDense(keras.layers.Layer):
     """Dense layer, zero-initialised, with a learned output scale. [B, D_in] -> [B, units]."""
 
@@ -65,6 +70,9 @@ class ZeroDense(keras.layers.Layer):
 
     def call(self, x):
         return (tf.matmul(x, self.kernel) + self.bias) * tf.exp(self.logs * self.logscale_factor)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
         return {**super().get_config(), 'units': self.units,

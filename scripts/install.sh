@@ -75,5 +75,18 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 
+# --- Debian packages: openssh-server (sshd + ssh client) for the multi-host launch test
+# (tests/test_multihost.py starts its own sshd on loopback addresses). Skipped when present;
+# apt-get only when root and missing.
+if ! [ -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "glow_tf install: installing openssh-server (multi-host launch test)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server openssh-client \
+      || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server openssh-client; }
+  else
+    echo "glow_tf install: openssh-server missing (not root): the multi-host test will be skipped" >&2
+  fi
+fi
+
 "$PY" -c "import tensorflow as tf, tensorflow_probability as tfp, horovod.tensorflow as hvd, glow_tf; \
 print(f'glow_tf install: tensorflow {tf.__version__}, tfp {tfp.__version__}, horovod {hvd.__version__ if hasattr(hvd, \"__version__\") else \"ok\"}')"

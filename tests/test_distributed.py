@@ -27,7 +27,7 @@ def make_config(logdir, per_worker_batch, per_worker_init):
     return TrainConfig(
         problem='cifar10', image_size=8, n_levels=2, depth=2, width=16, flow_coupling=1,
         n_batch_train=per_worker_batch, n_batch_init=per_worker_init, n_batch_test=50,
-        anchor_size=0, n_train=64, n_test=200, epochs_warmup=0.5, lr=0.002, seed=SEED,
+        anchor_size=0, n_train=64, n_test=200, epochs_warmup=0.5, lr=0.002, seed=SEED, dal=0,
         max_steps=STEPS, epochs_full_valid=1000, epochs_full_sample=0,
         memory_mode='plain', logdir=str(logdir), progress=False)
 

@@ -48,10 +48,23 @@ def test_sampling_reproducible_and_batch_independent(flow):
     assert (z == z[0]).all()
 
 
-def test_ema_weights_are_the_default(tmp_path_factory, flow):
-    raw = fx.tiny_flow(tmp_path_factory, use_ema=False)
-    a, b = flow.sample(6, 0.7, seed=1), raw.sample(6, 0.7, seed=1)
-    assert (a != b).mean() > 0.1
+def test_default_weights_are_the_ones_that_scored_better(tmp_path_factory, tmp_path, flow):
+    """load_flow's default follows the run's weights.json (the better of raw and averaged at
+    the last test pass); a run without one (written before it existed) gets the averages."""
+    import json
+    import shutil
+    from glow_tf.sampling import load_flow
+    ema, raw = (fx.tiny_flow(tmp_path_factory, use_ema=u) for u in (True, False))
+    a = flow.sample(6, 0.7, seed=1)
+    assert not (fx.tiny_logdir(tmp_path_factory) / 'weights.json').exists()
+    np.testing.assert_array_equal(a, ema.sample(6, 0.7, seed=1))
+    assert (a != raw.sample(6, 0.7, seed=1)).mean() > 0.1          # the two really differ
+    run = tmp_path / 'run'
+    shutil.copytree(fx.tiny_logdir(tmp_path_factory), run)
+    (run / 'weights.json').write_text(json.dumps({'latest': {'step': 5, 'weights': 'raw'}}))
+    chosen = load_flow(str(run), batch_size=16)
+    assert chosen.weights == 'raw' and 'raw weights' in chosen.description
+    np.testing.assert_array_equal(chosen.sample(6, 0.7, seed=1), raw.sample(6, 0.7, seed=1))
 
 
 def test_sample_grid_rows_are_temperatures(flow):

@@ -85,22 +85,26 @@ def test_bad_flags_fail_fast(argv, flag, capsys, tmp_path):
     assert not (tmp_path / 'run').exists()
 
 
-def test_test_batch_must_divide_test_set(capsys, tmp_path, shared_data):
-    # The CIFAR-10 subset has 1017 test images: 50-image test batches cannot cover it.
-    argv = ['--problem', 'cifar10', '--image_size', '8', '--n_levels', '2', '--depth', '1',
-            '--width', '8', '--logdir', str(tmp_path / 'run')]
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert '--n_batch_test' in err and '1017' in err and '--n_test 1000' in err
+def test_test_batch_is_reduced_to_divide_the_test_set():
+    # The CIFAR-10 subset has 1017 = 9 x 113 test images: 50-image batches cannot cover it, the
+    # largest per-worker batch <= 50 that does is 9.
+    c = TrainConfig(image_size=8, n_levels=2).resolve((8, 8, 3), 1017, 10)
+    assert (c.local_batch_test, c.full_test_its) == (9, 113)
+    assert c.local_batch_test * c.full_test_its == 1017
+    assert len(c.notes) == 1 and '--n_batch_test' in c.notes[0] and 'using test batch 9' in c.notes[0]
+    # with workers: batch x workers must divide n_test (1000 / (2 x 25) = 20 rounds)
+    c = TrainConfig(image_size=32, n_batch_test=30, anchor_size=0).resolve((32, 32, 3), 1000, 10, 2)
+    assert (c.local_batch_test, c.full_test_its) == (25, 20)
+    # a batch that already divides is kept, without a note
+    c = TrainConfig(image_size=32).resolve((32, 32, 3), 10000, 10)
+    assert (c.local_batch_test, c.full_test_its, c.notes) == (50, 200, [])
 
 
 def test_resolve_worker_division_and_anchor():
     cfg = TrainConfig(image_size=32, n_batch_test=50)
     with pytest.raises(ConfigError) as e:
-        cfg.resolve((32, 32, 3), 10000, 10, world_size=3)         # 3 x 50 does not divide 10000
-    assert e.value.flag == '--n_batch_test'
+        cfg.resolve((32, 32, 3), 10000, 10, world_size=3)    # 3 x anything does not divide 10000
+    assert e.value.flag == '--n_test' and '--n_test 9999' in str(e.value)
     # Anchor rescaling of the original: 64 images at 32px -> 16 at 64px, 1 at 256px.
     c64 = TrainConfig(image_size=64, n_levels=4).resolve((64, 64, 3), 50000, 0, world_size=8)
     assert (c64.local_batch_train, c64.local_batch_test, c64.local_batch_init) == (16, 10, 64)

@@ -49,12 +49,13 @@ def assert_same_state(a, b, atol=0.0):
 
 def test_resume_equals_uninterrupted(tmp_path, shared_data):
     # 6 iterations per epoch: the interruption at step 5 is mid-epoch, the run ends in epoch 2.
-    main(tiny_argv(tmp_path / 'A', '--max_steps', '10', '--log_every', '1'))
-    main(tiny_argv(tmp_path / 'B', '--max_steps', '5', '--log_every', '1'))
+    # --dal 2: CIFAR-10's full augmentation (shifts, flips, rotation, zoom) is part of the replay.
+    main(tiny_argv(tmp_path / 'A', '--max_steps', '10', '--log_every', '1', '--dal', '2'))
+    main(tiny_argv(tmp_path / 'B', '--max_steps', '5', '--log_every', '1', '--dal', '2'))
     _, mid = read_ckpt(tmp_path / 'B')
     assert int(mid['state/vars/step/.ATTRIBUTES/VARIABLE_VALUE']) == 5
     assert int(mid['state/vars/epoch_step/.ATTRIBUTES/VARIABLE_VALUE']) == 5
-    result = main(tiny_argv(tmp_path / 'B', '--max_steps', '10', '--log_every', '1'))
+    result = main(tiny_argv(tmp_path / 'B', '--max_steps', '10', '--log_every', '1', '--dal', '2'))
     assert result['step'] == 10 and result['epoch'] == 2
 
     prefix_a, a = read_ckpt(tmp_path / 'A')

@@ -90,11 +90,10 @@ def _real_load_flow():
     return _CACHE['real_load_flow']
 
 
-def cached_load_flow(path, use_ema=True, which='latest', batch_size=64):
+def cached_load_flow(path, use_ema=None, which='latest', batch_size=64):
     """`glow_tf.sampling.load_flow`, memoised per (path, use_ema, which) for the session: every
     CLI call in a test would otherwise rebuild the model and retrace its tf.functions."""
-    # use_ema None ('auto': the run's better weights) is its own key, not the raw weights' (False)
-    key = ('flow', os.path.abspath(os.fspath(path)), None if use_ema is None else bool(use_ema), which)
+    key = ('flow', os.path.abspath(os.fspath(path)), use_ema, which)
     if key not in _CACHE:
         _CACHE[key] = _real_load_flow()(path, use_ema=use_ema, which=which, batch_size=batch_size)
     flow = _CACHE[key]
@@ -108,7 +107,7 @@ def patch_load_flow(monkeypatch):
     monkeypatch.setattr(sampling, 'load_flow', cached_load_flow)
 
 
-def tiny_flow(tmp_path_factory, use_ema=True):
+def tiny_flow(tmp_path_factory, use_ema=None):
     return cached_load_flow(tiny_logdir(tmp_path_factory), use_ema=use_ema, batch_size=16)
 
 

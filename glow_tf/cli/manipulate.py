@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from glow_tf.cli import HelpFormatter, prog_name
 from glow_tf.cli.sample import add_model_args, use_ema
 
 
@@ -33,12 +34,12 @@ def _add_common(p):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='manipulate.py', description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = argparse.ArgumentParser(prog=prog_name('manipulate.py'), description=__doc__.split('\n\n')[0],
+                                formatter_class=HelpFormatter,
                                 epilog=__doc__.split('\n\n', 1)[1])
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     s = sub.add_parser('encode', help="images -> per-level latents (npz)", formatter_class=fmt)
     _add_common(s)
@@ -141,6 +142,7 @@ def cmd_decode(args, out):
 
 def cmd_directions(args, out):
     from glow_tf import manipulation as M
+    from glow_tf.progress import progress_bar
     from glow_tf.sampling import InputError
     modes = sum(x is not None for x in (args.attr_file, args.folder, args.pos_dir or args.neg_dir))
     if modes != 1:
@@ -179,7 +181,9 @@ def cmd_directions(args, out):
     flow = _flow(args)
     y = _y(flow, args, len(files))
     t0 = time.perf_counter()
-    directions, n_pos, n_neg = M.compute_directions(flow, files, labels, names, y)
+    with progress_bar(total=len(files), desc='encoding', enabled=args.progress, unit='img') as bar:
+        directions, n_pos, n_neg = M.compute_directions(
+            flow, files, labels, names, y, progress=lambda done, total: bar.update(done - bar.n))
     dt = time.perf_counter() - t0
     M.save_directions(args.out, flow, names, directions, n_pos, n_neg, source)
     print(f"{len(names)} direction(s) from {len(files)} image(s) in {dt:.1f}s "

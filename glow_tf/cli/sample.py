@@ -17,6 +17,18 @@ import time
 
 import numpy as np
 
+from glow_tf.cli import HelpFormatter, prog_name
+
+EXAMPLES = """examples:
+  # 16 samples at temperature 0.7 from a training run's Polyak-averaged weights
+  sample.py --model runs/celeba32 --n 16 --temperature 0.7 --seed 0 --out samples.png
+  # one grid row block per temperature, plus every image as a PNG and all as an .npz
+  sample.py --model runs/celeba32 --n 8 --temperature 0 0.5 0.7 1 --out_dir pngs/ --npz s.npz
+  # export a self-contained SavedModel (sample / encode / decode), then sample from it
+  sample.py --model runs/celeba32 --export export/celeba32
+  sample.py --model export/celeba32 --n 16 --seed 0 --out from_export.png
+"""
+
 
 def _labels(text):
     try:
@@ -43,12 +55,15 @@ def add_model_args(p):
     g.add_argument('--which', choices=['latest', 'best'], default='latest',
                    help="Which checkpoint of a log dir: the latest or the best-test-loss one.")
     g.add_argument('--batch', type=int, default=64, help="Images per model call.")
+    g.add_argument('--no_progress', dest='progress', action='store_false',
+                   help="No progress bars / stage timings on stderr (shown by default).")
     return g
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='sample.py', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                description="Sample from a trained Glow (and export it).")
+    p = argparse.ArgumentParser(prog=prog_name('sample.py'), formatter_class=HelpFormatter,
+                                description="Sample from a trained Glow (and export it).",
+                                epilog=EXAMPLES)
     add_model_args(p)
     g = p.add_argument_group('sampling')
     g.add_argument('--n', type=int, default=64, help="Samples per temperature.")
@@ -72,6 +87,7 @@ def build_parser():
 
 def run(args, out=None):
     out = out or sys.stdout
+    from glow_tf.progress import stage
     from glow_tf.sampling import InputError, ModelFlow, load_flow, random_seed, save_image_grid, save_images
 
     if args.n < 1:
@@ -81,6 +97,12 @@ def run(args, out=None):
     for t in args.temperature:
         if not t >= 0:
             raise InputError(f"--temperature must be >= 0, got {t}")
+    if args.out and os.path.isdir(args.out):
+        raise InputError(f"--out {args.out} is a directory; give a PNG file name (e.g. "
+                         f"{os.path.join(args.out, 'samples.png')}) or use --out_dir for one PNG "
+                         "per sample")
+    if args.out_dir and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise InputError(f"--out_dir {args.out_dir} is a file; give a directory")
     flow = load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
     print(f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
           f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit", file=out)
@@ -91,9 +113,11 @@ def run(args, out=None):
                              "an exported SavedModel")
         from glow_tf.export import export_saved_model
         t0 = time.perf_counter()
-        path = export_saved_model(flow.model, args.export, n_bits_x=flow.n_bits_x,
-                                  extra_meta={'source': os.path.abspath(args.model),
-                                              'weights': flow.weights})
+        with stage(f"exporting to {args.export} (tracing sample, encode, decode)",
+                   enabled=args.progress):
+            path = export_saved_model(flow.model, args.export, n_bits_x=flow.n_bits_x,
+                                      extra_meta={'source': os.path.abspath(args.model),
+                                                  'weights': flow.weights})
         print(f"exported SavedModel to {path} ({time.perf_counter() - t0:.1f}s); signatures "
               f"sample(n, temperature, seed{', y' if flow.n_classes else ''}), encode(images), "
               f"decode(latents)", file=out)

@@ -2,16 +2,45 @@
 
 The flags of the original openai/glow train.py keep their names and meanings, so its published
 commands run unchanged (e.g. `--n_level 3` still works: argparse accepts unambiguous prefixes).
-See docs/training.md for launch recipes and the paper's hyper-parameters.
+`--config FILE` reads the options from a JSON or YAML file (a run's own config.json works);
+flags given on the command line override it. See docs/training.md for launch recipes and the
+paper's hyper-parameters.
 
-Exit status: 0 done; 2 bad flags / data (message names the flag); 3 training diverged
-(too many consecutive non-finite losses; the last good checkpoint is left intact).
+Exit status: 0 done; 2 bad flags / config / data / log dir, or a checkpoint that cannot be written (disk
+full; the message names the flag or file); 3 training diverged (too many consecutive non-finite
+losses; the last good checkpoint is left intact); 143 / 130 stopped by SIGTERM / SIGINT after
+writing a checkpoint (run the same command to resume). See docs/reliability.md.
 """
 import argparse
 import os
 import sys
 
+from glow_tf.cli import HelpFormatter, launcher_rank, prog_name
 from glow_tf.config import ConfigError, TrainConfig
+
+EXAMPLES = """examples:
+  # a small Glow on MNIST (the README's main job: about 5 minutes on 2 CPU cores)
+  train.py --problem mnist --n_levels 3 --depth 8 --width 64 --n_batch_train 32 --n_train 6400 \\
+      --epochs 3 --epochs_warmup 0.5 --lr 0.002 --gradient_checkpointing 0 --logdir logs/quickstart
+
+  # the paper's CIFAR-10 model (affine coupling, learned top prior), original flags
+  train.py --problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 \\
+      --flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8 --logdir runs/cifar10
+
+  # the same on 8 workers (1 process per GPU; flags are per worker, as in the original)
+  horovodrun -np 8 python train.py --problem cifar10 --n_level 3 --depth 32 --flow_coupling 1 \\
+      --learntop --logdir runs/cifar10-8gpu
+
+  # repeat a run from its config.json, in a new log dir; a YAML file with an override
+  train.py --config runs/cifar10/config.json --logdir runs/cifar10-again
+  train.py --config celeba.yaml --lr 0.002
+
+  # resume: run the same command again (the log dir holds checkpoints); evaluate a run only
+  train.py --config runs/cifar10/config.json --inference
+
+Outputs in --logdir: config.json, train.jsonl / test.jsonl, checkpoints/ (latest) and best/,
+samples/*.png, tensorboard/ (scalars every --log_every steps, hyper-parameters, config).
+"""
 
 
 def _int_list(text):
@@ -23,13 +52,15 @@ def _int_list(text):
 
 def build_parser():
     d = TrainConfig()
-    p = argparse.ArgumentParser(
-        prog='train.py', allow_abbrev=True,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Train Glow (Kingma & Dhariwal 2018). Same program for 1 process and "
-                    "`horovodrun -np N python train.py ...`. Flags follow the original train.py.")
-    a = p.add_argument
+    p = _Parser(
+        prog=prog_name('train.py'), allow_abbrev=True, formatter_class=HelpFormatter,
+        description="Train Glow (Kingma & Dhariwal 2018). Same program for 1 process and\n"
+                    "`horovodrun -np N python train.py ...`. Flags follow the original train.py.",
+        epilog=EXAMPLES)
     g = p.add_argument_group('run')
+    g.add_argument('--config', default=None, metavar='FILE', help="Read options from a JSON or "
+                   "YAML file of {option: value} (names as the flags, without '--'), e.g. a run's "
+                   "config.json; flags on the command line override the file.")
     g.add_argument('--logdir', default=d.logdir, help="Log/checkpoint directory. If it already "
                    "holds checkpoints, training resumes from the latest one.")
     g.add_argument('--restore_path', default=d.restore_path, help="Checkpoint to resume from: a log "
@@ -55,6 +86,8 @@ def build_parser():
                    "original: 0 none; 1 random shifts up to 10%% of height and width (mnist, "
                    "cifar10); 2 for cifar10 adds horizontal flips, rotation up to 15 degrees, zoom "
                    "0.1 and shear 0.02 (mnist: shifts only). Other problems: none, as the original.")
+    g.add_argument('--skip_bad', action='store_true', help="New: skip (and count) unreadable images "
+                   "in image folders / CelebA instead of stopping with an error.")
     g.add_argument('--fmap', type=int, default=d.fmap, help="Accepted for compatibility; unused "
                    "(tf.data autotunes).")
     g.add_argument('--pmap', type=int, default=d.pmap, help="Accepted for compatibility; unused.")
@@ -90,8 +123,9 @@ def build_parser():
     g = p.add_argument_group('optimisation')
     g.add_argument('--n_batch_train', type=int, default=d.n_batch_train, help="Train batch per "
                    "worker at the anchor resolution (see --anchor_size).")
-    g.add_argument('--n_batch_test', type=int, default=d.n_batch_test, help="Test batch per worker; "
-                   "workers x batch must divide --n_test.")
+    g.add_argument('--n_batch_test', type=int, default=d.n_batch_test, help="Test batch per worker. If "
+                   "workers x batch does not divide --n_test, the largest smaller batch that does "
+                   "is used (with a note).")
     g.add_argument('--n_batch_init', type=int, default=d.n_batch_init, help="Images per worker for "
                    "the data-dependent init (statistics averaged over all workers).")
     g.add_argument('--anchor_size', type=int, default=d.anchor_size, help="(original) batch sizes are "
@@ -125,32 +159,69 @@ def build_parser():
     g = p.add_argument_group('outputs')
     g.add_argument('--ckpt_every_steps', type=int, default=d.ckpt_every_steps, help="New: also "
                    "checkpoint every N steps (0 = only at the end of each epoch and of training).")
+    g.add_argument('--ckpt_every_minutes', type=float, default=d.ckpt_every_minutes, help="New: "
+                   "also checkpoint when this many minutes passed since the last one, so a hard "
+                   "kill loses minutes, not an epoch (0 = off).")
+    g.add_argument('--start_over', action='store_true', help="New: when --logdir holds a "
+                   "previous run none of whose checkpoints loads (which is refused otherwise), move "
+                   "its checkpoints and logs to LOGDIR/previous-<time>/ and start at step 0. "
+                   "Ignored while a checkpoint loads (safe in a requeued command).")
     g.add_argument('--keep_checkpoints', type=int, default=d.keep_checkpoints,
                    help="New: how many recent checkpoints to keep.")
     g.add_argument('--log_every', type=int, default=d.log_every, help="New: write a train.jsonl "
-                   "record every N steps (0 = once per epoch).")
+                   "record and TensorBoard scalars every N steps (0 = once per epoch).")
     g.add_argument('--test_at_init', action='store_true',
                    help="New: evaluate the test set once after initialisation (step 0).")
     g.add_argument('--no_progress', dest='progress', action='store_false',
-                   help="New: no tqdm progress bar.")
+                   help="New: turn off the progress bars and stage timings on stderr (shown by "
+                        "default; train.jsonl records are then also printed).")
     g.add_argument('--inject_nan_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
+    g.add_argument('--inject_inf_lr_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
     return p
 
 
 def config_from_args(ns):
-    return TrainConfig(**{k: v for k, v in vars(ns).items()})
+    return TrainConfig(**{k: v for k, v in vars(ns).items() if k != 'config'})
+
+
+def parse_config(parser, argv=None):
+    """Command line (+ --config FILE underneath it) -> an unresolved TrainConfig."""
+    ns = parser.parse_args(argv)
+    if ns.config:
+        parser.set_defaults(**TrainConfig.read_file(ns.config))
+        ns = parser.parse_args(argv)
+    return config_from_args(ns)
+
+
+def fail(parser, message, status=2):
+    """Report a user error once: under horovodrun every rank gets the same error, rank 0 prints
+    it and the others exit quietly with the same status."""
+    if not launcher_rank():
+        print(f"{parser.prog}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a flag error under horovodrun is one line from rank 0 (no usage text
+    from every rank)."""
+
+    def error(self, message):
+        if launcher_rank() is None:
+            super().error(message)   # usage + message, status 2
+        fail(self, f"{message} (see {self.prog} --help)")
 
 
 def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
-    ns = parser.parse_args(argv)
-    config = config_from_args(ns)
     try:
+        config = parse_config(parser, argv)
         config.validate_flags()
     except ConfigError as e:
-        parser.error(str(e))
+        fail(parser, str(e))
 
+    from glow_tf.training.recovery import CheckpointWriteError
+    from glow_tf.training.stop import StoppedBySignal, exit_code
     from glow_tf.training.trainer import NonFiniteLossError, Trainer
     try:
         from glow_tf.data import DataError
@@ -160,15 +231,20 @@ def main(argv=None):
     try:
         return Trainer(config).run()
     except ConfigError as e:
-        parser.error(str(e))
+        fail(parser, str(e))
     except DataError as e:
-        print(f"{parser.prog}: error: data (--problem {config.problem}"
-              f"{' --data_dir ' + config.data_dir if config.data_dir else ''}): {e}",
-              file=sys.stderr)
-        sys.exit(2)
+        fail(parser, f"data (--problem {config.problem}"
+             f"{' --data_dir ' + config.data_dir if config.data_dir else ''}): {e}")
     except NonFiniteLossError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        sys.exit(3)
+        fail(parser, str(e), status=3)
+    except CheckpointWriteError as e:
+        fail(parser, str(e))
+    except StoppedBySignal as e:
+        if e.checkpoint and not launcher_rank():
+            print(f"{parser.prog}: {e}", file=sys.stderr, flush=True)
+        sys.exit(exit_code(e.signum))
+    except OSError as e:   # e.g. the disk filled up while writing a log file
+        fail(parser, f"{e.filename or config.logdir}: {e.strerror or e}")
 
 
 if __name__ == '__main__':

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from glow_tf.progress import progress_bar
+
 from .celeba import scan_celeba
 from .errors import DataError, describe, summarise_skipped
 from .folder import check_nonempty, scan_folder
@@ -31,8 +33,10 @@ from .tfrecords import META_FILE, assign_shards, make_example, res_log2, shard_p
 
 def convert(kind: str, src: str | os.PathLike, out: str | os.PathLike, res: int, shards: int,
             test_shards: int = 1, skip_bad: bool = False, seed: int = 0, image_dir: str | None = None,
-            overwrite: bool = False, quiet: bool = True) -> dict:
+            overwrite: bool = False, quiet: bool = True, progress: bool = False) -> dict:
     """Write ``kind`` ('folder' or 'celeba') from ``src`` as shards under ``out``; returns the metadata.
+
+    ``progress``: a progress bar per split on stderr (images decoded and written).
 
     Raises DataError for bad arguments, an output that already has shards at this resolution (unless
     ``overwrite``), or a bad image (unless ``skip_bad``, which skips and counts it in the metadata).
@@ -70,33 +74,43 @@ def convert(kind: str, src: str | os.PathLike, out: str | os.PathLike, res: int,
             raise describe(d, f'already holds r{lg:02d} shards; pass --overwrite or choose another output')
 
     counts = {}
-    for split, (files, labels, attrs) in splits.items():
-        n_sh = shards if split == 'train' else test_shards
-        (out / split).mkdir(parents=True, exist_ok=True)
-        for p in (out / split).glob(f'{split}-r{lg:02d}-s-*.tfrecords'):
-            p.unlink()  # only reached with overwrite=True
-        written = 0
-        for s, ids in enumerate(assign_shards(len(files), n_sh, seed)):
-            path = shard_path(out, split, res, s, n_sh)
-            tmp = path.with_name(path.name + '.tmp')
-            try:
-                with tf.io.TFRecordWriter(str(tmp)) as w:
-                    for i in ids:
-                        try:
-                            img = load_image_file(files[i], res, strict=True)
-                        except DataError as e:
-                            if not skip_bad:
-                                raise
-                            skipped.append((str(files[i]), str(e).split(': ', 1)[-1]))
-                            continue
-                        w.write(make_example(img, labels[i], None if attrs is None else attrs[i]))
-                        written += 1
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            if not quiet:
-                print(f'{path}: {len(ids)} images', file=sys.stderr)
-        counts[split] = written
+    done: list[Path] = []   # shards completed by this call: removed again if a later one fails
+    try:
+        for split, (files, labels, attrs) in splits.items():
+            n_sh = shards if split == 'train' else test_shards
+            (out / split).mkdir(parents=True, exist_ok=True)
+            for p in (out / split).glob(f'{split}-r{lg:02d}-s-*.tfrecords'):
+                p.unlink()  # only reached with overwrite=True
+            written = 0
+            bar = progress_bar(total=len(files), desc=split, enabled=progress, unit='img')
+            for s, ids in enumerate(assign_shards(len(files), n_sh, seed)):
+                path = shard_path(out, split, res, s, n_sh)
+                tmp = path.with_name(path.name + '.tmp')
+                try:
+                    with tf.io.TFRecordWriter(str(tmp)) as w:
+                        for i in ids:
+                            try:
+                                img = load_image_file(files[i], res, strict=True)
+                            except DataError as e:
+                                if not skip_bad:
+                                    raise
+                                skipped.append((str(files[i]), str(e).split(': ', 1)[-1]))
+                                continue
+                            w.write(make_example(img, labels[i], None if attrs is None else attrs[i]))
+                            written += 1
+                            bar.update(1)
+                    os.replace(tmp, path)
+                    done.append(path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+                if not quiet:
+                    bar.write(f'{path}: {len(ids)} images', file=sys.stderr)
+            bar.close()
+            counts[split] = written
+    except BaseException:
+        for p in done:
+            p.unlink(missing_ok=True)
+        raise
     meta['counts'] = counts
     meta['skipped'] = len(skipped)
     if skipped:
@@ -120,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--skip_bad', action='store_true', help='skip (and count) bad images instead of failing')
     p.add_argument('--image_dir', help='CelebA: image directory to use')
     p.add_argument('--overwrite', action='store_true', help='replace existing shards at this resolution')
+    p.add_argument('--no_progress', dest='progress', action='store_false',
+                   help='no progress bars (on stderr)')
     args = p.parse_args(argv)
     try:
         meta = convert(args.kind, args.src, args.out, args.res, args.shards, args.test_shards, args.skip_bad,
-                       args.seed, args.image_dir, args.overwrite, quiet=False)
+                       args.seed, args.image_dir, args.overwrite, quiet=False, progress=args.progress)
     except DataError as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -32,4 +32,4 @@ def summarise_skipped(skipped: list[tuple[str, str]], total: int, where: str, li
     """Human-readable summary of skipped files: ``"skipped 2 of 10 files under DIR: a (why); b (why)"``."""
     shown = '; '.join(f'{p} ({why})' for p, why in skipped[:limit])
     more = f'; ... and {len(skipped) - limit} more' if len(skipped) > limit else ''
-    return f'skipped {len(skipped)} of {total} files under {where} (skip_bad=True): {shown}{more}'
+    return f'skipped {len(skipped)} of {total} files under {where} (--skip_bad): {shown}{more}'

@@ -64,7 +64,8 @@ def _to_rgb(img, path: Path, strict: bool):
     if mode in _GRAY_MODES:
         if strict:
             raise describe(path, f'grayscale image (PIL mode {mode}); expected an RGB colour image '
-                                 '(convert it, or pass skip_bad=True to skip it)')
+                                 '(convert it, or pass --skip_bad to train.py or '
+                                 'convert_to_tfrecords.py to skip it)')
         if mode in ('LA', 'La'):
             img = img.convert('RGBA')
             mode = 'RGBA'
@@ -81,7 +82,8 @@ def _to_rgb(img, path: Path, strict: bool):
             return rgba.convert('RGB')
         if strict:
             raise describe(path, 'RGBA image with transparency; expected an opaque RGB image '
-                                 '(flatten it, or pass skip_bad=True to skip it)')
+                                 '(flatten it, or pass --skip_bad to train.py or '
+                                 'convert_to_tfrecords.py to skip it)')
         background = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert('RGB')
     raise describe(path, f'unsupported image mode {mode}; expected RGB')

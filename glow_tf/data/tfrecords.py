@@ -12,8 +12,9 @@ used 4 digits, this package writes 5; both are read). Every record is a ``tf.tra
 
 Before any training, every shard's record framing is checked (a truncated file, or one that is not
 a TFRecord, raises DataError naming it) and its first example is parsed and checked. Problems deeper
-inside a shard (a record of the wrong size) stop the tf.data pipeline with an InvalidArgumentError
-whose message names the shard.
+inside a shard (a record of the wrong size, or a payload that fails its checksum inside an intact
+frame) stop the tf.data pipeline; the trainer then re-reads the shards once with
+`describe_read_error` and reports a DataError naming the shard and the record number.
 """
 from __future__ import annotations
 
@@ -266,3 +267,33 @@ def assign_shards(n: int, n_shards: int, seed: int) -> list[np.ndarray]:
     """Seeded random partition of ``range(n)`` into ``n_shards`` near-equal sorted index arrays."""
     perm = np.random.default_rng(seed).permutation(n)
     return [np.sort(p) for p in np.array_split(perm, n_shards)]
+
+
+def find_bad_record(path: str | os.PathLike) -> tuple[int, str] | None:
+    """``(record index, reason)`` of the first record of one shard that TensorFlow cannot read
+    (payload checksum, framing) or that is not a Glow example; None if the whole shard is fine.
+    Reads the shard once: meant for diagnosing an error, not for every run."""
+    import tensorflow as tf
+    n = 0
+    try:
+        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+            inspect_example(record, f'{path} record {n}')
+            n += 1
+    except DataError as e:
+        return n, str(e).split(': ', 1)[-1]
+    except tf.errors.OpError as e:
+        return n, (e.message or type(e).__name__).strip().splitlines()[0]
+    return None
+
+
+def describe_read_error(files: dict | None, error: Exception) -> DataError:
+    """A DataError for a tf.data error met while training: names the shard and record at fault
+    (found by re-reading the shards of ``files`` {split: [paths]}), else quotes the error."""
+    msg = (getattr(error, 'message', None) or str(error)).strip().splitlines()[0]
+    for paths in (files or {}).values():
+        for path in paths:
+            bad = find_bad_record(path)
+            if bad is not None:
+                return describe(path, f'record {bad[0]} is corrupt ({bad[1][:200]}); regenerate the '
+                                      'shard (data/convert_to_tfrecords.py) or remove it')
+    return DataError(f'reading the training data failed: {msg[:300]}')

@@ -1,5 +1,7 @@
-"""Training: the Trainer loop, optimiser/warmup, Polyak EMA, checkpoints, logs and sample grids."""
+"""Training: the Trainer loop, optimiser/warmup, Polyak EMA (and its Keras callback), checkpoints,
+logs and sample grids."""
+from glow_tf.training.callbacks import PolyakAveraging
 from glow_tf.training.checkpoint import find_checkpoint, load_model
 from glow_tf.training.trainer import NonFiniteLossError, Trainer
 
-__all__ = ['Trainer', 'NonFiniteLossError', 'load_model', 'find_checkpoint']
+__all__ = ['Trainer', 'NonFiniteLossError', 'PolyakAveraging', 'load_model', 'find_checkpoint']

@@ -117,11 +117,18 @@ def find_checkpoint(path, which='latest'):
         return None
     path = os.path.abspath(os.path.expanduser(path))
     if os.path.isdir(path):
+        from glow_tf.training.recovery import checkpoint_prefixes
         sub = BEST_SUBDIR if which == 'best' else CKPT_SUBDIR
         for d in (os.path.join(path, sub), path):
-            found = tf.train.latest_checkpoint(d)
-            if found:
+            try:
+                found = tf.train.latest_checkpoint(d)
+            except ValueError:   # an empty or garbled `checkpoint` state file
+                found = None
+            if found and tf.io.gfile.exists(found + '.index'):
                 return found
+            on_disk = [p for p in checkpoint_prefixes(d) if os.path.exists(p + '.index')]
+            if on_disk:   # the newest ckpt-N named by the files themselves
+                return on_disk[0]
         return None
     if tf.io.gfile.exists(path + '.index'):
         return path
@@ -185,6 +192,7 @@ def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
     if prefix is None:
         raise FileNotFoundError(f"{logdir_or_ckpt}: no checkpoint found (expected a training "
                                 f"log dir with {CKPT_SUBDIR}/, a checkpoint dir or a prefix)")
+    _check_loadable(prefix, logdir_or_ckpt, which)
     if use_ema is None:
         use_ema = selected_weights(prefix) == 'ema'
     cfg_path = find_config(prefix if not os.path.isdir(logdir_or_ckpt) else logdir_or_ckpt) \
@@ -218,6 +226,24 @@ def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
         for k, v in named_tr.items():
             v.assign(shadows[k])
     return model, config
+
+
+def _check_loadable(prefix, given, which):
+    """ValueError naming `prefix` and the alternatives when it cannot be read completely."""
+    from glow_tf.training import recovery
+    reason = recovery.verify_checkpoint(prefix)
+    if reason is None:
+        return
+    hints = []
+    older, _ = recovery.find_loadable(os.path.dirname(prefix))
+    if older is not None:
+        hints.append(f"the newest checkpoint that loads is {older} (pass it as --model)")
+    if which != 'best' and os.path.isdir(given):
+        best = find_checkpoint(given, 'best')
+        if best is not None and best != prefix and recovery.verify_checkpoint(best) is None:
+            hints.append("--which best loads the best-test-loss checkpoint")
+    raise ValueError(f"{prefix}: checkpoint cannot be loaded ({reason})"
+                     + ('; ' + '; '.join(hints) if hints else '; no loadable checkpoint next to it'))
 
 
 def read_state(prefix):

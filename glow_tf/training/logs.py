@@ -1,4 +1,4 @@
-"""Rank-0 outputs: JSON-lines logs, TensorBoard scalars/images and console lines.
+"""Rank-0 outputs: JSON-lines logs, TensorBoard scalars/images/hparams and console lines.
 
 `RunLogger(logdir, enabled)` is a no-op on ranks other than 0 (enabled=False).
     train.jsonl: one record per log interval {step, epoch, n_processed, n_images, loss,
@@ -113,6 +113,30 @@ class RunLogger:
         self.test.write(record)
         self.scalars('test', record['step'], {k: record[k] for k in
                      ('loss', 'bits_x', 'bits_y', 'bits_x_raw', 'bits_x_ema', 'pred_loss') if k in record})
+
+    def hparams(self, config, metrics=(('test/bits_x', 'test bits/dim'), ('test/loss', 'test loss'),
+                                       ('train/bits_x', 'train bits/dim'))):
+        """The run's hyper-parameters for TensorBoard's HParams dashboard, and the config as text.
+
+        `config`: a resolved TrainConfig. Every scalar option becomes an hparam (plus the derived
+        world size, memory mode and beta2); the metrics are the scalar tags the run logs, so the
+        dashboard compares runs by their latest (final) test bits/dim side by side.
+        """
+        if self._tb is None:
+            return
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hp
+
+        values = {k: v for k, v in config.to_dict().items()
+                  if k not in config.DERIVED and isinstance(v, (bool, int, float, str))}
+        values.update(memory_mode=config.resolved_memory_mode, world_size=config.world_size,
+                      beta2=config.resolved_beta2)
+        with self._tb.as_default(step=0):
+            hp.hparams_config(hparams=[hp.HParam(k) for k in sorted(values)],
+                              metrics=[hp.Metric(tag, display_name=name) for tag, name in metrics])
+            hp.hparams(values, trial_id=os.path.basename(os.path.normpath(self.logdir)))
+            tf.summary.text('config', '```\n' + config.to_json() + '\n```')
+        self._tb.flush()
 
     def image(self, tag, step, image_uint8):
         if self._tb is None:
