@@ -116,6 +116,27 @@ def test_data_dependent_init_normalises_the_first_actnorm():
     assert all(float(a.initialized) == 1.0 for a in model.actnorm_layers())
 
 
+def test_initialize_refuses_a_restored_model_unless_forced(tmp_path):
+    trained = glow_tf.Glow(**SMALL)
+    trained.initialize(glow_tf.preprocess(_images(8, seed=8)))
+    from glow_tf.training import checkpoint as ckpt_lib
+    prefix = ckpt_lib.make_checkpoint(trained).write(str(tmp_path / 'ckpt'))
+    restored = glow_tf.Glow(**SMALL)
+    assert not restored.is_initialized
+    ckpt_lib.make_checkpoint(restored).read(prefix).assert_existing_objects_matched()
+    assert restored.is_initialized
+    before = [v.numpy().copy() for v in restored.weights]
+    first = restored.flow_steps[0].actnorm
+    first_bias = first.bias.numpy().copy()
+    other = glow_tf.preprocess(_images(8, seed=9)) * 3.0   # statistics unlike the first batch
+    with pytest.raises(ValueError, match='already initialised.*force=True'):
+        restored.initialize(other)
+    for v, b in zip(restored.weights, before):
+        np.testing.assert_array_equal(v.numpy(), b)       # nothing was overwritten
+    restored.initialize(other, force=True)
+    assert not np.allclose(first.bias.numpy(), first_bias)
+
+
 def test_temperature_zero_is_deterministic_and_seeds_repeat():
     model = _model(learntop=True)
     a = model.sample(3, temperature=0.0).numpy()
