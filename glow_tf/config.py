@@ -425,7 +425,8 @@ class TrainConfig:
     # ------------------------------------------------------------------ schedule
     def learning_rate(self, n_processed):
         """Original warmup: lr * min(1, n_processed / (n_train * epochs_warmup)), where
-        n_processed counts images (all workers, anchor batch) *before* the step."""
+        n_processed counts images (all workers, anchor batch) of the *applied* steps before this
+        one: steps skipped as non-finite or rolled back do not advance the warm-up."""
         base = self.lr * (self.world_size if self.lr_scale_by_size else 1)
         if self.epochs_warmup <= 0:
             return base

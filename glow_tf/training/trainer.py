@@ -674,7 +674,8 @@ class Trainer:
                             f"check the data.")
                 self.step += 1
                 self.epoch_step += 1
-                self.n_processed += self.size * cfg.n_batch_train
+                if applied:   # the warm-up clock: a skipped or rolled-back step does not move it
+                    self.n_processed += self.size * cfg.n_batch_train
                 self.n_images += self.size * cfg.local_batch_train
                 dt = time.time() - t0
                 self.train_time += dt
