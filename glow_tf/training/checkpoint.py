@@ -25,10 +25,12 @@ model's list-held layers), so checkpoints do not depend on Python attribute name
 """
 import json
 import os
+from pathlib import Path
 
 import tensorflow as tf
 
 from glow_tf.config import TrainConfig
+from glow_tf.data.cache import atomic_write_bytes
 from glow_tf.distributed import tf_variables
 
 CKPT_SUBDIR = 'checkpoints'
@@ -271,8 +273,5 @@ def read_state(prefix):
 
 
 def write_json_atomic(path, obj):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write('\n')
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=2, sort_keys=True) + '\n'
+    atomic_write_bytes(Path(path), lambda f: f.write(text.encode()))
