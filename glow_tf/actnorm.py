@@ -14,7 +14,6 @@ Like the original code, s is parameterised as s = exp(logscale_factor · logs) s
 effective learning rate of the log-scale is `logscale_factor` times larger.
 """
 import keras
-import numpy as np
 import tensorflow as tf
 
 from glow_tf.layer_base import FlowLayer, spatial_size

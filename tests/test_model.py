@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 import glow_tf
-from glow_tf.bijector import pack_latents
 from tests.flow_testing import assert_rel_close, brute_force_log_det, perturb_weights
 
 SMALL = dict(image_shape=(8, 8, 3), n_levels=2, depth=2, width=8)

@@ -165,7 +165,7 @@ def test_adamax_matches_original_update():
 def test_flag_numbering_of_the_original_is_kept():
     """--flow_permutation / --flow_coupling integers mean what they meant in the original, while
     the names are defined once, by the model's layers."""
-    from glow_tf import config, flow_step, model
+    from glow_tf import config, model
     assert config.PERMUTATIONS == {0: 'reverse', 1: 'shuffle', 2: '1x1'}
     assert config.COUPLINGS == {0: 'additive', 1: 'affine'}
     assert config.MEMORY_MODES is model.MEMORY_MODES
