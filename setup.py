@@ -27,7 +27,7 @@ setup(
     extras_require={
         'cpu': ['tensorflow-cpu==2.18.1'],
         'gpu': ['tensorflow[and-cuda]==2.18.1'],
-        'test': ['pytest>=8', 'scipy>=1.11', 'selenium==4.51.0'],
+        'test': ['pytest>=8', 'scipy>=1.11', 'selenium==4.51.0', 'ruff==0.17.5'],
         'bench': ['matplotlib==3.10.9'],
     },
     entry_points={'console_scripts': [

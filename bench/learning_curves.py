@@ -86,7 +86,7 @@ def plot(results, path):
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
     except ImportError:
-        print(f"no plot: matplotlib is not installed (pip install -e .[bench]); JSON only")
+        print("no plot: matplotlib is not installed (pip install -e .[bench]); JSON only")
         return None
     fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
     for row, (name, res) in zip(axes, results.items()):

@@ -6,13 +6,14 @@
 
 Data-dependent initialisation: on the first minibatch, b = -mean(x) and s = 1 / std(x) per
 channel, so the post-actnorm activations have zero mean and unit variance per channel. After
-that s and b are ordinary trainable parameters.
+that s and b are ordinary trainable parameters. The non-trainable `initialized` flag (0 or 1) is
+saved with the weights; `Glow.initialize` / `Glow.is_initialized` read it, so a restored model is
+never re-initialised by accident.
 
 Like the original code, s is parameterised as s = exp(logscale_factor · logs) so that the
 effective learning rate of the log-scale is `logscale_factor` times larger.
 """
 import keras
-import numpy as np
 import tensorflow as tf
 
 from glow_tf.layer_base import FlowLayer, spatial_size

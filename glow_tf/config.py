@@ -20,15 +20,15 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-PERMUTATIONS = {0: 'reverse', 1: 'shuffle', 2: '1x1'}
-COUPLINGS = {0: 'additive', 1: 'affine'}
-MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
+from glow_tf.coupling import Coupling
+from glow_tf.flow_step import PERMUTATIONS as PERMUTATION_NAMES
+from glow_tf.model import MEMORY_MODES
+
+# The original's integer flags -> the model's names (one definition of the names, in the model).
+PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))     # 0 reverse, 1 shuffle, 2 1x1
+COUPLINGS = dict(enumerate(Coupling.KINDS))           # 0 additive, 1 affine
 OPTIMIZERS = ('adamax', 'adam')
 MAX_LR = 1.0   # Adam(ax) moves each weight by ~lr per step: beyond this a run only diverges
-
-# Defaults the original train.py derived from --problem when --image_size / --n_test were -1.
-DEFAULT_IMAGE_SIZE = {'mnist': 32, 'cifar10': 32, 'imagenet-oord': 64, 'imagenet': 256,
-                      'celeba': 256, 'lsun_realnvp': 64, 'lsun': 256}
 
 
 class ConfigError(ValueError):
@@ -425,7 +425,8 @@ class TrainConfig:
     # ------------------------------------------------------------------ schedule
     def learning_rate(self, n_processed):
         """Original warmup: lr * min(1, n_processed / (n_train * epochs_warmup)), where
-        n_processed counts images (all workers, anchor batch) *before* the step."""
+        n_processed counts images (all workers, anchor batch) of the *applied* steps before this
+        one: steps skipped as non-finite or rolled back do not advance the warm-up."""
         base = self.lr * (self.world_size if self.lr_scale_by_size else 1)
         if self.epochs_warmup <= 0:
             return base

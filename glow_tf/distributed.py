@@ -92,10 +92,6 @@ class Distributed:
         return self._hvd.local_rank() if self._hvd is not None else 0
 
     @property
-    def local_size(self):
-        return self._hvd.local_size() if self._hvd is not None else 1
-
-    @property
     def is_chief(self):
         return self.rank == 0
 
@@ -148,10 +144,6 @@ class Distributed:
         self._eager_counter += 1
         return self._hvd.broadcast_object(obj, root_rank=root_rank,
                                           name=f'glow.obj.{self._eager_counter}')
-
-    def barrier(self):
-        if self.active:
-            self.allreduce_sum(tf.constant(0, tf.int32))
 
     def gradient_tape(self, tape):
         """Wrap a tf.GradientTape so `.gradient()` returns worker-averaged gradients.

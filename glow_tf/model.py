@@ -256,14 +256,26 @@ class Glow(keras.Model):
             layers += [step.actnorm, step.coupling.nn.norm1, step.coupling.nn.norm2]
         return layers
 
-    def initialize(self, x, y=None, reduce_mean=None):
+    def initialize(self, x, y=None, reduce_mean=None, force=False):
         """Data-dependent init of every ActNorm from a batch of preprocessed x [B, H, W, C].
 
         `reduce_mean(t)` averages per-channel statistics across workers (Horovod); each ActNorm
         is initialised from the statistics of its input after the earlier layers were initialised.
         Runs eagerly in plain mode. Returns the batch's log p(x) after init, shape [B].
+
+        A model whose ActNorms were already initialised (by an earlier `initialize`, or restored
+        from a checkpoint / saved model: each ActNorm's `initialized` flag is a saved variable) is
+        refused with a ValueError, since the init would overwrite trained scales and biases;
+        `force=True` re-initialises anyway.
         """
         actnorms = self.actnorm_layers()
+        done = [layer.name for layer in actnorms if bool(layer.initialized.numpy())]
+        if done and not force:
+            raise ValueError(
+                f"Glow.initialize: {len(done)} of {len(actnorms)} ActNorm layers are already "
+                f"initialised (e.g. {done[0]!r}; restored or trained weights): data-dependent init "
+                "would overwrite them. Check `model.is_initialized` first, or pass force=True to "
+                "re-initialise on purpose")
         for layer in actnorms:
             layer.begin_data_init(reduce_mean)
         mode, self.memory_mode = self.memory_mode, 'plain'

@@ -68,7 +68,7 @@ def main(argv=None):
     weights = latest['weights']
     model, config = ckpt_lib.load_model(logdir)            # the better weights (weights.json)
     flow = load_flow(logdir)
-    directions = load_directions(args.directions, flow)    # raises if made by another model
+    load_directions(args.directions, flow)                 # check only: raises if made by another model
 
     out = os.path.abspath(args.out)
     if os.path.exists(out):

@@ -69,7 +69,8 @@ def test_trainer_augments_images_and_keeps_labels(tmp_path, shared_data):
     from glow_tf.training.trainer import Trainer
 
     def trainer(dal):
-        cfg = config_from_args(build_parser().parse_args(['--problem', 'cifar10', '--image_size', '8', '--n_levels', '1',
+        cfg = config_from_args(build_parser().parse_args(['--problem', 'cifar10', '--image_size', '8',
+                           '--n_levels', '1',
                            '--depth', '1', '--width', '4', '--n_batch_train', '16',
                            '--anchor_size', '0', '--n_test', '200', '--dal', str(dal),
                            '--data_dir', str(shared_data / 'cifar10-subset'),

@@ -135,7 +135,8 @@ def test_uploaded_photo_is_aligned_like_celeba_and_encoded(client, editor):
 def test_photo_without_a_face_gets_a_centre_crop_and_a_notice(client):
     rng = np.random.default_rng(0)
     flat = np.clip(rng.normal(128, 3, (300, 500, 3)), 0, 255).astype(np.uint8)
-    resp = client.post('/api/encode', data={'image': (io.BytesIO(ed.png_file_bytes(flat)), 'wall.png')}, content_type='multipart/form-data')
+    resp = client.post('/api/encode', data={'image': (io.BytesIO(ed.png_file_bytes(flat)), 'wall.png')},
+                       content_type='multipart/form-data')
     out = resp.get_json()
     assert resp.status_code == 200
     assert out['alignment']['method'] == 'centre' and out['alignment']['face_found'] is False

@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 import glow_tf
-from glow_tf.bijector import pack_latents
 from tests.flow_testing import assert_rel_close, brute_force_log_det, perturb_weights
 
 SMALL = dict(image_shape=(8, 8, 3), n_levels=2, depth=2, width=8)
@@ -114,6 +113,27 @@ def test_data_dependent_init_normalises_the_first_actnorm():
     np.testing.assert_allclose(tf.reduce_mean(h, [0, 1, 2]).numpy(), 0.0, atol=1e-4)
     np.testing.assert_allclose(tf.math.reduce_std(h, [0, 1, 2]).numpy(), 1.0, atol=1e-3)
     assert all(float(a.initialized) == 1.0 for a in model.actnorm_layers())
+
+
+def test_initialize_refuses_a_restored_model_unless_forced(tmp_path):
+    trained = glow_tf.Glow(**SMALL)
+    trained.initialize(glow_tf.preprocess(_images(8, seed=8)))
+    from glow_tf.training import checkpoint as ckpt_lib
+    prefix = ckpt_lib.make_checkpoint(trained).write(str(tmp_path / 'ckpt'))
+    restored = glow_tf.Glow(**SMALL)
+    assert not restored.is_initialized
+    ckpt_lib.make_checkpoint(restored).read(prefix).assert_existing_objects_matched()
+    assert restored.is_initialized
+    before = [v.numpy().copy() for v in restored.weights]
+    first = restored.flow_steps[0].actnorm
+    first_bias = first.bias.numpy().copy()
+    other = glow_tf.preprocess(_images(8, seed=9)) * 3.0   # statistics unlike the first batch
+    with pytest.raises(ValueError, match='already initialised.*force=True'):
+        restored.initialize(other)
+    for v, b in zip(restored.weights, before):
+        np.testing.assert_array_equal(v.numpy(), b)       # nothing was overwritten
+    restored.initialize(other, force=True)
+    assert not np.allclose(first.bias.numpy(), first_bias)
 
 
 def test_temperature_zero_is_deterministic_and_seeds_repeat():

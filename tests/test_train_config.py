@@ -160,3 +160,12 @@ def test_adamax_matches_original_update():
         u = np.maximum(b2 * u, np.abs(g))
         w = w - alpha * m / (u + 1e-8)
     np.testing.assert_allclose(v.numpy(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_flag_numbering_of_the_original_is_kept():
+    """--flow_permutation / --flow_coupling integers mean what they meant in the original, while
+    the names are defined once, by the model's layers."""
+    from glow_tf import config, model
+    assert config.PERMUTATIONS == {0: 'reverse', 1: 'shuffle', 2: '1x1'}
+    assert config.COUPLINGS == {0: 'additive', 1: 'affine'}
+    assert config.MEMORY_MODES is model.MEMORY_MODES

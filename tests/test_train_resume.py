@@ -129,6 +129,10 @@ def test_nonfinite_steps_are_skipped_then_stop_training(tmp_path, shared_data, c
     recs = records(logdir / 'train.jsonl')
     assert recs[2]['step'] == 3 and recs[2]['bits_x'] is None and recs[2]['n_skipped'] == 1
     assert np.isfinite(recs[3]['bits_x'])
+    # the skipped step 3 did not advance the warm-up: step 4 runs at step 3's learning rate
+    assert recs[1]['lr'] < recs[2]['lr'] == recs[3]['lr'] < recs[4]['lr']
+    assert recs[2]['n_processed'] == recs[1]['n_processed'] < recs[3]['n_processed']
+    assert recs[2]['n_images'] > recs[1]['n_images']
     from glow_tf.training import load_model
     model, _ = load_model(str(logdir))
     assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)

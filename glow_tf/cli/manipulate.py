@@ -196,7 +196,7 @@ def cmd_directions(args, out):
 
 def cmd_edit(args, out):
     from glow_tf import manipulation as M
-    from glow_tf.sampling import save_image_grid, save_images
+    from glow_tf.sampling import save_image_grid
     flow = _flow(args)
     dirs = M.load_directions(args.directions, flow)
     direction, name = M.direction_for(dirs, args.attribute, where=args.directions)

@@ -223,11 +223,7 @@ def main(argv=None):
     from glow_tf.training.recovery import CheckpointWriteError
     from glow_tf.training.stop import StoppedBySignal, exit_code
     from glow_tf.training.trainer import NonFiniteLossError, Trainer
-    try:
-        from glow_tf.data import DataError
-    except ImportError:  # data package unavailable: only the data source can raise these
-        class DataError(Exception):
-            pass
+    from glow_tf.data import DataError
     try:
         return Trainer(config).run()
     except ConfigError as e:

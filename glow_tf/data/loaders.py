@@ -258,7 +258,8 @@ def _load_tfrecords(problem, root, image_size, n_train, n_test, cache) -> TFReco
     n_classes = int(meta.get('n_classes', len(class_names) or DEFAULT_N_CLASSES.get(problem, 0)))
     return TFRecordSource(
         problem=problem, image_shape=(size, size, 3),
-        n_train=_limit('n_train', n_train, counts['train'], root), n_test=_limit('n_test', n_test, counts['test'], root),
+        n_train=_limit('n_train', n_train, counts['train'], root),
+        n_test=_limit('n_test', n_test, counts['test'], root),
         n_classes=n_classes, attribute_names=names if attr_len else None, class_names=class_names,
         split_rule='train/ and validation/ shards', location=str(root), files=files, totals=counts, crop=crop,
         has_label=infos['train'].has_label and infos['test'].has_label, attr_len=attr_len)

@@ -25,10 +25,12 @@ model's list-held layers), so checkpoints do not depend on Python attribute name
 """
 import json
 import os
+from pathlib import Path
 
 import tensorflow as tf
 
 from glow_tf.config import TrainConfig
+from glow_tf.data.cache import atomic_write_bytes
 from glow_tf.distributed import tf_variables
 
 CKPT_SUBDIR = 'checkpoints'
@@ -42,11 +44,15 @@ def _key(path):
 
 
 def named_variables(variables, strip_prefix=None):
-    """{stable name: tf.Variable} for a list of Keras (or tf) variables, order-independent.
+    """{stable name: tf.Variable} for a list of Keras (or tf) variables, in list order.
 
     Names are the Keras `path`s without `strip_prefix/` (an optimiser's or model's own name,
-    which Keras uniquifies per process: 'adamax', 'adamax_1', ...); should two names collide,
-    the index is appended to keep them unique.
+    which Keras uniquifies per process: 'adamax', 'adamax_1', ...). A name depends only on its
+    variable, never on its position in the list: should two paths map to the same name, both get
+    their shape and dtype appended (`name__3x3x8_float32`); variables that agree on all three
+    cannot be told apart except by order, so they are refused with a ValueError. (Glow models and
+    their optimisers have no such collisions, so checkpoints written before this rule -- which
+    suffixed a list index instead -- hold the same names and still load.)
     """
     tf_vars = tf_variables(variables)
     names = []
@@ -55,10 +61,18 @@ def named_variables(variables, strip_prefix=None):
         if strip_prefix and path.startswith(strip_prefix + '/'):
             path = path[len(strip_prefix) + 1:]
         names.append(_key(path))
+    counts = {}
+    for n in names:
+        counts[n] = counts.get(n, 0) + 1
     out = {}
-    for i, (n, tv) in enumerate(zip(names, tf_vars)):
-        if n in out or names.count(n) > 1:
-            n = f'{n}__{i}'
+    for n, tv in zip(names, tf_vars):
+        if counts[n] > 1:
+            shape = 'x'.join(str(d) for d in tv.shape) or 'scalar'
+            n = f'{n}__{shape}_{tv.dtype.name}'
+        if n in out:
+            raise ValueError(f"two variables share the checkpoint name {n!r} (same path, shape "
+                             "and dtype): rename one of their layers so the checkpoint can tell "
+                             "them apart")
         out[n] = tv
     return out
 
@@ -259,8 +273,5 @@ def read_state(prefix):
 
 
 def write_json_atomic(path, obj):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write('\n')
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=2, sort_keys=True) + '\n'
+    atomic_write_bytes(Path(path), lambda f: f.write(text.encode()))

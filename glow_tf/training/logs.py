@@ -15,8 +15,11 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+from glow_tf.data.cache import atomic_write_bytes
 
 
 def _clean(v):
@@ -50,15 +53,7 @@ class JsonlWriter:
                     continue
                 if rec.get('step', 0) <= step:
                     kept.append(line if line.endswith('\n') else line + '\n')
-        tmp = f'{self.path}.tmp{os.getpid()}'
-        with open(tmp, 'w') as f:
-            f.writelines(kept)
-        os.replace(tmp, self.path)
-
-
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        atomic_write_bytes(Path(self.path), lambda f: f.write(''.join(kept).encode()))
 
 
 class RunLogger:

@@ -20,10 +20,12 @@ import os
 import re
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 
 from glow_tf.config import ConfigError
+from glow_tf.data.cache import atomic_write_bytes
 
 CKPT_RE = re.compile(r'^(?P<name>ckpt-(?P<step>\d+))\.(index|data-\d+-of-\d+)$')
 TEMP_RE = re.compile(r'^ckpt-\d+_temp')
@@ -146,11 +148,8 @@ def repair_state_file(directory, latest):
                     if _step_of(p) <= step and os.path.exists(p + '.index')), key=_step_of)
     lines = [f'model_checkpoint_path: "{os.path.basename(latest)}"']
     lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in older]
-    path = os.path.join(directory, STATE_FILE)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    os.replace(tmp, path)
+    text = '\n'.join(lines) + '\n'
+    atomic_write_bytes(Path(directory) / STATE_FILE, lambda f: f.write(text.encode()))
     return True
 
 
@@ -160,7 +159,9 @@ def clean_stale_temp(directory):
     if not os.path.isdir(directory):
         return removed
     for name in os.listdir(directory):
-        if TEMP_RE.match(name) or re.match(rf'^{STATE_FILE}\.tmp\d+$', name):
+        # state-file temporaries: atomic_write_bytes' `checkpoint.<random>.tmp`, and the
+        # `checkpoint.tmp<pid>` of earlier versions
+        if TEMP_RE.match(name) or re.match(rf'^{STATE_FILE}\.(tmp\d+|\w+\.tmp)$', name):
             path = os.path.join(directory, name)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)

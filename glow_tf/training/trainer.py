@@ -37,11 +37,13 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from glow_tf.config import ConfigError, TrainConfig
+from glow_tf.data.cache import atomic_write_bytes
 from glow_tf.distributed import Distributed, tf_variables
 from glow_tf.progress import progress_bar, stage
 from glow_tf.training import checkpoint as ckpt_lib
@@ -81,7 +83,7 @@ class Trainer:
     """See the module docstring. Hooks for tests: `source` (data-API object), `noise_fn`
     (callable(shape, step) -> uniform noise) and `dist` (a Distributed)."""
 
-    def __init__(self, config: TrainConfig, dist=None, source=None, noise_fn=None, log_stream=None):
+    def __init__(self, config: TrainConfig, dist=None, source=None, noise_fn=None):
         self.flags = config
         self.dist = dist or Distributed()
         self.source = source
@@ -593,9 +595,7 @@ class Trainer:
                 zs.append(flow.encode(xs[-1], y.numpy() if self.model.n_classes else None))
         paths = {'x': os.path.join(outdir, 'x.npy'), 'z': os.path.join(outdir, 'z.npy')}
         for key, arrays in (('x', xs), ('z', zs)):
-            tmp = paths[key][:-len('.npy')] + '.tmp.npy'
-            np.save(tmp, np.concatenate(arrays, 0))
-            os.replace(tmp, paths[key])
+            atomic_write_bytes(Path(paths[key]), lambda f: np.save(f, np.concatenate(arrays, 0)))
         self.log.print(f"encoded test set: {paths['x']}, {paths['z']}")
         return paths
 
@@ -674,7 +674,8 @@ class Trainer:
                             f"check the data.")
                 self.step += 1
                 self.epoch_step += 1
-                self.n_processed += self.size * cfg.n_batch_train
+                if applied:   # the warm-up clock: a skipped or rolled-back step does not move it
+                    self.n_processed += self.size * cfg.n_batch_train
                 self.n_images += self.size * cfg.local_batch_train
                 dt = time.time() - t0
                 self.train_time += dt

@@ -1,0 +1,71 @@
+"""Checkpoint variable names: stable, independent of list order, and compatible with
+checkpoints written by the earlier (index-suffix) naming."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import glow_tf
+from glow_tf.distributed import tf_variables
+from glow_tf.training import checkpoint as ckpt_lib
+
+
+def _legacy_named_variables(variables, strip_prefix=None):
+    """The naming rule checkpoints were written with before: colliding names got `__<index>`."""
+    names = []
+    for i, v in enumerate(variables):
+        path = getattr(v, 'path', None) or getattr(v, 'name', f'var{i}')
+        if strip_prefix and path.startswith(strip_prefix + '/'):
+            path = path[len(strip_prefix) + 1:]
+        names.append(ckpt_lib._key(path))
+    out = {}
+    for i, (n, tv) in enumerate(zip(names, tf_variables(variables))):
+        if n in out or names.count(n) > 1:
+            n = f'{n}__{i}'
+        out[n] = tv
+    return out
+
+
+def test_colliding_names_do_not_depend_on_list_order():
+    a = tf.Variable(tf.zeros([3]), name='layer/kernel')
+    b = tf.Variable(tf.zeros([2, 3]), name='layer/kernel')   # same path, other shape
+    c = tf.Variable(tf.zeros([4]), name='other/bias')
+    forward = ckpt_lib.named_variables([a, b, c])
+    backward = ckpt_lib.named_variables([c, b, a])
+    assert {k: id(v) for k, v in forward.items()} == {k: id(v) for k, v in backward.items()}
+    assert set(forward) == {'layer.kernel_0__3_float32', 'layer.kernel_0__2x3_float32',
+                            'other.bias_0'}
+    assert list(forward.values()) == [a, b, c]   # list order kept (the EMA group zips on it)
+
+
+def test_indistinguishable_variables_are_refused():
+    a = tf.Variable(tf.zeros([3]), name='w')
+    b = tf.Variable(tf.ones([3]), name='w')
+    with pytest.raises(ValueError, match="share the checkpoint name 'w_0__3_float32'"):
+        ckpt_lib.named_variables([a, b])
+
+
+def test_checkpoint_written_with_the_earlier_naming_still_loads(tmp_path):
+    kw = dict(image_shape=(8, 8, 3), n_levels=2, depth=1, width=8, n_classes=3, learntop=True)
+    old = glow_tf.Glow(**kw)
+    old.initialize(tf.random.stateless_uniform([4, 8, 8, 3], seed=[1, 2]) - 0.5,
+                   tf.constant([0, 1, 2, 0]))
+    opt = keras.optimizers.Adamax(1e-3)
+    opt.build(old.trainable_variables)
+    opt.iterations.assign(7)
+    groups = {'model': _legacy_named_variables(old.variables, old.name),
+              'optimizer': _legacy_named_variables(opt.variables, opt.name)}
+    # A Glow and its optimiser have no colliding names, so both rules agree on every name.
+    assert groups['model'].keys() == ckpt_lib.named_variables(old.variables, old.name).keys()
+    assert groups['optimizer'].keys() == ckpt_lib.named_variables(opt.variables, opt.name).keys()
+    prefix = tf.train.Checkpoint(**{k: ckpt_lib.variable_group(v) for k, v in groups.items()}
+                                 ).write(str(tmp_path / 'old'))
+
+    new = glow_tf.Glow(**kw)
+    new_opt = keras.optimizers.Adamax(1e-3)
+    new_opt.build(new.trainable_variables)
+    status = ckpt_lib.make_checkpoint(new, optimizer=new_opt).read(prefix)
+    status.assert_existing_objects_matched()
+    for v_old, v_new in zip(old.variables, new.variables):
+        np.testing.assert_array_equal(v_old.numpy(), v_new.numpy())
+    assert int(new_opt.iterations.numpy()) == 7 and new.is_initialized
