@@ -42,6 +42,8 @@ def main(argv=None):
     cases = QUICK_CASES if args.quick else FULL_CASES
     rows = []
     for name in args.cases.split(','):
+        if name not in cases:
+            p.error(f"--cases: unknown case {name!r}; choose from {','.join(cases)}")
         case = cases[name]
         res = compare({'edge_bias': GlowTFRunner(case, edge_bias=True),
                        'no_edge_bias': GlowTFRunner(case, edge_bias=False)}, args.iters)
