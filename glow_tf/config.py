@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from glow_tf.coupling import Coupling
+from glow_tf.fileio import atomic_write_bytes
 from glow_tf.flow_step import PERMUTATIONS as PERMUTATION_NAMES
 from glow_tf.model import MEMORY_MODES
 
@@ -175,12 +176,7 @@ class TrainConfig:
 
     def save(self, path):
         """Atomic write: a crash never leaves a truncated config.json."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, 'w') as f:
-            f.write(self.to_json() + '\n')
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(path, lambda f: f.write((self.to_json() + '\n').encode()))
 
     @classmethod
     def load(cls, path):

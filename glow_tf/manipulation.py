@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from glow_tf.fileio import atomic_write_bytes
 from glow_tf.sampling import InputError
 
 LATENTS_FORMAT = 'glow_tf.latents/1'
@@ -112,12 +113,7 @@ def save_latents(path, flow, latents, files=None, y=None):
 
 
 def _save_npz(path, arrays):
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f'.{os.path.basename(path)}.tmp{os.getpid()}.npz')
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write_bytes(os.fspath(path), lambda f: np.savez(f, **arrays))
 
 
 def _load_npz(path, what):

@@ -32,6 +32,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from glow_tf.fileio import atomic_write_bytes
+
 LATENT_BLOCK = 16
 EXPORT_META = 'glow_export.json'
 
@@ -74,11 +76,7 @@ def save_png(path, image):
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f'.{os.path.basename(path)}.tmp{os.getpid()}.png')
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, lambda f: Image.fromarray(image).save(f, format='PNG'))
     return path
 
 

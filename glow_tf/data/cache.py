@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_write_bytes  # noqa: F401  (re-exported: the cache writes through it)
 from .errors import DataError
 from .images import decode_images
 
@@ -36,23 +36,6 @@ def _key(paths: list[str], image_size: int) -> str:
         except OSError:
             h.update(f'\0{os.path.abspath(p)}\0missing'.encode())
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file next to ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; make entries readable like normal files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def cached_decode(paths: list[str], image_size: int, skip_bad: bool,

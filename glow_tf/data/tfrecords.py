@@ -203,7 +203,7 @@ def scan_shards(files: list[Path], cache_dir: Path | None = None) -> tuple[list[
     if info is None:
         raise DataError(f'{files[0].parent}: all {len(files)} shards are empty (0 records)')
     if key_file is not None:
-        from .cache import atomic_write_bytes
+        from ..fileio import atomic_write_bytes
         payload = json.dumps({'counts': counts, 'shape': list(info.shape), 'has_label': info.has_label,
                               'attr_len': info.attr_len}).encode()
         try:

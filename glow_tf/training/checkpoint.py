@@ -30,7 +30,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from glow_tf.config import TrainConfig
-from glow_tf.data.cache import atomic_write_bytes
+from glow_tf.fileio import atomic_write_bytes
 from glow_tf.distributed import tf_variables
 
 CKPT_SUBDIR = 'checkpoints'

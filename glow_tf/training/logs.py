@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glow_tf.data.cache import atomic_write_bytes
+from glow_tf.fileio import atomic_write_bytes
 
 
 def _clean(v):

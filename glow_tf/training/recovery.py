@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from glow_tf.config import ConfigError
-from glow_tf.data.cache import atomic_write_bytes
+from glow_tf.fileio import atomic_write_bytes
 
 CKPT_RE = re.compile(r'^(?P<name>ckpt-(?P<step>\d+))\.(index|data-\d+-of-\d+)$')
 TEMP_RE = re.compile(r'^ckpt-\d+_temp')

@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.config import ConfigError, TrainConfig
-from glow_tf.data.cache import atomic_write_bytes
+from glow_tf.fileio import atomic_write_bytes
 from glow_tf.distributed import Distributed, tf_variables
 from glow_tf.progress import progress_bar, stage
 from glow_tf.training import checkpoint as ckpt_lib
