@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Sample from a trained Glow / export it: `python sample.py --help` (see docs/manipulation.md)."""
+
 import os
 import sys
 

@@ -3,6 +3,7 @@
 Horovod is not listed here: it must be compiled against the installed TensorFlow without build
 isolation, which pip cannot express. `bash scripts/install.sh` does the whole install in order.
 """
+
 from setuptools import find_packages, setup
 
 setup(
@@ -20,9 +21,9 @@ setup(
         'pillow>=10',
         'tqdm>=4.66',
         'tensorboard>=2.18,<2.19',
-        'flask==3.1.3',                       # the face editor's server (demo.py)
+        'flask==3.1.3',  # the face editor's server (demo.py)
         'opencv-python-headless==4.10.0.84',  # face alignment; its Haar cascades ship in the wheel
-        'PyYAML==6.0.3',        # train.py --config FILE.yaml
+        'PyYAML==6.0.3',  # train.py --config FILE.yaml
     ],
     extras_require={
         'cpu': ['tensorflow-cpu==2.18.1'],
@@ -30,11 +31,13 @@ setup(
         'test': ['pytest>=8', 'scipy>=1.11', 'selenium==4.51.0', 'ruff==0.17.5'],
         'bench': ['matplotlib==3.10.9'],
     },
-    entry_points={'console_scripts': [
-        'glow-train=glow_tf.cli.train:main',
-        'glow-sample=glow_tf.cli.sample:main',
-        'glow-manipulate=glow_tf.cli.manipulate:main',
-        'glow-demo=glow_tf.cli.demo:main',
-    ]},
+    entry_points={
+        'console_scripts': [
+            'glow-train=glow_tf.cli.train:main',
+            'glow-sample=glow_tf.cli.sample:main',
+            'glow-manipulate=glow_tf.cli.manipulate:main',
+            'glow-demo=glow_tf.cli.demo:main',
+        ]
+    },
     package_data={'glow_tf.editor': ['static/*']},
 )

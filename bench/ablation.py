@@ -5,15 +5,16 @@
 Variants of the same glow_tf model (same weights), traced and timed interleaved in one process:
 
   reference  conv -> ActNorm -> ReLU with tf.nn.conv2d everywhere (the implementation before
-             glow_tf/conv.py and ActNorm folding; also how tfp.bijectors.Glow's networks run)
+             glow_tf/nets/conv.py and ActNorm folding; also how tfp.bijectors.Glow's networks run)
   folded     ActNorm folded into the convolutions: conv(x, K·s) + b·s -> ReLU, tf.nn.conv2d
-  current    folded, and the convolutions in glow_tf.conv's forms (GEMM for 1x1, product-then-
+  current    folded, and the convolutions in glow_tf.nets.conv's forms (GEMM for 1x1, product-then-
              shift-add for the width -> C output layer): what glow_tf runs
 
 Prints one JSON line per case, then a table of training-step and sampling time per variant, the
 speedup over `reference` (median of per-round ratios), peak step memory, and the relative L2
 difference of the gradients against `reference` (the variants compute the same function).
 """
+
 import argparse
 import contextlib
 import os
@@ -21,7 +22,7 @@ import sys
 import types
 from pathlib import Path
 
-os.environ['TF_CPU_ALLOCATOR_USE_BFC'] = 'true'   # CPU allocator statistics; before importing TF
+os.environ['TF_CPU_ALLOCATOR_USE_BFC'] = 'true'  # CPU allocator statistics; before importing TF
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,14 +34,15 @@ VARIANTS = ('reference', 'folded', 'current')
 @contextlib.contextmanager
 def conv_forms(variant):
     """While tracing: force tf.nn.conv2d for every conv unless the variant is 'current'."""
-    import glow_tf.conv
-    original = glow_tf.conv.conv_form
+    import glow_tf.nets.conv
+
+    original = glow_tf.nets.conv.conv_form
     if variant != 'current':
-        glow_tf.conv.conv_form = lambda kernel_shape: 'conv2d'
+        glow_tf.nets.conv.conv_form = lambda kernel_shape: 'conv2d'
     try:
         yield
     finally:
-        glow_tf.conv.conv_form = original
+        glow_tf.nets.conv.conv_form = original
 
 
 def _use_variant(model, variant):
@@ -61,7 +63,7 @@ def make_variant(case, variant, weights_from=None):
     if weights_from is not None:
         _copy_weights(weights_from, runner)
     _use_variant(runner.model, variant)
-    with conv_forms(variant):                  # the first calls trace the step and the sampler
+    with conv_forms(variant):  # the first calls trace the step and the sampler
         runner.train()
         runner.sample()
     return runner
@@ -69,12 +71,13 @@ def make_variant(case, variant, weights_from=None):
 
 def gradient_difference(case, variant):
     """Relative L2 difference of the loss gradients of `variant` against 'reference'."""
-    import tensorflow as tf
     import numpy as np
+    import tensorflow as tf
+
     grads, first = {}, None
     for v in ('reference', variant):
         runner = GlowTFRunner(case, seed=0)
-        if first is None:       # move every weight off its init (zero convs included)
+        if first is None:  # move every weight off its init (zero convs included)
             rng = np.random.default_rng(0)
             for w in runner.model.trainable_variables:
                 w.assign(w + 0.02 * rng.standard_normal(w.shape).astype(np.float32))
@@ -86,13 +89,16 @@ def gradient_difference(case, variant):
         with conv_forms(v), tf.GradientTape() as tape:
             loss = tf.reduce_mean(model.objective(runner.x, noise=False)[0])
         grads[v] = tape.gradient(loss, model.trainable_variables)
-    num = sum(float(tf.reduce_sum(tf.square(a - b))) for a, b in zip(grads[variant], grads['reference']))
+    num = sum(
+        float(tf.reduce_sum(tf.square(a - b))) for a, b in zip(grads[variant], grads['reference'])
+    )
     den = sum(float(tf.reduce_sum(tf.square(a))) for a in grads['reference'])
     return (num / den) ** 0.5
 
 
 def run(case, iters, quick_case):
     from bench.bench_glow import step_memory_mb
+
     runners = {'reference': make_variant(case, 'reference')}
     for v in VARIANTS[1:]:
         runners[v] = make_variant(case, v, weights_from=runners['reference'])
@@ -107,7 +113,9 @@ def run(case, iters, quick_case):
             'sample_speedup': median([a / b for a, b in zip(sample['reference'], sample[v])]),
             'peak_step_mb': step_memory_mb(r),
             # equality is a property of the code: checked on the small configuration
-            'grad_rel_l2_vs_reference': gradient_difference(quick_case, v) if v != 'reference' else 0.0,
+            'grad_rel_l2_vs_reference': gradient_difference(quick_case, v)
+            if v != 'reference'
+            else 0.0,
         }
     return out
 
@@ -126,14 +134,18 @@ def main(argv=None):
         r = run(cases[name], args.iters, QUICK_CASES[name])
         print('JSON ' + dumps(r), flush=True)
         rows.append(r)
-    print('| case | variant | train step s | train speedup | sample s/batch | sample speedup '
-          '| peak step MB | grad rel L2 vs reference |')
+    print(
+        '| case | variant | train step s | train speedup | sample s/batch | sample speedup '
+        '| peak step MB | grad rel L2 vs reference |'
+    )
     print('|---|---|---|---|---|---|---|---|')
     for r in rows:
         for v, d in r['variants'].items():
-            print(f"| {r['case']} | {v} | {d['train_step_s']:.3f} | {d['train_speedup']:.2f}x | "
-                  f"{d['sample_s']:.3f} | {d['sample_speedup']:.2f}x | {d['peak_step_mb']:.0f} | "
-                  f"{d['grad_rel_l2_vs_reference']:.1e} |")
+            print(
+                f"| {r['case']} | {v} | {d['train_step_s']:.3f} | {d['train_speedup']:.2f}x | "
+                f"{d['sample_s']:.3f} | {d['sample_speedup']:.2f}x | {d['peak_step_mb']:.0f} | "
+                f"{d['grad_rel_l2_vs_reference']:.1e} |"
+            )
 
 
 if __name__ == '__main__':

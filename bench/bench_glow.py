@@ -23,6 +23,7 @@ imported): peak bytes allocated during one training step minus the bytes held be
 temporaries. Measured per step, so models of several modes can share the process;
 `--memory subprocess` cross-checks with one process per configuration (bench/memory_probe.py).
 """
+
 import argparse
 import gc
 import json
@@ -32,13 +33,25 @@ import sys
 import time
 from pathlib import Path
 
-os.environ['TF_CPU_ALLOCATOR_USE_BFC'] = 'true'   # CPU allocator statistics; before importing TF
+os.environ['TF_CPU_ALLOCATOR_USE_BFC'] = 'true'  # CPU allocator statistics; before importing TF
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (FULL_CASES, QUICK_CASES, REPO, SWEEP_MODES, Case,  # noqa: E402
-                          ConvReference, conv_throughput, dumps, forward_flops_per_image,
-                          interleaved, make_runner, median, train_flops_per_image)
+from bench.common import (
+    FULL_CASES,
+    QUICK_CASES,
+    REPO,
+    SWEEP_MODES,
+    Case,  # noqa: E402
+    ConvReference,
+    conv_throughput,
+    dumps,
+    forward_flops_per_image,
+    interleaved,
+    make_runner,
+    median,
+    train_flops_per_image,
+)
 
 COMPARISON_CASES = ('a_additive', 'a_affine', 'b_cifar', 'c_64')
 ALL_CASES = COMPARISON_CASES + ('mem_sweep',)
@@ -47,17 +60,24 @@ ALL_CASES = COMPARISON_CASES + ('mem_sweep',)
 def step_memory_mb(runner):
     """Peak tensor memory (MiB) of one training step of `runner` above what it held before."""
     import tensorflow as tf
+
     tf.config.experimental.reset_memory_stats('CPU:0')
     before = tf.config.experimental.get_memory_info('CPU:0')['current']
     runner.train()
-    return (tf.config.experimental.get_memory_info('CPU:0')['peak'] - before) / 2 ** 20
+    return (tf.config.experimental.get_memory_info('CPU:0')['peak'] - before) / 2**20
 
 
 def subprocess_memory_mb(impl, case, mode='plain', timeout=1800):
-    spec = json.dumps({'impl': impl, 'memory_mode': mode, 'warmup': 1, 'steps': 1,
-                       'case': case.as_dict()})
-    proc = subprocess.run([sys.executable, str(REPO / 'bench' / 'memory_probe.py'), '--spec', spec],
-                          capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
+    spec = json.dumps(
+        {'impl': impl, 'memory_mode': mode, 'warmup': 1, 'steps': 1, 'case': case.as_dict()}
+    )
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'bench' / 'memory_probe.py'), '--spec', spec],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(REPO),
+    )
     for line in proc.stdout.splitlines():
         if line.startswith('PROBE '):
             return json.loads(line[6:])['tensor_peak_mb']
@@ -76,15 +96,17 @@ def run_comparison(case, args):
     if not args.no_tfp:
         runners['tfp'] = make_runner('tfp', case)
     out = {'case': case.name, 'config': case.as_dict(), 'iters': args.iters}
-    first = {k: timed_first_call(r.train) for k, r in runners.items()}   # trace + first run
+    first = {k: timed_first_call(r.train) for k, r in runners.items()}  # trace + first run
     h, w, _ = case.image
     conv = ConvReference(case.batch, h // 2, w // 2, case.width)
-    train = interleaved({**{k: r.train for k, r in runners.items()}, **conv.fns()}, args.iters,
-                        warmup=0)
+    train = interleaved(
+        {**{k: r.train for k, r in runners.items()}, **conv.fns()}, args.iters, warmup=0
+    )
     for r in runners.values():
-        r.sample()                                                     # trace the samplers
-    sample = interleaved({**{k: r.sample for k, r in runners.items()}, **conv.fns()}, args.iters,
-                         warmup=0)
+        r.sample()  # trace the samplers
+    sample = interleaved(
+        {**{k: r.sample for k, r in runners.items()}, **conv.fns()}, args.iters, warmup=0
+    )
     if args.memory == 'inprocess':
         mem = {k: step_memory_mb(r) for k, r in runners.items()}
     elif args.memory == 'subprocess':
@@ -96,29 +118,43 @@ def run_comparison(case, args):
     conv_rounds = [max(conv.gflops(k, train[k][i]) for k in conv.shapes) for i in range(args.iters)]
     out['conv_gflops'] = {k: median([conv.gflops(k, t) for t in train[k]]) for k in conv.shapes}
     out['conv_peak_gflops'] = median(conv_rounds)
-    conv_rounds_sampling = [max(conv.gflops(k, sample[k][i]) for k in conv.shapes)
-                            for i in range(args.iters)]
-    sample_flops = forward_flops_per_image(runners['glow_tf'].model)   # sampling = one decode
+    conv_rounds_sampling = [
+        max(conv.gflops(k, sample[k][i]) for k in conv.shapes) for i in range(args.iters)
+    ]
+    sample_flops = forward_flops_per_image(runners['glow_tf'].model)  # sampling = one decode
     for k, r in runners.items():
         step_s, sample_s = median(train[k]), median(sample[k])
-        out[k] = {'train_img_s': case.batch / step_s, 'train_step_s': step_s,
-                  'train_step_s_all': train[k], 'first_step_s': first[k],
-                  'sample_img_s': case.batch / sample_s, 'sample_s_per_batch': sample_s,
-                  'peak_step_mb': mem[k], 'n_params': r.n_params(),
-                  'achieved_gflops': flops * case.batch / step_s / 1e9}
+        out[k] = {
+            'train_img_s': case.batch / step_s,
+            'train_step_s': step_s,
+            'train_step_s_all': train[k],
+            'first_step_s': first[k],
+            'sample_img_s': case.batch / sample_s,
+            'sample_s_per_batch': sample_s,
+            'peak_step_mb': mem[k],
+            'n_params': r.n_params(),
+            'achieved_gflops': flops * case.batch / step_s / 1e9,
+        }
         out[k]['fraction_of_conv_peak'] = median(
-            [flops * case.batch / t / 1e9 / c for t, c in zip(train[k], conv_rounds)])
+            [flops * case.batch / t / 1e9 / c for t, c in zip(train[k], conv_rounds)]
+        )
         out[k]['sample_gflops'] = sample_flops * case.batch / sample_s / 1e9
         out[k]['sample_fraction_of_conv_peak'] = median(
-            [sample_flops * case.batch / t / 1e9 / c for t, c in zip(sample[k], conv_rounds_sampling)])
+            [
+                sample_flops * case.batch / t / 1e9 / c
+                for t, c in zip(sample[k], conv_rounds_sampling)
+            ]
+        )
     out['train_gflop_per_image'] = flops / 1e9
     if 'tfp' in runners:
         # per-round paired ratios (same round, adjacent in time), then the median
         pairs = [t / g for g, t in zip(train['glow_tf'], train['tfp'])]
         spairs = [t / g for g, t in zip(sample['glow_tf'], sample['tfp'])]
         out['ratio_glow_tf_over_tfp'] = {
-            'train_throughput': median(pairs), 'sample_throughput': median(spairs),
-            'peak_memory': mem['glow_tf'] / mem['tfp'] if mem['tfp'] else float('nan')}
+            'train_throughput': median(pairs),
+            'sample_throughput': median(spairs),
+            'peak_memory': mem['glow_tf'] / mem['tfp'] if mem['tfp'] else float('nan'),
+        }
     del runners
     gc.collect()
     return out
@@ -133,7 +169,9 @@ def run_sweep(args, quick):
     rows = []
     for depth in args.sweep_depths:
         case = Case(f'mem_d{depth}', depth=depth, coupling='affine', **base)
-        print(f'# mem_sweep depth {depth}: building {args.sweep_modes}', file=sys.stderr, flush=True)
+        print(
+            f'# mem_sweep depth {depth}: building {args.sweep_modes}', file=sys.stderr, flush=True
+        )
         runners = {m: make_runner('glow_tf', case, memory_mode=m) for m in args.sweep_modes}
         first = {m: timed_first_call(r.train) for m, r in runners.items()}
         times = interleaved({m: r.train for m, r in runners.items()}, args.sweep_iters, warmup=0)
@@ -144,19 +182,34 @@ def run_sweep(args, quick):
         ref = 'plain' if 'plain' in times else next(iter(times))
         for m in runners:
             paired = [t / p for t, p in zip(times[m], times[ref])]
-            rows.append({'case': 'mem_sweep', 'config': case.as_dict(), 'memory_mode': m,
-                         'depth': depth, 'peak_step_mb': mem[m], 'param_mb': runners[m].n_params() * 4 / 2 ** 20,
-                         'train_step_s': median(times[m]), 'train_step_s_all': times[m],
-                         'first_step_s': first[m], f'time_over_{ref}': median(paired)})
+            rows.append(
+                {
+                    'case': 'mem_sweep',
+                    'config': case.as_dict(),
+                    'memory_mode': m,
+                    'depth': depth,
+                    'peak_step_mb': mem[m],
+                    'param_mb': runners[m].n_params() * 4 / 2**20,
+                    'train_step_s': median(times[m]),
+                    'train_step_s_all': times[m],
+                    'first_step_s': first[m],
+                    f'time_over_{ref}': median(paired),
+                }
+            )
         del runners
         gc.collect()
     by = {(r['memory_mode'], r['depth']): r for r in rows}
     d_lo, d_hi = min(args.sweep_depths), max(args.sweep_depths)
     for r in rows:
         lo = by.get((r['memory_mode'], d_lo))
-        r[f'memory_over_depth{d_lo}'] = r['peak_step_mb'] / lo['peak_step_mb'] if lo else float('nan')
-    summary = {m: by[(m, d_hi)]['peak_step_mb'] / by[(m, d_lo)]['peak_step_mb']
-               for m in args.sweep_modes if (m, d_hi) in by and (m, d_lo) in by}
+        r[f'memory_over_depth{d_lo}'] = (
+            r['peak_step_mb'] / lo['peak_step_mb'] if lo else float('nan')
+        )
+    summary = {
+        m: by[(m, d_hi)]['peak_step_mb'] / by[(m, d_lo)]['peak_step_mb']
+        for m in args.sweep_modes
+        if (m, d_hi) in by and (m, d_lo) in by
+    }
     return rows, summary
 
 
@@ -169,14 +222,29 @@ def fmt(x, spec='.2f'):
 
 def print_tables(results, sweep_rows, conv, conv_end):
     print()
-    print(f"fp32 conv throughput, standalone [16,16,16,512]x512 (GFLOP/s): start 1x1 "
-          f"{conv['conv1x1']:.0f} / 3x3 {conv['conv3x3']:.0f}, end 1x1 {conv_end['conv1x1']:.0f} / "
-          f"3x3 {conv_end['conv3x3']:.0f}. '% conv' below is against the conv reference timed "
-          f"interleaved with each case's steps (column 'conv GFLOP/s').")
+    print(
+        f"fp32 conv throughput, standalone [16,16,16,512]x512 (GFLOP/s): start 1x1 "
+        f"{conv['conv1x1']:.0f} / 3x3 {conv['conv3x3']:.0f}, end 1x1 {conv_end['conv1x1']:.0f} / "
+        f"3x3 {conv_end['conv3x3']:.0f}. '% conv' below is against the conv reference timed "
+        f"interleaved with each case's steps (column 'conv GFLOP/s')."
+    )
     if results:
-        head = ('case', 'impl', 'train img/s', 'step s', 'sample img/s', 's/batch', 'peak MB',
-                'GFLOP/img', 'GFLOP/s', 'conv GFLOP/s', '% conv', 'sample GFLOP/s',
-                'sample % conv', 'first step s')
+        head = (
+            'case',
+            'impl',
+            'train img/s',
+            'step s',
+            'sample img/s',
+            's/batch',
+            'peak MB',
+            'GFLOP/img',
+            'GFLOP/s',
+            'conv GFLOP/s',
+            '% conv',
+            'sample GFLOP/s',
+            'sample % conv',
+            'first step s',
+        )
         print('| ' + ' | '.join(head) + ' |')
         print('|' + '---|' * len(head))
         for r in results:
@@ -185,47 +253,79 @@ def print_tables(results, sweep_rows, conv, conv_end):
                     continue
                 d = r[impl]
                 pct = fmt(100 * d['fraction_of_conv_peak'], '.0f')
-                print(f"| {r['case']} | {impl} | {fmt(d['train_img_s'])} | {fmt(d['train_step_s'], '.3f')} | "
-                      f"{fmt(d['sample_img_s'])} | {fmt(d['sample_s_per_batch'], '.3f')} | "
-                      f"{fmt(d['peak_step_mb'], '.1f')} | {fmt(r['train_gflop_per_image'], '.2f')} | "
-                      f"{fmt(d['achieved_gflops'], '.1f')} | {fmt(r['conv_peak_gflops'], '.0f')} | "
-                      f"{pct} | {fmt(d.get('sample_gflops'), '.1f')} | "
-                      f"{fmt(100 * d.get('sample_fraction_of_conv_peak', float('nan')), '.0f')} | "
-                      f"{fmt(d['first_step_s'], '.1f')} |")
+                print(
+                    f"| {r['case']} | {impl} | {fmt(d['train_img_s'])} | {fmt(d['train_step_s'], '.3f')} | "
+                    f"{fmt(d['sample_img_s'])} | {fmt(d['sample_s_per_batch'], '.3f')} | "
+                    f"{fmt(d['peak_step_mb'], '.1f')} | {fmt(r['train_gflop_per_image'], '.2f')} | "
+                    f"{fmt(d['achieved_gflops'], '.1f')} | {fmt(r['conv_peak_gflops'], '.0f')} | "
+                    f"{pct} | {fmt(d.get('sample_gflops'), '.1f')} | "
+                    f"{fmt(100 * d.get('sample_fraction_of_conv_peak', float('nan')), '.0f')} | "
+                    f"{fmt(d['first_step_s'], '.1f')} |"
+                )
             if 'ratio_glow_tf_over_tfp' in r:
                 q = r['ratio_glow_tf_over_tfp']
-                print(f"| {r['case']} | **glow_tf / TFP** | **{fmt(q['train_throughput'])}x** | | "
-                      f"**{fmt(q['sample_throughput'])}x** | | {fmt(q['peak_memory'])}x | | | | | | | |")
+                print(
+                    f"| {r['case']} | **glow_tf / TFP** | **{fmt(q['train_throughput'])}x** | | "
+                    f"**{fmt(q['sample_throughput'])}x** | | {fmt(q['peak_memory'])}x | | | | | | | |"
+                )
     if sweep_rows:
         print()
         ref = [k for k in sweep_rows[0] if k.startswith('time_over_')][0]
         lo = [k for k in sweep_rows[0] if k.startswith('memory_over_depth')][0]
-        head = ('mode', 'depth', 'peak step MB', lo.replace('_', ' '), 'step s', ref.replace('_', ' '),
-                'param MB')
+        head = (
+            'mode',
+            'depth',
+            'peak step MB',
+            lo.replace('_', ' '),
+            'step s',
+            ref.replace('_', ' '),
+            'param MB',
+        )
         print('| ' + ' | '.join(head) + ' |')
         print('|' + '---|' * len(head))
-        for r in sorted(sweep_rows, key=lambda r: (SWEEP_MODES.index(r['memory_mode']), r['depth'])):
-            print(f"| {r['memory_mode']} | {r['depth']} | {fmt(r['peak_step_mb'], '.1f')} | "
-                  f"{fmt(r[lo])} | {fmt(r['train_step_s'], '.3f')} | {fmt(r[ref])} | "
-                  f"{fmt(r['param_mb'], '.1f')} |")
+        for r in sorted(
+            sweep_rows, key=lambda r: (SWEEP_MODES.index(r['memory_mode']), r['depth'])
+        ):
+            print(
+                f"| {r['memory_mode']} | {r['depth']} | {fmt(r['peak_step_mb'], '.1f')} | "
+                f"{fmt(r[lo])} | {fmt(r['train_step_s'], '.3f')} | {fmt(r[ref])} | "
+                f"{fmt(r['param_mb'], '.1f')} |"
+            )
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument('--quick', action='store_true', help='tiny sizes (CI / development)')
-    p.add_argument('--cases', default=','.join(ALL_CASES),
-                   help=f'comma-separated subset of {",".join(ALL_CASES)}')
-    p.add_argument('--iters', type=int, default=None,
-                   help='timed iterations per implementation (default 5; 2 with --quick)')
+    p.add_argument(
+        '--cases',
+        default=','.join(ALL_CASES),
+        help=f'comma-separated subset of {",".join(ALL_CASES)}',
+    )
+    p.add_argument(
+        '--iters',
+        type=int,
+        default=None,
+        help='timed iterations per implementation (default 5; 2 with --quick)',
+    )
     p.add_argument('--no-tfp', action='store_true', help='skip the TFP baseline')
-    p.add_argument('--memory', choices=('inprocess', 'subprocess', 'off'), default='inprocess',
-                   help='peak-memory measurement (default: per-step allocator stats in-process)')
+    p.add_argument(
+        '--memory',
+        choices=('inprocess', 'subprocess', 'off'),
+        default='inprocess',
+        help='peak-memory measurement (default: per-step allocator stats in-process)',
+    )
     p.add_argument('--sweep-depths', default=None, help='memory sweep depths (default 8,16,32)')
-    p.add_argument('--sweep-modes', default=','.join(SWEEP_MODES),
-                   help=f'subset of {",".join(SWEEP_MODES)}')
-    p.add_argument('--sweep-width', type=int, default=128,
-                   help='coupling width of the memory sweep (default 128 to fit the time budget)')
+    p.add_argument(
+        '--sweep-modes', default=','.join(SWEEP_MODES), help=f'subset of {",".join(SWEEP_MODES)}'
+    )
+    p.add_argument(
+        '--sweep-width',
+        type=int,
+        default=128,
+        help='coupling width of the memory sweep (default 128 to fit the time budget)',
+    )
     p.add_argument('--sweep-batch', type=int, default=16)
     p.add_argument('--sweep-iters', type=int, default=None, help='timed steps per mode (default 3)')
     p.add_argument('--json-out', default=None, help='also append the JSON lines to this file')
@@ -249,9 +349,13 @@ def main(argv=None):
     args = parse_args(argv)
     t_start = time.perf_counter()
     import tensorflow as tf
+
     cases = QUICK_CASES if args.quick else FULL_CASES
-    print(f"# bench_glow: tf {tf.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, "
-          f"cases={args.cases}, iters={args.iters}, memory={args.memory}", flush=True)
+    print(
+        f"# bench_glow: tf {tf.__version__}, {os.cpu_count()} CPUs, quick={args.quick}, "
+        f"cases={args.cases}, iters={args.iters}, memory={args.memory}",
+        flush=True,
+    )
     conv_before = conv_throughput(quick=args.quick)
     emit = []
 
@@ -274,13 +378,22 @@ def main(argv=None):
         for row in sweep_rows:
             record(row)
     conv_after = conv_throughput(quick=args.quick)
-    record({'case': 'machine', 'conv_gflops_start': conv_before, 'conv_gflops_end': conv_after,
-            'memory_sweep_depth_ratio': summary, 'elapsed_s': time.perf_counter() - t_start})
+    record(
+        {
+            'case': 'machine',
+            'conv_gflops_start': conv_before,
+            'conv_gflops_end': conv_after,
+            'memory_sweep_depth_ratio': summary,
+            'elapsed_s': time.perf_counter() - t_start,
+        }
+    )
     print_tables(results, sweep_rows, conv_before, conv_after)
     if summary:
         d_lo, d_hi = min(args.sweep_depths), max(args.sweep_depths)
-        print('\npeak step memory, depth %d / depth %d: ' % (d_hi, d_lo)
-              + ', '.join(f'{m} {v:.2f}' for m, v in summary.items()))
+        print(
+            '\npeak step memory, depth %d / depth %d: ' % (d_hi, d_lo)
+            + ', '.join(f'{m} {v:.2f}' for m, v in summary.items())
+        )
     print(f'\nelapsed {time.perf_counter() - t_start:.0f} s')
     if args.json_out:
         with open(args.json_out, 'a') as f:

@@ -5,6 +5,7 @@ peak-RSS measurement and the fp32 conv-throughput microbenchmark.
 Importing this module does not import TensorFlow; the builders import it lazily so that the
 harness can set the log level first and the memory probe subprocesses stay self-contained.
 """
+
 import dataclasses
 import json
 import math
@@ -23,13 +24,13 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 @dataclasses.dataclass
 class Case:
     name: str
-    image: tuple          # (H, W, C)
+    image: tuple  # (H, W, C)
     levels: int
     depth: int
     width: int
     batch: int
     coupling: str = 'affine'
-    lu: bool = True       # TFP's 1x1 conv is LU-parameterised (ScaleMatvecLU): match it
+    lu: bool = True  # TFP's 1x1 conv is LU-parameterised (ScaleMatvecLU): match it
     description: str = ''
 
     def as_dict(self):
@@ -45,14 +46,46 @@ class Case:
 
 
 FULL_CASES = {
-    'a_additive': Case('a_additive', (32, 32, 3), 3, 8, 512, 16, 'additive',
-                       description='32x32x3, L=3, K=8, width 512, batch 16, additive'),
-    'a_affine': Case('a_affine', (32, 32, 3), 3, 8, 512, 16, 'affine',
-                     description='32x32x3, L=3, K=8, width 512, batch 16, affine'),
-    'b_cifar': Case('b_cifar', (32, 32, 3), 3, 32, 512, 16, 'affine',
-                    description='CIFAR-10 paper config: 32x32x3, L=3, K=32, width 512, batch 16, affine'),
-    'c_64': Case('c_64', (64, 64, 3), 4, 16, 512, 8, 'affine',
-                 description='64x64x3, L=4, K=16, width 512, batch 8, affine'),
+    'a_additive': Case(
+        'a_additive',
+        (32, 32, 3),
+        3,
+        8,
+        512,
+        16,
+        'additive',
+        description='32x32x3, L=3, K=8, width 512, batch 16, additive',
+    ),
+    'a_affine': Case(
+        'a_affine',
+        (32, 32, 3),
+        3,
+        8,
+        512,
+        16,
+        'affine',
+        description='32x32x3, L=3, K=8, width 512, batch 16, affine',
+    ),
+    'b_cifar': Case(
+        'b_cifar',
+        (32, 32, 3),
+        3,
+        32,
+        512,
+        16,
+        'affine',
+        description='CIFAR-10 paper config: 32x32x3, L=3, K=32, width 512, batch 16, affine',
+    ),
+    'c_64': Case(
+        'c_64',
+        (64, 64, 3),
+        4,
+        16,
+        512,
+        8,
+        'affine',
+        description='64x64x3, L=4, K=16, width 512, batch 8, affine',
+    ),
 }
 
 QUICK_CASES = {
@@ -83,6 +116,7 @@ def peak_rss_mb():
         return _status_kb('VmHWM') / 1024.0
     except (OSError, KeyError):
         import resource
+
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -99,6 +133,7 @@ class Adam:
 
     def __init__(self, variables, lr=1e-4, beta1=0.9, beta2=0.999, eps=1e-8):
         import tensorflow as tf
+
         self.vars = list(variables)
         self.lr, self.b1, self.b2, self.eps = lr, beta1, beta2, eps
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.vars]
@@ -107,15 +142,24 @@ class Adam:
 
     def apply(self, grads):
         import tensorflow as tf
+
         t = self.t.assign_add(1.0)
         b1_power, b2_power = tf.pow(self.b1, t), tf.pow(self.b2, t)
         for var, g, m, v in zip(self.vars, grads, self.m, self.v):
             if g is None:
                 continue
             tf.raw_ops.ResourceApplyAdam(
-                var=var.handle, m=m.handle, v=v.handle, beta1_power=b1_power,
-                beta2_power=b2_power, lr=self.lr, beta1=self.b1, beta2=self.b2,
-                epsilon=self.eps, grad=g)
+                var=var.handle,
+                m=m.handle,
+                v=v.handle,
+                beta1_power=b1_power,
+                beta2_power=b2_power,
+                lr=self.lr,
+                beta1=self.b1,
+                beta2=self.b2,
+                epsilon=self.eps,
+                grad=g,
+            )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -123,24 +167,35 @@ class Adam:
 # ------------------------------------------------------------------------------------------------
 def random_images(case, n=None, seed=0):
     import numpy as np
+
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n or case.batch,) + tuple(case.image), dtype=np.uint8)
 
 
 class GlowTFRunner:
     """glow_tf.Glow with a tf.function training step (forward, backward, Adam) and sampler."""
+
     impl = 'glow_tf'
 
     def __init__(self, case, memory_mode='plain', seed=0, edge_bias=True):
         import tensorflow as tf
+
         import glow_tf
+
         self.case = case
-        self.model = glow_tf.Glow(image_shape=case.image, n_levels=case.levels, depth=case.depth,
-                                  width=case.width, flow_coupling=case.coupling,
-                                  lu_decomposed=case.lu, seed=seed,
-                                  memory_mode=memory_mode, edge_bias=edge_bias)
+        self.model = glow_tf.Glow(
+            image_shape=case.image,
+            n_levels=case.levels,
+            depth=case.depth,
+            width=case.width,
+            flow_coupling=case.coupling,
+            lu_decomposed=case.lu,
+            seed=seed,
+            memory_mode=memory_mode,
+            edge_bias=edge_bias,
+        )
         x_init = glow_tf.preprocess(tf.constant(random_images(case, 2, seed + 1)))
-        self.model.initialize(x_init)   # data-dependent ActNorm init (plain mode, 2 images)
+        self.model.initialize(x_init)  # data-dependent ActNorm init (plain mode, 2 images)
         self.variables = [v.value for v in self.model.trainable_variables]
         self.opt = Adam(self.variables)
         self.x = tf.constant(random_images(case, seed=seed))
@@ -154,6 +209,7 @@ class GlowTFRunner:
             grads = tape.gradient(loss, variables)
             opt.apply(grads)
             return loss
+
         self._train = train_step
 
     def train(self):
@@ -169,47 +225,73 @@ class GlowTFRunner:
 def _tfp_additive_network(width):
     """GlowDefaultNetwork with C (not 2C) outputs, which TFP's GlowBlock turns into a Shift."""
     from tensorflow_probability.python.internal import tf_keras
+
     tfkl = tf_keras.layers
 
     def make(input_shape, num_hidden=width, kernel_shape=3):
-        return tf_keras.Sequential([
-            tfkl.Input(shape=input_shape),
-            tfkl.Conv2D(num_hidden, kernel_shape, padding='same',
-                        kernel_initializer=tf_keras.initializers.he_normal(), activation='relu'),
-            tfkl.Conv2D(num_hidden, 1, padding='same',
-                        kernel_initializer=tf_keras.initializers.he_normal(), activation='relu'),
-            tfkl.Conv2D(input_shape[-1], kernel_shape, padding='same',
-                        kernel_initializer=tf_keras.initializers.zeros(),
-                        bias_initializer=tf_keras.initializers.zeros()),
-        ])
+        return tf_keras.Sequential(
+            [
+                tfkl.Input(shape=input_shape),
+                tfkl.Conv2D(
+                    num_hidden,
+                    kernel_shape,
+                    padding='same',
+                    kernel_initializer=tf_keras.initializers.he_normal(),
+                    activation='relu',
+                ),
+                tfkl.Conv2D(
+                    num_hidden,
+                    1,
+                    padding='same',
+                    kernel_initializer=tf_keras.initializers.he_normal(),
+                    activation='relu',
+                ),
+                tfkl.Conv2D(
+                    input_shape[-1],
+                    kernel_shape,
+                    padding='same',
+                    kernel_initializer=tf_keras.initializers.zeros(),
+                    bias_initializer=tf_keras.initializers.zeros(),
+                ),
+            ]
+        )
+
     return make
 
 
 class TFPRunner:
     """tfp.bijectors.Glow at the matching configuration, same step and optimiser."""
+
     impl = 'tfp'
 
     def __init__(self, case, seed=0):
         import functools
+
         import tensorflow as tf
         import tensorflow_probability as tfp
+
         tfb, tfd = tfp.bijectors, tfp.distributions
         self.case = case
         if case.coupling == 'affine':
             coupling_fn = functools.partial(tfb.GlowDefaultNetwork, num_hidden=case.width)
         else:
             coupling_fn = _tfp_additive_network(case.width)
-        self.bijector = tfb.Glow(output_shape=case.image, num_glow_blocks=case.levels,
-                                 num_steps_per_block=case.depth,
-                                 coupling_bijector_fn=coupling_fn,
-                                 exit_bijector_fn=tfb.GlowDefaultExitNetwork, seed=seed)
+        self.bijector = tfb.Glow(
+            output_shape=case.image,
+            num_glow_blocks=case.levels,
+            num_steps_per_block=case.depth,
+            coupling_bijector_fn=coupling_fn,
+            exit_bijector_fn=tfb.GlowDefaultExitNetwork,
+            seed=seed,
+        )
         z_shape = self.bijector.inverse_event_shape(case.image)
-        self.dist = tfd.TransformedDistribution(tfd.Sample(tfd.Normal(0.0, 1.0), z_shape),
-                                                self.bijector)
+        self.dist = tfd.TransformedDistribution(
+            tfd.Sample(tfd.Normal(0.0, 1.0), z_shape), self.bijector
+        )
         n_dims = float(math.prod(case.image))
         dist = self.dist
         x0 = tf.constant(random_images(case, 2, seed + 1), tf.float32) / 256.0 - 0.5
-        dist.log_prob(x0)                  # data-dependent ActNorm init, builds the Keras nets
+        dist.log_prob(x0)  # data-dependent ActNorm init, builds the Keras nets
         self.variables = list(self.bijector.trainable_variables)
         self.opt = Adam(self.variables)
         self.x = tf.constant(random_images(case, seed=seed))
@@ -217,10 +299,16 @@ class TFPRunner:
 
         @tf.function(autograph=False)
         def train_step(x_uint8):
-            x = tf.cast(x_uint8, tf.float32) / 256.0 - 0.5 + tf.random.uniform(tf.shape(x_uint8)) / 256.0
+            x = (
+                tf.cast(x_uint8, tf.float32) / 256.0
+                - 0.5
+                + tf.random.uniform(tf.shape(x_uint8)) / 256.0
+            )
             with tf.GradientTape() as tape:
                 log_prob = dist.log_prob(x)
-                loss = tf.reduce_mean(-(log_prob - n_dims * math.log(256.0)) / (n_dims * math.log(2.0)))
+                loss = tf.reduce_mean(
+                    -(log_prob - n_dims * math.log(256.0)) / (n_dims * math.log(2.0))
+                )
             grads = tape.gradient(loss, variables)
             opt.apply(grads)
             return loss
@@ -228,6 +316,7 @@ class TFPRunner:
         @tf.function(autograph=False)
         def sample(n):
             return dist.sample(n)
+
         self._train, self._sample = train_step, sample
 
     def train(self):
@@ -271,10 +360,10 @@ def forward_flops_per_image(model):
             for v in layer.weights:
                 shape = tuple(v.shape)
                 name = v.path.split('/')[-1]
-                if len(shape) == 4:                               # conv kernel [kh, kw, cin, cout]
+                if len(shape) == 4:  # conv kernel [kh, kw, cin, cout]
                     kh, kw, c_in, c_out = shape
-                    if model.edge_bias and kh * kw > 1:   # the border channel is a bias map,
-                        c_in -= 1                         # computed once per batch (glow_tf.conv)
+                    if model.edge_bias and kh * kw > 1:  # the border channel is a bias map,
+                        c_in -= 1  # computed once per batch (glow_tf.nets.conv)
                     macs += pixels * kh * kw * c_in * c_out
                 elif name in ('w', 'lower') and len(shape) == 2:  # 1x1 conv: C x C per pixel
                     macs += pixels * shape[0] * shape[1]
@@ -301,20 +390,25 @@ class ConvReference:
 
     def __init__(self, batch, height, width, channels, inner=2):
         import tensorflow as tf
+
         self.shapes = {'conv1x1': 1, 'conv3x3': 3}
         self.x = tf.random.normal([batch, height, width, channels])
-        self.kernels = {k: tf.random.normal([n, n, channels, channels]) * 0.01
-                        for k, n in self.shapes.items()}
+        self.kernels = {
+            k: tf.random.normal([n, n, channels, channels]) * 0.01 for k, n in self.shapes.items()
+        }
         self.inner = inner
-        self.flops = {k: 2.0 * batch * height * width * n * n * channels * channels * inner
-                      for k, n in self.shapes.items()}
+        self.flops = {
+            k: 2.0 * batch * height * width * n * n * channels * channels * inner
+            for k, n in self.shapes.items()
+        }
 
         @tf.function(autograph=False)
         def run(x, kernel):
             acc = tf.zeros([])
-            for _ in range(inner):      # chained so the convs cannot run concurrently
+            for _ in range(inner):  # chained so the convs cannot run concurrently
                 acc += tf.reduce_sum(tf.nn.conv2d(x + acc * 0.0, kernel, 1, 'SAME')[0, 0, 0, :1])
             return acc
+
         self._run = run
         for k in self.shapes:
             self.call(k)

@@ -8,6 +8,7 @@ median of per-round ratios (robust to the shared machine's load). A second table
 additive and affine versions of case a against each other the same way, with and without edge
 bias. Prints one `JSON ` line per comparison and a table.
 """
+
 import argparse
 import dataclasses
 import os
@@ -27,9 +28,12 @@ def compare(runners, iters):
     first = next(iter(runners))
     out = {}
     for k in runners:
-        out[k] = {'train_s': median(train[k]), 'sample_s': median(sample[k]),
-                  'train_vs_first': median([a / b for a, b in zip(train[k], train[first])]),
-                  'sample_vs_first': median([a / b for a, b in zip(sample[k], sample[first])])}
+        out[k] = {
+            'train_s': median(train[k]),
+            'sample_s': median(sample[k]),
+            'train_vs_first': median([a / b for a, b in zip(train[k], train[first])]),
+            'sample_vs_first': median([a / b for a, b in zip(sample[k], sample[first])]),
+        }
     return out
 
 
@@ -45,31 +49,59 @@ def main(argv=None):
         if name not in cases:
             p.error(f"--cases: unknown case {name!r}; choose from {','.join(cases)}")
         case = cases[name]
-        res = compare({'edge_bias': GlowTFRunner(case, edge_bias=True),
-                       'no_edge_bias': GlowTFRunner(case, edge_bias=False)}, args.iters)
-        rec = {'comparison': 'edge_bias', 'case': name, 'batch': case.batch, **{
-            f'{k}_{m}': v for k, r in res.items() for m, v in r.items()}}
+        res = compare(
+            {
+                'edge_bias': GlowTFRunner(case, edge_bias=True),
+                'no_edge_bias': GlowTFRunner(case, edge_bias=False),
+            },
+            args.iters,
+        )
+        rec = {
+            'comparison': 'edge_bias',
+            'case': name,
+            'batch': case.batch,
+            **{f'{k}_{m}': v for k, r in res.items() for m, v in r.items()},
+        }
         print('JSON ' + dumps(rec), flush=True)
-        rows.append(f"| {name} | {case.batch / res['edge_bias']['train_s']:.2f} | "
-                    f"{case.batch / res['no_edge_bias']['train_s']:.2f} | "
-                    f"{1 / res['no_edge_bias']['train_vs_first']:.3f} | "
-                    f"{1 / res['no_edge_bias']['sample_vs_first']:.3f} |")
-    print('\n| case | train img/s, edge bias | without | step time edge / without | '
-          'sample time edge / without |\n|---|---|---|---|---|\n' + '\n'.join(rows))
+        rows.append(
+            f"| {name} | {case.batch / res['edge_bias']['train_s']:.2f} | "
+            f"{case.batch / res['no_edge_bias']['train_s']:.2f} | "
+            f"{1 / res['no_edge_bias']['train_vs_first']:.3f} | "
+            f"{1 / res['no_edge_bias']['sample_vs_first']:.3f} |"
+        )
+    print(
+        '\n| case | train img/s, edge bias | without | step time edge / without | '
+        'sample time edge / without |\n|---|---|---|---|---|\n' + '\n'.join(rows)
+    )
 
     base = cases['a_additive']
     rows = []
     for edge in (True, False):
-        runners = {c: GlowTFRunner(dataclasses.replace(base, coupling=c), edge_bias=edge)
-                   for c in ('additive', 'affine')}
+        runners = {
+            c: GlowTFRunner(dataclasses.replace(base, coupling=c), edge_bias=edge)
+            for c in ('additive', 'affine')
+        }
         res = compare(runners, args.iters)
-        print('JSON ' + dumps({'comparison': 'coupling', 'edge_bias': edge, **{
-            f'{k}_{m}': v for k, r in res.items() for m, v in r.items()}}), flush=True)
-        rows.append(f"| {edge} | {base.batch / res['additive']['train_s']:.2f} | "
-                    f"{base.batch / res['affine']['train_s']:.2f} | "
-                    f"{res['affine']['train_vs_first']:.3f} | {res['affine']['sample_vs_first']:.3f} |")
-    print('\n| edge bias | additive train img/s | affine train img/s | affine / additive step time | '
-          'affine / additive sample time |\n|---|---|---|---|---|\n' + '\n'.join(rows))
+        print(
+            'JSON '
+            + dumps(
+                {
+                    'comparison': 'coupling',
+                    'edge_bias': edge,
+                    **{f'{k}_{m}': v for k, r in res.items() for m, v in r.items()},
+                }
+            ),
+            flush=True,
+        )
+        rows.append(
+            f"| {edge} | {base.batch / res['additive']['train_s']:.2f} | "
+            f"{base.batch / res['affine']['train_s']:.2f} | "
+            f"{res['affine']['train_vs_first']:.3f} | {res['affine']['sample_vs_first']:.3f} |"
+        )
+    print(
+        '\n| edge bias | additive train img/s | affine train img/s | affine / additive step time | '
+        'affine / additive sample time |\n|---|---|---|---|---|\n' + '\n'.join(rows)
+    )
 
 
 if __name__ == '__main__':

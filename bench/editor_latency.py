@@ -22,6 +22,7 @@ parts alone:
 Prints a table and one `JSON {...}` line. Times are medians (also p90 and max) over --n tries
 after --warmup untimed ones; the machine is shared, so compare ratios, not absolute times.
 """
+
 import argparse
 import io
 import json
@@ -40,9 +41,12 @@ sys.path.insert(0, REPO)
 
 def stats(times):
     times = sorted(times)
-    return {'median_ms': round(1000 * statistics.median(times), 2),
-            'p90_ms': round(1000 * times[min(len(times) - 1, int(0.9 * len(times)))], 2),
-            'max_ms': round(1000 * times[-1], 2), 'n': len(times)}
+    return {
+        'median_ms': round(1000 * statistics.median(times), 2),
+        'p90_ms': round(1000 * times[min(len(times) - 1, int(0.9 * len(times)))], 2),
+        'max_ms': round(1000 * times[-1], 2),
+        'n': len(times),
+    }
 
 
 def photo_jpeg(angle, size=(1024, 768)):
@@ -51,14 +55,18 @@ def photo_jpeg(angle, size=(1024, 768)):
     import cv2
     import numpy as np
     from PIL import Image
+
     root = os.path.join(REPO, '..', 'shared', 'data', 'celeba-subset')
     full = os.path.join(root, 'img_align_celeba', '000001.jpg')
     if os.path.exists(full):
         face = np.asarray(Image.open(full).convert('RGB'))
-    else:   # the packaged model's bundled faces
+    else:  # the packaged model's bundled faces
         faces = os.path.join(REPO, 'models', 'celeba64', 'faces')
-        face = np.asarray(Image.open(os.path.join(faces, sorted(os.listdir(faces))[0]))
-                          .convert('RGB').resize((178, 218), Image.BICUBIC))
+        face = np.asarray(
+            Image.open(os.path.join(faces, sorted(os.listdir(faces))[0]))
+            .convert('RGB')
+            .resize((178, 218), Image.BICUBIC)
+        )
     canvas = np.full((size[1], size[0], 3), 120, np.uint8)
     m = cv2.getRotationMatrix2D((89, 109), angle, 2.5)
     m[:, 2] += (size[0] * 0.3, size[1] * 0.15)
@@ -70,6 +78,7 @@ def photo_jpeg(angle, size=(1024, 768)):
 
 def http(url, body, content_type):
     import urllib.request
+
     req = urllib.request.Request(url, data=body)
     req.add_header('Content-Type', content_type)
     with urllib.request.urlopen(req, timeout=120) as resp:
@@ -78,14 +87,23 @@ def http(url, body, content_type):
 
 def multipart(payload, filename='photo.jpg'):
     boundary = 'glowbenchboundary'
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"'
-            f'\r\nContent-Type: image/jpeg\r\n\r\n').encode() + payload + f'\r\n--{boundary}--\r\n'.encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"'
+            f'\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode()
+        + payload
+        + f'\r\n--{boundary}--\r\n'.encode()
+    )
     return body, f'multipart/form-data; boundary={boundary}'
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     p.add_argument('--model', default=os.path.join(REPO, 'models', 'celeba64'))
     p.add_argument('--directions', default=None, help="Default: the packaged model's.")
     p.add_argument('--attribute', default='Smiling')
@@ -96,15 +114,24 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import logging
+
     import numpy as np
+
     from glow_tf.editor.app import create_app, data_url
-    logging.getLogger('werkzeug').setLevel(logging.ERROR)     # no access log lines
-    from glow_tf.editor.engine import build_editor
-    from werkzeug.serving import make_server
+
+    logging.getLogger('werkzeug').setLevel(logging.ERROR)  # no access log lines
     import threading
 
+    from werkzeug.serving import make_server
+
+    from glow_tf.editor.engine import build_editor
+
     editor = build_editor(args.model, args.directions)
-    name = editor.names[editor.names.index(args.attribute)] if args.attribute in editor.names else editor.names[0]
+    name = (
+        editor.names[editor.names.index(args.attribute)]
+        if args.attribute in editor.names
+        else editor.names[0]
+    )
     face_id = next(iter(editor.gallery)) if editor.gallery else editor.sample(0.7, 0).id
     face = editor.face(face_id)
     strengths = np.linspace(-2, 2, args.n + args.warmup + 1)[:-1]
@@ -148,30 +175,54 @@ def main(argv=None):
     # the same edit through the CLI, in a fresh process
     with tempfile.TemporaryDirectory() as tmp:
         face_png = os.path.join(tmp, 'face.png')
-        from glow_tf.sampling import save_png
+        from glow_tf.tools.sampling import save_png
+
         save_png(face_png, face.input)
-        directions = args.directions or os.path.join(args.model, editor.manifest.get('directions', ''))
-        cmd = [sys.executable, os.path.join(REPO, 'manipulate.py'), 'edit', '--model', args.model,
-               '--directions', directions, '--attribute', name, '--strengths', '1',
-               '--images', face_png, '--out', os.path.join(tmp, 'edit.png')]
+        directions = args.directions or os.path.join(
+            args.model, editor.manifest.get('directions', '')
+        )
+        cmd = [
+            sys.executable,
+            os.path.join(REPO, 'manipulate.py'),
+            'edit',
+            '--model',
+            args.model,
+            '--directions',
+            directions,
+            '--attribute',
+            name,
+            '--strengths',
+            '1',
+            '--images',
+            face_png,
+            '--out',
+            os.path.join(tmp, 'edit.png'),
+        ]
         cli = []
         for _ in range(args.n_cli):
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                                  env=dict(os.environ, PYTHONPATH=REPO))
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO)
+            )
             cli.append(time.perf_counter() - t0)
             if proc.returncode != 0:
                 sys.exit(f"manipulate.py edit failed: {proc.stderr[-2000:]}")
         from PIL import Image
+
         cli_image = np.asarray(Image.open(os.path.join(tmp, 'edit.png')).convert('RGB'))
     same = bool(np.array_equal(cli_image, editor.edit(face_id, {name: 1.0})[0]))
 
     result = {
-        'model': editor.flow.description, 'image_shape': list(editor.image_shape),
-        'attribute': name, 'face': face_id,
-        'slider_move': stats(slider), 'slider_move_server': stats(server_times),
-        'upload': stats(uploads), 'upload_alignment': {m: methods.count(m) for m in set(methods)},
-        'manipulate_edit_s': round(min(cli), 2), 'manipulate_edit_runs_s': [round(t, 2) for t in cli],
+        'model': editor.flow.description,
+        'image_shape': list(editor.image_shape),
+        'attribute': name,
+        'face': face_id,
+        'slider_move': stats(slider),
+        'slider_move_server': stats(server_times),
+        'upload': stats(uploads),
+        'upload_alignment': {m: methods.count(m) for m in set(methods)},
+        'manipulate_edit_s': round(min(cli), 2),
+        'manipulate_edit_runs_s': [round(t, 2) for t in cli],
         'manipulate_edit_same_image': same,
         'ratio_manipulate_over_slider': round(min(cli) / statistics.median(slider), 1),
         'targets': {'slider_move_ms': 150, 'upload_ms': 1500},
@@ -181,9 +232,13 @@ def main(argv=None):
     print(f"{'measurement':<28}{'median ms':>12}{'p90 ms':>10}{'max ms':>10}{'n':>5}")
     for key in ('slider_move', 'slider_move_server', 'upload'):
         s = result[key]
-        print(f"{key:<28}{s['median_ms']:>12.1f}{s['p90_ms']:>10.1f}{s['max_ms']:>10.1f}{s['n']:>5}")
-    print(f"manipulate.py edit (fresh process): {result['manipulate_edit_s']:.2f} s = "
-          f"{result['ratio_manipulate_over_slider']}x a slider move; same image: {same}")
+        print(
+            f"{key:<28}{s['median_ms']:>12.1f}{s['p90_ms']:>10.1f}{s['max_ms']:>10.1f}{s['n']:>5}"
+        )
+    print(
+        f"manipulate.py edit (fresh process): {result['manipulate_edit_s']:.2f} s = "
+        f"{result['ratio_manipulate_over_slider']}x a slider move; same image: {same}"
+    )
     print('JSON ' + json.dumps(result))
     return 0
 

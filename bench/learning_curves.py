@@ -17,6 +17,7 @@ Runs:
   cifar  the CIFAR-10 subset in ../shared/data (5,085 train images; the first 1,000 of its
          1,017 test images), 3 levels x depth 8, width 128, affine coupling, 800 steps of 32
 """
+
 import argparse
 import json
 import os
@@ -28,28 +29,89 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The README main job's flags (README.md, "Set up"), without --logdir.
-MAIN_JOB = ['--problem', 'mnist', '--n_levels', '3', '--depth', '8', '--width', '64',
-            '--n_batch_train', '32', '--n_train', '6400', '--epochs', '3', '--epochs_warmup', '0.5',
-            '--lr', '0.002', '--gradient_checkpointing', '0', '--test_at_init',
-            '--epochs_full_valid', '3', '--epochs_full_sample', '3']
-CIFAR = ['--problem', 'cifar10', '--n_levels', '3', '--depth', '8', '--width', '128',
-         '--flow_coupling', '1', '--n_batch_train', '32', '--n_train', '3200', '--epochs', '8',
-         '--n_test', '1000', '--test_at_init',
-         '--epochs_warmup', '1', '--lr', '0.001', '--gradient_checkpointing', '0',
-         '--epochs_full_valid', '8', '--epochs_full_sample', '8']
+MAIN_JOB = [
+    '--problem',
+    'mnist',
+    '--n_levels',
+    '3',
+    '--depth',
+    '8',
+    '--width',
+    '64',
+    '--n_batch_train',
+    '32',
+    '--n_train',
+    '6400',
+    '--epochs',
+    '3',
+    '--epochs_warmup',
+    '0.5',
+    '--lr',
+    '0.002',
+    '--gradient_checkpointing',
+    '0',
+    '--test_at_init',
+    '--epochs_full_valid',
+    '3',
+    '--epochs_full_sample',
+    '3',
+]
+CIFAR = [
+    '--problem',
+    'cifar10',
+    '--n_levels',
+    '3',
+    '--depth',
+    '8',
+    '--width',
+    '128',
+    '--flow_coupling',
+    '1',
+    '--n_batch_train',
+    '32',
+    '--n_train',
+    '3200',
+    '--epochs',
+    '8',
+    '--n_test',
+    '1000',
+    '--test_at_init',
+    '--epochs_warmup',
+    '1',
+    '--lr',
+    '0.001',
+    '--gradient_checkpointing',
+    '0',
+    '--epochs_full_valid',
+    '8',
+    '--epochs_full_sample',
+    '8',
+]
 RUNS = {'main': MAIN_JOB, 'cifar': CIFAR}
 
 
 def train(argv, logdir, every):
     from glow_tf.cli.train import main
+
     t0 = time.time()
-    main(argv + ['--logdir', logdir, '--ckpt_every_steps', str(every), '--keep_checkpoints', '1000',
-                 '--no_progress'])
+    main(
+        argv
+        + [
+            '--logdir',
+            logdir,
+            '--ckpt_every_steps',
+            str(every),
+            '--keep_checkpoints',
+            '1000',
+            '--no_progress',
+        ]
+    )
     return time.time() - t0
 
 
 def checkpoints(logdir):
     import tensorflow as tf
+
     state = tf.train.get_checkpoint_state(os.path.join(logdir, 'checkpoints'))
     prefixes = list(state.all_model_checkpoint_paths) if state else []
     return sorted(prefixes, key=lambda p: int(p.rsplit('-', 1)[1]))
@@ -58,31 +120,53 @@ def checkpoints(logdir):
 def evaluate_checkpoints(logdir, scratch):
     """[{step, train_time, raw, ema}] for every checkpoint of `logdir` (bits/dim), after the
     run's own step-0 test pass when it made one (--test_at_init: raw == averaged there)."""
-    from glow_tf.config import TrainConfig
+    from glow_tf.runs.config import TrainConfig
     from glow_tf.training.trainer import Trainer
+
     cfg = TrainConfig.load(os.path.join(logdir, 'config.json'))
     prefixes = checkpoints(logdir)
-    trainer = Trainer(cfg.replace(inference=True, restore_path=prefixes[0], logdir=scratch,
-                                  progress=False))
+    trainer = Trainer(
+        cfg.replace(inference=True, restore_path=prefixes[0], logdir=scratch, progress=False)
+    )
     trainer.setup()
     with open(os.path.join(logdir, 'test.jsonl')) as f:
-        points = [{'step': 0, 'train_time': 0.0, 'raw': r['bits_x_raw'], 'ema': r['bits_x_ema'],
-                   'n_test': r['n_test']} for r in map(json.loads, f) if r['step'] == 0]
+        points = [
+            {
+                'step': 0,
+                'train_time': 0.0,
+                'raw': r['bits_x_raw'],
+                'ema': r['bits_x_ema'],
+                'n_test': r['n_test'],
+            }
+            for r in map(json.loads, f)
+            if r['step'] == 0
+        ]
     for prefix in prefixes:
         trainer.restore_prefix = prefix
         trainer.initialize_or_restore()
         raw = trainer.evaluate(use_ema=False)
         ema = trainer.evaluate(use_ema=True)
-        points.append({'step': trainer.step, 'train_time': trainer.train_time,
-                       'raw': raw['bits_x'], 'ema': ema['bits_x'], 'n_test': raw['n_test']})
-        print(f"  step {trainer.step:5d}  {trainer.train_time:7.1f} s  raw {raw['bits_x']:.4f}  "
-              f"averaged {ema['bits_x']:.4f}", flush=True)
+        points.append(
+            {
+                'step': trainer.step,
+                'train_time': trainer.train_time,
+                'raw': raw['bits_x'],
+                'ema': ema['bits_x'],
+                'n_test': raw['n_test'],
+            }
+        )
+        print(
+            f"  step {trainer.step:5d}  {trainer.train_time:7.1f} s  raw {raw['bits_x']:.4f}  "
+            f"averaged {ema['bits_x']:.4f}",
+            flush=True,
+        )
     return points
 
 
 def plot(results, path):
     try:
         import matplotlib
+
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
     except ImportError:
@@ -91,8 +175,10 @@ def plot(results, path):
     fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
     for row, (name, res) in zip(axes, results.items()):
         pts = res['points']
-        for ax, key, label in ((row[0], 'step', 'training step'),
-                               (row[1], 'train_time', 'training time (s, from the run\'s train_time)')):
+        for ax, key, label in (
+            (row[0], 'step', 'training step'),
+            (row[1], 'train_time', 'training time (s, from the run\'s train_time)'),
+        ):
             x = [p[key] for p in pts]
             ax.plot(x, [p['raw'] for p in pts], 'o-', label='raw weights')
             ax.plot(x, [p['ema'] for p in pts], 's--', label='Polyak-averaged')
@@ -110,15 +196,25 @@ def plot(results, path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument('--runs', default='main,cifar', help="comma-separated: main, cifar")
-    p.add_argument('--every', type=int, default=100, help="checkpoint / evaluation interval (steps)")
+    p.add_argument(
+        '--every', type=int, default=100, help="checkpoint / evaluation interval (steps)"
+    )
     p.add_argument('--json-out', default='bench/results/learning_curves.json')
     p.add_argument('--plot', default='docs/images/learning_curves.png')
-    p.add_argument('--workdir', default='', help="keep the training runs here (default: a temp dir)")
-    p.add_argument('--from-json', nargs='+', default=[], metavar='FILE',
-                   help="no training: merge these JSON outputs and re-plot them")
+    p.add_argument(
+        '--workdir', default='', help="keep the training runs here (default: a temp dir)"
+    )
+    p.add_argument(
+        '--from-json',
+        nargs='+',
+        default=[],
+        metavar='FILE',
+        help="no training: merge these JSON outputs and re-plot them",
+    )
     args = p.parse_args(argv)
     if args.from_json:
         results = {}
@@ -144,10 +240,14 @@ def main(argv=None):
         wall = train(RUNS[name], logdir, args.every)
         points = evaluate_checkpoints(logdir, os.path.join(work, name + '_eval'))
         final = points[-1]
-        results[name] = {'flags': RUNS[name], 'every': args.every, 'train_wall_s': wall,
-                         'points': points,
-                         'title': f"{' '.join(RUNS[name][:2])}, final raw {final['raw']:.3f} / "
-                                  f"averaged {final['ema']:.3f}"}
+        results[name] = {
+            'flags': RUNS[name],
+            'every': args.every,
+            'train_wall_s': wall,
+            'points': points,
+            'title': f"{' '.join(RUNS[name][:2])}, final raw {final['raw']:.3f} / "
+            f"averaged {final['ema']:.3f}",
+        }
         print('JSON ' + json.dumps({'run': name, **results[name]}), flush=True)
     if args.json_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)

@@ -21,6 +21,7 @@ nothing to do with the step), then measures `steps` more training steps. Prints 
 
 A process per configuration keeps peaks from mixing.
 """
+
 import argparse
 import json
 import os
@@ -29,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ['TF_CPU_ALLOCATOR_USE_BFC'] = 'true'   # must precede the TensorFlow import
+os.environ['TF_CPU_ALLOCATOR_USE_BFC'] = 'true'  # must precede the TensorFlow import
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,6 +39,7 @@ from bench.common import Case, dumps, make_runner, peak_rss_mb  # noqa: E402
 
 def probe(spec):
     import tensorflow as tf
+
     case = Case.from_dict(spec['case'])
     mode = spec.get('memory_mode', 'plain')
     runner = make_runner(spec.get('impl', 'glow_tf'), case, mode)
@@ -51,18 +53,24 @@ def probe(spec):
         loss = runner.train()
         times.append(time.perf_counter() - t0)
     info = tf.config.experimental.get_memory_info('CPU:0')
-    mb = 2.0 ** 20
-    return {'impl': runner.impl, 'memory_mode': mode, 'case': case.as_dict(),
-            'tensor_peak_mb': round((info['peak'] - before) / mb, 1),
-            'process_peak_rss_mb': round(peak_rss_mb(), 1),
-            'param_mb': round(runner.n_params() * 4 / mb, 1),
-            'step_s': round(statistics.median(times), 3), 'loss': round(loss, 4)}
+    mb = 2.0**20
+    return {
+        'impl': runner.impl,
+        'memory_mode': mode,
+        'case': case.as_dict(),
+        'tensor_peak_mb': round((info['peak'] - before) / mb, 1),
+        'process_peak_rss_mb': round(peak_rss_mb(), 1),
+        'param_mb': round(runner.n_params() * 4 / mb, 1),
+        'step_s': round(statistics.median(times), 3),
+        'loss': round(loss, 4),
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--spec', required=True,
-                        help='JSON: impl, memory_mode, warmup, steps, case (Case fields)')
+    parser.add_argument(
+        '--spec', required=True, help='JSON: impl, memory_mode, warmup, steps, case (Case fields)'
+    )
     args = parser.parse_args(argv)
     print('PROBE ' + dumps(probe(json.loads(args.spec))), flush=True)
 

@@ -6,6 +6,7 @@
 
 Then train with problem 'tfr' (or 'celeba') and data_dir out_tfr/. Logic: glow_tf/data/convert.py.
 """
+
 import os
 import sys
 

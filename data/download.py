@@ -7,6 +7,7 @@
 A file whose md5 differs from the published one is refused (deleted if just downloaded).
 Logic: glow_tf/data/download.py.
 """
+
 import os
 import sys
 

@@ -4,6 +4,7 @@ Layers (one module per concept): ActNorm, InvertibleConv1x1, ChannelPermutation,
 squeeze2d / unsqueeze2d, Split, TopPrior, FlowStep; the multi-scale model `Glow`; the TFP view
 `GlowBijector`; and `preprocess` / `postprocess` for n-bit images.
 """
+
 import os as _os
 import sys as _sys
 
@@ -13,19 +14,37 @@ import sys as _sys
 if _sys.argv and _os.path.basename(_sys.argv[0] or '').startswith('glow-'):
     _os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from glow_tf.actnorm import ActNorm
-from glow_tf.coupling import Coupling, CouplingNetwork
-from glow_tf.flow_step import FlowStep
-from glow_tf.invertible_conv import InvertibleConv1x1
-from glow_tf.model import Glow
-from glow_tf.permutation import ChannelPermutation
-from glow_tf.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
-from glow_tf.priors import TopPrior, standard_normal_log_prob
-from glow_tf.split import Split
-from glow_tf.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.flows.actnorm import ActNorm
+from glow_tf.flows.coupling import Coupling
+from glow_tf.flows.flow_step import FlowStep
+from glow_tf.flows.invertible_conv import InvertibleConv1x1
+from glow_tf.flows.permutation import ChannelPermutation
+from glow_tf.flows.priors import TopPrior, standard_normal_log_prob
+from glow_tf.flows.split import Split
+from glow_tf.flows.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.model.glow import Glow
+from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
+from glow_tf.nets.coupling_net import CouplingNetwork
+from glow_tf.runs.load import load_model
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
-__all__ = ['ActNorm', 'ChannelPermutation', 'Coupling', 'CouplingNetwork', 'FlowStep', 'Glow',
-           'InvertibleConv1x1', 'Split', 'TopPrior', 'nats_to_bits_per_dim', 'postprocess',
-           'preprocess', 'squeeze2d', 'standard_normal_log_prob', 'unsqueeze2d']
+
+__all__ = [
+    'ActNorm',
+    'ChannelPermutation',
+    'Coupling',
+    'CouplingNetwork',
+    'FlowStep',
+    'Glow',
+    'InvertibleConv1x1',
+    'Split',
+    'TopPrior',
+    'load_model',
+    'nats_to_bits_per_dim',
+    'postprocess',
+    'preprocess',
+    'squeeze2d',
+    'standard_normal_log_prob',
+    'unsqueeze2d',
+]

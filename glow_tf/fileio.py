@@ -4,6 +4,7 @@ A reader (or a resumed run after a kill at any moment) sees either the previous 
 one, never a truncated one: the bytes go to a temporary file in the same directory, are flushed
 to disk, and the file is renamed into place.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ def atomic_write_bytes(path, write) -> None:
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; make entries readable like normal files
+        os.chmod(
+            tmp, 0o666 & ~umask
+        )  # mkstemp creates 0600; make entries readable like normal files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

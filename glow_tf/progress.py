@@ -8,6 +8,7 @@ single long call (model build, tracing, export).
         model.initialize(x)
     # stderr: "data-dependent init on 256 images ..." then "data-dependent init on 256 images: 4.2s"
 """
+
 import contextlib
 import sys
 import time
@@ -16,8 +17,17 @@ import time
 def progress_bar(iterable=None, total=None, desc='', enabled=True, unit='it'):
     """A tqdm bar on stderr that disappears when done; a plain pass-through when not enabled."""
     from tqdm import tqdm
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False,
-                dynamic_ncols=True, file=sys.stderr, unit=unit)
+
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        disable=not enabled,
+        leave=False,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        unit=unit,
+    )
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ Writes OUT/ (everything the editor and the CLI tools need, nothing else):
 
 and prints the total size (the repository keeps it under 25 MB).
 """
+
 import argparse
 import json
 import os
@@ -35,25 +36,33 @@ def du(path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument('--logdir', required=True, help="The training log dir.")
     p.add_argument('--directions', required=True, help="Directions .npz computed from --logdir.")
     p.add_argument('--out', required=True, help="Output directory (replaced).")
     p.add_argument('--n_faces', type=int, default=8, help="Held-out faces to bundle.")
-    p.add_argument('--command_file', default=None, help="Shell script holding the training command.")
-    p.add_argument('--train_log', nargs='*', default=None, help="The training console log(s), in "
-                   "order, with 'start <time>' / 'end <time>' lines.")
+    p.add_argument(
+        '--command_file', default=None, help="Shell script holding the training command."
+    )
+    p.add_argument(
+        '--train_log',
+        nargs='*',
+        default=None,
+        help="The training console log(s), in order, with 'start <time>' / 'end <time>' lines.",
+    )
     p.add_argument('--max_mb', type=float, default=25.0, help="Refuse to write more than this.")
     args = p.parse_args(argv)
 
     import tensorflow as tf
 
     from glow_tf.editor.engine import MODEL_MANIFEST, celeba_test_files
-    from glow_tf.manipulation import load_directions
-    from glow_tf.sampling import load_flow
-    from glow_tf.training import checkpoint as ckpt_lib
-    from glow_tf.config import TrainConfig
+    from glow_tf.runs import checkpoint as ckpt_lib
+    from glow_tf.runs.config import TrainConfig
+    from glow_tf.runs.load import load_model
+    from glow_tf.tools.manipulation import load_directions
+    from glow_tf.tools.sampling import load_flow
 
     logdir = os.path.abspath(args.logdir)
     prefix = ckpt_lib.find_checkpoint(logdir)
@@ -63,24 +72,34 @@ def main(argv=None):
     latest = choices.get('latest', {})
     state = ckpt_lib.read_state(prefix)
     if latest.get('step') != state.get('step'):
-        sys.exit(f"{logdir}: weights.json scored step {latest.get('step')} but the latest checkpoint "
-                 f"is step {state.get('step')}; run a test pass (train.py ... --inference) first")
+        sys.exit(
+            f"{logdir}: weights.json scored step {latest.get('step')} but the latest checkpoint "
+            f"is step {state.get('step')}; run a test pass (train.py ... --inference) first"
+        )
     weights = latest['weights']
-    model, config = ckpt_lib.load_model(logdir)            # the better weights (weights.json)
+    model, config = load_model(logdir)  # the better weights (weights.json)
     flow = load_flow(logdir)
-    load_directions(args.directions, flow)                 # check only: raises if made by another model
+    load_directions(args.directions, flow)  # check only: raises if made by another model
 
     out = os.path.abspath(args.out)
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(os.path.join(out, 'faces'))
     shutil.copy(os.path.join(logdir, ckpt_lib.CONFIG_NAME), os.path.join(out, ckpt_lib.CONFIG_NAME))
-    ckpt = ckpt_lib.make_checkpoint(model)                 # model/ group only
-    tf.train.CheckpointManager(ckpt, os.path.join(out, ckpt_lib.CKPT_SUBDIR), max_to_keep=1,
-                               checkpoint_name='ckpt').save(checkpoint_number=int(state['step']))
-    ckpt_lib.write_weights_choice(out, 'latest', dict(
-        latest, weights='raw', packaged_weights=weights,
-        note=f"packaged: the model/ group holds the {weights} weights of the run"))
+    ckpt = ckpt_lib.make_checkpoint(model)  # model/ group only
+    tf.train.CheckpointManager(
+        ckpt, os.path.join(out, ckpt_lib.CKPT_SUBDIR), max_to_keep=1, checkpoint_name='ckpt'
+    ).save(checkpoint_number=int(state['step']))
+    ckpt_lib.write_weights_choice(
+        out,
+        'latest',
+        dict(
+            latest,
+            weights='raw',
+            packaged_weights=weights,
+            note=f"packaged: the model/ group holds the {weights} weights of the run",
+        ),
+    )
     shutil.copy(args.directions, os.path.join(out, 'directions.npz'))
 
     data_dir = config.data_dir or '../shared/data/celeba-subset'
@@ -95,40 +114,63 @@ def main(argv=None):
 
     bits = {w: latest.get(f'bits_x_{w}') for w in ('raw', 'ema')}
     start = end = None
-    for log in args.train_log or []:          # first start, last end (a run resumed in parts)
+    for log in args.train_log or []:  # first start, last end (a run resumed in parts)
         for line in open(log):
             if line.startswith('start ') and start is None:
                 start = line.split()[1]
             elif line.startswith('end '):
                 end = line.split()[1]
     cfg = TrainConfig.load(os.path.join(out, ckpt_lib.CONFIG_NAME))
-    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip()
+    commit = subprocess.run(
+        ['git', 'rev-parse', 'HEAD'],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    ).stdout.strip()
     about = {
         'trained_on': 'CelebA subset (../shared/data/celeba-subset): first 8,100 images (train split)',
         'test_set': f'the {cfg.n_test} held-out faces (last 10% by file name)',
         'test_bits_per_dim': round(min(b for b in bits.values() if b is not None), 4),
-        'test_bits_per_dim_raw': bits['raw'], 'test_bits_per_dim_averaged': bits['ema'],
+        'test_bits_per_dim_raw': bits['raw'],
+        'test_bits_per_dim_averaged': bits['ema'],
         'weights': 'Polyak-averaged' if weights == 'ema' else 'raw',
-        'steps': int(state['step']), 'images_seen': int(state.get('n_processed', 0)),
+        'steps': int(state['step']),
+        'images_seen': int(state.get('n_processed', 0)),
         'epochs': round(int(state.get('n_processed', 0)) / cfg.n_train, 2),
         'train_time_s': round(float(state.get('train_time', 0.0)), 1),
-        'wall_start': start, 'wall_end': end,
+        'wall_start': start,
+        'wall_end': end,
         'command': open(args.command_file).read() if args.command_file else None,
-        'architecture': {k: getattr(cfg, k) for k in ('image_size', 'n_levels', 'depth', 'width',
-                                                      'flow_coupling', 'learntop', 'edge_bias')
-                         if hasattr(cfg, k)},
-        'code_commit': commit, 'fingerprint': packaged.fingerprint,
+        'architecture': {
+            k: getattr(cfg, k)
+            for k in (
+                'image_size',
+                'n_levels',
+                'depth',
+                'width',
+                'flow_coupling',
+                'learntop',
+                'edge_bias',
+            )
+            if hasattr(cfg, k)
+        },
+        'code_commit': commit,
+        'fingerprint': packaged.fingerprint,
     }
-    manifest = {'format': 'glow_tf.editor_model/1', 'weights': weights,
-                'directions': 'directions.npz', 'faces': 'faces', 'about': about}
+    manifest = {
+        'format': 'glow_tf.editor_model/1',
+        'weights': weights,
+        'directions': 'directions.npz',
+        'faces': 'faces',
+        'about': about,
+    }
     with open(os.path.join(out, MODEL_MANIFEST), 'w') as f:
         json.dump(manifest, f, indent=2)
         f.write('\n')
     size = du(out)
-    print(json.dumps({'out': out, 'bytes': size, 'mb': round(size / 2 ** 20, 2), **about}, indent=2))
-    if size > args.max_mb * 2 ** 20:
-        sys.exit(f"{out}: {size / 2 ** 20:.1f} MB is over --max_mb {args.max_mb}")
+    print(json.dumps({'out': out, 'bytes': size, 'mb': round(size / 2**20, 2), **about}, indent=2))
+    if size > args.max_mb * 2**20:
+        sys.exit(f"{out}: {size / 2**20:.1f} MB is over --max_mb {args.max_mb}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Shared pytest fixtures about data: the shared real-data directory and fixture-file writers that
 produce small datasets in the real on-disk formats (IDX gzip, CIFAR pickle batches, image folders,
 CelebA attribute files with CRLF, TFRecord shards)."""
+
 from __future__ import annotations
 
 import gzip
@@ -37,7 +38,10 @@ def data_cache(tmp_path, monkeypatch) -> Path:
 # Writers (plain functions exposed through fixtures so test modules need no imports from here)
 # ----------------------------------------------------------------------------------------------
 
-def write_idx(path: Path, array: np.ndarray, magic: int | None = None, compress: bool = True) -> Path:
+
+def write_idx(
+    path: Path, array: np.ndarray, magic: int | None = None, compress: bool = True
+) -> Path:
     """Write ``uint8`` ``array`` as an IDX file (gzip when ``compress``); ``magic`` overrides the header."""
     array = np.asarray(array, np.uint8)
     magic = (0x0800 | array.ndim) if magic is None else magic
@@ -62,7 +66,9 @@ def make_mnist_dir(root: Path, n_train: int = 20, n_test: int = 10, seed: int = 
 
 def cifar_batch_bytes(x_hwc: np.ndarray, labels, protocol: int = 2) -> bytes:
     """A pickled CIFAR-10 python batch (bytes keys) for ``uint8 [n, 32, 32, 3]`` images."""
-    data = np.ascontiguousarray(np.asarray(x_hwc, np.uint8).transpose(0, 3, 1, 2).reshape(len(x_hwc), 3072))
+    data = np.ascontiguousarray(
+        np.asarray(x_hwc, np.uint8).transpose(0, 3, 1, 2).reshape(len(x_hwc), 3072)
+    )
     d = {b'batch_label': b'fixture', b'labels': [int(v) for v in labels], b'data': data}
     return pickle.dumps(d, protocol=protocol)
 
@@ -96,8 +102,13 @@ def make_cifar_dir(root: Path, per_batch: int = 4, seed: int = 0, tarball: bool 
 def save_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
     """Save a uint8 array as an image file (format from the extension)."""
     from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(np.asarray(array, np.uint8), mode) if mode else Image.fromarray(np.asarray(array, np.uint8))
+    img = (
+        Image.fromarray(np.asarray(array, np.uint8), mode)
+        if mode
+        else Image.fromarray(np.asarray(array, np.uint8))
+    )
     img.save(path, quality=95) if path.suffix.lower() in ('.jpg', '.jpeg') else img.save(path)
     return path
 
@@ -106,43 +117,76 @@ def random_image(rng, h: int, w: int, channels: int = 3) -> np.ndarray:
     """Smooth random uint8 image ``[h, w, channels]`` (smooth so JPEG keeps it recognisable)."""
     base = rng.integers(0, 256, (2, 2, channels)).astype(np.float32)
     yy, xx = np.meshgrid(np.linspace(0, 1, h), np.linspace(0, 1, w), indexing='ij')
-    img = (base[0, 0] * (1 - yy[..., None]) * (1 - xx[..., None]) + base[1, 0] * yy[..., None] * (1 - xx[..., None])
-           + base[0, 1] * (1 - yy[..., None]) * xx[..., None] + base[1, 1] * yy[..., None] * xx[..., None])
+    img = (
+        base[0, 0] * (1 - yy[..., None]) * (1 - xx[..., None])
+        + base[1, 0] * yy[..., None] * (1 - xx[..., None])
+        + base[0, 1] * (1 - yy[..., None]) * xx[..., None]
+        + base[1, 1] * yy[..., None] * xx[..., None]
+    )
     img = img.astype(np.uint8)
     return img if channels > 1 else img[..., 0]
 
 
-def make_celeba_dir(root: Path, n_images: int = 12, n_rows: int = 15, count_line: int | None = None,
-                    size=(20, 24), seed: int = 0, crlf: bool = True) -> np.ndarray:
+def make_celeba_dir(
+    root: Path,
+    n_images: int = 12,
+    n_rows: int = 15,
+    count_line: int | None = None,
+    size=(20, 24),
+    seed: int = 0,
+    crlf: bool = True,
+) -> np.ndarray:
     """CelebA layout: ``list_attr_celeba.txt`` (CRLF, ``n_rows`` rows, 40 attributes) and
     ``img_align_celeba/`` with the first ``n_images`` JPEGs (w x h = ``size``). Returns the +1/-1 rows."""
     from glow_tf.data import CELEBA_ATTRIBUTE_NAMES
+
     rng = np.random.default_rng(seed)
     values = rng.choice(np.array([-1, 1], np.int8), (n_rows, 40))
     nl = '\r\n' if crlf else '\n'
-    lines = [str(n_rows if count_line is None else count_line), ' '.join(CELEBA_ATTRIBUTE_NAMES) + ' ']
+    lines = [
+        str(n_rows if count_line is None else count_line),
+        ' '.join(CELEBA_ATTRIBUTE_NAMES) + ' ',
+    ]
     for i in range(n_rows):
         lines.append(f'{i + 1:06d}.jpg ' + ' '.join(f'{v:2d}' for v in values[i]))
     root.mkdir(parents=True, exist_ok=True)
     (root / 'list_attr_celeba.txt').write_bytes((nl.join(lines) + nl).encode())
     for i in range(n_images):
-        save_image(root / 'img_align_celeba' / f'{i + 1:06d}.jpg', random_image(rng, size[1], size[0]))
+        save_image(
+            root / 'img_align_celeba' / f'{i + 1:06d}.jpg', random_image(rng, size[1], size[0])
+        )
     return values
 
 
-def write_tfrecord_shards(root: Path, split: str, images: list[np.ndarray], labels=None, n_shards: int = 2,
-                          res_log2: int | None = None, attrs=None, digits: int = 5) -> list[Path]:
+def write_tfrecord_shards(
+    root: Path,
+    split: str,
+    images: list[np.ndarray],
+    labels=None,
+    n_shards: int = 2,
+    res_log2: int | None = None,
+    attrs=None,
+    digits: int = 5,
+) -> list[Path]:
     """Write ``images`` round-robin into ``root/split/split-rLL-s-i-of-n.tfrecords`` (original features)."""
     import tensorflow as tf
+
     from glow_tf.data import make_example
+
     d = root / split
     d.mkdir(parents=True, exist_ok=True)
     lg = res_log2 if res_log2 is not None else int(np.log2(images[0].shape[0]))
-    paths = [d / f'{split}-r{lg:02d}-s-{i:0{digits}d}-of-{n_shards:0{digits}d}.tfrecords' for i in range(n_shards)]
+    paths = [
+        d / f'{split}-r{lg:02d}-s-{i:0{digits}d}-of-{n_shards:0{digits}d}.tfrecords'
+        for i in range(n_shards)
+    ]
     writers = [tf.io.TFRecordWriter(str(p)) for p in paths]
     for i, img in enumerate(images):
-        writers[i % n_shards].write(make_example(img, 0 if labels is None else labels[i],
-                                                 None if attrs is None else attrs[i]))
+        writers[i % n_shards].write(
+            make_example(
+                img, 0 if labels is None else labels[i], None if attrs is None else attrs[i]
+            )
+        )
     for w in writers:
         w.close()
     return paths
@@ -150,6 +194,7 @@ def write_tfrecord_shards(root: Path, split: str, images: list[np.ndarray], labe
 
 class Writers:
     """Namespace handed to tests by the ``fixtures`` fixture."""
+
     write_idx = staticmethod(write_idx)
     make_mnist_dir = staticmethod(make_mnist_dir)
     cifar_batch_bytes = staticmethod(cifar_batch_bytes)
@@ -171,10 +216,12 @@ def fixtures() -> type[Writers]:
 @pytest.fixture(scope='session')
 def logdir(tmp_path_factory):
     from tests import tiny_model
+
     return tiny_model.tiny_logdir(tmp_path_factory)
 
 
 @pytest.fixture
 def flow(tmp_path_factory, logdir):
     from tests import tiny_model
+
     return tiny_model.tiny_flow(tmp_path_factory)

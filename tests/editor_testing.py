@@ -2,6 +2,7 @@
 editor over the session's tiny trained Glow (tests/tiny_model.py) with real attribute directions
 from labelled CelebA faces, held-out gallery faces, a real threaded HTTP server on 127.0.0.1, and
 photos to upload."""
+
 import contextlib
 import io
 import shutil
@@ -12,19 +13,22 @@ import numpy as np
 from tests import tiny_model as fx
 
 _CACHE = {}
-GALLERY = ('008101.jpg', '008201.jpg', '008305.jpg', '008420.jpg')   # test split of the subset
+GALLERY = ('008101.jpg', '008201.jpg', '008305.jpg', '008420.jpg')  # test split of the subset
 
 
 def editor_files(tmp_path_factory):
     """(logdir, directions.npz, gallery dir), built once per session."""
     if 'files' not in _CACHE:
-        from glow_tf import manipulation as M
+        from glow_tf.tools import manipulation as M
+
         logdir = fx.tiny_logdir(tmp_path_factory)
         flow = fx.tiny_flow(tmp_path_factory)
         root = tmp_path_factory.mktemp('editor')
         files, labels, names = M.celeba_labels(fx.CELEBA_ATTR, fx.CELEBA_IMAGES, n_images=96)
         d, n_pos, n_neg = M.compute_directions(flow, files, labels, names)
-        directions = M.save_directions(root / 'directions.npz', flow, names, d, n_pos, n_neg, 'test')
+        directions = M.save_directions(
+            root / 'directions.npz', flow, names, d, n_pos, n_neg, 'test'
+        )
         gallery = root / 'gallery'
         gallery.mkdir()
         for f in GALLERY:
@@ -35,6 +39,7 @@ def editor_files(tmp_path_factory):
 
 def make_editor(tmp_path_factory):
     from glow_tf.editor.engine import build_editor
+
     logdir, directions, gallery = editor_files(tmp_path_factory)
     return build_editor(str(logdir), str(directions), str(gallery))
 
@@ -43,6 +48,7 @@ def make_editor(tmp_path_factory):
 def serve(app):
     """Run a Flask app on a real threaded server at 127.0.0.1:<free port>; yields its base URL."""
     from werkzeug.serving import make_server
+
     server = make_server('127.0.0.1', 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -55,7 +61,9 @@ def serve(app):
 
 def decode_data_url(url):
     import base64
+
     from PIL import Image
+
     assert url.startswith('data:image/png;base64,')
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(',', 1)[1]))).convert('RGB'))
 
@@ -65,6 +73,7 @@ def photo_with_face(angle=12.0, scale=2.0, size=(800, 600)):
     off-centre position on a plain background: uint8 [H, W, 3]."""
     import cv2
     from PIL import Image
+
     face = np.asarray(Image.open(fx.CELEBA / 'img_align_celeba' / '000001.jpg').convert('RGB'))
     canvas = np.full((size[1], size[0], 3), 90, np.uint8)
     m = cv2.getRotationMatrix2D((89, 109), angle, scale)
@@ -74,6 +83,7 @@ def photo_with_face(angle=12.0, scale=2.0, size=(800, 600)):
 
 def png_file_bytes(rgb, fmt='PNG'):
     from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format=fmt)
     return buf.getvalue()

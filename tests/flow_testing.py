@@ -1,4 +1,5 @@
 """Helpers shared by the flow tests: random weights and brute-force Jacobian log-determinants."""
+
 import numpy as np
 import tensorflow as tf
 
@@ -34,8 +35,9 @@ def brute_force_log_det(fn, x):
 
 def assert_rel_close(actual, expected, rtol=1e-4, atol=1e-5):
     actual, expected = float(actual), float(expected)
-    assert abs(actual - expected) <= atol + rtol * abs(expected), \
+    assert abs(actual - expected) <= atol + rtol * abs(expected), (
         f"{actual} != {expected} (rtol {rtol})"
+    )
 
 
 def edge_padded_conv_by_hand(x, kernel):
@@ -50,10 +52,10 @@ def edge_padded_conv_by_hand(x, kernel):
     batch, height, width, _ = x.shape
     padded = np.pad(x, [(0, 0), (a, a), (b, b), (0, 0)])
     border = np.ones(padded.shape[:3] + (1,))
-    border[:, a:a + height, b:b + width] = 0.0
+    border[:, a : a + height, b : b + width] = 0.0
     padded = np.concatenate([padded, border], axis=-1)
     out = np.zeros((batch, height, width, kernel.shape[-1]))
     for p in range(kh):
         for q in range(kw):
-            out += padded[:, p:p + height, q:q + width, :] @ kernel[p, q]
+            out += padded[:, p : p + height, q : q + width, :] @ kernel[p, q]
     return out

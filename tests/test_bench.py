@@ -1,4 +1,5 @@
 """The benchmark harness (bench/bench_glow.py) runs in --quick mode and prints valid JSON lines."""
+
 import json
 import math
 import os
@@ -10,13 +11,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_bench_quick_prints_table_and_json_lines():
-    cmd = [sys.executable, str(REPO / 'bench' / 'bench_glow.py'), '--quick',
-           '--cases', 'a_affine,mem_sweep', '--iters', '1', '--sweep-iters', '1',
-           '--sweep-depths', '1,2', '--sweep-modes', 'plain,reversible']
+    cmd = [
+        sys.executable,
+        str(REPO / 'bench' / 'bench_glow.py'),
+        '--quick',
+        '--cases',
+        'a_affine,mem_sweep',
+        '--iters',
+        '1',
+        '--sweep-iters',
+        '1',
+        '--sweep-depths',
+        '1,2',
+        '--sweep-modes',
+        'plain,reversible',
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(REPO), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = [json.loads(line[5:]) for line in proc.stdout.splitlines() if line.startswith('JSON ')]
+    records = [
+        json.loads(line[5:]) for line in proc.stdout.splitlines() if line.startswith('JSON ')
+    ]
     by_case = {}
     for r in records:
         by_case.setdefault(r['case'], []).append(r)
@@ -25,12 +40,19 @@ def test_bench_quick_prints_table_and_json_lines():
     (a,) = by_case['a_affine']
     for impl in ('glow_tf', 'tfp'):
         d = a[impl]
-        for key in ('train_img_s', 'sample_img_s', 'sample_s_per_batch', 'peak_step_mb',
-                    'achieved_gflops'):
+        for key in (
+            'train_img_s',
+            'sample_img_s',
+            'sample_s_per_batch',
+            'peak_step_mb',
+            'achieved_gflops',
+        ):
             assert math.isfinite(d[key]) and d[key] > 0, (impl, key, d[key])
     ratio = a['ratio_glow_tf_over_tfp']
-    assert all(math.isfinite(ratio[k]) and ratio[k] > 0
-               for k in ('train_throughput', 'sample_throughput', 'peak_memory'))
+    assert all(
+        math.isfinite(ratio[k]) and ratio[k] > 0
+        for k in ('train_throughput', 'sample_throughput', 'peak_memory')
+    )
     assert a['train_gflop_per_image'] > 0 and a['conv_peak_gflops'] > 0
 
     sweep = {(r['memory_mode'], r['depth']): r for r in by_case['mem_sweep']}
@@ -47,8 +69,10 @@ def test_flop_count_matches_hand_count():
     sys.path.insert(0, str(REPO))
     import glow_tf
     from bench.common import forward_flops_per_image
-    model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=2, depth=1, width=16,
-                         flow_coupling='affine')
+
+    model = glow_tf.Glow(
+        image_shape=(8, 8, 3), n_levels=2, depth=1, width=16, flow_coupling='affine'
+    )
     # level 0: 4x4 px, C=12: invconv 144, conv3x3 6->16, conv1x1 16->16, zero-conv3x3 16->12,
     #          split prior zero-conv3x3 6->12;  level 1: 2x2 px, C=24: 576, 12->16, 256, 16->24
     level0 = 16 * (144 + 9 * 6 * 16 + 256 + 9 * 16 * 12 + 9 * 6 * 12)

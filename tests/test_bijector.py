@@ -1,10 +1,11 @@
 """The TFP view: GlowBijector and the TransformedDistribution agree with the Keras model."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tf
-from glow_tf.bijector import GlowBijector, pack_latents, unpack_latents
+from glow_tf.model.bijector import GlowBijector, pack_latents, unpack_latents
 from tests.flow_testing import perturb_weights
 
 tfd = pytest.importorskip('tensorflow_probability').distributions
@@ -12,8 +13,9 @@ tfd = pytest.importorskip('tensorflow_probability').distributions
 
 @pytest.fixture(scope='module')
 def model():
-    m = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=2, depth=2, width=8, learntop=True,
-                     flow_coupling='affine')
+    m = glow_tf.Glow(
+        image_shape=(8, 8, 3), n_levels=2, depth=2, width=8, learntop=True, flow_coupling='affine'
+    )
     m.initialize(tf.random.stateless_uniform([8, 8, 8, 3], seed=[0, 0]) - 0.5)
     perturb_weights(m, scale=0.05)
     return m
@@ -36,19 +38,25 @@ def test_bijector_agrees_with_the_layers(model, x):
     bij = model.bijector
     assert isinstance(bij, GlowBijector)
     eps = bij.inverse(x)
-    np.testing.assert_allclose(eps.numpy(), pack_latents(model.encode(x), model.image_shape).numpy())
+    np.testing.assert_allclose(
+        eps.numpy(), pack_latents(model.encode(x), model.image_shape).numpy()
+    )
     np.testing.assert_allclose(bij.forward(eps).numpy(), x.numpy(), atol=1e-4)
     _, log_det, _ = model.encode_with_log_det(x)
-    np.testing.assert_allclose(bij.inverse_log_det_jacobian(x, event_ndims=3).numpy(),
-                               log_det.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(bij.forward_log_det_jacobian(eps, event_ndims=3).numpy(),
-                               -log_det.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(
+        bij.inverse_log_det_jacobian(x, event_ndims=3).numpy(), log_det.numpy(), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        bij.forward_log_det_jacobian(eps, event_ndims=3).numpy(), -log_det.numpy(), rtol=1e-4
+    )
 
 
 def test_transformed_distribution_log_prob_equals_model(model, x):
     dist = model.distribution
     # TFP returns its non-CompositeTensor `_TransformedDistribution` for a plain bijector
-    assert isinstance(dist, tfd.Distribution) and type(dist).__name__.endswith('TransformedDistribution')
+    assert isinstance(dist, tfd.Distribution) and type(dist).__name__.endswith(
+        'TransformedDistribution'
+    )
     np.testing.assert_allclose(dist.log_prob(x).numpy(), model.log_prob(x).numpy(), rtol=1e-5)
     samples = dist.sample(2, seed=(1, 2))
     assert samples.shape == (2, 8, 8, 3)

@@ -1,13 +1,14 @@
 """Checkpoint variable names: stable, independent of list order, and compatible with
 checkpoints written by the earlier (index-suffix) naming."""
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tf
-from glow_tf.distributed import tf_variables
-from glow_tf.training import checkpoint as ckpt_lib
+from glow_tf.runs import checkpoint as ckpt_lib
+from glow_tf.variables import tf_variables
 
 
 def _legacy_named_variables(variables, strip_prefix=None):
@@ -16,7 +17,7 @@ def _legacy_named_variables(variables, strip_prefix=None):
     for i, v in enumerate(variables):
         path = getattr(v, 'path', None) or getattr(v, 'name', f'var{i}')
         if strip_prefix and path.startswith(strip_prefix + '/'):
-            path = path[len(strip_prefix) + 1:]
+            path = path[len(strip_prefix) + 1 :]
         names.append(ckpt_lib._key(path))
     out = {}
     for i, (n, tv) in enumerate(zip(names, tf_variables(variables))):
@@ -28,14 +29,17 @@ def _legacy_named_variables(variables, strip_prefix=None):
 
 def test_colliding_names_do_not_depend_on_list_order():
     a = tf.Variable(tf.zeros([3]), name='layer/kernel')
-    b = tf.Variable(tf.zeros([2, 3]), name='layer/kernel')   # same path, other shape
+    b = tf.Variable(tf.zeros([2, 3]), name='layer/kernel')  # same path, other shape
     c = tf.Variable(tf.zeros([4]), name='other/bias')
     forward = ckpt_lib.named_variables([a, b, c])
     backward = ckpt_lib.named_variables([c, b, a])
     assert {k: id(v) for k, v in forward.items()} == {k: id(v) for k, v in backward.items()}
-    assert set(forward) == {'layer.kernel_0__3_float32', 'layer.kernel_0__2x3_float32',
-                            'other.bias_0'}
-    assert list(forward.values()) == [a, b, c]   # list order kept (the EMA group zips on it)
+    assert set(forward) == {
+        'layer.kernel_0__3_float32',
+        'layer.kernel_0__2x3_float32',
+        'other.bias_0',
+    }
+    assert list(forward.values()) == [a, b, c]  # list order kept (the EMA group zips on it)
 
 
 def test_indistinguishable_variables_are_refused():
@@ -48,18 +52,22 @@ def test_indistinguishable_variables_are_refused():
 def test_checkpoint_written_with_the_earlier_naming_still_loads(tmp_path):
     kw = dict(image_shape=(8, 8, 3), n_levels=2, depth=1, width=8, n_classes=3, learntop=True)
     old = glow_tf.Glow(**kw)
-    old.initialize(tf.random.stateless_uniform([4, 8, 8, 3], seed=[1, 2]) - 0.5,
-                   tf.constant([0, 1, 2, 0]))
+    old.initialize(
+        tf.random.stateless_uniform([4, 8, 8, 3], seed=[1, 2]) - 0.5, tf.constant([0, 1, 2, 0])
+    )
     opt = keras.optimizers.Adamax(1e-3)
     opt.build(old.trainable_variables)
     opt.iterations.assign(7)
-    groups = {'model': _legacy_named_variables(old.variables, old.name),
-              'optimizer': _legacy_named_variables(opt.variables, opt.name)}
+    groups = {
+        'model': _legacy_named_variables(old.variables, old.name),
+        'optimizer': _legacy_named_variables(opt.variables, opt.name),
+    }
     # A Glow and its optimiser have no colliding names, so both rules agree on every name.
     assert groups['model'].keys() == ckpt_lib.named_variables(old.variables, old.name).keys()
     assert groups['optimizer'].keys() == ckpt_lib.named_variables(opt.variables, opt.name).keys()
-    prefix = tf.train.Checkpoint(**{k: ckpt_lib.variable_group(v) for k, v in groups.items()}
-                                 ).write(str(tmp_path / 'old'))
+    prefix = tf.train.Checkpoint(
+        **{k: ckpt_lib.variable_group(v) for k, v in groups.items()}
+    ).write(str(tmp_path / 'old'))
 
     new = glow_tf.Glow(**kw)
     new_opt = keras.optimizers.Adamax(1e-3)

@@ -1,17 +1,21 @@
-"""glow_tf.conv: every form of conv2d_same equals tf.nn.conv2d, values and gradients."""
+"""glow_tf.nets.conv: every form of conv2d_same equals tf.nn.conv2d, values and gradients."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf.conv import conv2d_same, conv_form
+from glow_tf.nets.conv import conv2d_same, conv_form
 
 
-@pytest.mark.parametrize('kernel_shape,form', [
-    ((1, 1, 16, 24), 'matmul'),
-    ((3, 3, 32, 3), 'shift_add'),
-    ((3, 3, 36, 4), 'shift_add'),       # kh·kw·C_out == C_in: the boundary case
-    ((3, 3, 4, 16), 'conv2d'),
-])
+@pytest.mark.parametrize(
+    'kernel_shape,form',
+    [
+        ((1, 1, 16, 24), 'matmul'),
+        ((3, 3, 32, 3), 'shift_add'),
+        ((3, 3, 36, 4), 'shift_add'),  # kh·kw·C_out == C_in: the boundary case
+        ((3, 3, 4, 16), 'conv2d'),
+    ],
+)
 def test_conv_form_chosen_from_the_kernel_shape(kernel_shape, form):
     assert conv_form(kernel_shape) == form
 
@@ -35,7 +39,7 @@ def test_every_form_equals_tf_conv2d_with_gradients(form, spatial):
 
     ours = value_and_grads(lambda: conv2d_same(x, kernel, bias, relu=True, form=form))
     ref = value_and_grads(lambda: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, 'SAME') + bias))
-    assert float(tf.reduce_mean(tf.cast(ref[0] > 0, tf.float32))) > 0.2   # relu not all-zero
+    assert float(tf.reduce_mean(tf.cast(ref[0] > 0, tf.float32))) > 0.2  # relu not all-zero
     for name, a, b in zip(['y', 'dx', 'dkernel', 'dbias'], ours, ref):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
 
@@ -62,12 +66,14 @@ def test_bad_form_and_kernel_are_named():
         conv2d_same(x, tf.zeros([3, 3, 8, 1]), form='matmul')
 
 
-@pytest.mark.parametrize('form,c_in,c_out', [('conv2d', 3, 8), ('shift_add', 16, 1),
-                                             ('conv2d', 5, 4)])
+@pytest.mark.parametrize(
+    'form,c_in,c_out', [('conv2d', 3, 8), ('shift_add', 16, 1), ('conv2d', 5, 4)]
+)
 def test_edge_bias_equals_the_originals_padding_by_hand(form, c_in, c_out):
     """conv2d_same(edge_bias=True) == zero padding + a border channel + 'VALID' conv, values
     and gradients (the border taps get a gradient only from the border pixels)."""
     from tests.flow_testing import edge_padded_conv_by_hand
+
     rng = np.random.default_rng(3)
     x = tf.constant(rng.standard_normal((2, 5, 6, c_in)), tf.float32)
     kernel = tf.Variable(rng.standard_normal((3, 3, c_in + 1, c_out)), dtype=tf.float32)
@@ -89,7 +95,7 @@ def test_edge_bias_equals_the_originals_padding_by_hand(form, c_in, c_out):
     border[1:-1, 1:-1] = 0
     for p in range(3):
         for q in range(3):
-            by_hand = np.einsum('hw,bhwc->c', border[p:p + 5, q:q + 6], dy)
+            by_hand = np.einsum('hw,bhwc->c', border[p : p + 5, q : q + 6], dy)
             np.testing.assert_allclose(grad[p, q, -1], by_hand, rtol=1e-3, atol=1e-3)
 
 
@@ -97,5 +103,6 @@ def test_edge_bias_skips_1x1_kernels():
     """A 1x1 convolution pads nothing, so (as in the original) it gets no border channel."""
     x = tf.ones([1, 3, 3, 4])
     kernel = tf.ones([1, 1, 4, 2])
-    np.testing.assert_array_equal(conv2d_same(x, kernel, edge_bias=True).numpy(),
-                                  conv2d_same(x, kernel).numpy())
+    np.testing.assert_array_equal(
+        conv2d_same(x, kernel, edge_bias=True).numpy(), conv2d_same(x, kernel).numpy()
+    )

@@ -1,5 +1,6 @@
 """Readers of the raw formats (IDX, CIFAR pickles, CelebA attribute files, image files, folders),
 against fixtures written in the real formats, including every bad-input case."""
+
 from __future__ import annotations
 
 import gzip
@@ -9,15 +10,23 @@ import warnings
 import numpy as np
 import pytest
 
-from glow_tf.data import (CELEBA_ATTRIBUTE_NAMES, DataError, DataWarning, load_image_file, load_source,
-                          read_celeba_attributes, read_eval_partition, read_idx)
+from glow_tf.data import (
+    CELEBA_ATTRIBUTE_NAMES,
+    DataError,
+    DataWarning,
+    load_image_file,
+    load_source,
+    read_celeba_attributes,
+    read_eval_partition,
+    read_idx,
+)
 from glow_tf.data.celeba import scan_celeba
 from glow_tf.data.cifar import load_cifar10_split
 from glow_tf.data.folder import scan_folder
 from glow_tf.data.images import area_downsample
 
-
 # ---------------------------------------------------------------------------------------------- MNIST
+
 
 def test_mnist_fixture_padded_and_replicated(tmp_path, fixtures, data_cache):
     arrays = fixtures.make_mnist_dir(tmp_path / 'mnist', n_train=20, n_test=10)
@@ -26,7 +35,12 @@ def test_mnist_fixture_padded_and_replicated(tmp_path, fixtures, data_cache):
     x, y, _ = src.numpy('train')
     assert x.dtype == np.uint8 and x.shape == (20, 32, 32, 3)
     np.testing.assert_array_equal(x[:, 2:30, 2:30, 0], arrays['train'][0])  # centred, unchanged
-    assert not x[:, :2].any() and not x[:, 30:].any() and not x[:, :, :2].any() and not x[:, :, 30:].any()
+    assert (
+        not x[:, :2].any()
+        and not x[:, 30:].any()
+        and not x[:, :, :2].any()
+        and not x[:, :, 30:].any()
+    )
     np.testing.assert_array_equal(x[..., 0], x[..., 2])  # gray replicated
     np.testing.assert_array_equal(y, arrays['train'][1])
 
@@ -42,15 +56,19 @@ def test_mnist_downsample_16_is_block_mean(tmp_path, fixtures, data_cache):
 
 
 def test_idx_bad_magic_names_file(tmp_path, fixtures):
-    p = fixtures.write_idx(tmp_path / 'train-images-idx3-ubyte.gz', np.zeros((2, 28, 28)), magic=2049)
-    with pytest.raises(DataError, match=r'train-images-idx3-ubyte\.gz: bad magic number 2049, expected 2051'):
+    p = fixtures.write_idx(
+        tmp_path / 'train-images-idx3-ubyte.gz', np.zeros((2, 28, 28)), magic=2049
+    )
+    with pytest.raises(
+        DataError, match=r'train-images-idx3-ubyte\.gz: bad magic number 2049, expected 2051'
+    ):
         read_idx(p, 2051)
 
 
 def test_idx_truncated_gzip_and_truncated_payload(tmp_path, fixtures):
     p = fixtures.write_idx(tmp_path / 'a.gz', np.ones((5, 28, 28)))
     blob = p.read_bytes()
-    p.write_bytes(blob[:len(blob) // 2])
+    p.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(DataError, match=r'a\.gz: corrupt or truncated gzip'):
         read_idx(p, 2051)
     raw = gzip.decompress(blob)
@@ -73,6 +91,7 @@ def test_mnist_label_count_mismatch_and_missing_file(tmp_path, fixtures, data_ca
 
 # ---------------------------------------------------------------------------------------------- CIFAR
 
+
 @pytest.mark.parametrize('tarball', [False, True])
 def test_cifar_dir_and_tarball(tmp_path, fixtures, data_cache, tarball):
     arrays = fixtures.make_cifar_dir(tmp_path / 'c', per_batch=3, tarball=tarball)
@@ -90,8 +109,12 @@ def test_cifar_bad_batches_name_file(tmp_path, fixtures):
     (d / 'data_batch_3').write_bytes(b'\x80\x02garbage')
     with pytest.raises(DataError, match=r'data_batch_3: not a readable CIFAR-10 python batch'):
         load_cifar10_split(tmp_path / 'c', 'train')
-    (d / 'data_batch_3').write_bytes(pickle.dumps({b'data': np.zeros((2, 100), np.uint8), b'labels': [0, 1]}))
-    with pytest.raises(DataError, match=r"data_batch_3: b'data' is uint8 \(2, 100\), expected uint8 \[n, 3072\]"):
+    (d / 'data_batch_3').write_bytes(
+        pickle.dumps({b'data': np.zeros((2, 100), np.uint8), b'labels': [0, 1]})
+    )
+    with pytest.raises(
+        DataError, match=r"data_batch_3: b'data' is uint8 \(2, 100\), expected uint8 \[n, 3072\]"
+    ):
         load_cifar10_split(tmp_path / 'c', 'train')
     (d / 'data_batch_3').unlink()
     with pytest.raises(DataError, match='missing CIFAR-10 batch file.*data_batch_3'):
@@ -104,7 +127,10 @@ def test_cifar_pickle_cannot_run_code(tmp_path, fixtures):
     class Evil:
         def __reduce__(self):
             return (print, ('pwned',))
-    (tmp_path / 'c' / 'cifar-10-batches-py' / 'test_batch').write_bytes(pickle.dumps({b'data': Evil()}))
+
+    (tmp_path / 'c' / 'cifar-10-batches-py' / 'test_batch').write_bytes(
+        pickle.dumps({b'data': Evil()})
+    )
     with pytest.raises(DataError, match=r'test_batch: .*builtins\.print is not allowed'):
         load_cifar10_split(tmp_path / 'c', 'test')
 
@@ -124,6 +150,7 @@ def test_cifar_empty_dir(tmp_path, data_cache):
 
 
 # ---------------------------------------------------------------------------------------------- CelebA attributes
+
 
 def test_celeba_attributes_crlf_and_count_warning(tmp_path, fixtures):
     values = fixtures.make_celeba_dir(tmp_path, n_images=0, n_rows=7, count_line=202599)
@@ -145,10 +172,14 @@ def _attr_file(tmp_path, rows, header=None):
 def test_celeba_attributes_malformed_rows(tmp_path):
     good = '000001.jpg ' + ' '.join(['1'] * 40)
     p = _attr_file(tmp_path, [good, '000002.jpg ' + ' '.join(['-1'] * 39)])
-    with pytest.raises(DataError, match=r'list_attr_celeba\.txt: line 4: 39 attribute values .*expected 40'):
+    with pytest.raises(
+        DataError, match=r'list_attr_celeba\.txt: line 4: 39 attribute values .*expected 40'
+    ):
         read_celeba_attributes(p)
     p = _attr_file(tmp_path, [good, '000002.jpg ' + ' '.join(['1'] * 39 + ['0'])])
-    with pytest.raises(DataError, match=r"line 4: value '0' for attribute Young of '000002.jpg' is not 1 or -1"):
+    with pytest.raises(
+        DataError, match=r"line 4: value '0' for attribute Young of '000002.jpg' is not 1 or -1"
+    ):
         read_celeba_attributes(p)
     p = _attr_file(tmp_path, [good, good])
     with pytest.raises(DataError, match=r"line 4: '000001.jpg' already listed on line 3"):
@@ -161,13 +192,21 @@ def test_celeba_attributes_malformed_rows(tmp_path):
 def test_celeba_images_split_and_missing_rows(tmp_path, fixtures, data_cache):
     values = fixtures.make_celeba_dir(tmp_path / 'cel', n_images=10, n_rows=14)
     idx = scan_celeba(tmp_path / 'cel')
-    assert len(idx.train_files) == 9 and len(idx.test_files) == 1 and idx.test_files[0].endswith('000010.jpg')
+    assert (
+        len(idx.train_files) == 9
+        and len(idx.test_files) == 1
+        and idx.test_files[0].endswith('000010.jpg')
+    )
     src = load_source('celeba', tmp_path / 'cel', image_size=8)
     assert (src.n_train, src.n_test, src.image_shape) == (9, 1, (8, 8, 3))
     np.testing.assert_array_equal(src.attributes('train'), values[:9])
-    np.testing.assert_array_equal(src.attributes('test', encoding='01'), (values[9:10] > 0).astype(np.int8))
+    np.testing.assert_array_equal(
+        src.attributes('test', encoding='01'), (values[9:10] > 0).astype(np.int8)
+    )
     # an image with no attribute row: error naming it, or skipped and counted with skip_bad
-    fixtures.save_image(tmp_path / 'cel' / 'img_align_celeba' / '000099.jpg', np.zeros((24, 20, 3), np.uint8))
+    fixtures.save_image(
+        tmp_path / 'cel' / 'img_align_celeba' / '000099.jpg', np.zeros((24, 20, 3), np.uint8)
+    )
     with pytest.raises(DataError, match=r'000099\.jpg: image has no attribute row'):
         load_source('celeba', tmp_path / 'cel', image_size=8)
     with pytest.warns(DataWarning, match=r'skipped 1 of .*000099\.jpg'):
@@ -178,7 +217,8 @@ def test_celeba_images_split_and_missing_rows(tmp_path, fixtures, data_cache):
 def test_celeba_official_partition(tmp_path, fixtures, data_cache):
     fixtures.make_celeba_dir(tmp_path, n_images=6, n_rows=6)
     (tmp_path / 'list_eval_partition.txt').write_text(
-        ''.join(f'{i:06d}.jpg {p}\r\n' for i, p in zip(range(1, 7), [0, 0, 0, 1, 2, 2])))
+        ''.join(f'{i:06d}.jpg {p}\r\n' for i, p in zip(range(1, 7), [0, 0, 0, 1, 2, 2]))
+    )
     idx = scan_celeba(tmp_path)
     assert [f[-10:] for f in idx.train_files] == ['000001.jpg', '000002.jpg', '000003.jpg']
     assert [f[-10:] for f in idx.test_files] == ['000005.jpg', '000006.jpg']
@@ -188,6 +228,7 @@ def test_celeba_official_partition(tmp_path, fixtures, data_cache):
 
 
 # ---------------------------------------------------------------------------------------------- images
+
 
 def test_load_image_file_centre_crop_area_downsample(tmp_path, fixtures):
     img = np.zeros((40, 60, 3), np.uint8)
@@ -207,7 +248,9 @@ def test_grayscale_and_rgba_rules(tmp_path, fixtures):
     np.testing.assert_array_equal(out[..., 0], out[..., 1])
     with pytest.raises(DataError, match=r'g\.png: grayscale image \(PIL mode L\)'):
         load_image_file(gray, 8, strict=True)
-    rgba = np.concatenate([fixtures.random_image(rng, 16, 16), np.full((16, 16, 1), 128, np.uint8)], -1)
+    rgba = np.concatenate(
+        [fixtures.random_image(rng, 16, 16), np.full((16, 16, 1), 128, np.uint8)], -1
+    )
     p = fixtures.save_image(tmp_path / 't.png', rgba, 'RGBA')
     with pytest.raises(DataError, match=r't\.png: RGBA image with transparency'):
         load_image_file(p, 8, strict=True)
@@ -232,11 +275,14 @@ def test_corrupt_and_truncated_images(tmp_path, fixtures):
 
 # ---------------------------------------------------------------------------------------------- folders
 
+
 def _folder(tmp_path, fixtures, classes=('cat', 'dog'), per_class=10, size=(30, 20)):
     rng = np.random.default_rng(0)
     for c in classes:
         for i in range(per_class):
-            fixtures.save_image(tmp_path / 'f' / c / f'{i:03d}.png', fixtures.random_image(rng, size[1], size[0]))
+            fixtures.save_image(
+                tmp_path / 'f' / c / f'{i:03d}.png', fixtures.random_image(rng, size[1], size[0])
+            )
     (tmp_path / 'f' / 'README.txt').write_text('ignored')
     return tmp_path / 'f'
 
@@ -294,7 +340,9 @@ def test_area_downsample_rejects_non_divisor():
 
 
 def test_unknown_problem_lists_valid_names():
-    with pytest.raises(DataError, match="problem='svhn' is unknown; valid names: mnist, cifar10, celeba"):
+    with pytest.raises(
+        DataError, match="problem='svhn' is unknown; valid names: mnist, cifar10, celeba"
+    ):
         load_source('svhn')
     with warnings.catch_warnings():
         warnings.simplefilter('error')

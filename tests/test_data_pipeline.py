@@ -1,4 +1,5 @@
 """tf.data pipelines of in-memory sources: Horovod sharding, seeded shuffling, flips, eval order."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,16 +11,29 @@ from glow_tf.data import ArraySource, DataError
 
 def _source(n_train=12, n_test=7, size=4, with_attr=False):
     """Images whose pixel [0, 0, 0] is the example id and channel 1 is the column index (for flips)."""
+
     def make(n, offset):
         x = np.zeros((n, size, size, 3), np.uint8)
         x[:, :, :, 0] = (np.arange(n) + offset)[:, None, None]
         x[:, :, :, 1] = np.arange(size)[None, None, :]
         y = ((np.arange(n) + offset) % 5).astype(np.int32)
-        a = np.where(np.arange(n * 2).reshape(n, 2) % 3, 1, -1).astype(np.int8) if with_attr else None
+        a = (
+            np.where(np.arange(n * 2).reshape(n, 2) % 3, 1, -1).astype(np.int8)
+            if with_attr
+            else None
+        )
         return x, y, a
-    return ArraySource(problem='toy', image_shape=(size, size, 3), n_train=n_train, n_test=n_test, n_classes=5,
-                       attribute_names=['a', 'b'] if with_attr else None, location='toy',
-                       arrays={'train': make(n_train, 0), 'test': make(n_test, 100)})
+
+    return ArraySource(
+        problem='toy',
+        image_shape=(size, size, 3),
+        n_train=n_train,
+        n_test=n_test,
+        n_classes=5,
+        attribute_names=['a', 'b'] if with_attr else None,
+        location='toy',
+        arrays={'train': make(n_train, 0), 'test': make(n_test, 100)},
+    )
 
 
 def _ids(ds, k=None):
@@ -37,8 +51,10 @@ def test_train_ranks_disjoint_and_cover_each_epoch():
     assert [len(p) for p in per_rank] == [4, 4, 4]
     assert sorted(np.concatenate(per_rank)) == list(range(12))
     # across many epochs with repeat, every epoch stays disjoint and complete
-    streams = [_ids(src.train(4, rank=r, size=3, seed=5), k=3) for r in range(3)]  # 3 epochs of 4 per rank
-    epochs = [np.concatenate([s[4 * e:4 * e + 4] for s in streams]) for e in range(3)]
+    streams = [
+        _ids(src.train(4, rank=r, size=3, seed=5), k=3) for r in range(3)
+    ]  # 3 epochs of 4 per rank
+    epochs = [np.concatenate([s[4 * e : 4 * e + 4] for s in streams]) for e in range(3)]
     for e in epochs:
         assert sorted(e) == list(range(12))
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled each epoch
@@ -59,7 +75,9 @@ def test_seed_controls_order():
     assert np.array_equal(a, _ids(src.train(5, seed=0), k=6))
     assert not np.array_equal(a, _ids(src.train(5, seed=1), k=6))
     assert list(_ids(src.train(5, shuffle=False, repeat=False))) == list(range(30))
-    assert list(_ids(src.train(5, rank=1, size=3, shuffle=False, repeat=False))) == list(range(1, 30, 3))
+    assert list(_ids(src.train(5, rank=1, size=3, shuffle=False, repeat=False))) == list(
+        range(1, 30, 3)
+    )
 
 
 def test_flip_reverses_width_only_and_keeps_labels():
@@ -75,8 +93,10 @@ def test_flip_reverses_width_only_and_keeps_labels():
         flipped += is_flip.sum()
         plain += (~is_flip).sum()
     assert flipped > 5 and plain > 5
-    assert not any(((x.numpy()[:, 0, :, 1] == [3, 2, 1, 0]).all(1)).any()
-                   for x, _ in src.train(8, seed=3, flip=False, repeat=False))
+    assert not any(
+        ((x.numpy()[:, 0, :, 1] == [3, 2, 1, 0]).all(1)).any()
+        for x, _ in src.train(8, seed=3, flip=False, repeat=False)
+    )
 
 
 def test_train_batches_are_full_and_labels_int32():
@@ -91,7 +111,9 @@ def test_test_split_each_example_once_in_fixed_order():
     src = _source(n_test=7)
     per_rank = [_ids(src.test(2, rank=r, size=3)) for r in range(3)]
     assert [list(p) for p in per_rank] == [[100, 103, 106], [101, 104], [102, 105]]
-    assert [list(p) for p in per_rank] == [list(_ids(src.test(2, rank=r, size=3))) for r in range(3)]
+    assert [list(p) for p in per_rank] == [
+        list(_ids(src.test(2, rank=r, size=3))) for r in range(3)
+    ]
     assert [x.shape[0] for x, _ in src.test(3)] == [3, 3, 1]
 
 
@@ -109,12 +131,18 @@ def test_attributes_aligned_with_ordered_batches():
         _source().train(2, with_attributes=True)
 
 
-@pytest.mark.parametrize('kwargs, match', [
-    (dict(batch_size=0), 'batch_size=0'),
-    (dict(batch_size=2, rank=3, size=3), 'rank=3: expected 0 <= rank < size=3'),
-    (dict(batch_size=2, size=0), 'size=0'),
-    (dict(batch_size=5, rank=0, size=3, repeat=False), 'batch_size=5 is larger than the 4 training examples'),
-])
+@pytest.mark.parametrize(
+    'kwargs, match',
+    [
+        (dict(batch_size=0), 'batch_size=0'),
+        (dict(batch_size=2, rank=3, size=3), 'rank=3: expected 0 <= rank < size=3'),
+        (dict(batch_size=2, size=0), 'size=0'),
+        (
+            dict(batch_size=5, rank=0, size=3, repeat=False),
+            'batch_size=5 is larger than the 4 training examples',
+        ),
+    ],
+)
 def test_bad_pipeline_arguments(kwargs, match):
     with pytest.raises(DataError, match=match):
         _source(n_train=12).train(**kwargs)

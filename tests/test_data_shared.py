@@ -1,5 +1,6 @@
 """Against the real data in ../shared/data (skipped when absent): MNIST, the CIFAR-10 subset and the
 CelebA subset with its attribute rows."""
+
 from __future__ import annotations
 
 import warnings
@@ -7,7 +8,14 @@ import warnings
 import numpy as np
 import pytest
 
-from glow_tf.data import DataWarning, load_image_file, load_source, md5sum, read_celeba_attributes, resolve_data_dir
+from glow_tf.data import (
+    DataWarning,
+    load_image_file,
+    load_source,
+    md5sum,
+    read_celeba_attributes,
+    resolve_data_dir,
+)
 from glow_tf.data.celeba import scan_celeba
 from glow_tf.data.download import MNIST_MD5
 
@@ -17,7 +25,12 @@ def test_mnist_counts_shapes_and_checksums(shared_data, data_cache):
         assert md5sum(shared_data / 'mnist' / name) == md5
     src = load_source('mnist')  # found through the shared-data fallback
     assert src.location == str(shared_data / 'mnist')
-    assert (src.n_train, src.n_test, src.image_shape, src.n_classes) == (60000, 10000, (32, 32, 3), 10)
+    assert (src.n_train, src.n_test, src.image_shape, src.n_classes) == (
+        60000,
+        10000,
+        (32, 32, 3),
+        10,
+    )
     x, y, _ = src.numpy('train')
     assert x.dtype == np.uint8 and y.dtype == np.int32
     assert y[0] == 5 and set(np.unique(y)) == set(range(10))
@@ -37,8 +50,9 @@ def test_cifar10_subset(shared_data, data_cache):
     assert set(np.unique(y)) == set(range(10))
     assert 100 < x.mean() < 140
     assert src.class_names[3] == 'cat'
-    assert load_source('cifar10', shared_data / 'cifar10-subset', n_train=100, n_test=50,
-                       image_size=16).numpy('train')[0].shape == (100, 16, 16, 3)
+    assert load_source(
+        'cifar10', shared_data / 'cifar10-subset', n_train=100, n_test=50, image_size=16
+    ).numpy('train')[0].shape == (100, 16, 16, 3)
 
 
 def test_celeba_subset_rows_and_split(shared_data):
@@ -75,8 +89,14 @@ def test_celeba_subset_source(shared_data, data_cache):
     x, y, a = next(iter(src.train(8, with_attributes=True)))
     assert x.shape == (8, 32, 32, 3) and not y.numpy().any() and a.shape == (8, 40)
     x0 = src.numpy('train')[0][0]
-    np.testing.assert_array_equal(x0, load_image_file(shared_data / 'celeba-subset' / 'img_align_celeba_89x109'
-                                                      / '000001.jpg', 32, strict=True))
+    np.testing.assert_array_equal(
+        x0,
+        load_image_file(
+            shared_data / 'celeba-subset' / 'img_align_celeba_89x109' / '000001.jpg',
+            32,
+            strict=True,
+        ),
+    )
     big = load_image_file(shared_data / 'celeba-subset' / 'img_align_celeba' / '000001.jpg', 64)
     assert big.shape == (64, 64, 3) and 40 < big.mean() < 220
 

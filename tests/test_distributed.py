@@ -8,6 +8,7 @@ per-worker batch: the data source gives rank r the positions r, r+2, ... of each
 the single process's batch k holds exactly the union of the ranks' batches k; its
 dequantisation noise is the ranks' noise interleaved the same way.
 """
+
 import os
 import shutil
 import subprocess
@@ -23,13 +24,32 @@ SEED = 3
 
 
 def make_config(logdir, per_worker_batch, per_worker_init):
-    from glow_tf.config import TrainConfig
+    from glow_tf.runs.config import TrainConfig
+
     return TrainConfig(
-        problem='cifar10', image_size=8, n_levels=2, depth=2, width=16, flow_coupling=1,
-        n_batch_train=per_worker_batch, n_batch_init=per_worker_init, n_batch_test=50,
-        anchor_size=0, n_train=64, n_test=200, epochs_warmup=0.5, lr=0.002, seed=SEED, dal=0,
-        max_steps=STEPS, epochs_full_valid=1000, epochs_full_sample=0,
-        memory_mode='plain', logdir=str(logdir), progress=False)
+        problem='cifar10',
+        image_size=8,
+        n_levels=2,
+        depth=2,
+        width=16,
+        flow_coupling=1,
+        n_batch_train=per_worker_batch,
+        n_batch_init=per_worker_init,
+        n_batch_test=50,
+        anchor_size=0,
+        n_train=64,
+        n_test=200,
+        epochs_warmup=0.5,
+        lr=0.002,
+        seed=SEED,
+        dal=0,
+        max_steps=STEPS,
+        epochs_full_valid=1000,
+        epochs_full_sample=0,
+        memory_mode='plain',
+        logdir=str(logdir),
+        progress=False,
+    )
 
 
 def params(trainer):
@@ -41,33 +61,56 @@ def params(trainer):
 
 def worker(outdir):
     from glow_tf.training.trainer import Trainer
+
     trainer = Trainer(make_config(Path(outdir) / 'log', 4, 16))
     result = trainer.run()
     rank = trainer.dist.rank
-    np.savez(Path(outdir) / f'rank{rank}.npz', size=trainer.dist.size,
-             test_bits=result['test']['bits_x'], **params(trainer))
+    np.savez(
+        Path(outdir) / f'rank{rank}.npz',
+        size=trainer.dist.size,
+        test_bits=result['test']['bits_x'],
+        **params(trainer),
+    )
 
 
 def interleaved_noise(size):
     """Noise of a single process = ranks' default noise interleaved like the data shards."""
     import tensorflow as tf
+
     from glow_tf.training.trainer import default_noise, rank_noise_seed
 
     def noise(shape, step):
         per = tf.concat([[shape[0] // size], shape[1:]], 0)
         parts = [default_noise(per, step, rank_noise_seed(SEED, r)) for r in range(size)]
-        stacked = tf.stack(parts, axis=1)              # [B/size, size, H, W, C]
+        stacked = tf.stack(parts, axis=1)  # [B/size, size, H, W, C]
         return tf.reshape(stacked, shape)
+
     return noise
 
 
-@pytest.mark.skipif(shutil.which('horovodrun') is None, reason='horovodrun not on PATH '
-                    '(install horovod with scripts/install.sh)')
+@pytest.mark.skipif(
+    shutil.which('horovodrun') is None,
+    reason='horovodrun not on PATH (install horovod with scripts/install.sh)',
+)
 def test_two_workers_match_each_other_and_single_process(tmp_path, shared_data):
-    env = {**os.environ, 'PYTHONPATH': str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''),
-           'TF_CPP_MIN_LOG_LEVEL': '2', 'OMP_NUM_THREADS': '1'}
-    cmd = ['horovodrun', '-np', '2', '--gloo', '-H', 'localhost:2', sys.executable,
-           str(Path(__file__).resolve()), 'worker', str(tmp_path)]
+    env = {
+        **os.environ,
+        'PYTHONPATH': str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''),
+        'TF_CPP_MIN_LOG_LEVEL': '2',
+        'OMP_NUM_THREADS': '1',
+    }
+    cmd = [
+        'horovodrun',
+        '-np',
+        '2',
+        '--gloo',
+        '-H',
+        'localhost:2',
+        sys.executable,
+        str(Path(__file__).resolve()),
+        'worker',
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
     r0, r1 = np.load(tmp_path / 'rank0.npz'), np.load(tmp_path / 'rank1.npz')
@@ -81,10 +124,14 @@ def test_two_workers_match_each_other_and_single_process(tmp_path, shared_data):
     assert len((tmp_path / 'log' / 'train.jsonl').read_text().splitlines()) == 1
 
     # 2. One process on the union of the two ranks' batches reaches the same parameters.
-    from glow_tf.distributed import Distributed
+    from glow_tf.training.distributed import Distributed
     from glow_tf.training.trainer import Trainer
-    single = Trainer(make_config(tmp_path / 'single', 8, 32), dist=Distributed(use_horovod=False),
-                     noise_fn=interleaved_noise(2))
+
+    single = Trainer(
+        make_config(tmp_path / 'single', 8, 32),
+        dist=Distributed(use_horovod=False),
+        noise_fn=interleaved_noise(2),
+    )
     result = single.run()
     ref = params(single)
     assert int(ref['iterations']) == STEPS
@@ -93,7 +140,9 @@ def test_two_workers_match_each_other_and_single_process(tmp_path, shared_data):
         if k == 'size' or k == 'test_bits':
             continue
         np.testing.assert_allclose(r0[k], ref[k], rtol=0, atol=2e-5, err_msg=k)
-    assert float(r0['test_bits']) == pytest.approx(result['test']['bits_x'], abs=0.02)  # eval noise differs
+    assert float(r0['test_bits']) == pytest.approx(
+        result['test']['bits_x'], abs=0.02
+    )  # eval noise differs
     print('max |2-worker - 1-process| parameter difference:', moved)
 
 

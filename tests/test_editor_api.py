@@ -1,6 +1,7 @@
 """The face editor's JSON API (glow_tf/editor) on a tiny trained Glow, real CelebA faces and real
 attribute directions: exact encodes, edits equal to the latent arithmetic, mixing, sampling,
 photo alignment, and bad requests answered with a 4xx message by a server that keeps serving."""
+
 import io
 import json
 import threading
@@ -26,6 +27,7 @@ def editor(tmp_path_factory):
 @pytest.fixture(scope='module')
 def client(editor):
     from glow_tf.editor.app import create_app
+
     return create_app(editor).test_client()
 
 
@@ -40,15 +42,18 @@ def direction(editor, name):
 
 def test_info_and_gallery(client, editor):
     info = client.get('/api/info').get_json()
-    d = np.load(ed.editor_files(None)[1])      # attributes with both positive and negative faces
-    assert info['attributes'] == [str(n) for n, p, q in zip(d['names'], d['n_pos'], d['n_neg']) if p and q]
+    d = np.load(ed.editor_files(None)[1])  # attributes with both positive and negative faces
+    assert info['attributes'] == [
+        str(n) for n, p, q in zip(d['names'], d['n_pos'], d['n_neg']) if p and q
+    ]
     assert len(info['attributes']) >= 35 and 'Smiling' in info['attributes']
     assert set(info['default_attributes']) <= set(info['attributes'])
     assert 'Smiling' in info['default_attributes'] and info['image_shape'] == [16, 16, 3]
     assert info['fingerprint'] == editor.flow.fingerprint
     faces = client.get('/api/gallery').get_json()['faces']
     assert [f['name'] for f in faces] == list(ed.GALLERY)
-    from glow_tf.manipulation import load_images
+    from glow_tf.tools.manipulation import load_images
+
     want = load_images([fx.CELEBA_IMAGES / ed.GALLERY[0]], editor.image_shape)[0]
     np.testing.assert_array_equal(ed.decode_data_url(faces[0]['image']), want)
     page = client.get('/')
@@ -68,26 +73,36 @@ def test_encode_is_exact_and_strength_zero_gives_the_input_back(client):
 
 
 def test_sliders_combine_as_latent_arithmetic(client, editor):
-    from glow_tf.manipulation import edit
+    from glow_tf.tools.manipulation import edit
+
     code, face = post(client, '/api/encode', {'gallery': 'gallery-008305'})
     x = ed.decode_data_url(face['input'])
     code, one = post(client, '/api/edit', {'face': face['face'], 'strengths': {'Smiling': 1.5}})
     assert code == 200 and one['strengths'] == {'Smiling': 1.5}
     got = ed.decode_data_url(one['image'])
-    # the same edit through glow_tf.manipulation (what `manipulate.py edit` runs)
-    np.testing.assert_array_equal(got, edit(editor.flow, x[None], direction(editor, 'Smiling'), [1.5])[0, 0])
+    # the same edit through glow_tf.tools.manipulation (what `manipulate.py edit` runs)
+    np.testing.assert_array_equal(
+        got, edit(editor.flow, x[None], direction(editor, 'Smiling'), [1.5])[0, 0]
+    )
     assert (got != x).mean() > 0.3
-    code, two = post(client, '/api/edit', {'face': face['face'],
-                                           'strengths': {'smiling': 0.7, 'Male': -0.4}})
+    code, two = post(
+        client, '/api/edit', {'face': face['face'], 'strengths': {'smiling': 0.7, 'Male': -0.4}}
+    )
     assert two['strengths'] == {'Smiling': 0.7, 'Male': -0.4}
     z = editor.flow.encode(x[None])[0]
-    want = editor.flow.decode((z + np.float32(0.7) * direction(editor, 'Smiling')
-                               + np.float32(-0.4) * direction(editor, 'Male'))[None])[0]
+    want = editor.flow.decode(
+        (
+            z
+            + np.float32(0.7) * direction(editor, 'Smiling')
+            + np.float32(-0.4) * direction(editor, 'Male')
+        )[None]
+    )[0]
     np.testing.assert_array_equal(ed.decode_data_url(two['image']), want)
 
 
 def test_mix_endpoints_are_the_faces_and_the_middle_is_the_interpolation(client, editor):
-    from glow_tf.manipulation import interpolate
+    from glow_tf.tools.manipulation import interpolate
+
     a = post(client, '/api/encode', {'gallery': 'gallery-008101'})[1]
     b = post(client, '/api/encode', {'gallery': 'gallery-008420'})[1]
     xa, xb = ed.decode_data_url(a['input']), ed.decode_data_url(b['input'])
@@ -110,10 +125,15 @@ def test_sample_matches_sample_py_and_is_editable(client, editor):
 
 def test_uploaded_photo_is_aligned_like_celeba_and_encoded(client, editor):
     from PIL import Image
+
     from glow_tf.editor.align import CELEBA_EYES, align_face, detect_face
+
     jpeg = ed.png_file_bytes(ed.photo_with_face(angle=12, scale=2.0), 'JPEG')
-    resp = client.post('/api/encode', data={'image': (io.BytesIO(jpeg), 'me.jpg')},
-                       content_type='multipart/form-data')
+    resp = client.post(
+        '/api/encode',
+        data={'image': (io.BytesIO(jpeg), 'me.jpg')},
+        content_type='multipart/form-data',
+    )
     out = resp.get_json()
     assert resp.status_code == 200, out
     assert out['alignment']['method'] == 'eyes' and out['alignment']['notice'] == ''
@@ -135,8 +155,11 @@ def test_uploaded_photo_is_aligned_like_celeba_and_encoded(client, editor):
 def test_photo_without_a_face_gets_a_centre_crop_and_a_notice(client):
     rng = np.random.default_rng(0)
     flat = np.clip(rng.normal(128, 3, (300, 500, 3)), 0, 255).astype(np.uint8)
-    resp = client.post('/api/encode', data={'image': (io.BytesIO(ed.png_file_bytes(flat)), 'wall.png')},
-                       content_type='multipart/form-data')
+    resp = client.post(
+        '/api/encode',
+        data={'image': (io.BytesIO(ed.png_file_bytes(flat)), 'wall.png')},
+        content_type='multipart/form-data',
+    )
     out = resp.get_json()
     assert resp.status_code == 200
     assert out['alignment']['method'] == 'centre' and out['alignment']['face_found'] is False
@@ -157,50 +180,120 @@ def _request(url, data=None, content_type=None, method=None):
 
 def _multipart(field, filename, payload):
     boundary = uuid.uuid4().hex
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
     body += payload + f'\r\n--{boundary}--\r\n'.encode()
     return body, f'multipart/form-data; boundary={boundary}'
 
 
 def test_bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving(editor):
     import pickle
+
     from glow_tf.editor.app import create_app
+
     app = create_app(editor, max_upload_bytes=200_000, max_pixels=250_000)
     good_jpeg = ed.png_file_bytes(ed.photo_with_face(size=(400, 300)), 'JPEG')
     with ed.serve(app) as base:
+
         def js(path, body):
             return _request(base + path, json.dumps(body).encode(), 'application/json')
 
         cases = [
             # (request, status, words in the message)
-            (lambda: _request(base + '/api/encode', *_multipart('image', 'x.jpg', b'not an image')),
-             415, 'accepted type'),
-            (lambda: _request(base + '/api/encode', *_multipart('image', 'cut.jpg', good_jpeg[:len(good_jpeg) // 3])),
-             422, 'cut.jpg'),
-            (lambda: _request(base + '/api/encode', *_multipart(
-                'image', 'big.png', ed.png_file_bytes(np.zeros((600, 600, 3), np.uint8)))),
-             422, '360,000 pixels'),
-            (lambda: _request(base + '/api/encode', *_multipart('image', 'huge.bin', b'\0' * 300_000)),
-             413, 'too large'),
-            (lambda: _request(base + '/api/encode', *_multipart('photo', 'x.jpg', good_jpeg)),
-             400, "field 'image'"),
-            (lambda: _request(base + '/api/edit', pickle.dumps({'face': 'x'}), 'application/octet-stream'),
-             400, 'JSON'),
-            (lambda: _request(base + '/api/edit', b'{"face": ', 'application/json'), 400, 'JSON object'),
+            (
+                lambda: _request(
+                    base + '/api/encode', *_multipart('image', 'x.jpg', b'not an image')
+                ),
+                415,
+                'accepted type',
+            ),
+            (
+                lambda: _request(
+                    base + '/api/encode',
+                    *_multipart('image', 'cut.jpg', good_jpeg[: len(good_jpeg) // 3]),
+                ),
+                422,
+                'cut.jpg',
+            ),
+            (
+                lambda: _request(
+                    base + '/api/encode',
+                    *_multipart(
+                        'image', 'big.png', ed.png_file_bytes(np.zeros((600, 600, 3), np.uint8))
+                    ),
+                ),
+                422,
+                '360,000 pixels',
+            ),
+            (
+                lambda: _request(
+                    base + '/api/encode', *_multipart('image', 'huge.bin', b'\0' * 300_000)
+                ),
+                413,
+                'too large',
+            ),
+            (
+                lambda: _request(base + '/api/encode', *_multipart('photo', 'x.jpg', good_jpeg)),
+                400,
+                "field 'image'",
+            ),
+            (
+                lambda: _request(
+                    base + '/api/edit', pickle.dumps({'face': 'x'}), 'application/octet-stream'
+                ),
+                400,
+                'JSON',
+            ),
+            (
+                lambda: _request(base + '/api/edit', b'{"face": ', 'application/json'),
+                400,
+                'JSON object',
+            ),
             (lambda: js('/api/edit', ['face']), 400, 'JSON object'),
-            (lambda: js('/api/edit', {'face': 'upload-0000', 'strengths': {}}), 404, 'unknown face'),
+            (
+                lambda: js('/api/edit', {'face': 'upload-0000', 'strengths': {}}),
+                404,
+                'unknown face',
+            ),
             (lambda: js('/api/edit', {'strengths': {}}), 422, 'face id'),
-            (lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': {'Smilling': 1}}),
-             422, 'Did you mean Smiling'),
-            (lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': {'Smiling': 'lots'}}),
-             422, 'must be a number'),
-            (lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': {'Smiling': 1e9}}),
-             422, 'finite number'),
-            (lambda: _request(base + '/api/edit', b'{"face": "gallery-008101", "strengths": {"Male": NaN}}',
-                              'application/json'), 422, 'finite number'),
-            (lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': [1, 2]}), 422, 'object'),
-            (lambda: js('/api/mix', {'a': 'gallery-008101', 'b': 'gallery-008201', 't': 3}), 422, '[0, 1]'),
+            (
+                lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': {'Smilling': 1}}),
+                422,
+                'Did you mean Smiling',
+            ),
+            (
+                lambda: js(
+                    '/api/edit', {'face': 'gallery-008101', 'strengths': {'Smiling': 'lots'}}
+                ),
+                422,
+                'must be a number',
+            ),
+            (
+                lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': {'Smiling': 1e9}}),
+                422,
+                'finite number',
+            ),
+            (
+                lambda: _request(
+                    base + '/api/edit',
+                    b'{"face": "gallery-008101", "strengths": {"Male": NaN}}',
+                    'application/json',
+                ),
+                422,
+                'finite number',
+            ),
+            (
+                lambda: js('/api/edit', {'face': 'gallery-008101', 'strengths': [1, 2]}),
+                422,
+                'object',
+            ),
+            (
+                lambda: js('/api/mix', {'a': 'gallery-008101', 'b': 'gallery-008201', 't': 3}),
+                422,
+                '[0, 1]',
+            ),
             (lambda: js('/api/sample', {'temperature': -1}), 422, 'temperature'),
             (lambda: js('/api/sample', {'temperature': 0.5, 'seed': 'abc'}), 422, 'seed'),
             (lambda: js('/api/encode', {'gallery': '../../etc/passwd'}), 404, 'no gallery face'),
@@ -211,7 +304,7 @@ def test_bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving(edit
             code, body = call()
             assert code == status, (i, code, body)
             assert isinstance(body.get('error'), str) and words in body['error'], (i, body)
-            assert _request(base + '/api/info')[0] == 200          # still serving
+            assert _request(base + '/api/info')[0] == 200  # still serving
         # and a good upload still works after all that
         code, body = _request(base + '/api/encode', *_multipart('image', 'ok.jpg', good_jpeg))
         assert code == 200 and body['alignment']['face_found']
@@ -219,18 +312,25 @@ def test_bad_requests_get_a_4xx_with_a_message_and_the_server_keeps_serving(edit
 
 def test_concurrent_requests_give_the_sequential_answers(editor):
     from glow_tf.editor.app import create_app
+
     app = create_app(editor)
     faces = [f'gallery-{n[:-4]}' for n in ed.GALLERY]
-    jobs = [(faces[i % 4], {'Smiling': round(0.25 * (i % 5) - 0.5, 2), 'Young': 0.3})
-            for i in range(16)]
+    jobs = [
+        (faces[i % 4], {'Smiling': round(0.25 * (i % 5) - 0.5, 2), 'Young': 0.3}) for i in range(16)
+    ]
     want = [editor.edit(f, s)[0] for f, s in jobs]
     got = [None] * len(jobs)
     with ed.serve(app) as base:
+
         def run(i):
             f, s = jobs[i]
-            code, body = _request(base + '/api/edit', json.dumps({'face': f, 'strengths': s}).encode(),
-                                  'application/json')
+            code, body = _request(
+                base + '/api/edit',
+                json.dumps({'face': f, 'strengths': s}).encode(),
+                'application/json',
+            )
             got[i] = (code, body)
+
         threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
         for t in threads:
             t.start()
@@ -243,38 +343,55 @@ def test_concurrent_requests_give_the_sequential_answers(editor):
 
 def test_demo_cli_reports_bad_arguments(tmp_path, capsys):
     from glow_tf.cli.demo import main
-    for argv, words in ((['--model', str(tmp_path / 'missing')], 'no such file'),
-                        (['--port', '70000'], '--port'),
-                        (['--model', str(tmp_path), '--max_upload_mb', '0'], '--max_upload_mb')):
+
+    for argv, words in (
+        (['--model', str(tmp_path / 'missing')], 'no such file'),
+        (['--port', '70000'], '--port'),
+        (['--model', str(tmp_path), '--max_upload_mb', '0'], '--max_upload_mb'),
+    ):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2
         assert words in capsys.readouterr().err
 
 
-def test_packaged_model_serves_its_bundled_faces_without_shared_data(tmp_path, tmp_path_factory,
-                                                                    monkeypatch):
+def test_packaged_model_serves_its_bundled_faces_without_shared_data(
+    tmp_path, tmp_path_factory, monkeypatch
+):
     """A packaged model dir (model.json manifest, config, checkpoint, directions, faces/) on a
     machine without ../shared/data: the gallery is the bundled faces."""
     import json as _json
     import shutil as _shutil
+
     import glow_tf.data
-    from glow_tf import manipulation as M
     from glow_tf.editor.app import create_app
     from glow_tf.editor.engine import build_editor
+    from glow_tf.tools import manipulation as M
+
     logdir = fx.tiny_logdir(tmp_path_factory)
     pkg = tmp_path / 'celeba16'
     _shutil.copytree(logdir, pkg)
     (pkg / 'faces').mkdir()
     for f in ed.GALLERY[:2]:
         _shutil.copy(fx.CELEBA_IMAGES / f, pkg / 'faces' / f)
-    raw = fx.tiny_flow(tmp_path_factory, use_ema=False)     # the manifest's weights: model/ group
-    files, labels, names = M.celeba_labels(fx.CELEBA_ATTR, fx.CELEBA_IMAGES, n_images=64,
-                                           attributes=['Smiling', 'Male'])
-    M.save_directions(pkg / 'directions.npz', raw, names, *M.compute_directions(raw, files, labels, names))
-    (pkg / 'model.json').write_text(_json.dumps({'format': 'glow_tf.editor_model/1', 'weights': 'raw',
-                                                 'directions': 'directions.npz', 'faces': 'faces',
-                                                 'about': {'test_bits_per_dim': 9.9}}))
+    raw = fx.tiny_flow(tmp_path_factory, use_ema=False)  # the manifest's weights: model/ group
+    files, labels, names = M.celeba_labels(
+        fx.CELEBA_ATTR, fx.CELEBA_IMAGES, n_images=64, attributes=['Smiling', 'Male']
+    )
+    M.save_directions(
+        pkg / 'directions.npz', raw, names, *M.compute_directions(raw, files, labels, names)
+    )
+    (pkg / 'model.json').write_text(
+        _json.dumps(
+            {
+                'format': 'glow_tf.editor_model/1',
+                'weights': 'raw',
+                'directions': 'directions.npz',
+                'faces': 'faces',
+                'about': {'test_bits_per_dim': 9.9},
+            }
+        )
+    )
     monkeypatch.setattr(glow_tf.data, 'shared_data_root', lambda: tmp_path / 'no-shared-data')
     editor = build_editor(str(pkg))
     assert list(editor.gallery) == ['gallery-008101', 'gallery-008201'] and editor.names == names

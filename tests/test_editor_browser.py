@@ -3,6 +3,7 @@ installed by scripts/install.sh) driven by Selenium loads the page from a real s
 gallery face, moves a slider with the keyboard and sees the shown image change, then uploads a
 photo through the file input and sees it aligned and encoded; a photo without a face shows a
 visible notice."""
+
 import os
 import shutil
 import tempfile
@@ -23,15 +24,27 @@ CHROMEDRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'
 @pytest.fixture(scope='module')
 def browser():
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("chromium / chromedriver not installed: run `bash scripts/install.sh` (as root "
-                    "it apt-installs chromium and chromium-driver)")
+        pytest.skip(
+            "chromium / chromedriver not installed: run `bash scripts/install.sh` (as root "
+            "it apt-installs chromium and chromium-driver)"
+        )
     from selenium.webdriver.chrome.service import Service
+
     profile = tempfile.mkdtemp(prefix='glow-editor-chromium-')
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-                '--no-first-run', '--disable-background-networking', '--disable-component-update',
-                '--disable-sync', f'--user-data-dir={profile}', '--window-size=1300,900'):
+    for arg in (
+        '--headless=new',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        f'--user-data-dir={profile}',
+        '--window-size=1300,900',
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
@@ -44,15 +57,19 @@ def browser():
 @pytest.fixture(scope='module')
 def page(browser, tmp_path_factory):
     from glow_tf.editor.app import create_app
+
     app = create_app(ed.make_editor(tmp_path_factory))
     with ed.serve(app) as base:
         browser.get(base + '/')
-        wait(browser, lambda d: d.find_element('tag name', 'body').get_attribute('data-ready') == '1')
+        wait(
+            browser, lambda d: d.find_element('tag name', 'body').get_attribute('data-ready') == '1'
+        )
         yield browser
 
 
 def wait(driver, cond, timeout=30):
     from selenium.webdriver.support.ui import WebDriverWait
+
     return WebDriverWait(driver, timeout).until(cond)
 
 
@@ -64,29 +81,41 @@ def shown(driver, element_id):
 
 def test_pick_a_face_and_move_a_slider(page):
     from selenium.webdriver.common.keys import Keys
+
     thumbs = page.find_elements('css selector', '#gallery img.thumb')
     assert len(thumbs) == len(ed.GALLERY)
     sliders = page.find_elements('css selector', '#sliders input[type=range]')
     assert {s.get_attribute('data-attr') for s in sliders} >= {'Smiling', 'Male', 'Young'}
     thumbs[1].click()
-    wait(page, lambda d: d.find_element('tag name', 'body').get_attribute('data-face') == 'gallery-008201')
+    wait(
+        page,
+        lambda d: d.find_element('tag name', 'body').get_attribute('data-face') == 'gallery-008201',
+    )
     wait(page, lambda d: shown(d, 'result-img') is not None)
     before = shown(page, 'result-img')
-    np.testing.assert_array_equal(before, shown(page, 'input-img'))    # nothing moved yet: the input
+    np.testing.assert_array_equal(before, shown(page, 'input-img'))  # nothing moved yet: the input
     np.testing.assert_array_equal(shown(page, 'recon-img'), shown(page, 'input-img'))
 
     smile = page.find_element('css selector', 'input[data-attr="Smiling"]')
-    smile.click()                      # the thumb jumps to the click point (the middle: 0)
+    smile.click()  # the thumb jumps to the click point (the middle: 0)
     for _ in range(16):
-        smile.send_keys(Keys.ARROW_RIGHT)   # +0.05 each, one input event each
-    wait(page, lambda d: float(d.find_element('css selector', 'input[data-attr="Smiling"]')
-                               .get_attribute('value')) >= 0.75)
+        smile.send_keys(Keys.ARROW_RIGHT)  # +0.05 each, one input event each
+    wait(
+        page,
+        lambda d: (
+            float(
+                d.find_element('css selector', 'input[data-attr="Smiling"]').get_attribute('value')
+            )
+            >= 0.75
+        ),
+    )
     wait(page, lambda d: 'Smiling +0.80' in d.find_element('id', 'result-caption').text)
     after = shown(page, 'result-img')
     assert after.shape == before.shape and (after != before).mean() > 0.2
     # the download link carries the shown image
-    assert page.find_element('id', 'download').get_attribute('href') == \
-        page.find_element('id', 'result-img').get_attribute('src')
+    assert page.find_element('id', 'download').get_attribute('href') == page.find_element(
+        'id', 'result-img'
+    ).get_attribute('src')
 
     page.find_element('id', 'reset').click()
     wait(page, lambda d: np.array_equal(shown(d, 'result-img'), before))
@@ -94,12 +123,17 @@ def test_pick_a_face_and_move_a_slider(page):
 
 def test_upload_a_photo(page, tmp_path):
     from PIL import Image
+
     photo = tmp_path / 'holiday photo.jpg'
     Image.fromarray(ed.photo_with_face(angle=-10, scale=2.0)).save(photo, quality=90)
     old_input = page.find_element('id', 'input-img').get_attribute('src')
     page.find_element('id', 'file').send_keys(str(photo))
-    wait(page, lambda d: (d.find_element('tag name', 'body').get_attribute('data-uploaded') or '')
-         .startswith('upload-'))
+    wait(
+        page,
+        lambda d: (
+            d.find_element('tag name', 'body').get_attribute('data-uploaded') or ''
+        ).startswith('upload-'),
+    )
     assert page.find_element('id', 'input-img').get_attribute('src') != old_input
     status = page.find_element('id', 'status').text
     assert 'holiday photo.jpg' in status and 'aligned by the eyes' in status and 'encoded' in status

@@ -1,5 +1,6 @@
 """Polyak averaging with warm-up (glow_tf.training.ema): the average after t updates equals its
 closed form, and it follows recent weights at every run length instead of the initial ones."""
+
 import math
 
 import numpy as np
@@ -24,12 +25,16 @@ def test_warm_up_average_equals_its_closed_form():
     var = tf.Variable(w[0], dtype=tf.float32)
     ema = EMA([var], decay=0.9999)
     t = 7
-    avg = _run(ema, var, w[1:t + 1])
+    avg = _run(ema, var, w[1 : t + 1])
     weight0 = 1.0 / math.comb(t + 9, 9)
-    weights = [9 * math.factorial(t) * math.factorial(k + 8) / (math.factorial(k) * math.factorial(t + 9))
-               for k in range(1, t + 1)]
+    weights = [
+        9 * math.factorial(t) * math.factorial(k + 8) / (math.factorial(k) * math.factorial(t + 9))
+        for k in range(1, t + 1)
+    ]
     assert weight0 + sum(weights) == pytest.approx(1.0)
-    np.testing.assert_allclose(avg, weight0 * w[0] + np.tensordot(weights, w[1:t + 1], 1), rtol=1e-5)
+    np.testing.assert_allclose(
+        avg, weight0 * w[0] + np.tensordot(weights, w[1 : t + 1], 1), rtol=1e-5
+    )
     assert int(ema.num_updates.numpy()) == t
 
 
@@ -61,5 +66,5 @@ def test_short_run_average_follows_recent_weights_not_the_initial_ones():
         var.assign([1.0])
         warm.update()
         plain.update()
-    assert float(plain.shadow[0][0]) == pytest.approx(1 - 0.995 ** 150, rel=1e-4)   # 0.53
+    assert float(plain.shadow[0][0]) == pytest.approx(1 - 0.995**150, rel=1e-4)  # 0.53
     assert float(warm.shadow[0][0]) > 0.999999

@@ -1,4 +1,5 @@
 """SavedModel export: loads without glow_tf, gives the same images as the checkpoint."""
+
 import json
 import subprocess
 import sys
@@ -36,6 +37,7 @@ LOADER = textwrap.dedent('''
 @pytest.fixture(scope='session')
 def export_dir(tmp_path_factory, logdir):
     from glow_tf.cli.sample import main
+
     out = tmp_path_factory.mktemp('export') / 'glow_saved'
     assert main(['--model', str(logdir), '--export', str(out)]) == 0
     return out
@@ -48,20 +50,33 @@ def test_export_layout(export_dir):
     assert meta['latent_shapes'] == [[8, 8, 6], [4, 4, 24]] and meta['weights'] == 'ema'
 
 
-def test_export_loads_without_glow_tf_and_gives_the_same_images(export_dir, tmp_path,
-                                                                 tmp_path_factory):
-    from glow_tf.manipulation import load_images
+def test_export_loads_without_glow_tf_and_gives_the_same_images(
+    export_dir, tmp_path, tmp_path_factory
+):
+    from glow_tf.tools.manipulation import load_images
+
     flow = fx.tiny_flow(tmp_path_factory)
     x = load_images(fx.celeba_files(4, start=300), flow.image_shape)
     np.save(tmp_path / 'x.npy', x)
-    proc = subprocess.run([sys.executable, '-c', LOADER, str(export_dir), str(tmp_path / 'x.npy'),
-                           str(tmp_path / 'out.npz')], cwd=str(tmp_path), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-c',
+            LOADER,
+            str(export_dir),
+            str(tmp_path / 'x.npy'),
+            str(tmp_path / 'out.npz'),
+        ],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(tmp_path / 'out.npz')
     assert not bool(got['glow_loaded'])
     assert got['sample'].dtype == np.uint8 and got['sample'].shape == (6, 16, 16, 3)
-    np.testing.assert_array_equal(got['sample'], flow.sample(6, 0.7, seed=5))   # same seed -> same
+    np.testing.assert_array_equal(got['sample'], flow.sample(6, 0.7, seed=5))  # same seed -> same
     np.testing.assert_allclose(got['latents'], flow.encode(x), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(got['rec'], x)
 
@@ -69,40 +84,80 @@ def test_export_loads_without_glow_tf_and_gives_the_same_images(export_dir, tmp_
 def test_sample_and_manipulate_accept_the_export(export_dir, tmp_path, tmp_path_factory, capsys):
     from glow_tf.cli.manipulate import main as manipulate
     from glow_tf.cli.sample import main as sample
-    from glow_tf.sampling import ExportedFlow, load_flow
+    from glow_tf.tools.sampling import ExportedFlow, load_flow
+
     flow = fx.tiny_flow(tmp_path_factory)
     exported = load_flow(str(export_dir), batch_size=3)
     assert isinstance(exported, ExportedFlow)
     np.testing.assert_array_equal(exported.sample(7, 1.0, seed=2), flow.sample(7, 1.0, seed=2))
-    assert sample(['--model', str(export_dir), '--n', '4', '--seed', '9', '--temperature', '0.7',
-                   '--npz', str(tmp_path / 's.npz'), '--out', str(tmp_path / 's.png')]) == 0
-    np.testing.assert_array_equal(np.load(tmp_path / 's.npz')['images'][0],
-                                  flow.sample(4, 0.7, seed=9))
+    assert (
+        sample(
+            [
+                '--model',
+                str(export_dir),
+                '--n',
+                '4',
+                '--seed',
+                '9',
+                '--temperature',
+                '0.7',
+                '--npz',
+                str(tmp_path / 's.npz'),
+                '--out',
+                str(tmp_path / 's.png'),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(
+        np.load(tmp_path / 's.npz')['images'][0], flow.sample(4, 0.7, seed=9)
+    )
     files = fx.celeba_files(2, start=400)
-    assert manipulate(['interpolate', '--model', str(export_dir), '--images', *files, '--n', '3',
-                       '--out', str(tmp_path / 'i.png')]) == 0
-    from glow_tf.manipulation import load_images
-    np.testing.assert_array_equal(fx.read_png(tmp_path / 'i.png')[:, :16],
-                                  load_images(files[:1], flow.image_shape)[0])
+    assert (
+        manipulate(
+            [
+                'interpolate',
+                '--model',
+                str(export_dir),
+                '--images',
+                *files,
+                '--n',
+                '3',
+                '--out',
+                str(tmp_path / 'i.png'),
+            ]
+        )
+        == 0
+    )
+    from glow_tf.tools.manipulation import load_images
+
+    np.testing.assert_array_equal(
+        fx.read_png(tmp_path / 'i.png')[:, :16], load_images(files[:1], flow.image_shape)[0]
+    )
 
 
 def test_class_conditional_export_takes_labels(tmp_path):
     import tensorflow as tf
 
     import glow_tf
-    from glow_tf.export import export_saved_model
-    from glow_tf.sampling import ExportedFlow, InputError, ModelFlow
+    from glow_tf.tools.export import export_saved_model
+    from glow_tf.tools.sampling import ExportedFlow, InputError, ModelFlow
+
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=1, depth=1, width=8, n_classes=3)
     x = np.random.RandomState(0).randint(0, 256, (6, 8, 8, 3)).astype(np.uint8)
     y = np.array([0, 1, 2, 0, 1, 2], np.int32)
     model.initialize(glow_tf.preprocess(x, noise=True), y=y)
     export_saved_model(model, tmp_path / 'cond', n_bits_x=5)
     m = tf.saved_model.load(str(tmp_path / 'cond'))
-    s = m.sample(n=tf.constant(3), temperature=tf.constant(0.8), seed=tf.constant(4, tf.int64),
-                 y=tf.constant([2, 1, 0]))['images'].numpy()
+    s = m.sample(
+        n=tf.constant(3),
+        temperature=tf.constant(0.8),
+        seed=tf.constant(4, tf.int64),
+        y=tf.constant([2, 1, 0]),
+    )['images'].numpy()
     np.testing.assert_array_equal(s, ModelFlow(model, n_bits_x=5).sample(3, 0.8, 4, y=[2, 1, 0]))
     flow = ExportedFlow(str(tmp_path / 'cond'))
     assert flow.n_classes == 3 and flow.n_bits_x == 5
-    np.testing.assert_array_equal(flow.decode(flow.encode(x, y), y), x // 8 * 8)   # 5-bit bins
+    np.testing.assert_array_equal(flow.decode(flow.encode(x, y), y), x // 8 * 8)  # 5-bit bins
     with pytest.raises(InputError, match='class-conditional'):
         flow.encode(x)

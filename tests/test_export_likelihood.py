@@ -1,5 +1,6 @@
 """The SavedModel export's log_likelihood signature: bits/dim per image, deterministic (bin
 centres), equal to the model's own objective at dequantisation u = 1/2, usable without glow_tf."""
+
 import subprocess
 import sys
 import textwrap
@@ -26,26 +27,43 @@ SCORER = textwrap.dedent('''
 def test_exported_log_likelihood_scores_images_without_glow_tf(flow, tmp_path):
     import tensorflow as tf
 
-    from glow_tf.export import export_saved_model
-    from glow_tf.manipulation import load_images
+    from glow_tf.tools.export import export_saved_model
+    from glow_tf.tools.manipulation import load_images
+
     export_saved_model(flow.model, tmp_path / 'exp', n_bits_x=flow.n_bits_x)
     x = load_images(fx.celeba_files(5, start=700), flow.image_shape)
     np.save(tmp_path / 'x.npy', x)
-    proc = subprocess.run([sys.executable, '-c', SCORER, str(tmp_path / 'exp'), str(tmp_path / 'x.npy'),
-                           str(tmp_path / 'out.npz')], cwd=str(tmp_path), capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-c',
+            SCORER,
+            str(tmp_path / 'exp'),
+            str(tmp_path / 'x.npy'),
+            str(tmp_path / 'out.npz'),
+        ],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(tmp_path / 'out.npz')
     assert got['bits'].shape == (5,) and np.isfinite(got['bits']).all()
     # the model's own objective with the dequantisation draw fixed at the bin centre
-    bits, _ = flow.model.objective(tf.constant(x), n_bits_x=flow.n_bits_x,
-                                   noise=tf.fill(x.shape, 0.5))
+    bits, _ = flow.model.objective(
+        tf.constant(x), n_bits_x=flow.n_bits_x, noise=tf.fill(x.shape, 0.5)
+    )
     np.testing.assert_allclose(got['bits'], bits.numpy(), rtol=1e-5, atol=1e-5)
     # log_prob (nats) and bits/dim are the same number in two units
     d = np.prod(flow.image_shape)
-    np.testing.assert_allclose(got['bits'], -(got['log_prob'] - d * np.log(256)) / (d * np.log(2)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        got['bits'], -(got['log_prob'] - d * np.log(256)) / (d * np.log(2)), rtol=1e-5
+    )
     # a real face scores far better than noise
     noise = np.random.RandomState(0).randint(0, 256, x.shape).astype(np.uint8)
     m = tf.saved_model.load(str(tmp_path / 'exp'))
-    assert m.log_likelihood(images=tf.constant(noise))['bits_per_dim'].numpy().min() > got['bits'].max()
+    assert (
+        m.log_likelihood(images=tf.constant(noise))['bits_per_dim'].numpy().min()
+        > got['bits'].max()
+    )

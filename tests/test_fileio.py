@@ -1,4 +1,5 @@
 """glow_tf.fileio.atomic_write_bytes: the new file or the old one, never a partial one."""
+
 import os
 
 import pytest
@@ -15,10 +16,11 @@ def test_write_replaces_whole_and_a_failed_write_keeps_the_old_file(tmp_path):
     def half_then_fail(f):
         f.write(b'partial')
         raise OSError(28, 'No space left on device')
+
     with pytest.raises(OSError, match='No space'):
         atomic_write_bytes(str(path), half_then_fail)
     assert path.read_bytes() == b'first'
-    assert os.listdir(path.parent) == ['config.json']      # no temporary left behind
+    assert os.listdir(path.parent) == ['config.json']  # no temporary left behind
 
 
 def _umask():

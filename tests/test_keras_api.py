@@ -1,5 +1,6 @@
 """Glow through Keras's own verbs: compile / fit / evaluate on real MNIST, the Polyak callback,
 `model.save` + `keras.models.load_model`, `model.export`, and `summary()` shapes."""
+
 import io
 
 import keras
@@ -14,8 +15,14 @@ SIZE = 16
 
 
 def tiny_glow(**kw):
-    args = dict(image_shape=(SIZE, SIZE, 3), n_levels=2, depth=2, width=32,
-                flow_coupling='additive', memory_mode='plain')
+    args = dict(
+        image_shape=(SIZE, SIZE, 3),
+        n_levels=2,
+        depth=2,
+        width=32,
+        flow_coupling='additive',
+        memory_mode='plain',
+    )
     args.update(kw)
     return glow_tf.Glow(**args)
 
@@ -24,6 +31,7 @@ def tiny_glow(**kw):
 def mnist(shared_data):
     """Real MNIST at 16x16: 1024 train and 256 test images (uint8) with their labels."""
     from glow_tf.data import load_source
+
     src = load_source('mnist', data_dir=str(shared_data / 'mnist'), image_size=SIZE)
     train = [b for b in src.train(256, seed=1, repeat=False, shuffle=True).take(4)]
     test = [b for b in src.test(256).take(1)]
@@ -41,7 +49,7 @@ def test_fit_trains_the_glow_objective_on_mnist(mnist):
     history = model.fit(x_train, batch_size=64, epochs=3, verbose=0).history
     after = model.evaluate(x_test, batch_size=128, verbose=0, return_dict=True)
 
-    assert model.is_initialized   # fit ran the data-dependent init on its first batch
+    assert model.is_initialized  # fit ran the data-dependent init on its first batch
     assert set(history) == {'loss', 'bits_x'} and len(history['loss']) == 3
     # the loss is bits/dim (unconditional: loss == bits_x); measured 6.9 -> 5.2 train, 9.5 -> 4.9 test
     assert history['loss'] == pytest.approx(history['bits_x'])
@@ -62,7 +70,7 @@ def test_fit_on_a_labelled_dataset_with_the_class_term_and_polyak(mnist):
 
     seen = {}
 
-    class Recorder(keras.callbacks.Callback):   # raw weights just before the average is put in
+    class Recorder(keras.callbacks.Callback):  # raw weights just before the average is put in
         def on_train_end(self, logs=None):
             seen['raw'] = [v.numpy() for v in self.model.trainable_variables]
 
@@ -70,22 +78,29 @@ def test_fit_on_a_labelled_dataset_with_the_class_term_and_polyak(mnist):
             seen.setdefault('validated_with', [v.numpy() for v in self.model.trainable_variables])
 
     polyak = PolyakAveraging(decay=0.9)
-    history = model.fit(train, epochs=2, validation_data=test, verbose=0,
-                        callbacks=[Recorder(), polyak]).history
+    history = model.fit(
+        train, epochs=2, validation_data=test, verbose=0, callbacks=[Recorder(), polyak]
+    ).history
     assert {'loss', 'bits_x', 'bits_y', 'val_loss', 'val_bits_x', 'val_bits_y'} <= set(history)
-    for e in range(2):   # loss = bits_x + weight_y * bits_y
-        assert history['loss'][e] == pytest.approx(history['bits_x'][e] + 0.5 * history['bits_y'][e],
-                                                   rel=1e-4)
-    assert history['bits_y'][-1] < np.log2(10)   # the classifier head learnt something
+    for e in range(2):  # loss = bits_x + weight_y * bits_y
+        assert history['loss'][e] == pytest.approx(
+            history['bits_x'][e] + 0.5 * history['bits_y'][e], rel=1e-4
+        )
+    assert history['bits_y'][-1] < np.log2(10)  # the classifier head learnt something
 
     averaged = [v.numpy() for v in model.trainable_variables]
     shadow = [s.numpy() for s in polyak.ema.shadow]
-    np.testing.assert_allclose(np.concatenate([a.ravel() for a in averaged]),
-                               np.concatenate([s.ravel() for s in shadow]), atol=0)
+    np.testing.assert_allclose(
+        np.concatenate([a.ravel() for a in averaged]),
+        np.concatenate([s.ravel() for s in shadow]),
+        atol=0,
+    )
     diff = max(float(np.abs(a - r).max()) for a, r in zip(averaged, seen['raw']))
-    assert diff > 1e-4   # the model now holds the average, not the last raw weights
+    assert diff > 1e-4  # the model now holds the average, not the last raw weights
     # the first validation pass ran with the averaged weights of epoch 1, not the raw ones
-    assert any(float(np.abs(v - r).max()) > 1e-5 for v, r in zip(seen['validated_with'], seen['raw']))
+    assert any(
+        float(np.abs(v - r).max()) > 1e-5 for v, r in zip(seen['validated_with'], seen['raw'])
+    )
 
 
 def _log_probs(model, x_uint8):
@@ -95,14 +110,15 @@ def _log_probs(model, x_uint8):
 def test_save_and_load_model_round_trip(tmp_path, mnist):
     x_train, _, x_test, _ = mnist
     keras.utils.set_random_seed(2)
-    model = tiny_glow(flow_permutation='1x1', lu_decomposed=True, learntop=True,
-                      flow_coupling='affine')
+    model = tiny_glow(
+        flow_permutation='1x1', lu_decomposed=True, learntop=True, flow_coupling='affine'
+    )
     model.compile(optimizer='adam', n_bits_x=7)
     model.fit(x_train[:256], batch_size=64, epochs=1, verbose=0)
     path = str(tmp_path / 'glow.keras')
     model.save(path)
 
-    loaded = keras.models.load_model(path)   # no custom_objects: the classes are registered
+    loaded = keras.models.load_model(path)  # no custom_objects: the classes are registered
     assert isinstance(loaded, glow_tf.Glow) and loaded.get_config() == model.get_config()
     np.testing.assert_array_equal(_log_probs(loaded, x_test[:16]), _log_probs(model, x_test[:16]))
     assert loaded.is_initialized and loaded.n_bits_x == 7
@@ -145,8 +161,8 @@ def test_summary_shows_every_layer_shape():
     assert '?' not in text
     for name in ('level0_step0', 'level1_step1', 'level0_split', 'top_prior'):
         assert name in text
-    assert '(None, 8, 8, 12)' in text and '(None, 4, 4, 24)' in text   # levels 0 and 1
-    assert '(None, 8, 8, 6)' in text                                 # ε factored out at level 0
+    assert '(None, 8, 8, 12)' in text and '(None, 4, 4, 24)' in text  # levels 0 and 1
+    assert '(None, 8, 8, 6)' in text  # ε factored out at level 0
 
 
 def test_variable_paths_do_not_depend_on_the_model_name():

@@ -1,12 +1,17 @@
 """Every flow layer: exact inverse, log-det against a brute-force Jacobian, config round trip."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tf
-from glow_tf.invertible_conv import lu_factors, random_rotation
-from tests.flow_testing import (assert_rel_close, brute_force_log_det, edge_padded_conv_by_hand,
-                                 perturb_weights)
+from glow_tf.flows.invertible_conv import lu_factors, random_rotation
+from tests.flow_testing import (
+    assert_rel_close,
+    brute_force_log_det,
+    edge_padded_conv_by_hand,
+    perturb_weights,
+)
 
 SHAPE = (2, 4, 4, 6)  # [B, H, W, C]
 
@@ -29,10 +34,12 @@ FLOW_LAYERS = {
     'shuffle': lambda: glow_tf.ChannelPermutation('shuffle', seed=5),
     'additive': lambda: glow_tf.Coupling('additive', width=8),
     'affine': lambda: glow_tf.Coupling('affine', width=8),
-    'step_affine_lu': lambda: glow_tf.FlowStep(width=8, permutation='1x1', coupling='affine',
-                                               lu_decomposed=True),
-    'step_additive_shuffle': lambda: glow_tf.FlowStep(width=8, permutation='shuffle',
-                                                      coupling='additive'),
+    'step_affine_lu': lambda: glow_tf.FlowStep(
+        width=8, permutation='1x1', coupling='affine', lu_decomposed=True
+    ),
+    'step_additive_shuffle': lambda: glow_tf.FlowStep(
+        width=8, permutation='shuffle', coupling='additive'
+    ),
 }
 
 
@@ -48,7 +55,7 @@ def test_flow_layer_round_trip_and_log_dets(name):
     if name not in ('reverse', 'shuffle'):
         assert not np.allclose(y.numpy(), x.numpy()), "random weights should move the input"
     for i in range(SHAPE[0]):
-        expected = brute_force_log_det(lambda t: layer.forward(t)[0], x[i:i + 1])
+        expected = brute_force_log_det(lambda t: layer.forward(t)[0], x[i : i + 1])
         assert_rel_close(fldj[i], expected)
 
 
@@ -72,7 +79,10 @@ def test_lu_factors_reconstruct_the_matrix():
 
 def test_lu_and_plain_1x1_start_from_the_same_rotation():
     x = _x()
-    plain, lu = glow_tf.InvertibleConv1x1(seed=9), glow_tf.InvertibleConv1x1(lu_decomposed=True, seed=9)
+    plain, lu = (
+        glow_tf.InvertibleConv1x1(seed=9),
+        glow_tf.InvertibleConv1x1(lu_decomposed=True, seed=9),
+    )
     plain.build(SHAPE), lu.build(SHAPE)
     np.testing.assert_allclose(lu.forward(x)[0].numpy(), plain.forward(x)[0].numpy(), atol=1e-5)
     assert abs(float(plain.log_abs_det())) < 1e-5  # a rotation has |det| = 1
@@ -88,8 +98,9 @@ def test_actnorm_data_init_gives_zero_mean_unit_variance():
     np.testing.assert_allclose(tf.math.reduce_std(y, [0, 1, 2]).numpy(), 1.0, atol=1e-3)
     assert float(layer.initialized) == 1.0
     y_again, _ = layer.forward(x * 2.0)  # init happens once only
-    np.testing.assert_allclose(y_again.numpy(), (2.0 * x + layer.bias) * tf.exp(3.0 * layer.logs),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        y_again.numpy(), (2.0 * x + layer.bias) * tf.exp(3.0 * layer.logs), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_actnorm_init_averaged_across_workers_equals_init_on_the_union():
@@ -173,7 +184,7 @@ def test_split_round_trip_and_log_det():
     np.testing.assert_allclose(x_back.numpy(), x.numpy(), atol=2e-5)
     np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=1e-5)
     for i in range(2):
-        expected = brute_force_log_det(lambda t: split.forward(t)[:2], x[i:i + 1])
+        expected = brute_force_log_det(lambda t: split.forward(t)[:2], x[i : i + 1])
         assert_rel_close(fldj[i], expected)
 
 
@@ -188,8 +199,8 @@ def test_top_prior_round_trip_and_log_det(learntop, n_classes):
     z_back, ildj = prior.inverse(eps, y)
     np.testing.assert_allclose(z_back.numpy(), z.numpy(), atol=2e-5)
     for i in range(2):
-        yi = y[i:i + 1] if n_classes else None
-        expected = brute_force_log_det(lambda t: prior.forward(t, yi)[0], z[i:i + 1])
+        yi = y[i : i + 1] if n_classes else None
+        expected = brute_force_log_det(lambda t: prior.forward(t, yi)[0], z[i : i + 1])
         assert_rel_close(fldj[i], expected)
     if not (learntop or n_classes):
         np.testing.assert_array_equal(eps.numpy(), z.numpy())  # standard normal prior

@@ -1,4 +1,5 @@
 """The multi-scale Glow: exact encode/decode, log-det of the whole model, densities, sampling."""
+
 import math
 
 import numpy as np
@@ -29,8 +30,9 @@ VARIANTS = {
     'affine_1x1': dict(flow_coupling='affine', flow_permutation='1x1'),
     'affine_lu_learntop': dict(flow_coupling='affine', lu_decomposed=True, learntop=True),
     'additive_reverse': dict(flow_coupling='additive', flow_permutation='reverse'),
-    'additive_shuffle_ycond': dict(flow_coupling='additive', flow_permutation='shuffle',
-                                   learntop=True, n_classes=3),
+    'additive_shuffle_ycond': dict(
+        flow_coupling='additive', flow_permutation='shuffle', learntop=True, n_classes=3
+    ),
     'three_levels': dict(image_shape=(16, 8, 3), n_levels=3, depth=1),
 }
 
@@ -58,8 +60,8 @@ def test_two_level_model_log_det_matches_brute_force_jacobian(variant):
     y = tf.constant([2, 0]) if model.n_classes else None
     _, log_det, _ = model.encode_with_log_det(x, y)
     for i in range(2):
-        yi = y[i:i + 1] if y is not None else None
-        expected = brute_force_log_det(lambda t: model.encode(t, yi), x[i:i + 1])
+        yi = y[i : i + 1] if y is not None else None
+        expected = brute_force_log_det(lambda t: model.encode(t, yi), x[i : i + 1])
         assert_rel_close(log_det[i], expected)
     # the decoder's log-det is the negative at the corresponding point
     _, decode_log_det = model.decode_with_log_det(model.encode(x, y), y)
@@ -83,7 +85,7 @@ def test_bits_per_dim_formula_and_dequantisation():
     tf.random.set_seed(7)
     x = glow_tf.preprocess(x8, n_bits, noise=True)
     d = 8 * 8 * 3
-    expected = -(model.log_prob(x).numpy() - d * math.log(2 ** n_bits)) / (d * math.log(2))
+    expected = -(model.log_prob(x).numpy() - d * math.log(2**n_bits)) / (d * math.log(2))
     np.testing.assert_allclose(bits.numpy(), expected, rtol=1e-5)
     # noise stays inside each bin: postprocess recovers the n-bit image exactly
     quantised = (x8.numpy() // 2 ** (8 - n_bits)) * 2 ** (8 - n_bits)
@@ -118,7 +120,8 @@ def test_data_dependent_init_normalises_the_first_actnorm():
 def test_initialize_refuses_a_restored_model_unless_forced(tmp_path):
     trained = glow_tf.Glow(**SMALL)
     trained.initialize(glow_tf.preprocess(_images(8, seed=8)))
-    from glow_tf.training import checkpoint as ckpt_lib
+    from glow_tf.runs import checkpoint as ckpt_lib
+
     prefix = ckpt_lib.make_checkpoint(trained).write(str(tmp_path / 'ckpt'))
     restored = glow_tf.Glow(**SMALL)
     assert not restored.is_initialized
@@ -127,11 +130,11 @@ def test_initialize_refuses_a_restored_model_unless_forced(tmp_path):
     before = [v.numpy().copy() for v in restored.weights]
     first = restored.flow_steps[0].actnorm
     first_bias = first.bias.numpy().copy()
-    other = glow_tf.preprocess(_images(8, seed=9)) * 3.0   # statistics unlike the first batch
+    other = glow_tf.preprocess(_images(8, seed=9)) * 3.0  # statistics unlike the first batch
     with pytest.raises(ValueError, match='already initialised.*force=True'):
         restored.initialize(other)
     for v, b in zip(restored.weights, before):
-        np.testing.assert_array_equal(v.numpy(), b)       # nothing was overwritten
+        np.testing.assert_array_equal(v.numpy(), b)  # nothing was overwritten
     restored.initialize(other, force=True)
     assert not np.allclose(first.bias.numpy(), first_bias)
 
@@ -163,6 +166,7 @@ def test_config_round_trip_gives_the_same_density():
     x = glow_tf.preprocess(_images(2, seed=8), noise=False)
     np.testing.assert_allclose(clone.log_prob(x).numpy(), model.log_prob(x).numpy(), rtol=1e-6)
     import json
+
     assert json.loads(json.dumps(model.get_config())) == model.get_config()
 
 
@@ -181,18 +185,21 @@ def test_checkpoint_memory_mode_gives_the_plain_gradients():
         np.testing.assert_allclose(g_ckpt.numpy(), g_plain.numpy(), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('kwargs,match', [
-    (dict(image_shape=(12, 12, 3), n_levels=3), r'divisible by 2\*\*n_levels = 8'),
-    (dict(width=0), 'width'),
-    (dict(width=-4), 'width'),
-    (dict(depth=0), 'depth'),
-    (dict(n_levels=0), 'n_levels'),
-    (dict(flow_permutation='random'), 'flow_permutation'),
-    (dict(flow_coupling='spline'), 'flow_coupling'),
-    (dict(memory_mode='cheap'), 'memory_mode'),
-    (dict(n_classes=-1), 'n_classes'),
-    (dict(image_shape=(8, 8)), 'image_shape'),
-])
+@pytest.mark.parametrize(
+    'kwargs,match',
+    [
+        (dict(image_shape=(12, 12, 3), n_levels=3), r'divisible by 2\*\*n_levels = 8'),
+        (dict(width=0), 'width'),
+        (dict(width=-4), 'width'),
+        (dict(depth=0), 'depth'),
+        (dict(n_levels=0), 'n_levels'),
+        (dict(flow_permutation='random'), 'flow_permutation'),
+        (dict(flow_coupling='spline'), 'flow_coupling'),
+        (dict(memory_mode='cheap'), 'memory_mode'),
+        (dict(n_classes=-1), 'n_classes'),
+        (dict(image_shape=(8, 8)), 'image_shape'),
+    ],
+)
 def test_invalid_configurations_raise_value_error_naming_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         glow_tf.Glow(**{**SMALL, **kwargs})
@@ -232,7 +239,9 @@ def test_config_written_before_edge_bias_rebuilds_the_old_model(tmp_path):
     """config.json files of runs made before edge bias (no 'edge_bias' key) rebuild the model those
     runs trained: plain zero padding and the per-position learntop, so their checkpoints load."""
     import json
-    from glow_tf.config import TrainConfig
+
+    from glow_tf.runs.config import TrainConfig
+
     cfg = TrainConfig(problem='mnist', n_levels=2, depth=1, width=4, learntop=True)
     cfg = cfg.resolve((8, 8, 3), 100, 10)
     old = cfg.to_dict()
@@ -244,7 +253,7 @@ def test_config_written_before_edge_bias_rebuilds_the_old_model(tmp_path):
     assert tuple(model.top_prior.top.shape) == (2, 2, 48)
     assert tuple(model.flow_steps[0].coupling.nn.kernel1.shape) == (3, 3, 6, 4)
     new = glow_tf.Glow(**cfg.to_model_kwargs())
-    assert tuple(new.flow_steps[0].coupling.nn.kernel1.shape) == (3, 3, 7, 4)   # + border channel
+    assert tuple(new.flow_steps[0].coupling.nn.kernel1.shape) == (3, 3, 7, 4)  # + border channel
     assert not hasattr(new.top_prior, 'top')
 
 
@@ -257,4 +266,4 @@ def test_learntop_as_the_original_learns_a_constant_plus_a_border_pattern():
     mean, log_scale = prior.mean_log_scale(1)
     inner = mean.numpy()[0, 1:-1, 1:-1]
     np.testing.assert_allclose(inner, np.broadcast_to(inner[:1, :1], inner.shape), rtol=1e-6)
-    assert np.ptp(mean.numpy()[0, :, :, 0]) > 1e-3      # the border differs
+    assert np.ptp(mean.numpy()[0, :, :, 0]) > 1e-3  # the border differs

@@ -14,6 +14,7 @@ host none. Then:
   4. the same command again: resumes from rank 0's last checkpoint and ends with exactly the
      reference's weights, EMA, optimiser state and counters.
 """
+
 import os
 import re
 import shutil
@@ -33,9 +34,12 @@ HOSTS = ('127.0.0.2', '127.0.0.3')
 STEPS = 16
 
 pytestmark = pytest.mark.skipif(
-    shutil.which('horovodrun') is None or not os.path.exists('/usr/sbin/sshd')
-    or shutil.which('ssh') is None or os.geteuid() != 0,
-    reason='needs horovodrun, openssh-server (scripts/install.sh) and root to run sshd')
+    shutil.which('horovodrun') is None
+    or not os.path.exists('/usr/sbin/sshd')
+    or shutil.which('ssh') is None
+    or os.geteuid() != 0,
+    reason='needs horovodrun, openssh-server (scripts/install.sh) and root to run sshd',
+)
 
 
 def free_port():
@@ -49,27 +53,45 @@ def sshd(tmp_path_factory):
     """(port, identity file, bin dir with an `ssh` that keeps known_hosts in the test dir)."""
     d = tmp_path_factory.mktemp('sshd')
     for name in ('host_key', 'client_key'):
-        subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d / name)],
-                       check=True)
+        subprocess.run(
+            ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(d / name)], check=True
+        )
     shutil.copy(d / 'client_key.pub', d / 'authorized_keys')
     port = free_port()
-    (d / 'sshd_config').write_text('\n'.join([
-        f'Port {port}', *(f'ListenAddress {h}' for h in HOSTS), f'HostKey {d / "host_key"}',
-        f'AuthorizedKeysFile {d / "authorized_keys"}', f'PidFile {d / "sshd.pid"}',
-        'UsePAM no', 'PermitRootLogin prohibit-password', 'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no', 'StrictModes no', 'LogLevel ERROR', '']))
+    (d / 'sshd_config').write_text(
+        '\n'.join(
+            [
+                f'Port {port}',
+                *(f'ListenAddress {h}' for h in HOSTS),
+                f'HostKey {d / "host_key"}',
+                f'AuthorizedKeysFile {d / "authorized_keys"}',
+                f'PidFile {d / "sshd.pid"}',
+                'UsePAM no',
+                'PermitRootLogin prohibit-password',
+                'PasswordAuthentication no',
+                'KbdInteractiveAuthentication no',
+                'StrictModes no',
+                'LogLevel ERROR',
+                '',
+            ]
+        )
+    )
     # the client side: horovod calls `ssh -o ... HOST -p PORT -i KEY CMD`; this wrapper adds a
     # private known_hosts so the test leaves ~/.ssh alone
     bindir = d / 'bin'
     bindir.mkdir()
-    (bindir / 'ssh').write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -o UserKnownHostsFile='
-                                f'{d / "known_hosts"} -o LogLevel=ERROR -o BatchMode=yes "$@"\n')
+    (bindir / 'ssh').write_text(
+        f'#!/bin/sh\nexec {shutil.which("ssh")} -o UserKnownHostsFile='
+        f'{d / "known_hosts"} -o LogLevel=ERROR -o BatchMode=yes "$@"\n'
+    )
     (bindir / 'ssh').chmod(0o755)
-    os.makedirs('/run/sshd', exist_ok=True)   # sshd's privilege-separation directory
-    proc = subprocess.Popen(['/usr/sbin/sshd', '-D', '-e', '-f', str(d / 'sshd_config')],
-                            stderr=open(d / 'sshd.log', 'w'))
+    os.makedirs('/run/sshd', exist_ok=True)  # sshd's privilege-separation directory
+    proc = subprocess.Popen(
+        ['/usr/sbin/sshd', '-D', '-e', '-f', str(d / 'sshd_config')],
+        stderr=open(d / 'sshd.log', 'w'),
+    )
     try:
-        for _ in range(100):   # wait until both addresses accept connections
+        for _ in range(100):  # wait until both addresses accept connections
             try:
                 for h in HOSTS:
                     socket.create_connection((h, port), timeout=1).close()
@@ -89,25 +111,94 @@ def launch(sshd, root, logdir, extra=()):
     port, key, bindir = sshd
     root.mkdir(parents=True, exist_ok=True)
     worker = root / "worker.sh"
-    worker.write_text('#!/bin/sh\n# one working directory per "host", as with local disks\n'
-                      f'mkdir -p {root}/host_$HOROVOD_HOSTNAME && cd {root}/host_$HOROVOD_HOSTNAME '
-                      f'&& exec {sys.executable} {REPO / "train.py"} "$@"\n')
-    argv = ['--problem', 'cifar10', '--image_size', '8', '--n_levels', '2', '--depth', '1',
-            '--width', '8', '--flow_coupling', '1', '--n_batch_train', '4', '--n_batch_init', '8',
-            '--anchor_size', '0', '--n_train', '8000', '--n_test', '200', '--n_batch_test', '50',
-            '--epochs_warmup', '1', '--epochs_full_valid', '1000', '--epochs_full_sample', '0',
-            '--gradient_checkpointing', '0', '--max_steps', str(STEPS), '--ckpt_every_steps', '2',
-            '--ckpt_every_minutes', '0', '--log_every', '1', '--verbose', '--no_progress',
-            '--logdir', logdir, *extra]
-    env = {**os.environ, 'PATH': f'{bindir}{os.pathsep}{os.environ["PATH"]}',
-           'PYTHONPATH': str(REPO), 'TF_CPP_MIN_LOG_LEVEL': '2', 'OMP_NUM_THREADS': '1',
-           'GLOW_CACHE_DIR': str(root / 'cache')}
+    worker.write_text(
+        '#!/bin/sh\n# one working directory per "host", as with local disks\n'
+        f'mkdir -p {root}/host_$HOROVOD_HOSTNAME && cd {root}/host_$HOROVOD_HOSTNAME '
+        f'&& exec {sys.executable} {REPO / "train.py"} "$@"\n'
+    )
+    argv = [
+        '--problem',
+        'cifar10',
+        '--image_size',
+        '8',
+        '--n_levels',
+        '2',
+        '--depth',
+        '1',
+        '--width',
+        '8',
+        '--flow_coupling',
+        '1',
+        '--n_batch_train',
+        '4',
+        '--n_batch_init',
+        '8',
+        '--anchor_size',
+        '0',
+        '--n_train',
+        '8000',
+        '--n_test',
+        '200',
+        '--n_batch_test',
+        '50',
+        '--epochs_warmup',
+        '1',
+        '--epochs_full_valid',
+        '1000',
+        '--epochs_full_sample',
+        '0',
+        '--gradient_checkpointing',
+        '0',
+        '--max_steps',
+        str(STEPS),
+        '--ckpt_every_steps',
+        '2',
+        '--ckpt_every_minutes',
+        '0',
+        '--log_every',
+        '1',
+        '--verbose',
+        '--no_progress',
+        '--logdir',
+        logdir,
+        *extra,
+    ]
+    env = {
+        **os.environ,
+        'PATH': f'{bindir}{os.pathsep}{os.environ["PATH"]}',
+        'PYTHONPATH': str(REPO),
+        'TF_CPP_MIN_LOG_LEVEL': '2',
+        'OMP_NUM_THREADS': '1',
+        'GLOW_CACHE_DIR': str(root / 'cache'),
+    }
     env.pop('GLOW_NO_HOROVOD', None)
-    cmd = ['horovodrun', '-np', '2', '-H', ','.join(f'{h}:1' for h in HOSTS), '--gloo',
-           '-p', str(port), '--ssh-identity-file', str(key), '--network-interface', 'lo',
-           '--start-timeout', '60', 'sh', str(worker), *argv]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    cmd = [
+        'horovodrun',
+        '-np',
+        '2',
+        '-H',
+        ','.join(f'{h}:1' for h in HOSTS),
+        '--gloo',
+        '-p',
+        str(port),
+        '--ssh-identity-file',
+        str(key),
+        '--network-interface',
+        'lo',
+        '--start-timeout',
+        '60',
+        'sh',
+        str(worker),
+        *argv,
+    ]
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def worker_pid(rank, logdir):
@@ -118,8 +209,11 @@ def worker_pid(rank, logdir):
             env = open(f'/proc/{pid}/environ', 'rb').read().split(b'\0')
         except OSError:
             continue
-        if any(c.endswith(b'train.py') for c in cmd) and logdir.encode() in cmd \
-                and f'HOROVOD_RANK={rank}'.encode() in env:
+        if (
+            any(c.endswith(b'train.py') for c in cmd)
+            and logdir.encode() in cmd
+            and f'HOROVOD_RANK={rank}'.encode() in env
+        ):
             return int(pid)
     return None
 
@@ -169,12 +263,14 @@ def test_two_hosts_over_ssh_train_stop_die_and_resume_exactly(tmp_path, sshd, sh
     step = int(prefix.rsplit('-', 1)[1])
     assert f'stopped by SIGTERM at step {step}; checkpoint at {prefix}' in out, out[-4000:]
     assert 6 <= step < STEPS and f'checkpoint step {step}: {prefix}' in out
-    assert proc.returncode != 0         # horovodrun reports the workers' status 143
+    assert proc.returncode != 0  # horovodrun reports the workers' status 143
     assert not list((root / f'host_{HOSTS[1]}').iterdir())
 
     # 3. same command: resumes; SIGKILL rank 1 after the next checkpoint -> a bounded, clean end
     proc = launch(sshd, root, 'run')
-    out = wait_for(proc, lambda line: int((re.findall(r'checkpoint step (\d+):', line) or [0])[0]) > step)
+    out = wait_for(
+        proc, lambda line: int((re.findall(r'checkpoint step (\d+):', line) or [0])[0]) > step
+    )
     assert f'Resumed from {prefix} at step {step}' in out, out[-4000:]
     pid = worker_pid(1, 'run')
     assert pid is not None, out[-3000:]
@@ -192,8 +288,11 @@ def test_two_hosts_over_ssh_train_stop_die_and_resume_exactly(tmp_path, sshd, sh
     prefix, resumed = read_ckpt(logdir)
     assert prefix.endswith(f'ckpt-{STEPS}')
     best = 'state/vars/best_test_loss/.ATTRIBUTES/VARIABLE_VALUE'
-    assert_same_state({k: v for k, v in resumed.items() if k != best},
-                      {k: v for k, v in reference.items() if k != best}, atol=1e-6)
+    assert_same_state(
+        {k: v for k, v in resumed.items() if k != best},
+        {k: v for k, v in reference.items() if k != best},
+        atol=1e-6,
+    )
     steps = [r['step'] for r in records(logdir / 'train.jsonl')]
-    assert steps == list(range(1, STEPS + 1))      # one curve, no second start
+    assert steps == list(range(1, STEPS + 1))  # one curve, no second start
     assert not list((root / f'host_{HOSTS[1]}').iterdir())

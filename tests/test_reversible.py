@@ -1,4 +1,4 @@
-"""memory_mode='reversible' (glow_tf/reversible.py): gradients by exact inversion equal the plain
+"""memory_mode='reversible' (glow_tf/model/memory.py): gradients by exact inversion equal the plain
 mode's, eagerly and under tf.function, on a 2-level model with random (non-identity) weights.
 
 Tolerance: the reversible backward pass reconstructs each step's input with the float32 inverse,
@@ -8,25 +8,33 @@ by much more (plain-mode gradients themselves jump like that under 1e-5 input no
 check is on the relative L2 error over all gradients (< 1e-3) and per variable (< 1e-2): a real
 bug (a missing or misassigned variable gradient, a wrong reconstruction) gives O(1) errors.
 """
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tf
-from glow_tf.reversible import checkpointed_forward, reversible_forward
+from glow_tf.model.memory import checkpointed_forward, reversible_forward
 
 CONFIGS = [('additive', False), ('affine', False), ('affine', True)]
 
 
 def _model(coupling, lu, seed=3, depth=2):
     keras.utils.set_random_seed(seed)
-    model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=2, depth=depth, width=16,
-                         flow_coupling=coupling, lu_decomposed=lu, seed=seed)
+    model = glow_tf.Glow(
+        image_shape=(8, 8, 3),
+        n_levels=2,
+        depth=depth,
+        width=16,
+        flow_coupling=coupling,
+        lu_decomposed=lu,
+        seed=seed,
+    )
     x = tf.constant(np.random.default_rng(seed).uniform(-0.5, 0.5, (4, 8, 8, 3)), tf.float32)
     model.initialize(x)
     rng = np.random.default_rng(seed + 1)
-    for v in model.trainable_variables:   # leave the identity init: every layer does something
+    for v in model.trainable_variables:  # leave the identity init: every layer does something
         v.assign(v.numpy() + 0.05 * rng.standard_normal(v.shape).astype(np.float32))
     return model, x
 
@@ -39,8 +47,9 @@ def _loss_and_grads(model, x, mode):
 
 
 def _check_close(model, g_ref, g):
-    assert all(t is not None for t in g), [v.path for v, t in zip(model.trainable_variables, g)
-                                           if t is None]
+    assert all(t is not None for t in g), [
+        v.path for v, t in zip(model.trainable_variables, g) if t is None
+    ]
     num = sum(float(tf.reduce_sum(tf.square(a - b))) for a, b in zip(g_ref, g))
     den = sum(float(tf.reduce_sum(tf.square(a))) for a in g_ref)
     assert np.sqrt(num / den) < 1e-3
@@ -66,16 +75,23 @@ def test_gradients_match_plain_tf_function(coupling, lu):
     @tf.function
     def step(x):
         return _loss_and_grads(model, x, 'reversible')
+
     loss_r, g_r = step(x)
     model.memory_mode = 'plain'
-    np.testing.assert_allclose(loss_r.numpy(), -tf.reduce_mean(model.log_prob(x)).numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        loss_r.numpy(), -tf.reduce_mean(model.log_prob(x)).numpy(), rtol=1e-6
+    )
     _check_close(model, g_p, g_r)
 
 
-@pytest.mark.parametrize('fn,coupling', [(reversible_forward, 'affine'),
-                                         (reversible_forward, 'additive'),
-                                         (checkpointed_forward, 'affine')])
+@pytest.mark.parametrize(
+    'fn,coupling',
+    [
+        (reversible_forward, 'affine'),
+        (reversible_forward, 'additive'),
+        (checkpointed_forward, 'affine'),
+    ],
+)
 def test_forward_matches_steps_and_input_gradient(fn, coupling):
     """Direct use on a list of steps: outputs, log-det and d/dx match running the steps plainly."""
     model, _ = _model(coupling, False, seed=7)
@@ -98,8 +114,9 @@ def test_forward_matches_steps_and_input_gradient(fn, coupling):
         obj_r = tf.reduce_sum(y_r * w) + tf.reduce_sum(ld_r)
     np.testing.assert_allclose(y_r.numpy(), y_p.numpy(), atol=1e-6)
     np.testing.assert_allclose(ld_r.numpy(), ld_p.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(tape.gradient(obj_r, z).numpy(), tape.gradient(obj_p, z).numpy(),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        tape.gradient(obj_r, z).numpy(), tape.gradient(obj_p, z).numpy(), rtol=1e-4, atol=1e-4
+    )
     # only the log-det used: the unused output's gradient arrives as None / zeros
     with tf.GradientTape() as tape:
         tape.watch(z)
@@ -113,7 +130,7 @@ def test_reversible_training_steps_under_tf_function_match_plain():
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=2, depth=2, width=8)
     x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3)).astype(np.uint8)
     model.initialize(glow_tf.preprocess(x))
-    variables = [v.value for v in model.trainable_variables]   # the tf.Variables (as Horovod)
+    variables = [v.value for v in model.trainable_variables]  # the tf.Variables (as Horovod)
     noise = tf.constant(np.random.default_rng(1).uniform(size=x.shape), tf.float32)
     start = [v.numpy().copy() for v in variables]
 
@@ -127,6 +144,7 @@ def test_reversible_training_steps_under_tf_function_match_plain():
             for v, g in zip(variables, tape.gradient(loss, variables)):
                 v.assign_sub(1e-3 * g)
             return loss
+
         for v, value in zip(variables, start):
             v.assign(value)
         losses = [float(train_step(x)) for _ in range(2)]

@@ -1,4 +1,5 @@
-"""sample.py and glow_tf.sampling: grids, reproducible batched sampling, CLI end to end."""
+"""sample.py and glow_tf.tools.sampling: grids, reproducible batched sampling, CLI end to end."""
+
 import numpy as np
 import pytest
 
@@ -9,23 +10,26 @@ from tests import tiny_model as fx
 def cli(monkeypatch):
     fx.patch_load_flow(monkeypatch)
     from glow_tf.cli.sample import main
+
     return main
 
 
 def test_tile_and_save_grid(tmp_path):
-    from glow_tf.sampling import save_image_grid, tile_images
+    from glow_tf.tools.sampling import save_image_grid, tile_images
+
     imgs = np.stack([np.full((2, 3, 3), 10 * (i + 1), np.uint8) for i in range(5)])
     grid = tile_images(imgs, n_cols=2)
     assert grid.shape == (6, 6, 3)
     assert (grid[0:2, 3:6] == 20).all() and (grid[4:6, 0:3] == 50).all()
-    assert (grid[4:6, 3:6] == 0).all()                      # blank tile
-    assert tile_images(imgs).shape == (4, 9, 3)            # ceil(sqrt(5)) = 3 columns, 2 rows
+    assert (grid[4:6, 3:6] == 0).all()  # blank tile
+    assert tile_images(imgs).shape == (4, 9, 3)  # ceil(sqrt(5)) = 3 columns, 2 rows
     saved = save_image_grid(imgs, tmp_path / 'sub' / 'g.png', n_cols=5)
     np.testing.assert_array_equal(fx.read_png(tmp_path / 'sub' / 'g.png'), saved)
 
 
 def test_latents_depend_only_on_seed_and_index():
-    from glow_tf.sampling import block_latents
+    from glow_tf.tools.sampling import block_latents
+
     shapes = ((4, 4, 6), (2, 2, 24))
     full = block_latents(shapes, 7, 0, 40)
     part = block_latents(shapes, 7, 13, 35, temperature=0.5)
@@ -53,12 +57,14 @@ def test_default_weights_are_the_ones_that_scored_better(tmp_path_factory, tmp_p
     the last test pass); a run without one (written before it existed) gets the averages."""
     import json
     import shutil
-    from glow_tf.sampling import load_flow
+
+    from glow_tf.tools.sampling import load_flow
+
     ema, raw = (fx.tiny_flow(tmp_path_factory, use_ema=u) for u in (True, False))
     a = flow.sample(6, 0.7, seed=1)
     assert not (fx.tiny_logdir(tmp_path_factory) / 'weights.json').exists()
     np.testing.assert_array_equal(a, ema.sample(6, 0.7, seed=1))
-    assert (a != raw.sample(6, 0.7, seed=1)).mean() > 0.1          # the two really differ
+    assert (a != raw.sample(6, 0.7, seed=1)).mean() > 0.1  # the two really differ
     run = tmp_path / 'run'
     shutil.copytree(fx.tiny_logdir(tmp_path_factory), run)
     (run / 'weights.json').write_text(json.dumps({'latest': {'step': 5, 'weights': 'raw'}}))
@@ -68,7 +74,8 @@ def test_default_weights_are_the_ones_that_scored_better(tmp_path_factory, tmp_p
 
 
 def test_sample_grid_rows_are_temperatures(flow):
-    from glow_tf.sampling import sample_grid
+    from glow_tf.tools.sampling import sample_grid
+
     grid = sample_grid(flow, temperatures=(0.0, 1.0), n_per_row=3, seed=2)
     assert grid.shape == (32, 48, 3)
     np.testing.assert_array_equal(grid[16:, 16:32], flow.sample(3, 1.0, seed=2)[1])
@@ -76,10 +83,13 @@ def test_sample_grid_rows_are_temperatures(flow):
 
 def test_class_conditional_sampling_needs_labels():
     import glow_tf
-    from glow_tf.sampling import InputError, ModelFlow, sample_grid
+    from glow_tf.tools.sampling import InputError, ModelFlow, sample_grid
+
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=1, depth=1, width=8, n_classes=3)
-    model.initialize(glow_tf.preprocess(np.random.RandomState(0).randint(0, 256, (6, 8, 8, 3)),
-                                        noise=True), y=np.array([0, 1, 2, 0, 1, 2], np.int32))
+    model.initialize(
+        glow_tf.preprocess(np.random.RandomState(0).randint(0, 256, (6, 8, 8, 3)), noise=True),
+        y=np.array([0, 1, 2, 0, 1, 2], np.int32),
+    )
     f = ModelFlow(model)
     with pytest.raises(InputError, match='class-conditional'):
         f.sample(2, 0.7, 0)
@@ -93,8 +103,29 @@ def test_class_conditional_sampling_needs_labels():
 
 def test_cli_sample_end_to_end(cli, logdir, flow, tmp_path, capsys):
     out, npz, d = tmp_path / 's.png', tmp_path / 's.npz', tmp_path / 'pngs'
-    rc = cli(['--model', str(logdir), '--n', '5', '--temperature', '0.5', '1.0', '--seed', '11',
-              '--batch', '2', '--cols', '3', '--out', str(out), '--out_dir', str(d), '--npz', str(npz)])
+    rc = cli(
+        [
+            '--model',
+            str(logdir),
+            '--n',
+            '5',
+            '--temperature',
+            '0.5',
+            '1.0',
+            '--seed',
+            '11',
+            '--batch',
+            '2',
+            '--cols',
+            '3',
+            '--out',
+            str(out),
+            '--out_dir',
+            str(d),
+            '--npz',
+            str(npz),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert 'ms/image' in text and 'seed 11' in text and 'EMA' in text
@@ -103,7 +134,7 @@ def test_cli_sample_end_to_end(cli, logdir, flow, tmp_path, capsys):
     np.testing.assert_allclose(data['temperatures'], [0.5, 1.0])
     np.testing.assert_array_equal(data['images'][1], flow.sample(5, 1.0, seed=11))
     grid = fx.read_png(out)
-    assert grid.shape == (4 * 16, 3 * 16, 3)               # 2 rows per temperature, 3 columns
+    assert grid.shape == (4 * 16, 3 * 16, 3)  # 2 rows per temperature, 3 columns
     np.testing.assert_array_equal(grid[32:48, 0:16], data['images'][1][0])
     assert len(list(d.glob('*.png'))) == 10
 

@@ -1,5 +1,6 @@
 """train.py's command line: --config files (JSON / YAML, a run's own config.json), help texts,
 errors under horovodrun, and what a run writes for TensorBoard (hparams, config, scalars)."""
+
 import json
 import sys
 from pathlib import Path
@@ -7,13 +8,40 @@ from pathlib import Path
 import pytest
 
 from glow_tf.cli.train import build_parser, main, parse_config
-from glow_tf.config import TrainConfig
+from glow_tf.runs.config import TrainConfig
 
-RUN_FLAGS = ['--problem', 'mnist', '--image_size', '16', '--n_levels', '2', '--depth', '3',
-             '--width', '24', '--flow_coupling', '1', '--learntop', '--lr', '0.002',
-             '--beta2', '0.99', '--memory_mode', 'reversible', '--n_batch_train', '16',
-             '--weight_decay', '0.999', '--log_every', '7', '--no_progress',
-             '--inject_nan_steps', '3,5', '--logdir', 'runs/x']
+RUN_FLAGS = [
+    '--problem',
+    'mnist',
+    '--image_size',
+    '16',
+    '--n_levels',
+    '2',
+    '--depth',
+    '3',
+    '--width',
+    '24',
+    '--flow_coupling',
+    '1',
+    '--learntop',
+    '--lr',
+    '0.002',
+    '--beta2',
+    '0.99',
+    '--memory_mode',
+    'reversible',
+    '--n_batch_train',
+    '16',
+    '--weight_decay',
+    '0.999',
+    '--log_every',
+    '7',
+    '--no_progress',
+    '--inject_nan_steps',
+    '3,5',
+    '--logdir',
+    'runs/x',
+]
 
 
 def _parse(argv):
@@ -26,44 +54,54 @@ def _user_fields(cfg):
 
 def test_config_json_of_a_run_reproduces_its_flags(tmp_path):
     flags = _parse(RUN_FLAGS)
-    resolved = flags.resolve((16, 16, 3), 10000, 10)     # what the trainer saves as config.json
+    resolved = flags.resolve((16, 16, 3), 10000, 10)  # what the trainer saves as config.json
     path = tmp_path / 'config.json'
     resolved.save(str(path))
 
     again = _parse(['--config', str(path)])
     assert _user_fields(again) == _user_fields(resolved)
     assert again.resolve((16, 16, 3), 10000, 10).to_dict() == resolved.to_dict()
-    assert (again.depth, again.memory_mode, again.progress, again.inject_nan_steps) == \
-        (3, 'reversible', False, [3, 5])
+    assert (again.depth, again.memory_mode, again.progress, again.inject_nan_steps) == (
+        3,
+        'reversible',
+        False,
+        [3, 5],
+    )
 
     # flags on the command line win over the file; the rest still comes from it
     over = _parse(['--config', str(path), '--depth', '5', '--lr', '0.01', '--logdir', 'runs/y'])
     assert (over.depth, over.lr, over.logdir) == (5, 0.01, 'runs/y')
-    assert {k: v for k, v in _user_fields(over).items() if k not in ('depth', 'lr', 'logdir')} == \
-        {k: v for k, v in _user_fields(resolved).items() if k not in ('depth', 'lr', 'logdir')}
+    assert {k: v for k, v in _user_fields(over).items() if k not in ('depth', 'lr', 'logdir')} == {
+        k: v for k, v in _user_fields(resolved).items() if k not in ('depth', 'lr', 'logdir')
+    }
 
 
 def test_yaml_config_with_override(tmp_path):
     path = tmp_path / 'celeba.yaml'
-    path.write_text("# a CelebA run\nproblem: celeba\nimage_size: 64\nn_levels: 4\n"
-                    "depth: 16\nlearntop: yes\nlr: 5e-4\nn_bits_x: 5\ninject_nan_steps: [1, 2]\n"
-                    "train_its: 123   # derived fields are recomputed, so ignored\n")
+    path.write_text(
+        "# a CelebA run\nproblem: celeba\nimage_size: 64\nn_levels: 4\n"
+        "depth: 16\nlearntop: yes\nlr: 5e-4\nn_bits_x: 5\ninject_nan_steps: [1, 2]\n"
+        "train_its: 123   # derived fields are recomputed, so ignored\n"
+    )
     cfg = _parse(['--config', str(path), '--n_bits_x', '8'])
     assert (cfg.problem, cfg.image_size, cfg.n_levels, cfg.depth) == ('celeba', 64, 4, 16)
     assert cfg.learntop is True and cfg.lr == 0.0005 and cfg.n_bits_x == 8
     assert cfg.inject_nan_steps == [1, 2] and cfg.train_its == 0
-    assert cfg.width == TrainConfig().width   # untouched options keep their defaults
+    assert cfg.width == TrainConfig().width  # untouched options keep their defaults
 
 
-@pytest.mark.parametrize('content,name,expected', [
-    ('{"depth": 4, "no_such_option": 1}', 'c.json', "unknown option(s) ['no_such_option']"),
-    ('{"depth": "four"}', 'c.json', "depth: expected an integer, got 'four'"),
-    ('{"learntop": 1}', 'c.json', 'learntop: expected true or false'),
-    ('{"depth": 4,}', 'c.json', 'not valid JSON'),
-    ('depth: [1\n', 'c.yaml', 'not valid YAML'),
-    ('[1, 2]', 'c.json', 'expected a mapping'),
-    (None, 'missing.json', 'cannot read it'),
-])
+@pytest.mark.parametrize(
+    'content,name,expected',
+    [
+        ('{"depth": 4, "no_such_option": 1}', 'c.json', "unknown option(s) ['no_such_option']"),
+        ('{"depth": "four"}', 'c.json', "depth: expected an integer, got 'four'"),
+        ('{"learntop": 1}', 'c.json', 'learntop: expected true or false'),
+        ('{"depth": 4,}', 'c.json', 'not valid JSON'),
+        ('depth: [1\n', 'c.yaml', 'not valid YAML'),
+        ('[1, 2]', 'c.json', 'expected a mapping'),
+        (None, 'missing.json', 'cannot read it'),
+    ],
+)
 def test_bad_config_files_name_the_file_and_key(tmp_path, capsys, content, name, expected):
     path = tmp_path / name
     if content is not None:
@@ -101,16 +139,18 @@ def test_flag_errors_under_horovodrun_are_one_line_from_rank_0(monkeypatch, caps
     for bad in (argv, ['--no_such_flag', '1']):
         with pytest.raises(SystemExit) as e:
             main(bad)
-        assert e.value.code == 2 and capsys.readouterr().err == ''      # other ranks: quiet
+        assert e.value.code == 2 and capsys.readouterr().err == ''  # other ranks: quiet
     monkeypatch.setenv('HOROVOD_RANK', '0')
-    for bad, expected in ((argv, '--flow_permutation: must be 0'),
-                          (['--no_such_flag', '1'], 'unrecognized arguments: --no_such_flag')):
+    for bad, expected in (
+        (argv, '--flow_permutation: must be 0'),
+        (['--no_such_flag', '1'], 'unrecognized arguments: --no_such_flag'),
+    ):
         with pytest.raises(SystemExit) as e:
             main(bad)
         err = capsys.readouterr().err
         assert e.value.code == 2 and err.count('\n') == 1 and expected in err
         assert 'usage:' not in err
-    monkeypatch.delenv('HOROVOD_RANK')     # a plain process keeps argparse's usage text
+    monkeypatch.delenv('HOROVOD_RANK')  # a plain process keeps argparse's usage text
     with pytest.raises(SystemExit):
         main(['--no_such_flag', '1'])
     assert 'usage:' in capsys.readouterr().err
@@ -118,24 +158,53 @@ def test_flag_errors_under_horovodrun_are_one_line_from_rank_0(monkeypatch, caps
 
 def _events(logdir):
     import tensorflow as tf
+
     for path in sorted(Path(logdir, 'tensorboard').glob('events.out.tfevents.*')):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
                 yield event.step, value
 
 
-def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(tmp_path, shared_data,
-                                                                        capsys):
+def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(
+    tmp_path, shared_data, capsys
+):
     """The CIFAR-10 subset's 1017 test images with the default 50-image test batch; progress."""
-    from tensorboard.plugins.hparams import plugin_data_pb2
     import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
 
     logdir = tmp_path / 'run'
-    argv = ['--problem', 'cifar10', '--data_dir', str(shared_data / 'cifar10-subset'),
-            '--image_size', '8', '--n_levels', '2', '--depth', '2', '--width', '16',
-            '--n_batch_train', '8', '--n_batch_init', '32', '--anchor_size', '0', '--n_train', '48',
-            '--max_steps', '4', '--log_every', '2', '--epochs_full_sample', '0',
-            '--gradient_checkpointing', '0', '--logdir', str(logdir)]
+    argv = [
+        '--problem',
+        'cifar10',
+        '--data_dir',
+        str(shared_data / 'cifar10-subset'),
+        '--image_size',
+        '8',
+        '--n_levels',
+        '2',
+        '--depth',
+        '2',
+        '--width',
+        '16',
+        '--n_batch_train',
+        '8',
+        '--n_batch_init',
+        '32',
+        '--anchor_size',
+        '0',
+        '--n_train',
+        '48',
+        '--max_steps',
+        '4',
+        '--log_every',
+        '2',
+        '--epochs_full_sample',
+        '0',
+        '--gradient_checkpointing',
+        '0',
+        '--logdir',
+        str(logdir),
+    ]
     main(argv)
     captured = capsys.readouterr()
     out, err = captured.out, captured.err
@@ -153,10 +222,18 @@ def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(tmp_path
         if plugin == 'hparams':
             data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
             if data.HasField('session_start_info'):
-                hparams = {k: json.loads(json.dumps(v.number_value if v.HasField('number_value')
-                                                    else v.string_value if v.HasField('string_value')
-                                                    else v.bool_value))
-                           for k, v in data.session_start_info.hparams.items()}
+                hparams = {
+                    k: json.loads(
+                        json.dumps(
+                            v.number_value
+                            if v.HasField('number_value')
+                            else v.string_value
+                            if v.HasField('string_value')
+                            else v.bool_value
+                        )
+                    )
+                    for k, v in data.session_start_info.hparams.items()
+                }
             if data.HasField('experiment'):
                 experiment = data.experiment
         elif plugin == 'text':
@@ -166,14 +243,15 @@ def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(tmp_path
     assert hparams['depth'] == 2 and hparams['width'] == 16 and hparams['problem'] == 'cifar10'
     assert hparams['memory_mode'] == 'plain' and hparams['learntop'] is False
     assert 'test/bits_x' in [m.name.tag for m in experiment.metric_infos]
-    assert scalars['test/bits_x'] == [4]              # the metric the dashboard shows, at the end
-    assert scalars['train/bits_x'] == [2, 4]          # every --log_every steps
+    assert scalars['test/bits_x'] == [4]  # the metric the dashboard shows, at the end
+    assert scalars['train/bits_x'] == [2, 4]  # every --log_every steps
     saved = json.loads((logdir / 'config.json').read_text())
     assert len(texts) == 1 and json.loads(texts[0].strip('`\n')) == saved
 
     # and the run's config.json repeats the run's flags
-    assert _user_fields(_parse(['--config', str(logdir / 'config.json')])) == \
-        {k: v for k, v in saved.items() if k not in TrainConfig.DERIVED}
+    assert _user_fields(_parse(['--config', str(logdir / 'config.json')])) == {
+        k: v for k, v in saved.items() if k not in TrainConfig.DERIVED
+    }
 
 
 def test_console_script_prints_no_tensorflow_banner():
@@ -181,16 +259,25 @@ def test_console_script_prints_no_tensorflow_banner():
     main()), in an environment that does not silence TensorFlow itself."""
     import os
     import subprocess
+
     repo = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
     env['PYTHONPATH'] = str(repo) + os.pathsep + env.get('PYTHONPATH', '')
-    code = ("import sys; sys.argv[0] = '/usr/local/bin/glow-train'\n"
-            "from glow_tf.cli.train import main\n"
-            "import os, tensorflow  # TensorFlow is loaded now: any banner would be out\n"
-            "print('level', os.environ.get('TF_CPP_MIN_LOG_LEVEL'), file=sys.stderr)\n"
-            "sys.exit(main())")
-    proc = subprocess.run([sys.executable, '-c', code, '--help'], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=str(repo))
+    code = (
+        "import sys; sys.argv[0] = '/usr/local/bin/glow-train'\n"
+        "from glow_tf.cli.train import main\n"
+        "import os, tensorflow  # TensorFlow is loaded now: any banner would be out\n"
+        "print('level', os.environ.get('TF_CPP_MIN_LOG_LEVEL'), file=sys.stderr)\n"
+        "sys.exit(main())"
+    )
+    proc = subprocess.run(
+        [sys.executable, '-c', code, '--help'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=str(repo),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith('usage: glow-train')
-    assert proc.stderr == 'level 2\n', proc.stderr     # set before TensorFlow was imported
+    assert proc.stderr == 'level 2\n', proc.stderr  # set before TensorFlow was imported

@@ -1,4 +1,5 @@
 """Flags -> TrainConfig: the original's flags and published commands, validation, derived values."""
+
 import json
 import math
 import shlex
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from glow_tf.cli.train import build_parser, config_from_args, main
-from glow_tf.config import ConfigError, TrainConfig
+from glow_tf.runs.config import ConfigError, TrainConfig
 
 # Commands from the original README (mpiexec prefix stripped, first choice of each [a/b/c]).
 PUBLISHED = [
@@ -44,39 +45,79 @@ def test_original_defaults():
     assert (cfg.n_batch_train, cfg.n_batch_test, cfg.n_batch_init) == (64, 50, 256)
     assert (cfg.lr, cfg.beta1, cfg.epochs, cfg.epochs_warmup) == (0.001, 0.9, 1000000, 10)
     assert (cfg.epochs_full_valid, cfg.epochs_full_sample, cfg.polyak_epochs) == (50, 50, 1)
-    assert (cfg.n_train, cfg.n_test, cfg.weight_y, cfg.image_size, cfg.seed) == (50000, -1, 0.0, -1, 0)
-    assert cfg.resolved_memory_mode == 'checkpoint'      # --gradient_checkpointing 1 in the original
+    assert (cfg.n_train, cfg.n_test, cfg.weight_y, cfg.image_size, cfg.seed) == (
+        50000,
+        -1,
+        0.0,
+        -1,
+        0,
+    )
+    assert cfg.resolved_memory_mode == 'checkpoint'  # --gradient_checkpointing 1 in the original
     assert not (cfg.learntop or cfg.ycond or cfg.inference or cfg.lu)
 
 
 def test_model_kwargs():
-    cfg = parse(['--flow_permutation', '0', '--flow_coupling', '1', '--learntop', '--ycond',
-                 '--gradient_checkpointing', '0']).resolve((32, 32, 3), 10000, 10)
+    cfg = parse(
+        [
+            '--flow_permutation',
+            '0',
+            '--flow_coupling',
+            '1',
+            '--learntop',
+            '--ycond',
+            '--gradient_checkpointing',
+            '0',
+        ]
+    ).resolve((32, 32, 3), 10000, 10)
     kw = cfg.to_model_kwargs()
-    assert kw == dict(image_shape=(32, 32, 3), n_levels=3, depth=32, width=512,
-                      flow_permutation='reverse', flow_coupling='affine', lu_decomposed=False,
-                      learntop=True, n_classes=10, memory_mode='plain', seed=0, edge_bias=True,
-                      learntop_form='conv')
-    assert parse(['--edge_bias', '0']).resolve((32, 32, 3), 100, 10).to_model_kwargs()['edge_bias'] is False
-    assert parse(['--lu', '--memory_mode', 'reversible']).resolve((32, 32, 3), 100, 10) \
-        .to_model_kwargs()['memory_mode'] == 'reversible'
+    assert kw == dict(
+        image_shape=(32, 32, 3),
+        n_levels=3,
+        depth=32,
+        width=512,
+        flow_permutation='reverse',
+        flow_coupling='affine',
+        lu_decomposed=False,
+        learntop=True,
+        n_classes=10,
+        memory_mode='plain',
+        seed=0,
+        edge_bias=True,
+        learntop_form='conv',
+    )
+    assert (
+        parse(['--edge_bias', '0']).resolve((32, 32, 3), 100, 10).to_model_kwargs()['edge_bias']
+        is False
+    )
+    assert (
+        parse(['--lu', '--memory_mode', 'reversible'])
+        .resolve((32, 32, 3), 100, 10)
+        .to_model_kwargs()['memory_mode']
+        == 'reversible'
+    )
     assert parse([]).resolve((32, 32, 3), 100, 10).to_model_kwargs()['n_classes'] == 0
 
 
-@pytest.mark.parametrize('argv,flag', [
-    (['--image_size', '30'], '--image_size'),
-    (['--image_size', '32', '--n_levels', '6'], '--image_size'),
-    (['--flow_permutation', '3'], '--flow_permutation'),
-    (['--flow_coupling', '2'], '--flow_coupling'),
-    (['--optimizer', 'sgd'], '--optimizer'),
-    (['--n_bits_x', '9'], '--n_bits_x'),
-    (['--weight_y', '0.1'], '--weight_y'),
-    (['--lu', '--flow_permutation', '1'], '--lu'),
-    (['--gradient_checkpointing', '0', '--memory_mode', 'checkpoint'], '--gradient_checkpointing'),
-    (['--n_batch_train', '0'], '--n_batch_train'),
-    (['--no_such_flag', '1'], '--no_such_flag'),
-    (['--depth', 'two'], '--depth'),
-])
+@pytest.mark.parametrize(
+    'argv,flag',
+    [
+        (['--image_size', '30'], '--image_size'),
+        (['--image_size', '32', '--n_levels', '6'], '--image_size'),
+        (['--flow_permutation', '3'], '--flow_permutation'),
+        (['--flow_coupling', '2'], '--flow_coupling'),
+        (['--optimizer', 'sgd'], '--optimizer'),
+        (['--n_bits_x', '9'], '--n_bits_x'),
+        (['--weight_y', '0.1'], '--weight_y'),
+        (['--lu', '--flow_permutation', '1'], '--lu'),
+        (
+            ['--gradient_checkpointing', '0', '--memory_mode', 'checkpoint'],
+            '--gradient_checkpointing',
+        ),
+        (['--n_batch_train', '0'], '--n_batch_train'),
+        (['--no_such_flag', '1'], '--no_such_flag'),
+        (['--depth', 'two'], '--depth'),
+    ],
+)
 def test_bad_flags_fail_fast(argv, flag, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(argv + ['--logdir', str(tmp_path / 'run')])
@@ -91,7 +132,9 @@ def test_test_batch_is_reduced_to_divide_the_test_set():
     c = TrainConfig(image_size=8, n_levels=2).resolve((8, 8, 3), 1017, 10)
     assert (c.local_batch_test, c.full_test_its) == (9, 113)
     assert c.local_batch_test * c.full_test_its == 1017
-    assert len(c.notes) == 1 and '--n_batch_test' in c.notes[0] and 'using test batch 9' in c.notes[0]
+    assert (
+        len(c.notes) == 1 and '--n_batch_test' in c.notes[0] and 'using test batch 9' in c.notes[0]
+    )
     # with workers: batch x workers must divide n_test (1000 / (2 x 25) = 20 rounds)
     c = TrainConfig(image_size=32, n_batch_test=30, anchor_size=0).resolve((32, 32, 3), 1000, 10, 2)
     assert (c.local_batch_test, c.full_test_its) == (25, 20)
@@ -103,7 +146,7 @@ def test_test_batch_is_reduced_to_divide_the_test_set():
 def test_resolve_worker_division_and_anchor():
     cfg = TrainConfig(image_size=32, n_batch_test=50)
     with pytest.raises(ConfigError) as e:
-        cfg.resolve((32, 32, 3), 10000, 10, world_size=3)    # 3 x anything does not divide 10000
+        cfg.resolve((32, 32, 3), 10000, 10, world_size=3)  # 3 x anything does not divide 10000
     assert e.value.flag == '--n_test' and '--n_test 9999' in str(e.value)
     # Anchor rescaling of the original: 64 images at 32px -> 16 at 64px, 1 at 256px.
     c64 = TrainConfig(image_size=64, n_levels=4).resolve((64, 64, 3), 50000, 0, world_size=8)
@@ -126,7 +169,7 @@ def test_epoch_warmup_and_beta2():
     assert c.resolved_beta2 == pytest.approx(1 - 1 / 98)
     assert c.learning_rate(0) == 0.0
     assert c.learning_rate(50000 * 5) == pytest.approx(0.0005)
-    assert c.learning_rate(50000 * 10) == c.learning_rate(10 ** 9) == pytest.approx(0.001)
+    assert c.learning_rate(50000 * 10) == c.learning_rate(10**9) == pytest.approx(0.001)
     scaled = TrainConfig(lr_scale_by_size=True, epochs_warmup=0).resolve((32, 32, 3), 10000, 10, 8)
     assert scaled.learning_rate(0) == pytest.approx(0.008)
 
@@ -142,10 +185,13 @@ def test_config_json_roundtrip(tmp_path):
 def test_adamax_matches_original_update():
     """Keras Adamax + our per-step lr factor == the original optim.adamax (numpy reference)."""
     import tensorflow as tf
+
     from glow_tf.training.optim import make_optimizer, step_learning_rate
+
     cfg = TrainConfig(n_train=640, n_batch_train=64).resolve((32, 32, 3), 100, 10)  # beta2 = 0.9
     opt = make_optimizer(cfg)
     import keras
+
     v = keras.Variable(np.array([0.5, -1.0, 2.0], np.float32))
     opt.build([v])
     rng = np.random.default_rng(0)
@@ -155,7 +201,7 @@ def test_adamax_matches_original_update():
         g = rng.standard_normal(3)
         opt.learning_rate.assign(step_learning_rate(opt, 'adamax', lr, b2))
         opt.apply_gradients([(tf.constant(g, tf.float32), v)])
-        alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
         m = b1 * m + (1 - b1) * g
         u = np.maximum(b2 * u, np.abs(g))
         w = w - alpha * m / (u + 1e-8)
@@ -165,7 +211,9 @@ def test_adamax_matches_original_update():
 def test_flag_numbering_of_the_original_is_kept():
     """--flow_permutation / --flow_coupling integers mean what they meant in the original, while
     the names are defined once, by the model's layers."""
-    from glow_tf import config, model
+    from glow_tf.model import glow as model
+    from glow_tf.runs import config
+
     assert config.PERMUTATIONS == {0: 'reverse', 1: 'shuffle', 2: '1x1'}
     assert config.COUPLINGS == {0: 'additive', 1: 'affine'}
     assert config.MEMORY_MODES is model.MEMORY_MODES

@@ -1,5 +1,6 @@
 """A short training run on the real MNIST data lowers test bits/dim well below its initial value,
 and the run's outputs (logs, checkpoints, samples, EMA model) are what they claim to be."""
+
 import json
 import os
 
@@ -16,12 +17,44 @@ def _records(path):
 
 def test_mnist_short_run_lowers_test_bits(tmp_path, shared_data, capsys):
     logdir = tmp_path / 'mnist'
-    argv = ['--problem', 'mnist', '--data_dir', str(shared_data / 'mnist'), '--image_size', '16',
-            '--n_levels', '2', '--depth', '2', '--width', '32', '--n_batch_train', '32',
-            '--n_batch_init', '128', '--anchor_size', '0', '--n_train', '1600', '--n_test', '1000',
-            '--epochs', '2', '--epochs_warmup', '0.2', '--lr', '0.003', '--epochs_full_valid', '1',
-            '--gradient_checkpointing', '0', '--test_at_init', '--logdir', str(logdir),
-            '--no_progress']
+    argv = [
+        '--problem',
+        'mnist',
+        '--data_dir',
+        str(shared_data / 'mnist'),
+        '--image_size',
+        '16',
+        '--n_levels',
+        '2',
+        '--depth',
+        '2',
+        '--width',
+        '32',
+        '--n_batch_train',
+        '32',
+        '--n_batch_init',
+        '128',
+        '--anchor_size',
+        '0',
+        '--n_train',
+        '1600',
+        '--n_test',
+        '1000',
+        '--epochs',
+        '2',
+        '--epochs_warmup',
+        '0.2',
+        '--lr',
+        '0.003',
+        '--epochs_full_valid',
+        '1',
+        '--gradient_checkpointing',
+        '0',
+        '--test_at_init',
+        '--logdir',
+        str(logdir),
+        '--no_progress',
+    ]
     result = main(argv)
 
     tests = _records(logdir / 'test.jsonl')
@@ -31,9 +64,12 @@ def test_mnist_short_run_lowers_test_bits(tmp_path, shared_data, capsys):
     assert init_bpd > 6.5
     assert final_bpd < init_bpd - 1.0, (init_bpd, final_bpd)
     assert tests[-1]['n_test'] == 1000
-    for r in tests:   # both weights evaluated; the reported numbers are the better one's
+    for r in tests:  # both weights evaluated; the reported numbers are the better one's
         assert r['weights'] == ('ema' if r['loss_ema'] < r['loss_raw'] else 'raw')
-        assert r['bits_x'] == min((r['loss_raw'], r['bits_x_raw']), (r['loss_ema'], r['bits_x_ema']))[1]
+        assert (
+            r['bits_x']
+            == min((r['loss_raw'], r['bits_x_raw']), (r['loss_ema'], r['bits_x_ema']))[1]
+        )
     choice = json.loads((logdir / 'weights.json').read_text())
     assert choice['latest']['step'] == 100 and choice['latest']['weights'] == tests[-1]['weights']
 
@@ -56,18 +92,21 @@ def test_mnist_short_run_lowers_test_bits(tmp_path, shared_data, capsys):
     # load_model rebuilds both weight sets; evaluated independently (other dequantisation noise),
     # the reported bits/dim is within 0.05 of the better one, and the default is that one.
     import tensorflow as tf
+
     from glow_tf.data.images import area_downsample
     from glow_tf.data.mnist import load_mnist_split
     from glow_tf.training import load_model
+
     x_test = area_downsample(load_mnist_split(shared_data / 'mnist', 'test')[0][:1000], 16, 'mnist')
 
     def test_bpd(model):
         tf.random.set_seed(1)
         return np.mean([model.bits_per_dim(x, n_bits_x=8).numpy() for x in np.split(x_test, 4)])
+
     model, cfg = load_model(str(logdir))
     ema_bpd = test_bpd(load_model(str(logdir), use_ema=True)[0])
     raw_bpd = test_bpd(load_model(str(logdir), use_ema=False)[0])
-    assert abs(raw_bpd - ema_bpd) > 0.005          # the averaged weights really differ
+    assert abs(raw_bpd - ema_bpd) > 0.005  # the averaged weights really differ
     assert final_bpd == pytest.approx(min(raw_bpd, ema_bpd), abs=0.05)
     assert test_bpd(model) == pytest.approx(min(raw_bpd, ema_bpd), abs=1e-6)
     assert cfg.depth == 2 and cfg.image_size == 16

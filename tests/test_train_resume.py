@@ -1,5 +1,6 @@
 """Resume: N steps + resume to 2N == 2N uninterrupted steps; SIGKILL mid-epoch loses nothing but
 the steps after the last checkpoint; non-finite losses are skipped and then stop training."""
+
 import json
 import os
 import signal
@@ -18,20 +19,55 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_argv(logdir, *extra, n_train=48):
     """CIFAR-10 subset at 8x8, a 2-level x 2-step model: ~20 ms per step on one CPU core."""
-    return ['--problem', 'cifar10', '--image_size', '8', '--n_levels', '2', '--depth', '2',
-            '--width', '16', '--flow_coupling', '1', '--n_batch_train', '8', '--n_batch_init', '32',
-            '--anchor_size', '0', '--n_train', str(n_train), '--n_test', '200',
-            '--epochs_warmup', '1', '--epochs_full_valid', '1000', '--epochs_full_sample', '0',
-            '--gradient_checkpointing', '0', '--logdir', str(logdir), '--no_progress', *extra]
+    return [
+        '--problem',
+        'cifar10',
+        '--image_size',
+        '8',
+        '--n_levels',
+        '2',
+        '--depth',
+        '2',
+        '--width',
+        '16',
+        '--flow_coupling',
+        '1',
+        '--n_batch_train',
+        '8',
+        '--n_batch_init',
+        '32',
+        '--anchor_size',
+        '0',
+        '--n_train',
+        str(n_train),
+        '--n_test',
+        '200',
+        '--epochs_warmup',
+        '1',
+        '--epochs_full_valid',
+        '1000',
+        '--epochs_full_sample',
+        '0',
+        '--gradient_checkpointing',
+        '0',
+        '--logdir',
+        str(logdir),
+        '--no_progress',
+        *extra,
+    ]
 
 
 def read_ckpt(logdir):
     """{variable name: value} of the latest checkpoint, without the wall-clock counter."""
     import tensorflow as tf
+
     prefix = tf.train.latest_checkpoint(str(Path(logdir) / 'checkpoints'))
     reader = tf.train.load_checkpoint(prefix)
-    return prefix, {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix)
-                    if not name.startswith(('_', 'save_counter')) and 'train_time' not in name}
+    return prefix, {
+        name: reader.get_tensor(name)
+        for name, _ in tf.train.list_variables(prefix)
+        if not name.startswith(('_', 'save_counter')) and 'train_time' not in name
+    }
 
 
 def records(path):
@@ -61,7 +97,7 @@ def test_resume_equals_uninterrupted(tmp_path, shared_data):
     prefix_a, a = read_ckpt(tmp_path / 'A')
     prefix_b, b = read_ckpt(tmp_path / 'B')
     assert prefix_a.endswith('ckpt-10') and prefix_b.endswith('ckpt-10')
-    assert_same_state(a, b)          # same process, same ops: bit-identical
+    assert_same_state(a, b)  # same process, same ops: bit-identical
     la, lb = records(tmp_path / 'A' / 'train.jsonl'), records(tmp_path / 'B' / 'train.jsonl')
     assert [r['step'] for r in lb] == list(range(1, 11))
     assert [r['loss'] for r in la] == [r['loss'] for r in lb]
@@ -71,8 +107,12 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, shared_data):
     logdir = tmp_path / 'killed'
     argv = tiny_argv(logdir, '--max_steps', '100000', '--ckpt_every_steps', '3', n_train=80000)
     log = open(tmp_path / 'killed.log', 'w')
-    proc = subprocess.Popen([sys.executable, str(REPO / 'train.py')] + argv, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, 'GLOW_NO_HOROVOD': '1'})
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / 'train.py')] + argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, 'GLOW_NO_HOROVOD': '1'},
+    )
     index = logdir / 'checkpoints' / 'checkpoint'
     deadline = time.time() + 180
     try:
@@ -81,7 +121,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, shared_data):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, open(tmp_path / 'killed.log').read()[-3000:]
-        time.sleep(0.3)                  # let it run on: the kill lands between/inside writes
+        time.sleep(0.3)  # let it run on: the kill lands between/inside writes
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -91,15 +131,25 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, shared_data):
     assert proc.returncode == -signal.SIGKILL
 
     import tensorflow as tf
+
     prefix = tf.train.latest_checkpoint(str(logdir / 'checkpoints'))
     s = int(prefix.rsplit('-', 1)[1])
-    assert s >= 6 and s % 3 == 0                     # mid-epoch (10000 steps per epoch)
+    assert s >= 6 and s % 3 == 0  # mid-epoch (10000 steps per epoch)
     target = s + 4
-    result = main(tiny_argv(logdir, '--max_steps', str(target), '--ckpt_every_steps', '3',
-                            n_train=80000))
+    result = main(
+        tiny_argv(logdir, '--max_steps', str(target), '--ckpt_every_steps', '3', n_train=80000)
+    )
     assert result['step'] == target and result['epoch'] == 1
-    main(tiny_argv(tmp_path / 'straight', '--max_steps', str(target), '--ckpt_every_steps', '3',
-                   n_train=80000))
+    main(
+        tiny_argv(
+            tmp_path / 'straight',
+            '--max_steps',
+            str(target),
+            '--ckpt_every_steps',
+            '3',
+            n_train=80000,
+        )
+    )
     _, resumed = read_ckpt(logdir)
     _, straight = read_ckpt(tmp_path / 'straight')
     # Another process, same ops: equal up to float reassociation at most.
@@ -113,8 +163,21 @@ def test_nonfinite_steps_are_skipped_then_stop_training(tmp_path, shared_data, c
     with the checkpoint of step 6 (written every 2 steps) as the last, intact, good one."""
     logdir = tmp_path / 'nan'
     with pytest.raises(SystemExit) as e:
-        main(tiny_argv(logdir, '--max_steps', '20', '--ckpt_every_steps', '2', '--log_every', '1',
-                       '--inject_nan_steps', '3,7,8,9', '--max_nonfinite', '3'))
+        main(
+            tiny_argv(
+                logdir,
+                '--max_steps',
+                '20',
+                '--ckpt_every_steps',
+                '2',
+                '--log_every',
+                '1',
+                '--inject_nan_steps',
+                '3,7,8,9',
+                '--max_nonfinite',
+                '3',
+            )
+        )
     assert e.value.code == 3
     err = capsys.readouterr().err
     assert 'step 3: non-finite' in err and '(1 in a row' in err
@@ -124,7 +187,7 @@ def test_nonfinite_steps_are_skipped_then_stop_training(tmp_path, shared_data, c
     assert prefix.endswith('ckpt-6')
     assert all(np.all(np.isfinite(v)) for k, v in state.items() if 'best_test_loss' not in k)
     iters = [v for k, v in state.items() if k.startswith('optimizer/') and 'iteration' in k]
-    assert [int(v) for v in iters] == [5]            # 6 steps, step 3 not applied
+    assert [int(v) for v in iters] == [5]  # 6 steps, step 3 not applied
     assert int(state['state/vars/n_skipped/.ATTRIBUTES/VARIABLE_VALUE']) == 1
     recs = records(logdir / 'train.jsonl')
     assert recs[2]['step'] == 3 and recs[2]['bits_x'] is None and recs[2]['n_skipped'] == 1
@@ -134,5 +197,6 @@ def test_nonfinite_steps_are_skipped_then_stop_training(tmp_path, shared_data, c
     assert recs[2]['n_processed'] == recs[1]['n_processed'] < recs[3]['n_processed']
     assert recs[2]['n_images'] > recs[1]['n_images']
     from glow_tf.training import load_model
+
     model, _ = load_model(str(logdir))
     assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)

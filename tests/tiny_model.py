@@ -5,9 +5,10 @@ The log dir is built once per session: a Glow 16x16x3, 2 levels x 2 steps, width
 coupling, invertible 1x1), ActNorm-initialised on real CelebA faces, then a few (eager) Adam steps with a
 Polyak EMA (decay 0.5, so the EMA and raw weights differ). It is written exactly as train.py
 writes it -- `config.json` (a resolved TrainConfig) and `checkpoints/ckpt-N` from
-`glow_tf.training.checkpoint.make_checkpoint(model, ema, optimizer, state)` through a
+`glow_tf.runs.checkpoint.make_checkpoint(model, ema, optimizer, state)` through a
 tf.train.CheckpointManager -- and read back by `load_model` / `load_flow`.
 """
+
 import os
 from pathlib import Path
 
@@ -32,18 +33,35 @@ def build_tiny_logdir(root, n_steps=N_STEPS, seed=0):
     import tensorflow as tf
 
     import glow_tf
-    from glow_tf.config import TrainConfig
     from glow_tf.data import load_image_file
-    from glow_tf.training import checkpoint as ckpt_lib
+    from glow_tf.runs import checkpoint as ckpt_lib
+    from glow_tf.runs.config import TrainConfig
     from glow_tf.training.ema import EMA
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig(problem='celeba', data_dir=str(CELEBA), image_size=IMAGE_SIZE, n_levels=2,
-                      depth=2, width=16, flow_permutation=2, flow_coupling=0, n_batch_train=16,
-                      n_batch_test=8, n_batch_init=32, anchor_size=0, n_train=64, n_test=8,
-                      memory_mode='plain', lr=2e-3, epochs_warmup=0, seed=seed,
-                      logdir=str(root), beta2=0.5)
+    cfg = TrainConfig(
+        problem='celeba',
+        data_dir=str(CELEBA),
+        image_size=IMAGE_SIZE,
+        n_levels=2,
+        depth=2,
+        width=16,
+        flow_permutation=2,
+        flow_coupling=0,
+        n_batch_train=16,
+        n_batch_test=8,
+        n_batch_init=32,
+        anchor_size=0,
+        n_train=64,
+        n_test=8,
+        memory_mode='plain',
+        lr=2e-3,
+        epochs_warmup=0,
+        seed=seed,
+        logdir=str(root),
+        beta2=0.5,
+    )
     cfg = cfg.resolve((IMAGE_SIZE, IMAGE_SIZE, 3), n_test_available=8, n_classes=0, world_size=1)
     cfg.save(str(root / ckpt_lib.CONFIG_NAME))
 
@@ -63,18 +81,22 @@ def build_tiny_logdir(root, n_steps=N_STEPS, seed=0):
         ema.update()
         return loss
 
-    losses = [float(step(tf.constant(x[(i * 16) % 48:(i * 16) % 48 + 16]))) for i in range(n_steps)]
+    losses = [
+        float(step(tf.constant(x[(i * 16) % 48 : (i * 16) % 48 + 16]))) for i in range(n_steps)
+    ]
     state = ckpt_lib.TrainState()
     state.set(step=n_steps)
     ckpt = ckpt_lib.make_checkpoint(model, ema, opt, state)
-    tf.train.CheckpointManager(ckpt, str(root / ckpt_lib.CKPT_SUBDIR), max_to_keep=1,
-                               checkpoint_name='ckpt').save(checkpoint_number=n_steps)
+    tf.train.CheckpointManager(
+        ckpt, str(root / ckpt_lib.CKPT_SUBDIR), max_to_keep=1, checkpoint_name='ckpt'
+    ).save(checkpoint_number=n_steps)
     return root, losses
 
 
 def tiny_logdir(tmp_path_factory):
     """Path of the session's tiny trained log dir (built on first use)."""
     import pytest
+
     if not CELEBA_ATTR.is_file():
         pytest.skip(f'CelebA subset not present at {CELEBA}')
     if 'logdir' not in _CACHE:
@@ -84,14 +106,15 @@ def tiny_logdir(tmp_path_factory):
 
 
 def _real_load_flow():
-    import glow_tf.sampling as sampling
+    import glow_tf.tools.sampling as sampling
+
     if 'real_load_flow' not in _CACHE:
         _CACHE['real_load_flow'] = sampling.load_flow
     return _CACHE['real_load_flow']
 
 
 def cached_load_flow(path, use_ema=None, which='latest', batch_size=64):
-    """`glow_tf.sampling.load_flow`, memoised per (path, use_ema, which) for the session: every
+    """`glow_tf.tools.sampling.load_flow`, memoised per (path, use_ema, which) for the session: every
     CLI call in a test would otherwise rebuild the model and retrace its tf.functions."""
     key = ('flow', os.path.abspath(os.fspath(path)), use_ema, which)
     if key not in _CACHE:
@@ -102,7 +125,8 @@ def cached_load_flow(path, use_ema=None, which='latest', batch_size=64):
 
 
 def patch_load_flow(monkeypatch):
-    import glow_tf.sampling as sampling
+    import glow_tf.tools.sampling as sampling
+
     _real_load_flow()
     monkeypatch.setattr(sampling, 'load_flow', cached_load_flow)
 
@@ -113,4 +137,5 @@ def tiny_flow(tmp_path_factory, use_ema=None):
 
 def read_png(path):
     from PIL import Image
+
     return np.asarray(Image.open(os.fspath(path)).convert('RGB'))

@@ -2,9 +2,12 @@
 
 Run from the project root: `python docs/examples/fit_mnist.py` (the README's results table).
 """
+
 import time
+
 import keras
 import numpy as np
+
 import glow_tf
 from glow_tf.data import load_source
 from glow_tf.training import PolyakAveraging
@@ -15,8 +18,14 @@ x_test = np.concatenate([x.numpy() for x, _ in src.test(1000)])
 print(x_train.shape, x_test.shape, x_train.dtype)
 
 keras.utils.set_random_seed(0)
-model = glow_tf.Glow(image_shape=(16, 16, 3), n_levels=2, depth=4, width=64,
-                     flow_coupling='additive', memory_mode='plain')
+model = glow_tf.Glow(
+    image_shape=(16, 16, 3),
+    n_levels=2,
+    depth=4,
+    width=64,
+    flow_coupling='additive',
+    memory_mode='plain',
+)
 model.compile(optimizer=keras.optimizers.Adamax(2e-3))
 t0 = time.time()
 model.fit(x_train, batch_size=64, epochs=2, callbacks=[PolyakAveraging(decay=0.99)], verbose=2)

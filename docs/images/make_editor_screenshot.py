@@ -6,6 +6,7 @@
 
 Needs Debian's chromium and chromium-driver (scripts/install.sh installs them) and selenium.
 """
+
 import argparse
 import os
 import shutil
@@ -26,16 +27,27 @@ def main(argv=None):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
+
     profile = tempfile.mkdtemp(prefix='glow-shot-')
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which('chromium') or '/usr/bin/chromium'
-    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-              '--no-first-run', '--disable-background-networking', '--disable-component-update',
-              '--disable-sync', f'--user-data-dir={profile}', f'--window-size={args.size}',
-              '--hide-scrollbars'):
+    for a in (
+        '--headless=new',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        f'--user-data-dir={profile}',
+        f'--window-size={args.size}',
+        '--hide-scrollbars',
+    ):
         opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(shutil.which('chromedriver') or '/usr/bin/chromedriver'),
-                              options=opts)
+    driver = webdriver.Chrome(
+        service=Service(shutil.which('chromedriver') or '/usr/bin/chromedriver'), options=opts
+    )
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(args.url)
@@ -43,12 +55,17 @@ def main(argv=None):
         thumb = driver.find_elements('css selector', '#gallery img.thumb')[args.face]
         face_id = thumb.get_attribute('data-id')
         thumb.click()
-        wait.until(lambda d: d.find_element('tag name', 'body').get_attribute('data-face') == face_id)
+        wait.until(
+            lambda d: d.find_element('tag name', 'body').get_attribute('data-face') == face_id
+        )
         for item in filter(None, args.sliders.split(',')):
             name, value = item.split('=')
             el = driver.find_element('css selector', f'input[data-attr="{name}"]')
-            driver.execute_script("arguments[0].value = arguments[1];"
-                                  "arguments[0].dispatchEvent(new Event('input'));", el, value)
+            driver.execute_script(
+                "arguments[0].value = arguments[1];arguments[0].dispatchEvent(new Event('input'));",
+                el,
+                value,
+            )
             wait.until(lambda d: name in d.find_element('id', 'result-caption').text)
         time.sleep(0.5)
         driver.save_screenshot(args.out)

@@ -1,5 +1,6 @@
 """Command-line entry points (train.py; sample.py and manipulate.py live alongside), and what
 they share: the program name, the help formatter and the worker rank under horovodrun."""
+
 import argparse
 import os
 import sys
@@ -29,7 +30,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
     def _get_help_string(self, action):
         text = action.help or ''
-        if (action.nargs == 0 or action.default in (None, '', argparse.SUPPRESS)
-                or 'default' in text.lower()):
+        if (
+            action.nargs == 0
+            or action.default in (None, '', argparse.SUPPRESS)
+            or 'default' in text.lower()
+        ):
             return text
         return super()._get_help_string(action)

@@ -10,6 +10,7 @@ an exported SavedModel; --directions a file from `manipulate.py directions` for 
 ../shared/data/celeba-subset when it is there, else the faces bundled with the model, or
 --gallery DIR. Exit status 2 for bad arguments (the message names the flag or file).
 """
+
 import argparse
 import os
 import sys
@@ -24,18 +25,34 @@ def default_model():
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog='demo.py', description=__doc__.split('\n\n')[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split('\n\n', 1)[1])
-    p.add_argument('--host', default='127.0.0.1', help="Address to bind (default 127.0.0.1: this "
-                   "computer only).")
+    p = argparse.ArgumentParser(
+        prog='demo.py',
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1],
+    )
+    p.add_argument(
+        '--host',
+        default='127.0.0.1',
+        help="Address to bind (default 127.0.0.1: this computer only).",
+    )
     p.add_argument('--port', type=int, default=8000, help="Port (default 8000).")
-    p.add_argument('--model', default=None, help="Packaged model dir, training log dir, checkpoint "
-                   f"or SavedModel (default: models/{DEFAULT_MODEL_NAME}).")
-    p.add_argument('--directions', default=None, help="Attribute directions .npz for this model "
-                   "(default: the packaged model's).")
-    p.add_argument('--gallery', default=None, help="Directory of aligned face images, or a CelebA "
-                   "directory whose test split is shown.")
+    p.add_argument(
+        '--model',
+        default=None,
+        help="Packaged model dir, training log dir, checkpoint "
+        f"or SavedModel (default: models/{DEFAULT_MODEL_NAME}).",
+    )
+    p.add_argument(
+        '--directions',
+        default=None,
+        help="Attribute directions .npz for this model (default: the packaged model's).",
+    )
+    p.add_argument(
+        '--gallery',
+        default=None,
+        help="Directory of aligned face images, or a CelebA directory whose test split is shown.",
+    )
     p.add_argument('--n_gallery', type=int, default=24, help="Gallery faces shown (default 24).")
     p.add_argument('--max_upload_mb', type=float, default=10.0, help="Largest accepted upload.")
     return p
@@ -54,15 +71,19 @@ def main(argv=None):
         parser.error(f"the shipped model is missing ({model}); pass --model LOGDIR_OR_EXPORT")
     from glow_tf.editor.app import create_app
     from glow_tf.editor.engine import build_editor
-    from glow_tf.sampling import InputError
+    from glow_tf.tools.sampling import InputError
+
     try:
         editor = build_editor(model, args.directions, args.gallery, args.n_gallery)
     except InputError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
-    app = create_app(editor, max_upload_bytes=int(args.max_upload_mb * 2 ** 20))
-    print(f"glow_tf editor: {editor.flow.description}, {len(editor.names)} attributes, "
-          f"{len(editor.gallery)} gallery faces", flush=True)
+    app = create_app(editor, max_upload_bytes=int(args.max_upload_mb * 2**20))
+    print(
+        f"glow_tf editor: {editor.flow.description}, {len(editor.names)} attributes, "
+        f"{len(editor.gallery)} gallery faces",
+        flush=True,
+    )
     print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
     return 0

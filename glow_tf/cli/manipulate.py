@@ -12,10 +12,11 @@
 
 Latents are the model's per-level ε packed into one image-shaped vector z; a direction is
 mean(z | attribute) - mean(z | not attribute); an edit decodes z + strength * direction; see
-glow_tf/manipulation.py and docs/manipulation.md. Inputs are image files of any size
+glow_tf/tools/manipulation.py and docs/manipulation.md. Inputs are image files of any size
 (centre-cropped and resized to the model's size). Exit status 0 ok, 2 bad arguments or inputs
 (the message names the file, attribute or shape at fault).
 """
+
 import argparse
 import os
 import sys
@@ -29,14 +30,21 @@ from glow_tf.cli.sample import add_model_args, use_ema
 
 def _add_common(p):
     add_model_args(p)
-    p.add_argument('--y', type=int, default=None,
-                   help="Class label for a class-conditional model (used for every image).")
+    p.add_argument(
+        '--y',
+        type=int,
+        default=None,
+        help="Class label for a class-conditional model (used for every image).",
+    )
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog=prog_name('manipulate.py'), description=__doc__.split('\n\n')[0],
-                                formatter_class=HelpFormatter,
-                                epilog=__doc__.split('\n\n', 1)[1])
+    p = argparse.ArgumentParser(
+        prog=prog_name('manipulate.py'),
+        description=__doc__.split('\n\n')[0],
+        formatter_class=HelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1],
+    )
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
     fmt = HelpFormatter
@@ -45,8 +53,11 @@ def build_parser():
     _add_common(s)
     s.add_argument('--images', nargs='+', required=True, help="Image files or directories.")
     s.add_argument('--out', required=True, help="Output .npz (eps_0..eps_{L-1}, latents, files).")
-    s.add_argument('--check', action='store_true',
-                   help="Decode the latents again and report whether the input is reproduced.")
+    s.add_argument(
+        '--check',
+        action='store_true',
+        help="Decode the latents again and report whether the input is reproduced.",
+    )
 
     s = sub.add_parser('decode', help="latents (npz from encode) -> images", formatter_class=fmt)
     _add_common(s)
@@ -54,16 +65,29 @@ def build_parser():
     s.add_argument('--out', required=True, help="Output grid PNG.")
     s.add_argument('--out_dir', default=None, help="Also write each image as its own PNG here.")
 
-    s = sub.add_parser('directions', help="attribute directions from labelled images",
-                       formatter_class=fmt)
+    s = sub.add_parser(
+        'directions', help="attribute directions from labelled images", formatter_class=fmt
+    )
     _add_common(s)
     s.add_argument('--attr_file', default=None, help="CelebA list_attr_celeba.txt (+1/-1 labels).")
-    s.add_argument('--image_dir', default=None, help="Directory of the images the attribute file "
-                   "names (matched by file stem; default: img_align_celeba*/ next to the file).")
-    s.add_argument('--n_images', type=int, default=None,
-                   help="Use only the first N labelled images that exist (default: all).")
-    s.add_argument('--attributes', nargs='+', default=None,
-                   help="Only these attributes (default: all in the file).")
+    s.add_argument(
+        '--image_dir',
+        default=None,
+        help="Directory of the images the attribute file "
+        "names (matched by file stem; default: img_align_celeba*/ next to the file).",
+    )
+    s.add_argument(
+        '--n_images',
+        type=int,
+        default=None,
+        help="Use only the first N labelled images that exist (default: all).",
+    )
+    s.add_argument(
+        '--attributes',
+        nargs='+',
+        default=None,
+        help="Only these attributes (default: all in the file).",
+    )
     s.add_argument('--pos_dir', default=None, help="Folder of images WITH the attribute.")
     s.add_argument('--neg_dir', default=None, help="Folder of images WITHOUT the attribute.")
     s.add_argument('--folder', default=None, help="Folder with pos/ and neg/ subfolders.")
@@ -74,16 +98,23 @@ def build_parser():
     _add_common(s)
     s.add_argument('--directions', required=True, help="A .npz written by `directions`.")
     s.add_argument('--attribute', required=True, help="Attribute name (e.g. Smiling).")
-    s.add_argument('--strengths', type=float, nargs='+', default=[-1.0, -0.5, 0.0, 0.5, 1.0],
-                   help="Multiples of the direction added to each latent; 0 = the input.")
+    s.add_argument(
+        '--strengths',
+        type=float,
+        nargs='+',
+        default=[-1.0, -0.5, 0.0, 0.5, 1.0],
+        help="Multiples of the direction added to each latent; 0 = the input.",
+    )
     s.add_argument('--images', nargs='+', required=True, help="Image files or directories.")
     s.add_argument('--out', required=True, help="Output grid PNG: one row per input image.")
     s.add_argument('--out_dir', default=None, help="Also write every edited image here.")
-    s.add_argument('--with_input', action='store_true',
-                   help="Prepend the (resized) input image to each row.")
+    s.add_argument(
+        '--with_input', action='store_true', help="Prepend the (resized) input image to each row."
+    )
 
-    s = sub.add_parser('interpolate', help="images along the latent line between two images",
-                       formatter_class=fmt)
+    s = sub.add_parser(
+        'interpolate', help="images along the latent line between two images", formatter_class=fmt
+    )
     _add_common(s)
     s.add_argument('--images', nargs=2, required=True, metavar=('A', 'B'), help="The two images.")
     s.add_argument('--n', type=int, default=8, help="Number of images, endpoints included.")
@@ -93,7 +124,8 @@ def build_parser():
 
 
 def _flow(args):
-    from glow_tf.sampling import InputError, load_flow
+    from glow_tf.tools.sampling import InputError, load_flow
+
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1, got {args.batch}")
     return load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
@@ -104,7 +136,8 @@ def _y(flow, args, n):
 
 
 def cmd_encode(args, out):
-    from glow_tf import manipulation as M
+    from glow_tf.tools import manipulation as M
+
     flow = _flow(args)
     files = M.list_image_files(args.images)
     images = M.load_images(files, flow.image_shape)
@@ -113,20 +146,27 @@ def cmd_encode(args, out):
     z = flow.encode(images, y)
     dt = time.perf_counter() - t0
     M.save_latents(args.out, flow, z, files, y)
-    print(f"encoded {len(files)} image(s) in {dt:.2f}s -> {args.out} (levels "
-          f"{M._shape_text(flow.latent_shapes)}, packed {'x'.join(map(str, flow.image_shape))})", file=out)
+    print(
+        f"encoded {len(files)} image(s) in {dt:.2f}s -> {args.out} (levels "
+        f"{M._shape_text(flow.latent_shapes)}, packed {'x'.join(map(str, flow.image_shape))})",
+        file=out,
+    )
     if args.check:
         rec = flow.decode(z, y)
         same = rec == M.quantise(images, flow.n_bits_x)
-        print(f"check: decode(encode(x)) reproduces {int(same.all(axis=(1, 2, 3)).sum())}/"
-              f"{len(images)} image(s) exactly (max pixel difference "
-              f"{int(np.abs(rec.astype(int) - M.quantise(images, flow.n_bits_x)).max())})", file=out)
+        print(
+            f"check: decode(encode(x)) reproduces {int(same.all(axis=(1, 2, 3)).sum())}/"
+            f"{len(images)} image(s) exactly (max pixel difference "
+            f"{int(np.abs(rec.astype(int) - M.quantise(images, flow.n_bits_x)).max())})",
+            file=out,
+        )
     return 0
 
 
 def cmd_decode(args, out):
-    from glow_tf import manipulation as M
-    from glow_tf.sampling import save_image_grid, save_images
+    from glow_tf.tools import manipulation as M
+    from glow_tf.tools.sampling import save_image_grid, save_images
+
     flow = _flow(args)
     z, y_saved = M.load_latents(args.latents, flow)
     y = _y(flow, args, len(z))
@@ -141,23 +181,32 @@ def cmd_decode(args, out):
 
 
 def cmd_directions(args, out):
-    from glow_tf import manipulation as M
     from glow_tf.progress import progress_bar
-    from glow_tf.sampling import InputError
+    from glow_tf.tools import manipulation as M
+    from glow_tf.tools.sampling import InputError
+
     modes = sum(x is not None for x in (args.attr_file, args.folder, args.pos_dir or args.neg_dir))
     if modes != 1:
-        raise InputError("give exactly one label source: --attr_file (CelebA attributes), "
-                         "--folder DIR (DIR/pos, DIR/neg) or --pos_dir and --neg_dir")
+        raise InputError(
+            "give exactly one label source: --attr_file (CelebA attributes), "
+            "--folder DIR (DIR/pos, DIR/neg) or --pos_dir and --neg_dir"
+        )
     if args.attr_file is not None:
         image_dir = args.image_dir
         if image_dir is None:
             base = os.path.dirname(os.path.abspath(args.attr_file))
-            cands = [os.path.join(base, d) for d in ('img_align_celeba', 'img_align_celeba_89x109',
-                                                     'img_align_celeba_png')]
+            cands = [
+                os.path.join(base, d)
+                for d in ('img_align_celeba', 'img_align_celeba_89x109', 'img_align_celeba_png')
+            ]
             image_dir = next((c for c in cands if os.path.isdir(c)), None)
             if image_dir is None:
-                raise InputError(f"no --image_dir given and no img_align_celeba*/ next to {args.attr_file}")
-        files, labels, names = M.celeba_labels(args.attr_file, image_dir, args.n_images, args.attributes)
+                raise InputError(
+                    f"no --image_dir given and no img_align_celeba*/ next to {args.attr_file}"
+                )
+        files, labels, names = M.celeba_labels(
+            args.attr_file, image_dir, args.n_images, args.attributes
+        )
         source = f"{os.path.abspath(args.attr_file)} + {os.path.abspath(image_dir)}"
     else:
         if args.folder is not None:
@@ -176,18 +225,22 @@ def cmd_directions(args, out):
                 raise InputError(f"{d}: not a directory")
         files, labels, names = M.folder_labels(pos, neg, name)
         if args.n_images:
-            files, labels = files[:args.n_images], labels[:args.n_images]
+            files, labels = files[: args.n_images], labels[: args.n_images]
         source = f"pos {os.path.abspath(pos)}, neg {os.path.abspath(neg)}"
     flow = _flow(args)
     y = _y(flow, args, len(files))
     t0 = time.perf_counter()
     with progress_bar(total=len(files), desc='encoding', enabled=args.progress, unit='img') as bar:
         directions, n_pos, n_neg = M.compute_directions(
-            flow, files, labels, names, y, progress=lambda done, total: bar.update(done - bar.n))
+            flow, files, labels, names, y, progress=lambda done, total: bar.update(done - bar.n)
+        )
     dt = time.perf_counter() - t0
     M.save_directions(args.out, flow, names, directions, n_pos, n_neg, source)
-    print(f"{len(names)} direction(s) from {len(files)} image(s) in {dt:.1f}s "
-          f"({1000 * dt / len(files):.1f} ms/image) -> {args.out}", file=out)
+    print(
+        f"{len(names)} direction(s) from {len(files)} image(s) in {dt:.1f}s "
+        f"({1000 * dt / len(files):.1f} ms/image) -> {args.out}",
+        file=out,
+    )
     for name, p, q in zip(names, n_pos, n_neg):
         flag = '' if p and q else '  (no direction: needs positive and negative images)'
         print(f"  {name:<22s} +{int(p):<6d} -{int(q)}{flag}", file=out)
@@ -195,8 +248,9 @@ def cmd_directions(args, out):
 
 
 def cmd_edit(args, out):
-    from glow_tf import manipulation as M
-    from glow_tf.sampling import save_image_grid
+    from glow_tf.tools import manipulation as M
+    from glow_tf.tools.sampling import save_image_grid
+
     flow = _flow(args)
     dirs = M.load_directions(args.directions, flow)
     direction, name = M.direction_for(dirs, args.attribute, where=args.directions)
@@ -210,22 +264,28 @@ def cmd_edit(args, out):
     if args.out_dir:
         for i, row in enumerate(rows):
             for a, im in zip(args.strengths, row):
-                from glow_tf.sampling import save_png
+                from glow_tf.tools.sampling import save_png
+
                 save_png(os.path.join(args.out_dir, f'edit_{i:03d}_{name}_{a:+g}.png'), im)
-    print(f"edited {len(images)} image(s) along {name!r} at strengths "
-          f"{', '.join(f'{a:g}' for a in args.strengths)} -> {args.out} (one row per image"
-          f"{', input first' if args.with_input else ''})", file=out)
+    print(
+        f"edited {len(images)} image(s) along {name!r} at strengths "
+        f"{', '.join(f'{a:g}' for a in args.strengths)} -> {args.out} (one row per image"
+        f"{', input first' if args.with_input else ''})",
+        file=out,
+    )
     return 0
 
 
 def cmd_interpolate(args, out):
-    from glow_tf import manipulation as M
-    from glow_tf.sampling import save_image_grid, save_images
+    from glow_tf.tools import manipulation as M
+    from glow_tf.tools.sampling import save_image_grid, save_images
+
     flow = _flow(args)
     images = M.load_images(args.images, flow.image_shape)
     y = None if args.y is None else args.y
     if flow.n_classes and y is None:
-        from glow_tf.sampling import InputError
+        from glow_tf.tools.sampling import InputError
+
         raise InputError(f"the model is class-conditional ({flow.n_classes} classes): pass --y")
     frames = M.interpolate(flow, images[0], images[1], args.n, y)
     save_image_grid(frames, args.out, n_cols=len(frames))
@@ -235,8 +295,13 @@ def cmd_interpolate(args, out):
     return 0
 
 
-COMMANDS = {'encode': cmd_encode, 'decode': cmd_decode, 'directions': cmd_directions,
-            'edit': cmd_edit, 'interpolate': cmd_interpolate}
+COMMANDS = {
+    'encode': cmd_encode,
+    'decode': cmd_decode,
+    'directions': cmd_directions,
+    'edit': cmd_edit,
+    'interpolate': cmd_interpolate,
+}
 
 
 def run(args, out=None):
@@ -248,7 +313,8 @@ def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
     args = parser.parse_args(argv)
-    from glow_tf.sampling import InputError
+    from glow_tf.tools.sampling import InputError
+
     try:
         return run(args)
     except InputError as e:

@@ -10,6 +10,7 @@ dir / ckpt-N prefix, or a SavedModel written by --export. No training data is re
 Same --seed and temperature => same images (independent of --batch; also across the export).
 Exit status 0 ok, 2 bad arguments or inputs (the message names what is wrong).
 """
+
 import argparse
 import os
 import sys
@@ -34,8 +35,9 @@ def _labels(text):
     try:
         return [int(t) for t in text.replace(' ', '').split(',') if t]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer class label or a comma-separated "
-                                         f"list of them, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected an integer class label or a comma-separated list of them, got {text!r}"
+        )
 
 
 def use_ema(args):
@@ -45,50 +47,109 @@ def use_ema(args):
 
 def add_model_args(p):
     g = p.add_argument_group('model')
-    g.add_argument('--model', required=True, help="Training log dir, checkpoint dir, ckpt-N prefix, "
-                   "or an exported SavedModel directory.")
-    g.add_argument('--weights', choices=['auto', 'ema', 'raw'], default='auto',
-                   help="Checkpoints only: 'auto' the weights that scored better at the run's last "
-                   "test pass (weights.json), 'ema' the Polyak averages, 'raw' the trained weights.")
-    g.add_argument('--raw_weights', action='store_const', dest='weights', const='raw',
-                   help="Same as --weights raw.")
-    g.add_argument('--which', choices=['latest', 'best'], default='latest',
-                   help="Which checkpoint of a log dir: the latest or the best-test-loss one.")
+    g.add_argument(
+        '--model',
+        required=True,
+        help="Training log dir, checkpoint dir, ckpt-N prefix, "
+        "or an exported SavedModel directory.",
+    )
+    g.add_argument(
+        '--weights',
+        choices=['auto', 'ema', 'raw'],
+        default='auto',
+        help="Checkpoints only: 'auto' the weights that scored better at the run's last "
+        "test pass (weights.json), 'ema' the Polyak averages, 'raw' the trained weights.",
+    )
+    g.add_argument(
+        '--raw_weights',
+        action='store_const',
+        dest='weights',
+        const='raw',
+        help="Same as --weights raw.",
+    )
+    g.add_argument(
+        '--which',
+        choices=['latest', 'best'],
+        default='latest',
+        help="Which checkpoint of a log dir: the latest or the best-test-loss one.",
+    )
     g.add_argument('--batch', type=int, default=64, help="Images per model call.")
-    g.add_argument('--no_progress', dest='progress', action='store_false',
-                   help="No progress bars / stage timings on stderr (shown by default).")
+    g.add_argument(
+        '--no_progress',
+        dest='progress',
+        action='store_false',
+        help="No progress bars / stage timings on stderr (shown by default).",
+    )
     return g
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog=prog_name('sample.py'), formatter_class=HelpFormatter,
-                                description="Sample from a trained Glow (and export it).",
-                                epilog=EXAMPLES)
+    p = argparse.ArgumentParser(
+        prog=prog_name('sample.py'),
+        formatter_class=HelpFormatter,
+        description="Sample from a trained Glow (and export it).",
+        epilog=EXAMPLES,
+    )
     add_model_args(p)
     g = p.add_argument_group('sampling')
     g.add_argument('--n', type=int, default=64, help="Samples per temperature.")
-    g.add_argument('--temperature', type=float, nargs='+', default=[0.7],
-                   help="One or several temperatures; each reuses the same base latents.")
-    g.add_argument('--seed', type=int, default=None, help="Random seed (default: a fresh one, "
-                   "printed). Same seed and temperature -> same images.")
-    g.add_argument('--y', type=_labels, default=None, help="Class label(s) for a class-conditional "
-                   "model: one label for all samples, or a comma-separated list cycled over them.")
+    g.add_argument(
+        '--temperature',
+        type=float,
+        nargs='+',
+        default=[0.7],
+        help="One or several temperatures; each reuses the same base latents.",
+    )
+    g.add_argument(
+        '--seed',
+        type=int,
+        default=None,
+        help="Random seed (default: a fresh one, "
+        "printed). Same seed and temperature -> same images.",
+    )
+    g.add_argument(
+        '--y',
+        type=_labels,
+        default=None,
+        help="Class label(s) for a class-conditional "
+        "model: one label for all samples, or a comma-separated list cycled over them.",
+    )
     g = p.add_argument_group('outputs')
-    g.add_argument('--out', default=None, help="Grid PNG (one block of rows per temperature). "
-                   "Default samples.png unless only --export is asked for.")
+    g.add_argument(
+        '--out',
+        default=None,
+        help="Grid PNG (one block of rows per temperature). "
+        "Default samples.png unless only --export is asked for.",
+    )
     g.add_argument('--cols', type=int, default=None, help="Grid columns (default: ceil(sqrt(n))).")
     g.add_argument('--out_dir', default=None, help="Also write every sample as its own PNG here.")
-    g.add_argument('--npz', default=None, help="Also save the samples (uint8 [T, n, H, W, C]), the "
-                   "temperatures and the seed in this .npz.")
-    g.add_argument('--export', default=None, metavar='DIR', help="Write a SavedModel with the "
-                   "signatures sample(n, temperature, seed), encode(images), decode(latents).")
+    g.add_argument(
+        '--npz',
+        default=None,
+        help="Also save the samples (uint8 [T, n, H, W, C]), the "
+        "temperatures and the seed in this .npz.",
+    )
+    g.add_argument(
+        '--export',
+        default=None,
+        metavar='DIR',
+        help="Write a SavedModel with the "
+        "signatures sample(n, temperature, seed), encode(images), decode(latents).",
+    )
     return p
 
 
 def run(args, out=None):
     out = out or sys.stdout
     from glow_tf.progress import stage
-    from glow_tf.sampling import InputError, ModelFlow, load_flow, random_seed, save_image_grid, save_images
+    from glow_tf.tools.sampling import (
+        InputError,
+        ModelFlow,
+        load_flow,
+        random_seed,
+        save_image_grid,
+        save_images,
+    )
 
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")
@@ -98,29 +159,44 @@ def run(args, out=None):
         if not t >= 0:
             raise InputError(f"--temperature must be >= 0, got {t}")
     if args.out and os.path.isdir(args.out):
-        raise InputError(f"--out {args.out} is a directory; give a PNG file name (e.g. "
-                         f"{os.path.join(args.out, 'samples.png')}) or use --out_dir for one PNG "
-                         "per sample")
+        raise InputError(
+            f"--out {args.out} is a directory; give a PNG file name (e.g. "
+            f"{os.path.join(args.out, 'samples.png')}) or use --out_dir for one PNG "
+            "per sample"
+        )
     if args.out_dir and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise InputError(f"--out_dir {args.out_dir} is a file; give a directory")
     flow = load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
-    print(f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
-          f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit", file=out)
+    print(
+        f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
+        f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit",
+        file=out,
+    )
 
     if args.export:
         if not isinstance(flow, ModelFlow):
-            raise InputError(f"--export needs a checkpoint / log dir, {args.model} is already "
-                             "an exported SavedModel")
-        from glow_tf.export import export_saved_model
+            raise InputError(
+                f"--export needs a checkpoint / log dir, {args.model} is already "
+                "an exported SavedModel"
+            )
+        from glow_tf.tools.export import export_saved_model
+
         t0 = time.perf_counter()
-        with stage(f"exporting to {args.export} (tracing sample, encode, decode)",
-                   enabled=args.progress):
-            path = export_saved_model(flow.model, args.export, n_bits_x=flow.n_bits_x,
-                                      extra_meta={'source': os.path.abspath(args.model),
-                                                  'weights': flow.weights})
-        print(f"exported SavedModel to {path} ({time.perf_counter() - t0:.1f}s); signatures "
-              f"sample(n, temperature, seed{', y' if flow.n_classes else ''}), encode(images), "
-              f"decode(latents)", file=out)
+        with stage(
+            f"exporting to {args.export} (tracing sample, encode, decode)", enabled=args.progress
+        ):
+            path = export_saved_model(
+                flow.model,
+                args.export,
+                n_bits_x=flow.n_bits_x,
+                extra_meta={'source': os.path.abspath(args.model), 'weights': flow.weights},
+            )
+        print(
+            f"exported SavedModel to {path} ({time.perf_counter() - t0:.1f}s); signatures "
+            f"sample(n, temperature, seed{', y' if flow.n_classes else ''}), encode(images), "
+            f"decode(latents)",
+            file=out,
+        )
         if args.out is None and args.out_dir is None and args.npz is None:
             return 0
 
@@ -136,16 +212,20 @@ def run(args, out=None):
     for t in args.temperature:
         images.append(flow.sample(args.n, t, seed, y, timings))
     wall = time.perf_counter() - t_start
-    images = np.stack(images)                     # [T, n, H, W, C]
+    images = np.stack(images)  # [T, n, H, W, C]
     n_total = images.shape[0] * images.shape[1]
     first_n, first_s = timings[0]
     rest = timings[1:]
-    msg = (f"sampled {n_total} images (n={args.n} x {len(args.temperature)} temperature(s), seed "
-           f"{seed}, batch {args.batch}) in {wall:.2f}s: {1000 * wall / n_total:.2f} ms/image overall")
+    msg = (
+        f"sampled {n_total} images (n={args.n} x {len(args.temperature)} temperature(s), seed "
+        f"{seed}, batch {args.batch}) in {wall:.2f}s: {1000 * wall / n_total:.2f} ms/image overall"
+    )
     if rest:
         n_rest, s_rest = sum(r[0] for r in rest), sum(r[1] for r in rest)
-        msg += (f"; {1000 * s_rest / n_rest:.2f} ms/image after the first batch (which took "
-                f"{first_s:.2f}s for {first_n} images, including tf.function tracing)")
+        msg += (
+            f"; {1000 * s_rest / n_rest:.2f} ms/image after the first batch (which took "
+            f"{first_s:.2f}s for {first_n} images, including tf.function tracing)"
+        )
     else:
         msg += " (one batch, including tf.function tracing; more batches show the steady rate)"
     print(msg, file=out)
@@ -160,16 +240,23 @@ def run(args, out=None):
         blank = np.zeros((len(args.temperature), rows * cols - args.n) + images.shape[2:], np.uint8)
         padded = np.concatenate([images, blank], 1).reshape(-1, *images.shape[2:])
         save_image_grid(padded, out_path, n_cols=cols)
-        print(f"wrote {out_path} ({len(args.temperature)} temperature(s) "
-              f"{', '.join(f'{t:g}' for t in args.temperature)}, top to bottom)", file=out)
+        print(
+            f"wrote {out_path} ({len(args.temperature)} temperature(s) "
+            f"{', '.join(f'{t:g}' for t in args.temperature)}, top to bottom)",
+            file=out,
+        )
     if args.out_dir:
         for t, imgs in zip(args.temperature, images):
             save_images(imgs, args.out_dir, prefix=f'sample_seed{seed}_t{t:g}')
         print(f"wrote {n_total} PNGs to {args.out_dir}", file=out)
     if args.npz:
-        from glow_tf.manipulation import _save_npz
-        arrays = {'images': images, 'temperatures': np.array(args.temperature, np.float32),
-                  'seed': np.array(seed)}
+        from glow_tf.tools.manipulation import _save_npz
+
+        arrays = {
+            'images': images,
+            'temperatures': np.array(args.temperature, np.float32),
+            'seed': np.array(seed),
+        }
         if y is not None:
             arrays['y'] = y
         _save_npz(args.npz, arrays)
@@ -181,7 +268,8 @@ def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
     args = parser.parse_args(argv)
-    from glow_tf.sampling import InputError
+    from glow_tf.tools.sampling import InputError
+
     try:
         return run(args)
     except InputError as e:

@@ -10,20 +10,38 @@ Entry points::
 Every bad-input problem raises :class:`DataError` (a ValueError) naming the file and what was
 expected. See docs/data.md for formats, layouts and choices. This package does not import the model.
 """
-from .celeba import CELEBA_ATTRIBUTE_NAMES, read_celeba_attributes, read_eval_partition
-from .cache import cache_root
-from .convert import convert
-from .download import download, md5sum
-from .errors import DataError, DataWarning
-from .images import load_image_file
-from .loaders import PROBLEMS, load_source, resolve_data_dir, shared_data_root
-from .mnist import read_idx
-from .source import ArraySource, DataSource, TFRecordSource, describe_source
-from .tfrecords import make_example, scan_tfrecord_file
+
+from glow_tf.data.cache import cache_root
+from glow_tf.data.celeba import CELEBA_ATTRIBUTE_NAMES, read_celeba_attributes, read_eval_partition
+from glow_tf.data.convert import convert
+from glow_tf.data.download import download, md5sum
+from glow_tf.data.errors import DataError, DataWarning
+from glow_tf.data.images import load_image_file
+from glow_tf.data.loaders import PROBLEMS, load_source, resolve_data_dir, shared_data_root
+from glow_tf.data.mnist import read_idx
+from glow_tf.data.source import ArraySource, DataSource, TFRecordSource, describe_source
+from glow_tf.data.tfrecords import make_example, scan_tfrecord_file
 
 __all__ = [
-    'DataError', 'DataWarning', 'DataSource', 'ArraySource', 'TFRecordSource', 'PROBLEMS',
-    'load_source', 'resolve_data_dir', 'shared_data_root', 'cache_root', 'load_image_file',
-    'read_celeba_attributes', 'read_eval_partition', 'CELEBA_ATTRIBUTE_NAMES', 'read_idx',
-    'download', 'md5sum', 'convert', 'make_example', 'scan_tfrecord_file', 'describe_source',
+    'DataError',
+    'DataWarning',
+    'DataSource',
+    'ArraySource',
+    'TFRecordSource',
+    'PROBLEMS',
+    'load_source',
+    'resolve_data_dir',
+    'shared_data_root',
+    'cache_root',
+    'load_image_file',
+    'read_celeba_attributes',
+    'read_eval_partition',
+    'CELEBA_ATTRIBUTE_NAMES',
+    'read_idx',
+    'download',
+    'md5sum',
+    'convert',
+    'make_example',
+    'scan_tfrecord_file',
+    'describe_source',
 ]

@@ -19,17 +19,19 @@ horizontal flip with probability 1/2. The draws are stateless functions of a see
 trainer derives from (seed, epoch, rank, step), so a resumed run sees the same augmented batches.
 Labels are unchanged.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from .errors import DataError
+from glow_tf.data.errors import DataError
 
 
 @dataclass(frozen=True)
 class Augmentation:
     """One level's random transformations (fractions of the size, degrees, zoom range)."""
+
     shift: float = 0.0
     flip: bool = False
     rotation: float = 0.0
@@ -70,6 +72,7 @@ def augmentation_for(problem: str, level: int) -> Augmentation:
 def augment(x, aug: Augmentation, seed_pair):
     """Augmented copy of a uint8 batch [B, H, W, C] (module docstring); `seed_pair`: int64 [2]."""
     import tensorflow as tf
+
     if not aug.active:
         return x
     batch = tf.shape(x)[0]
@@ -84,13 +87,27 @@ def augment(x, aug: Augmentation, seed_pair):
     a00, a01 = cos * z_x, (-cos * tf.sin(shear) - sin * tf.cos(shear)) * z_y
     a10, a11 = sin * z_x, (-sin * tf.sin(shear) + cos * tf.cos(shear)) * z_y
     c_x, c_y = (width - 1) / 2.0, (height - 1) / 2.0
-    transforms = tf.stack([a00, a01, c_x + t_x - a00 * c_x - a01 * c_y,
-                           a10, a11, c_y + t_y - a10 * c_x - a11 * c_y,
-                           tf.zeros_like(a00), tf.zeros_like(a00)], axis=1)
+    transforms = tf.stack(
+        [
+            a00,
+            a01,
+            c_x + t_x - a00 * c_x - a01 * c_y,
+            a10,
+            a11,
+            c_y + t_y - a10 * c_x - a11 * c_y,
+            tf.zeros_like(a00),
+            tf.zeros_like(a00),
+        ],
+        axis=1,
+    )
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.cast(x, tf.float32), transforms=transforms,
-        output_shape=tf.constant([height, width], tf.int32), fill_value=0.0,
-        interpolation='BILINEAR', fill_mode='NEAREST')
+        images=tf.cast(x, tf.float32),
+        transforms=transforms,
+        output_shape=tf.constant([height, width], tf.int32),
+        fill_value=0.0,
+        interpolation='BILINEAR',
+        fill_mode='NEAREST',
+    )
     if aug.flip:
         out = tf.where((u[:, 6] < 0.0)[:, None, None, None], tf.reverse(out, axis=[2]), out)
     # floor, as the original's x_to_uint8 (+ a hair against 254.99999 from the interpolation)

@@ -5,6 +5,7 @@ paths, sizes and modification times of the source files plus the image size, so 
 removing a file invalidates it. Entries are written atomically (temporary file + rename), so several
 Horovod ranks on one machine can share the directory.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write_bytes  # noqa: F401  (re-exported: the cache writes through it)
-from .errors import DataError
-from .images import decode_images
+from glow_tf.data.errors import DataError
+from glow_tf.data.images import decode_images
+from glow_tf.fileio import atomic_write_bytes  # noqa: F401  (re-exported: the cache writes through it)
 
 CACHE_VERSION = 1
 
@@ -38,9 +39,12 @@ def _key(paths: list[str], image_size: int) -> str:
     return h.hexdigest()
 
 
-def cached_decode(paths: list[str], image_size: int, skip_bad: bool,
-                  cache_dir: str | os.PathLike | None | bool = None
-                  ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def cached_decode(
+    paths: list[str],
+    image_size: int,
+    skip_bad: bool,
+    cache_dir: str | os.PathLike | None | bool = None,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Like :func:`glow_tf.data.images.decode_images`, reusing a cache entry when the files are unchanged.
 
     ``cache_dir``: None -> :func:`cache_root`; False -> no cache. Returns
@@ -55,7 +59,12 @@ def cached_decode(paths: list[str], image_size: int, skip_bad: bool,
             with np.load(entry, allow_pickle=False) as z:
                 images, ok = z['images'], z['ok']
                 skipped = [tuple(x) for x in json.loads(str(z['skipped']))]
-            if ok.shape == (len(paths),) and images.shape == (int(ok.sum()), image_size, image_size, 3):
+            if ok.shape == (len(paths),) and images.shape == (
+                int(ok.sum()),
+                image_size,
+                image_size,
+                3,
+            ):
                 if skipped and not skip_bad:
                     raise DataError(f'{skipped[0][0]}: {skipped[0][1]}')
                 return images, ok, skipped
@@ -65,8 +74,10 @@ def cached_decode(paths: list[str], image_size: int, skip_bad: bool,
             pass
     images, ok, skipped = decode_images(paths, image_size, skip_bad)
     try:
-        atomic_write_bytes(entry, lambda f: np.savez(f, images=images, ok=ok,
-                                                      skipped=np.array(json.dumps(skipped))))
+        atomic_write_bytes(
+            entry,
+            lambda f: np.savez(f, images=images, ok=ok, skipped=np.array(json.dumps(skipped))),
+        )
     except OSError:
         pass  # a read-only cache location must not stop training
     return images, ok, skipped

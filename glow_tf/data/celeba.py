@@ -16,6 +16,7 @@ official partition is used: train = partition 0, test = partition 2; the officia
 partition (1) is not used. Without it, the rows are sorted by file name and the last 10% (rounded
 up) are the test set -- this mirrors the official partition, which is also contiguous by file name.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import describe, warn
-from .images import is_image_file
+from glow_tf.data.errors import describe, warn
+from glow_tf.data.images import is_image_file
 
 log = logging.getLogger('glow_tf.data')
 
@@ -37,13 +38,47 @@ IMAGE_DIRS = ('img_align_celeba', 'img_align_celeba_89x109', 'img_align_celeba_p
 TEST_FRACTION = 0.1
 
 CELEBA_ATTRIBUTE_NAMES = (
-    '5_o_Clock_Shadow', 'Arched_Eyebrows', 'Attractive', 'Bags_Under_Eyes', 'Bald', 'Bangs',
-    'Big_Lips', 'Big_Nose', 'Black_Hair', 'Blond_Hair', 'Blurry', 'Brown_Hair', 'Bushy_Eyebrows',
-    'Chubby', 'Double_Chin', 'Eyeglasses', 'Goatee', 'Gray_Hair', 'Heavy_Makeup', 'High_Cheekbones',
-    'Male', 'Mouth_Slightly_Open', 'Mustache', 'Narrow_Eyes', 'No_Beard', 'Oval_Face', 'Pale_Skin',
-    'Pointy_Nose', 'Receding_Hairline', 'Rosy_Cheeks', 'Sideburns', 'Smiling', 'Straight_Hair',
-    'Wavy_Hair', 'Wearing_Earrings', 'Wearing_Hat', 'Wearing_Lipstick', 'Wearing_Necklace',
-    'Wearing_Necktie', 'Young')
+    '5_o_Clock_Shadow',
+    'Arched_Eyebrows',
+    'Attractive',
+    'Bags_Under_Eyes',
+    'Bald',
+    'Bangs',
+    'Big_Lips',
+    'Big_Nose',
+    'Black_Hair',
+    'Blond_Hair',
+    'Blurry',
+    'Brown_Hair',
+    'Bushy_Eyebrows',
+    'Chubby',
+    'Double_Chin',
+    'Eyeglasses',
+    'Goatee',
+    'Gray_Hair',
+    'Heavy_Makeup',
+    'High_Cheekbones',
+    'Male',
+    'Mouth_Slightly_Open',
+    'Mustache',
+    'Narrow_Eyes',
+    'No_Beard',
+    'Oval_Face',
+    'Pale_Skin',
+    'Pointy_Nose',
+    'Receding_Hairline',
+    'Rosy_Cheeks',
+    'Sideburns',
+    'Smiling',
+    'Straight_Hair',
+    'Wavy_Hair',
+    'Wearing_Earrings',
+    'Wearing_Hat',
+    'Wearing_Lipstick',
+    'Wearing_Necklace',
+    'Wearing_Necktie',
+    'Young',
+)
 
 
 def _lines(path: Path) -> list[str]:
@@ -68,11 +103,16 @@ def read_celeba_attributes(path: str | os.PathLike) -> tuple[list[str], list[str
     path = Path(path)
     lines = _lines(path)
     if len(lines) < 2:
-        raise describe(path, f'has {len(lines)} line(s); expected a count line, a line of attribute names and rows')
+        raise describe(
+            path,
+            f'has {len(lines)} line(s); expected a count line, a line of attribute names and rows',
+        )
     try:
         declared = int(lines[0].strip())
     except ValueError:
-        raise describe(path, f'line 1: expected the number of images, found {lines[0].strip()[:40]!r}') from None
+        raise describe(
+            path, f'line 1: expected the number of images, found {lines[0].strip()[:40]!r}'
+        ) from None
     names = lines[1].split()
     if not names:
         raise describe(path, 'line 2: expected the attribute names, found an empty line')
@@ -85,7 +125,9 @@ def read_celeba_attributes(path: str | os.PathLike) -> tuple[list[str], list[str
         if not tok:
             continue
         if len(tok) != k + 1:
-            raise describe(path, f'line {i}: {len(tok) - 1} attribute values for {tok[0]!r}, expected {k}')
+            raise describe(
+                path, f'line {i}: {len(tok) - 1} attribute values for {tok[0]!r}, expected {k}'
+            )
         filenames.append(tok[0])
         rows.append(tok[1:])
         linenos.append(i)
@@ -96,8 +138,11 @@ def read_celeba_attributes(path: str | os.PathLike) -> tuple[list[str], list[str
     bad = ~(pos | neg)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise describe(path, f'line {linenos[r]}: value {str(arr[r, c])!r} for attribute {names[c]} of '
-                             f'{filenames[r]!r} is not 1 or -1')
+        raise describe(
+            path,
+            f'line {linenos[r]}: value {str(arr[r, c])!r} for attribute {names[c]} of '
+            f'{filenames[r]!r} is not 1 or -1',
+        )
     if len(set(filenames)) != len(filenames):
         seen: dict[str, int] = {}
         for fn, ln in zip(filenames, linenos):
@@ -105,8 +150,10 @@ def read_celeba_attributes(path: str | os.PathLike) -> tuple[list[str], list[str
                 raise describe(path, f'line {ln}: {fn!r} already listed on line {seen[fn]}')
             seen[fn] = ln
     if declared != len(rows):
-        warn(f'{path}: the count line says {declared} images but {len(rows)} rows are present; '
-             'using the rows present')
+        warn(
+            f'{path}: the count line says {declared} images but {len(rows)} rows are present; '
+            'using the rows present'
+        )
     values = np.where(pos, 1, -1).astype(np.int8)
     return names, filenames, values
 
@@ -120,7 +167,9 @@ def read_eval_partition(path: str | os.PathLike) -> dict[str, int]:
         if not tok:
             continue
         if len(tok) != 2 or tok[1] not in ('0', '1', '2'):
-            raise describe(path, f'line {i}: expected "<file> <0|1|2>", found {line.strip()[:60]!r}')
+            raise describe(
+                path, f'line {i}: expected "<file> <0|1|2>", found {line.strip()[:60]!r}'
+            )
         out[Path(tok[0]).stem] = int(tok[1])
     if not out:
         raise describe(path, 'empty partition file')
@@ -130,6 +179,7 @@ def read_eval_partition(path: str | os.PathLike) -> dict[str, int]:
 @dataclass
 class CelebAIndex:
     """Which files make up each split, with their attributes (int8 [n, K], +1/-1)."""
+
     image_dir: Path
     attr_file: Path
     names: list[str]
@@ -149,8 +199,9 @@ def _find(root: Path, name: str, subdirs: tuple[str, ...]) -> Path | None:
     return None
 
 
-def scan_celeba(root: str | os.PathLike, image_dir: str | os.PathLike | None = None,
-                skip_bad: bool = False) -> CelebAIndex:
+def scan_celeba(
+    root: str | os.PathLike, image_dir: str | os.PathLike | None = None, skip_bad: bool = False
+) -> CelebAIndex:
     """Match the attribute rows to the images present and split them (see the module docstring).
 
     ``root`` holds ``list_attr_celeba.txt`` (or ``Anno/list_attr_celeba.txt``) and one of
@@ -165,7 +216,9 @@ def scan_celeba(root: str | os.PathLike, image_dir: str | os.PathLike | None = N
         root, image_dir = root.parent, root  # data_dir pointed at the image directory itself
         attr_file = root / ATTR_FILE
     if attr_file is None:
-        raise describe(root, f'no {ATTR_FILE} here (or in Anno/); expected the official CelebA attribute file')
+        raise describe(
+            root, f'no {ATTR_FILE} here (or in Anno/); expected the official CelebA attribute file'
+        )
     names, filenames, values = read_celeba_attributes(attr_file)
     stems = [Path(f).stem for f in filenames]
     row_of = {s: i for i, s in enumerate(stems)}
@@ -201,8 +254,12 @@ def scan_celeba(root: str | os.PathLike, image_dir: str | os.PathLike | None = N
         raise describe(best, f'none of the images has a row in {attr_file}')
     n_rows_without_image = len(filenames) - len(used)
     if n_rows_without_image:
-        log.info('%s: %d attribute rows have no image in %s and are ignored', attr_file,
-                 n_rows_without_image, best)
+        log.info(
+            '%s: %d attribute rows have no image in %s and are ignored',
+            attr_file,
+            n_rows_without_image,
+            best,
+        )
 
     part_file = _find(root, PARTITION_FILE, ('Eval',))
     if part_file is not None:
@@ -222,14 +279,19 @@ def scan_celeba(root: str | os.PathLike, image_dir: str | os.PathLike | None = N
         rule = f'official partition from {part_file} (train=0, test=2; validation=1 unused)'
     else:
         n_test = math.ceil(len(used) * TEST_FRACTION) if len(used) > 1 else 0
-        train, test = used[:len(used) - n_test], used[len(used) - n_test:]
+        train, test = used[: len(used) - n_test], used[len(used) - n_test :]
         rule = f'no {PARTITION_FILE}: last {n_test} of {len(used)} images by file name are the test set'
     return CelebAIndex(
-        image_dir=best, attr_file=attr_file, names=list(names),
-        train_files=[str(best / f) for f, _ in train], test_files=[str(best / f) for f, _ in test],
+        image_dir=best,
+        attr_file=attr_file,
+        names=list(names),
+        train_files=[str(best / f) for f, _ in train],
+        test_files=[str(best / f) for f, _ in test],
         train_attr=values[[r for _, r in train]].reshape(-1, len(names)),
         test_attr=values[[r for _, r in test]].reshape(-1, len(names)),
-        skipped=skipped, split_rule=rule)
+        skipped=skipped,
+        split_rule=rule,
+    )
 
 
 def looks_like_celeba(d: Path) -> bool:

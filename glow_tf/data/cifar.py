@@ -5,6 +5,7 @@ RGB rows of a 32x32 image) and ``b'labels'`` (n ints in 0..9). Pickles are read 
 unpickler that only allows the numpy array reconstruction functions, so a hostile file cannot run
 code.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,18 +16,33 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, describe
+from glow_tf.data.errors import DataError, describe
 
 TARBALL = 'cifar-10-python.tar.gz'
 BATCH_DIR = 'cifar-10-batches-py'
 TRAIN_BATCHES = tuple(f'data_batch_{i}' for i in range(1, 6))
 TEST_BATCHES = ('test_batch',)
-CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
+CLASS_NAMES = (
+    'airplane',
+    'automobile',
+    'bird',
+    'cat',
+    'deer',
+    'dog',
+    'frog',
+    'horse',
+    'ship',
+    'truck',
+)
 
 _ALLOWED = {
-    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),
-    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),
+    ('numpy.core.multiarray', '_reconstruct'),
+    ('numpy._core.multiarray', '_reconstruct'),
+    ('numpy', 'ndarray'),
+    ('numpy', 'dtype'),
+    ('_codecs', 'encode'),
+    ('numpy.core.numeric', '_frombuffer'),
+    ('numpy._core.numeric', '_frombuffer'),
 }
 
 
@@ -41,7 +57,9 @@ def _unpickle(blob: bytes, where: str):
     try:
         return _RestrictedUnpickler(io.BytesIO(blob), encoding='bytes').load()
     except Exception as e:  # any unpickling failure is a bad file; name it
-        raise DataError(f'{where}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})') from None
+        raise DataError(
+            f'{where}: not a readable CIFAR-10 python batch ({type(e).__name__}: {e})'
+        ) from None
 
 
 def parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +94,11 @@ def locate(data_dir: str | os.PathLike) -> Path:
         return d
     if (d / TARBALL).is_file():
         return d / TARBALL
-    raise describe(d, f'no CIFAR-10 data: expected {BATCH_DIR}/, {TARBALL} or data_batch_1..5 + test_batch '
-                      'here; run `python data/download.py cifar10 --dest DIR`')
+    raise describe(
+        d,
+        f'no CIFAR-10 data: expected {BATCH_DIR}/, {TARBALL} or data_batch_1..5 + test_batch '
+        'here; run `python data/download.py cifar10 --dest DIR`',
+    )
 
 
 def _read_from_tar(tar_path: Path, names: tuple[str, ...]) -> dict[str, bytes]:

@@ -4,6 +4,7 @@ A file is written under its final name only after its md5 matches the published 
 mismatching download is deleted and reported, and an existing file with the wrong checksum is
 refused rather than overwritten or used.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from .errors import DataError, describe
+from glow_tf.data.errors import DataError, describe
 
 MNIST_MD5 = {
     'train-images-idx3-ubyte.gz': 'f68b3c2dcbeaaa9fbdd348bbdeb94873',
@@ -27,7 +28,10 @@ CIFAR10_MD5 = {'cifar-10-python.tar.gz': 'c58f30108f718f92721af3b95e74349a'}
 
 # Official location first, then a byte-identical mirror (the md5 check makes mirrors safe).
 MIRRORS = {
-    'mnist': ('http://yann.lecun.com/exdb/mnist/', 'https://ossci-datasets.s3.amazonaws.com/mnist/'),
+    'mnist': (
+        'http://yann.lecun.com/exdb/mnist/',
+        'https://ossci-datasets.s3.amazonaws.com/mnist/',
+    ),
     'cifar10': ('https://www.cs.toronto.edu/~kriz/',),
 }
 CHECKSUMS = {'mnist': MNIST_MD5, 'cifar10': CIFAR10_MD5}
@@ -50,8 +54,14 @@ def fetch_url(url: str, dest: Path, timeout: float = 60.0) -> None:
         shutil.copyfileobj(r, f, 1 << 20)
 
 
-def download(problem: str, dest: str | os.PathLike, base_url: str | None = None, fetch: Fetch | None = None,
-             checksums: dict[str, str] | None = None, quiet: bool = False) -> Path:
+def download(
+    problem: str,
+    dest: str | os.PathLike,
+    base_url: str | None = None,
+    fetch: Fetch | None = None,
+    checksums: dict[str, str] | None = None,
+    quiet: bool = False,
+) -> Path:
     """Download the files of ``problem`` ('mnist' or 'cifar10') into ``dest`` and verify their md5.
 
     ``base_url`` replaces the official locations (``file://`` works); ``fetch(url, path)`` replaces the
@@ -59,7 +69,9 @@ def download(problem: str, dest: str | os.PathLike, base_url: str | None = None,
     ``dest`` with the right md5 are kept; with a wrong md5 they are refused (DataError). Returns ``dest``.
     """
     if problem not in CHECKSUMS:
-        raise DataError(f'problem={problem!r}: downloads are available for {", ".join(CHECKSUMS)} only')
+        raise DataError(
+            f'problem={problem!r}: downloads are available for {", ".join(CHECKSUMS)} only'
+        )
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     fetch = fetch or fetch_url
@@ -68,8 +80,11 @@ def download(problem: str, dest: str | os.PathLike, base_url: str | None = None,
         if target.exists():
             actual = md5sum(target)
             if actual != md5:
-                raise describe(target, f'md5 {actual} differs from the expected {md5}; refusing to use it '
-                                       '(delete the file to download it again)')
+                raise describe(
+                    target,
+                    f'md5 {actual} differs from the expected {md5}; refusing to use it '
+                    '(delete the file to download it again)',
+                )
             continue
         bases = (base_url,) if base_url else MIRRORS[problem]
         failures = []
@@ -87,7 +102,9 @@ def download(problem: str, dest: str | os.PathLike, base_url: str | None = None,
             actual = md5sum(part)
             if actual != md5:
                 part.unlink(missing_ok=True)
-                raise DataError(f'{url}: downloaded {name} has md5 {actual}, expected {md5}; refused and deleted')
+                raise DataError(
+                    f'{url}: downloaded {name} has md5 {actual}, expected {md5}; refused and deleted'
+                )
             os.replace(part, target)
             break
         else:
@@ -97,11 +114,18 @@ def download(problem: str, dest: str | os.PathLike, base_url: str | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python data/download.py {mnist,cifar10} [--dest DIR] [--url BASE]``."""
-    from .cache import cache_root
-    p = argparse.ArgumentParser(description='Download MNIST or CIFAR-10 and verify the md5 checksums.')
+    from glow_tf.data.cache import cache_root
+
+    p = argparse.ArgumentParser(
+        description='Download MNIST or CIFAR-10 and verify the md5 checksums.'
+    )
     p.add_argument('problem', choices=sorted(CHECKSUMS))
-    p.add_argument('--dest', help='target directory (default: $GLOW_CACHE_DIR or ~/.cache/glow_tf, /<problem>)')
-    p.add_argument('--url', help='base URL replacing the official location (http://, https:// or file://)')
+    p.add_argument(
+        '--dest', help='target directory (default: $GLOW_CACHE_DIR or ~/.cache/glow_tf, /<problem>)'
+    )
+    p.add_argument(
+        '--url', help='base URL replacing the official location (http://, https:// or file://)'
+    )
     args = p.parse_args(argv)
     dest = Path(args.dest) if args.dest else cache_root() / args.problem
     try:

@@ -1,4 +1,5 @@
 """Error and warning types shared by every data source."""
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,9 @@ def warn(message: str) -> None:
     warnings.warn(message, DataWarning, stacklevel=3)
 
 
-def summarise_skipped(skipped: list[tuple[str, str]], total: int, where: str, limit: int = 5) -> str:
+def summarise_skipped(
+    skipped: list[tuple[str, str]], total: int, where: str, limit: int = 5
+) -> str:
     """Human-readable summary of skipped files: ``"skipped 2 of 10 files under DIR: a (why); b (why)"``."""
     shown = '; '.join(f'{p} ({why})' for p, why in skipped[:limit])
     more = f'; ... and {len(skipped) - limit} more' if len(skipped) > limit else ''

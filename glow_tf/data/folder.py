@@ -12,6 +12,7 @@ Without an explicit split the split is deterministic: files are sorted by path a
 (rounded up, per class when labeled, only for groups of at least 2 files) form the test set.
 Images at the top level next to class subfolders are ambiguous and rejected.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError, describe
-from .images import IMAGE_EXTENSIONS, is_image_file
+from glow_tf.data.errors import DataError, describe
+from glow_tf.data.images import IMAGE_EXTENSIONS, is_image_file
 
 TEST_FRACTION = 0.1
 SPLIT_NAMES = ('test', 'validation', 'val')
@@ -29,6 +30,7 @@ SPLIT_NAMES = ('test', 'validation', 'val')
 @dataclass
 class FolderIndex:
     """Files and integer labels of each split; ``class_names`` is empty when unlabeled."""
+
     root: Path
     train_files: list[str]
     train_labels: list[int]
@@ -60,16 +62,21 @@ def _scan(d: Path) -> tuple[dict[str, list[str]] | None, list[str]]:
             if files:
                 classes[e] = files
     if classes and top:
-        raise describe(d, f'has both {len(top)} image files and class subfolders ({", ".join(list(classes)[:5])}); '
-                          'put every image in a class subfolder, or none')
+        raise describe(
+            d,
+            f'has both {len(top)} image files and class subfolders ({", ".join(list(classes)[:5])}); '
+            'put every image in a class subfolder, or none',
+        )
     if not classes and not top:
-        raise describe(d, f'empty image directory: no image files ({" ".join(IMAGE_EXTENSIONS)}) found')
+        raise describe(
+            d, f'empty image directory: no image files ({" ".join(IMAGE_EXTENSIONS)}) found'
+        )
     return (classes or None), top
 
 
 def _tail_split(files: list[str]) -> tuple[list[str], list[str]]:
     n_test = math.ceil(len(files) * TEST_FRACTION) if len(files) > 1 else 0
-    return files[:len(files) - n_test], files[len(files) - n_test:]
+    return files[: len(files) - n_test], files[len(files) - n_test :]
 
 
 def scan_folder(root: str | os.PathLike) -> FolderIndex:
@@ -83,20 +90,39 @@ def scan_folder(root: str | os.PathLike) -> FolderIndex:
         tr_classes, tr_top = _scan(train_dir)
         te_classes, te_top = _scan(test_dir)
         if (tr_classes is None) != (te_classes is None):
-            raise describe(root, f'{train_dir.name}/ and {test_dir.name}/ disagree: one has class subfolders, '
-                                 'the other not')
+            raise describe(
+                root,
+                f'{train_dir.name}/ and {test_dir.name}/ disagree: one has class subfolders, '
+                'the other not',
+            )
         if tr_classes is None:
-            return FolderIndex(root, tr_top, [0] * len(tr_top), te_top, [0] * len(te_top), [],
-                               f'explicit split {train_dir.name}/ and {test_dir.name}/')
+            return FolderIndex(
+                root,
+                tr_top,
+                [0] * len(tr_top),
+                te_top,
+                [0] * len(te_top),
+                [],
+                f'explicit split {train_dir.name}/ and {test_dir.name}/',
+            )
         names = sorted(tr_classes)
         extra = sorted(set(te_classes) - set(names))
         if extra:
-            raise describe(test_dir, f'class folder(s) {", ".join(extra)} not present in {train_dir}')
+            raise describe(
+                test_dir, f'class folder(s) {", ".join(extra)} not present in {train_dir}'
+            )
         idx = {c: i for i, c in enumerate(names)}
         trf = [(f, idx[c]) for c in names for f in tr_classes[c]]
         tef = [(f, idx[c]) for c in sorted(te_classes) for f in te_classes[c]]
-        return FolderIndex(root, [f for f, _ in trf], [y for _, y in trf], [f for f, _ in tef],
-                           [y for _, y in tef], names, f'explicit split {train_dir.name}/ and {test_dir.name}/')
+        return FolderIndex(
+            root,
+            [f for f, _ in trf],
+            [y for _, y in trf],
+            [f for f, _ in tef],
+            [y for _, y in tef],
+            names,
+            f'explicit split {train_dir.name}/ and {test_dir.name}/',
+        )
     classes, top = _scan(root)
     rule = f'no train/ + test/ subfolders: last {TEST_FRACTION:.0%} of files by path'
     if classes is None:
@@ -108,8 +134,15 @@ def scan_folder(root: str | os.PathLike) -> FolderIndex:
         tr, te = _tail_split(classes[c])
         trf += [(f, i) for f in tr]
         tef += [(f, i) for f in te]
-    return FolderIndex(root, [f for f, _ in trf], [y for _, y in trf], [f for f, _ in tef],
-                       [y for _, y in tef], names, rule + ' (per class)')
+    return FolderIndex(
+        root,
+        [f for f, _ in trf],
+        [y for _, y in trf],
+        [f for f, _ in tef],
+        [y for _, y in tef],
+        names,
+        rule + ' (per class)',
+    )
 
 
 def check_nonempty(index: FolderIndex) -> None:

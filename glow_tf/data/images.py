@@ -14,6 +14,7 @@ file, because silently mixing them into a colour dataset changes its statistics.
 :func:`load_image_file` (used by manipulate.py for a user's photo) is lenient by default: grayscale is
 replicated to 3 channels and transparency is composited onto white.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, describe
+from glow_tf.data.errors import DataError, describe
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.ppm')
 
@@ -36,6 +37,7 @@ def is_image_file(name: str) -> bool:
 
 def _open(path: Path):
     from PIL import Image
+
     try:
         img = Image.open(path)
         img.load()  # force a full decode: truncation and corruption surface here
@@ -44,13 +46,16 @@ def _open(path: Path):
     except Image.DecompressionBombError as e:
         raise describe(path, f'image too large to decode safely ({e})') from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
-        raise describe(path, f'cannot decode image, the file is corrupt, truncated or not an image ({e})') from None
+        raise describe(
+            path, f'cannot decode image, the file is corrupt, truncated or not an image ({e})'
+        ) from None
     return img
 
 
 def _to_rgb(img, path: Path, strict: bool):
     """Convert a decoded PIL image to mode RGB, or raise a DataError when ``strict`` forbids it."""
     from PIL import Image
+
     mode = img.mode
     if mode == 'RGB':
         return img
@@ -63,9 +68,12 @@ def _to_rgb(img, path: Path, strict: bool):
         return img.convert('RGB')
     if mode in _GRAY_MODES:
         if strict:
-            raise describe(path, f'grayscale image (PIL mode {mode}); expected an RGB colour image '
-                                 '(convert it, or pass --skip_bad to train.py or '
-                                 'convert_to_tfrecords.py to skip it)')
+            raise describe(
+                path,
+                f'grayscale image (PIL mode {mode}); expected an RGB colour image '
+                '(convert it, or pass --skip_bad to train.py or '
+                'convert_to_tfrecords.py to skip it)',
+            )
         if mode in ('LA', 'La'):
             img = img.convert('RGBA')
             mode = 'RGBA'
@@ -81,9 +89,12 @@ def _to_rgb(img, path: Path, strict: bool):
         if alpha.min() == 255:
             return rgba.convert('RGB')
         if strict:
-            raise describe(path, 'RGBA image with transparency; expected an opaque RGB image '
-                                 '(flatten it, or pass --skip_bad to train.py or '
-                                 'convert_to_tfrecords.py to skip it)')
+            raise describe(
+                path,
+                'RGBA image with transparency; expected an opaque RGB image '
+                '(flatten it, or pass --skip_bad to train.py or '
+                'convert_to_tfrecords.py to skip it)',
+            )
         background = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert('RGB')
     raise describe(path, f'unsupported image mode {mode}; expected RGB')
@@ -92,6 +103,7 @@ def _to_rgb(img, path: Path, strict: bool):
 def crop_and_resize(img, image_size: int) -> np.ndarray:
     """Centre-crop a PIL image to a square and resize it to ``[image_size, image_size, 3]`` uint8."""
     from PIL import Image
+
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -102,7 +114,9 @@ def crop_and_resize(img, image_size: int) -> np.ndarray:
         img = img.resize((image_size, image_size), method)
     out = np.asarray(img, dtype=np.uint8)
     if out.shape != (image_size, image_size, 3):  # defensive: never hand a wrong shape downstream
-        raise DataError(f'internal resize produced shape {out.shape}, expected {(image_size, image_size, 3)}')
+        raise DataError(
+            f'internal resize produced shape {out.shape}, expected {(image_size, image_size, 3)}'
+        )
     return out
 
 
@@ -130,8 +144,9 @@ def _decode_one(args):
         return None, str(e)
 
 
-def decode_images(paths: list[str], image_size: int, skip_bad: bool = False,
-                  workers: int | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+def decode_images(
+    paths: list[str], image_size: int, skip_bad: bool = False, workers: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode many image files (strict colour rules) in parallel threads.
 
     Returns ``(images uint8 [n_ok, image_size, image_size, 3], ok bool [len(paths)], skipped)`` where
@@ -165,11 +180,15 @@ def area_downsample(x: np.ndarray, image_size: int, where: str) -> np.ndarray:
     if image_size == s:
         return x
     if image_size < 1 or image_size > s or s % image_size:
-        raise DataError(f'{where}: image_size={image_size} is not supported; the images are {s}x{s}, '
-                        f'use {s} or a divisor of it')
+        raise DataError(
+            f'{where}: image_size={image_size} is not supported; the images are {s}x{s}, '
+            f'use {s} or a divisor of it'
+        )
     f = s // image_size
     out = np.empty((x.shape[0], image_size, image_size, x.shape[3]), np.uint8)
     for i in range(0, x.shape[0], 4096):  # chunked to bound float memory
-        blk = x[i:i + 4096].reshape(-1, image_size, f, image_size, f, x.shape[3]).astype(np.float32)
-        out[i:i + 4096] = np.floor(blk.mean(axis=(2, 4))).clip(0, 255).astype(np.uint8)
+        blk = (
+            x[i : i + 4096].reshape(-1, image_size, f, image_size, f, x.shape[3]).astype(np.float32)
+        )
+        out[i : i + 4096] = np.floor(blk.mean(axis=(2, 4))).clip(0, 255).astype(np.uint8)
     return out

@@ -1,4 +1,5 @@
 """Finding a dataset on disk (:func:`resolve_data_dir`) and loading it (:func:`load_source`)."""
+
 from __future__ import annotations
 
 import os
@@ -6,24 +7,43 @@ from pathlib import Path
 
 import numpy as np
 
-from . import celeba as _celeba
-from . import cifar as _cifar
-from . import mnist as _mnist
-from . import tfrecords as _tfr
-from .cache import cache_root, cached_decode
-from .download import CHECKSUMS, download
-from .errors import DataError, describe, summarise_skipped, warn
-from .folder import check_nonempty, scan_folder
-from .images import area_downsample, is_image_file
-from .source import ArraySource, DataSource, TFRecordSource
+from glow_tf.data import celeba as _celeba
+from glow_tf.data import cifar as _cifar
+from glow_tf.data import mnist as _mnist
+from glow_tf.data import tfrecords as _tfr
+from glow_tf.data.cache import cache_root, cached_decode
+from glow_tf.data.download import CHECKSUMS, download
+from glow_tf.data.errors import DataError, describe, summarise_skipped, warn
+from glow_tf.data.folder import check_nonempty, scan_folder
+from glow_tf.data.images import area_downsample, is_image_file
+from glow_tf.data.source import ArraySource, DataSource, TFRecordSource
 
-PROBLEMS = ('mnist', 'cifar10', 'celeba', 'celeba-tfr', 'imagenet-oord', 'imagenet', 'lsun_realnvp', 'lsun',
-            'folder', 'tfr')
+PROBLEMS = (
+    'mnist',
+    'cifar10',
+    'celeba',
+    'celeba-tfr',
+    'imagenet-oord',
+    'imagenet',
+    'lsun_realnvp',
+    'lsun',
+    'folder',
+    'tfr',
+)
 TFR_PROBLEMS = ('celeba-tfr', 'imagenet-oord', 'imagenet', 'lsun_realnvp', 'lsun', 'tfr')
 
 # Default image sizes: the original Glow defaults; CelebA from img_align_celeba defaults to 64.
-DEFAULT_IMAGE_SIZE = {'mnist': 32, 'cifar10': 32, 'celeba': 64, 'celeba-tfr': 256, 'imagenet-oord': 64,
-                      'imagenet': 256, 'lsun_realnvp': 64, 'lsun': 256, 'folder': 64}
+DEFAULT_IMAGE_SIZE = {
+    'mnist': 32,
+    'cifar10': 32,
+    'celeba': 64,
+    'celeba-tfr': 256,
+    'imagenet-oord': 64,
+    'imagenet': 256,
+    'lsun_realnvp': 64,
+    'lsun': 256,
+    'folder': 64,
+}
 DEFAULT_N_CLASSES = {'mnist': 10, 'cifar10': 10, 'imagenet': 1000}
 
 # Sub-directory names searched under $GLOW_DATA_DIR and the shared data directory, in order.
@@ -61,14 +81,20 @@ def _looks_like(problem: str, d: Path) -> bool:
     if problem == 'celeba':
         return _celeba.looks_like_celeba(d) or _tfr.looks_like_tfrecords(d)
     if problem == 'folder':  # images at the top, or in class / split sub-directories
-        return any(is_image_file(f.name) or (f.is_dir() and any(is_image_file(g) for g in os.listdir(f)))
-                   for f in d.iterdir())
+        return any(
+            is_image_file(f.name) or (f.is_dir() and any(is_image_file(g) for g in os.listdir(f)))
+            for f in d.iterdir()
+        )
     if _tfr.looks_like_tfrecords(d):
         return True
-    return problem.startswith('lsun') and any(_tfr.looks_like_tfrecords(c) for c in d.iterdir() if c.is_dir())
+    return problem.startswith('lsun') and any(
+        _tfr.looks_like_tfrecords(c) for c in d.iterdir() if c.is_dir()
+    )
 
 
-def resolve_data_dir(problem: str, data_dir: str | os.PathLike | None = None, download_missing: bool = True) -> str:
+def resolve_data_dir(
+    problem: str, data_dir: str | os.PathLike | None = None, download_missing: bool = True
+) -> str:
     """Directory holding ``problem``'s data.
 
     Order: ``data_dir`` if given (must exist); else ``$GLOW_DATA_DIR`` -- either a root with
@@ -101,10 +127,14 @@ def resolve_data_dir(problem: str, data_dir: str | os.PathLike | None = None, do
         if _looks_like(problem, dest):
             return str(dest)
     hint = {'folder': 'pass data_dir=<directory of images>'}.get(
-        problem, f'pass data_dir, or set GLOW_DATA_DIR to a directory with a sub-directory named '
-                 f'{" or ".join(SUBDIRS[problem])}')
-    raise DataError(f'no data found for problem={problem!r} (searched $GLOW_DATA_DIR={env or "(unset)"}, '
-                    f'{shared_data_root()}): {hint}')
+        problem,
+        f'pass data_dir, or set GLOW_DATA_DIR to a directory with a sub-directory named '
+        f'{" or ".join(SUBDIRS[problem])}',
+    )
+    raise DataError(
+        f'no data found for problem={problem!r} (searched $GLOW_DATA_DIR={env or "(unset)"}, '
+        f'{shared_data_root()}): {hint}'
+    )
 
 
 def _positive(name, value):
@@ -119,7 +149,9 @@ def _limit(name: str, requested: int | None, available: int, where) -> int:
     if requested is None:
         return available
     if requested > available:
-        warn(f'{where}: {name}={requested} but only {available} examples are available; using {available}')
+        warn(
+            f'{where}: {name}={requested} but only {available} examples are available; using {available}'
+        )
         return available
     return requested
 
@@ -129,10 +161,18 @@ def _even_subset(n_avail: int, n: int) -> np.ndarray:
     return np.floor(np.arange(n) * (n_avail / n)).astype(np.int64) if n else np.zeros(0, np.int64)
 
 
-def load_source(problem: str, data_dir: str | os.PathLike | None = None, image_size: int | None = None,
-                n_train: int | None = None, n_test: int | None = None, category: str | None = None,
-                skip_bad: bool = False, *, cache_dir: str | os.PathLike | bool | None = None,
-                image_dir: str | os.PathLike | None = None) -> DataSource:
+def load_source(
+    problem: str,
+    data_dir: str | os.PathLike | None = None,
+    image_size: int | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    category: str | None = None,
+    skip_bad: bool = False,
+    *,
+    cache_dir: str | os.PathLike | bool | None = None,
+    image_dir: str | os.PathLike | None = None,
+) -> DataSource:
     """Load a dataset as a :class:`DataSource` of uint8 ``[image_size, image_size, 3]`` images.
 
     problem: 'mnist', 'cifar10' (in memory; image_size 32 or a divisor, area-downsampled);
@@ -151,22 +191,39 @@ def load_source(problem: str, data_dir: str | os.PathLike | None = None, image_s
     image_size = _positive('image_size', image_size)
     n_train, n_test = _positive('n_train', n_train), _positive('n_test', n_test)
     if category and not problem.startswith('lsun'):
-        raise DataError(f'category={category!r} only applies to lsun and lsun_realnvp, not {problem}')
+        raise DataError(
+            f'category={category!r} only applies to lsun and lsun_realnvp, not {problem}'
+        )
     root = Path(resolve_data_dir(problem, data_dir))
     if category:
         if not (root / category).is_dir():
             have = sorted(c.name for c in root.iterdir() if c.is_dir())
-            raise describe(root / category, f'no such LSUN category directory (available: {", ".join(have)})')
+            raise describe(
+                root / category, f'no such LSUN category directory (available: {", ".join(have)})'
+            )
         root = root / category
-    cache = False if cache_dir is False else (cache_root() if cache_dir in (None, True) else Path(cache_dir))
+    cache = (
+        False
+        if cache_dir is False
+        else (cache_root() if cache_dir in (None, True) else Path(cache_dir))
+    )
 
     if problem in ('mnist', 'cifar10'):
         return _load_arrays(problem, root, image_size or 32, n_train, n_test)
     if problem == 'folder':
-        return _load_folder(root, image_size or DEFAULT_IMAGE_SIZE['folder'], n_train, n_test, skip_bad, cache)
+        return _load_folder(
+            root, image_size or DEFAULT_IMAGE_SIZE['folder'], n_train, n_test, skip_bad, cache
+        )
     if problem == 'celeba' and not _tfr.looks_like_tfrecords(root):
-        return _load_celeba(root, image_size or DEFAULT_IMAGE_SIZE['celeba'], n_train, n_test, skip_bad, cache,
-                            image_dir)
+        return _load_celeba(
+            root,
+            image_size or DEFAULT_IMAGE_SIZE['celeba'],
+            n_train,
+            n_test,
+            skip_bad,
+            cache,
+            image_dir,
+        )
     return _load_tfrecords(problem, root, image_size, n_train, n_test, cache)
 
 
@@ -179,17 +236,27 @@ def _load_arrays(problem, root, size, n_train, n_test) -> ArraySource:
         x, y = x[:k], y[:k]
         arrays[split] = (area_downsample(x, size, f'{problem} at {root}'), y, None)
     names = [str(i) for i in range(10)] if problem == 'mnist' else list(_cifar.CLASS_NAMES)
-    return ArraySource(problem=problem, image_shape=(size, size, 3), n_train=len(arrays['train'][0]),
-                       n_test=len(arrays['test'][0]), n_classes=10, class_names=names,
-                       split_rule='official train / test files', location=str(root), arrays=arrays)
+    return ArraySource(
+        problem=problem,
+        image_shape=(size, size, 3),
+        n_train=len(arrays['train'][0]),
+        n_test=len(arrays['test'][0]),
+        n_classes=10,
+        class_names=names,
+        split_rule='official train / test files',
+        location=str(root),
+        arrays=arrays,
+    )
 
 
 def _load_folder(root, size, n_train, n_test, skip_bad, cache) -> ArraySource:
     index = scan_folder(root)
     check_nonempty(index)
     arrays, skipped, total = {}, [], 0
-    for split, files, labels, n in (('train', index.train_files, index.train_labels, n_train),
-                                    ('test', index.test_files, index.test_labels, n_test)):
+    for split, files, labels, n in (
+        ('train', index.train_files, index.train_labels, n_train),
+        ('test', index.test_files, index.test_labels, n_test),
+    ):
         k = _limit(f'n_{split}', n, len(files), root)
         sel = _even_subset(len(files), k)
         files = [files[i] for i in sel]
@@ -202,17 +269,27 @@ def _load_folder(root, size, n_train, n_test, skip_bad, cache) -> ArraySource:
         warn(summarise_skipped(skipped, total, root))
     if not len(arrays['train'][0]):
         raise describe(root, 'no usable training images left after skipping bad files')
-    return ArraySource(problem='folder', image_shape=(size, size, 3), n_train=len(arrays['train'][0]),
-                       n_test=len(arrays['test'][0]), n_classes=len(index.class_names),
-                       class_names=list(index.class_names), skipped=skipped, split_rule=index.split_rule,
-                       location=str(root), arrays=arrays)
+    return ArraySource(
+        problem='folder',
+        image_shape=(size, size, 3),
+        n_train=len(arrays['train'][0]),
+        n_test=len(arrays['test'][0]),
+        n_classes=len(index.class_names),
+        class_names=list(index.class_names),
+        skipped=skipped,
+        split_rule=index.split_rule,
+        location=str(root),
+        arrays=arrays,
+    )
 
 
 def _load_celeba(root, size, n_train, n_test, skip_bad, cache, image_dir) -> ArraySource:
     index = _celeba.scan_celeba(root, image_dir=image_dir, skip_bad=skip_bad)
     arrays, skipped, total = {}, list(index.skipped), len(index.skipped)
-    for split, files, attr, n in (('train', index.train_files, index.train_attr, n_train),
-                                  ('test', index.test_files, index.test_attr, n_test)):
+    for split, files, attr, n in (
+        ('train', index.train_files, index.train_attr, n_train),
+        ('test', index.test_files, index.test_attr, n_test),
+    ):
         k = _limit(f'n_{split}', n, len(files), root)
         x, ok, bad = cached_decode(list(files[:k]), size, skip_bad, cache)
         arrays[split] = (x, np.zeros(len(x), np.int32), attr[:k][ok])
@@ -221,18 +298,34 @@ def _load_celeba(root, size, n_train, n_test, skip_bad, cache, image_dir) -> Arr
     if skipped:
         warn(summarise_skipped(skipped, total, index.image_dir))
     if not len(arrays['train'][0]):
-        raise describe(index.image_dir, 'no usable training images (after the split and skipping bad files)')
-    return ArraySource(problem='celeba', image_shape=(size, size, 3), n_train=len(arrays['train'][0]),
-                       n_test=len(arrays['test'][0]), n_classes=0, attribute_names=list(index.names),
-                       skipped=skipped, split_rule=index.split_rule, location=str(index.image_dir),
-                       arrays=arrays)
+        raise describe(
+            index.image_dir, 'no usable training images (after the split and skipping bad files)'
+        )
+    return ArraySource(
+        problem='celeba',
+        image_shape=(size, size, 3),
+        n_train=len(arrays['train'][0]),
+        n_test=len(arrays['test'][0]),
+        n_classes=0,
+        attribute_names=list(index.names),
+        skipped=skipped,
+        split_rule=index.split_rule,
+        location=str(index.image_dir),
+        arrays=arrays,
+    )
 
 
 def _load_tfrecords(problem, root, image_size, n_train, n_test, cache) -> TFRecordSource:
     meta = _tfr.read_meta(root)
-    size = image_size or meta.get('res') or DEFAULT_IMAGE_SIZE.get('celeba-tfr' if problem == 'celeba' else problem)
+    size = (
+        image_size
+        or meta.get('res')
+        or DEFAULT_IMAGE_SIZE.get('celeba-tfr' if problem == 'celeba' else problem)
+    )
     if not size:
-        raise DataError(f'image_size is required for problem={problem!r} at {root} (no {_tfr.META_FILE})')
+        raise DataError(
+            f'image_size is required for problem={problem!r} at {root} (no {_tfr.META_FILE})'
+        )
     crop = problem == 'lsun_realnvp' or bool(meta.get('random_crop', False))
     lg = _tfr.res_log2(size)
     files, counts, infos = {}, {}, {}
@@ -243,23 +336,44 @@ def _load_tfrecords(problem, root, image_size, n_train, n_test, cache) -> TFReco
         shape = infos[split].shape
         where = files[split][0]
         if crop and min(shape[:2]) < size:
-            raise describe(where, f'stores {shape[0]}x{shape[1]} images, too small for {size}x{size} crops')
+            raise describe(
+                where, f'stores {shape[0]}x{shape[1]} images, too small for {size}x{size} crops'
+            )
         if not crop and shape[:2] != (size, size):
-            raise describe(where, f'stores {shape[0]}x{shape[1]} images but image_size={size}; use image_size='
-                                  f'{shape[0]} or convert the data at {size}')
+            raise describe(
+                where,
+                f'stores {shape[0]}x{shape[1]} images but image_size={size}; use image_size='
+                f'{shape[0]} or convert the data at {size}',
+            )
     if infos['train'].attr_len != infos['test'].attr_len:
-        raise describe(root, f'train shards have {infos["train"].attr_len} attributes, validation shards '
-                             f'{infos["test"].attr_len}')
+        raise describe(
+            root,
+            f'train shards have {infos["train"].attr_len} attributes, validation shards '
+            f'{infos["test"].attr_len}',
+        )
     attr_len = infos['train'].attr_len
     names = meta.get('attribute_names')
     if attr_len and not names:
-        names = list(_celeba.CELEBA_ATTRIBUTE_NAMES) if attr_len == 40 else [f'attr_{i}' for i in range(attr_len)]
+        names = (
+            list(_celeba.CELEBA_ATTRIBUTE_NAMES)
+            if attr_len == 40
+            else [f'attr_{i}' for i in range(attr_len)]
+        )
     class_names = list(meta.get('class_names') or [])
     n_classes = int(meta.get('n_classes', len(class_names) or DEFAULT_N_CLASSES.get(problem, 0)))
     return TFRecordSource(
-        problem=problem, image_shape=(size, size, 3),
+        problem=problem,
+        image_shape=(size, size, 3),
         n_train=_limit('n_train', n_train, counts['train'], root),
         n_test=_limit('n_test', n_test, counts['test'], root),
-        n_classes=n_classes, attribute_names=names if attr_len else None, class_names=class_names,
-        split_rule='train/ and validation/ shards', location=str(root), files=files, totals=counts, crop=crop,
-        has_label=infos['train'].has_label and infos['test'].has_label, attr_len=attr_len)
+        n_classes=n_classes,
+        attribute_names=names if attr_len else None,
+        class_names=class_names,
+        split_rule='train/ and validation/ shards',
+        location=str(root),
+        files=files,
+        totals=counts,
+        crop=crop,
+        has_label=infos['train'].has_label and infos['test'].has_label,
+        attr_len=attr_len,
+    )

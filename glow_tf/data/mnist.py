@@ -5,6 +5,7 @@ gray channel is replicated to 3 channels, exactly as the original Glow code did 
 power-of-two size for its squeeze levels, and a 3-channel input like the other datasets). Bits/dim
 is therefore measured over 32*32*3 sub-pixels, which is what the Glow paper's MNIST number uses.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import describe
+from glow_tf.data.errors import describe
 
 IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dimensions
 LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dimension
@@ -51,7 +52,10 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
     magic = struct.unpack('>I', raw[:4])[0]
     if magic != expected_magic:
         kind = 'images' if expected_magic == IMAGES_MAGIC else 'labels'
-        raise describe(path, f'bad magic number {magic}, expected {expected_magic} (IDX {kind}, unsigned bytes)')
+        raise describe(
+            path,
+            f'bad magic number {magic}, expected {expected_magic} (IDX {kind}, unsigned bytes)',
+        )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -60,7 +64,9 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
     expected = header + int(np.prod(dims, dtype=np.int64))
     if len(raw) != expected:
         what = 'truncated' if len(raw) < expected else 'has trailing bytes'
-        raise describe(path, f'IDX file {what}: {len(raw)} bytes, expected {expected} for shape {dims}')
+        raise describe(
+            path, f'IDX file {what}: {len(raw)} bytes, expected {expected} for shape {dims}'
+        )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
@@ -69,8 +75,11 @@ def find_file(data_dir: Path, stem: str) -> Path:
     for name in (stem + '.gz', stem, stem.replace('-idx', '.idx')):
         if (data_dir / name).is_file():
             return data_dir / name
-    raise describe(data_dir, f'missing MNIST file {stem}.gz (or uncompressed {stem}); '
-                             'run `python data/download.py mnist --dest DIR`')
+    raise describe(
+        data_dir,
+        f'missing MNIST file {stem}.gz (or uncompressed {stem}); '
+        'run `python data/download.py mnist --dest DIR`',
+    )
 
 
 def load_mnist_split(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -15,13 +15,14 @@ Sharding and randomness (Horovod: ``rank`` in ``[0, size)``):
 * ``test`` / ``ordered``: fixed file order, no shuffling, example ``i`` goes to rank ``i % size`` so
   every example is seen exactly once across ranks; the last batch may be smaller.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import DataError
+from glow_tf.data.errors import DataError
 
 _SEED_MIX = 1_000_003
 
@@ -37,20 +38,26 @@ def _check_args(batch_size, rank, size):
 
 def _flip(x, seed_pair):
     import tensorflow as tf
+
     coin = tf.random.stateless_uniform([tf.shape(x)[0]], seed=seed_pair) < 0.5
     return tf.where(coin[:, None, None, None], tf.reverse(x, axis=[2]), x)
 
 
 def _seed_pair(seed, rank, step):
     import tensorflow as tf
-    return tf.stack([tf.constant(int(seed) * _SEED_MIX + int(rank), tf.int64), tf.cast(step, tf.int64)])
+
+    return tf.stack(
+        [tf.constant(int(seed) * _SEED_MIX + int(rank), tf.int64), tf.cast(step, tf.int64)]
+    )
 
 
 def _permutation(n, seed, epoch):
     """Stateless permutation of ``range(n)`` for ``epoch`` (identical on every rank)."""
     import tensorflow as tf
-    keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(int(seed), tf.int64),
-                                                           tf.cast(epoch, tf.int64)]))
+
+    keys = tf.random.stateless_uniform(
+        [n], seed=tf.stack([tf.constant(int(seed), tf.int64), tf.cast(epoch, tf.int64)])
+    )
     return tf.argsort(keys, stable=True)
 
 
@@ -63,6 +70,7 @@ class DataSource:
     names, else None); ``class_names``; ``skipped`` -- ``(path, reason)`` of every file dropped because
     ``skip_bad=True``; ``split_rule`` -- how train/test were chosen.
     """
+
     problem: str
     image_shape: tuple[int, int, int]
     n_train: int
@@ -75,13 +83,29 @@ class DataSource:
     location: str = ''
 
     # -- to implement ------------------------------------------------------------------------
-    def train(self, batch_size: int, rank: int = 0, size: int = 1, seed: int = 0, flip: bool = False,
-              repeat: bool = True, shuffle: bool = True, with_attributes: bool = False):
+    def train(
+        self,
+        batch_size: int,
+        rank: int = 0,
+        size: int = 1,
+        seed: int = 0,
+        flip: bool = False,
+        repeat: bool = True,
+        shuffle: bool = True,
+        with_attributes: bool = False,
+    ):
         """Training batches ``(uint8 [batch, H, W, 3], int32 [batch])`` for this rank; prefetched."""
         raise NotImplementedError
 
-    def ordered(self, split: str, batch_size: int, rank: int = 0, size: int = 1,
-                with_attributes: bool = False, drop_remainder: bool = False):
+    def ordered(
+        self,
+        split: str,
+        batch_size: int,
+        rank: int = 0,
+        size: int = 1,
+        with_attributes: bool = False,
+        drop_remainder: bool = False,
+    ):
         """Deterministic, unshuffled batches of ``split`` ('train' or 'test'); example i -> rank i % size."""
         raise NotImplementedError
 
@@ -123,7 +147,9 @@ class DataSource:
 
     def _need_attributes(self, with_attributes):
         if with_attributes and not self.attribute_names:
-            raise DataError(f'with_attributes=True but {self.problem} at {self.location} has no attributes')
+            raise DataError(
+                f'with_attributes=True but {self.problem} at {self.location} has no attributes'
+            )
 
 
 @dataclass
@@ -132,6 +158,7 @@ class ArraySource(DataSource):
 
     ``arrays[split] = (x uint8 [n, H, W, 3], y int32 [n], attr int8 [n, K] or None)``.
     """
+
     arrays: dict = field(default_factory=dict, repr=False)
 
     def _attributes(self, split):
@@ -143,15 +170,26 @@ class ArraySource(DataSource):
 
     def _gather(self, split, with_attributes):
         import tensorflow as tf
+
         x, y, a = self.arrays[split]
         tensors = [tf.constant(x), tf.constant(y)]
         if with_attributes:
             tensors.append(tf.constant(a))
         return tensors
 
-    def train(self, batch_size, rank=0, size=1, seed=0, flip=False, repeat=True, shuffle=True,
-              with_attributes=False):
+    def train(
+        self,
+        batch_size,
+        rank=0,
+        size=1,
+        seed=0,
+        flip=False,
+        repeat=True,
+        shuffle=True,
+        with_attributes=False,
+    ):
         import tensorflow as tf
+
         _check_args(batch_size, rank, size)
         self._need_attributes(with_attributes)
         n = self.n_train
@@ -159,8 +197,10 @@ class ArraySource(DataSource):
         if per_rank == 0:
             raise DataError(f'n_train={n} is too small for size={size} ranks ({self.location})')
         if not repeat and per_rank < batch_size:
-            raise DataError(f'batch_size={batch_size} is larger than the {per_rank} training examples of rank '
-                            f'{rank} (n_train={n}, size={size}) and repeat=False: no full batch')
+            raise DataError(
+                f'batch_size={batch_size} is larger than the {per_rank} training examples of rank '
+                f'{rank} (n_train={n}, size={size}) and repeat=False: no full batch'
+            )
         tensors = self._gather('train', with_attributes)
 
         def epoch_indices(epoch):
@@ -179,16 +219,24 @@ class ArraySource(DataSource):
         ds = ds.enumerate().map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def ordered(self, split, batch_size, rank=0, size=1, with_attributes=False, drop_remainder=False):
+    def ordered(
+        self, split, batch_size, rank=0, size=1, with_attributes=False, drop_remainder=False
+    ):
         import tensorflow as tf
+
         _check_args(batch_size, rank, size)
         self._need_attributes(with_attributes)
         split = self._split(split)
         tensors = self._gather(split, with_attributes)
         idx = tf.range(self.count(split), dtype=tf.int32)[rank::size]
-        ds = tf.data.Dataset.from_tensor_slices(idx).batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(lambda i: tuple(tf.gather(t, i) for t in tensors), num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=True)
+        ds = tf.data.Dataset.from_tensor_slices(idx).batch(
+            batch_size, drop_remainder=drop_remainder
+        )
+        ds = ds.map(
+            lambda i: tuple(tf.gather(t, i) for t in tensors),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -200,6 +248,7 @@ class TFRecordSource(DataSource):
     ``crop``: True for lsun_realnvp (random ``image_size`` crops of the stored, larger images for
     training, centre crops for evaluation); ``has_label`` / ``attr_len``: features present.
     """
+
     files: dict = field(default_factory=dict, repr=False)
     totals: dict = field(default_factory=dict)
     crop: bool = False
@@ -210,23 +259,37 @@ class TFRecordSource(DataSource):
 
     def _with_names(self, files_ds, cycle):
         import tensorflow as tf
+
         def read(f):
             return tf.data.TFRecordDataset(f).map(lambda r: (r, f))
+
         if cycle == 1:  # strictly sequential file order
             return files_ds.interleave(read, cycle_length=1, block_length=1)
-        return files_ds.interleave(read, cycle_length=cycle, block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-                                   deterministic=True)
+        return files_ds.interleave(
+            read,
+            cycle_length=cycle,
+            block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
 
     def _sequential(self, split):
         """Records of ``split`` in file order, limited to n_train / n_test, as (record, file name)."""
         import tensorflow as tf
-        ds = self._with_names(tf.data.Dataset.from_tensor_slices([str(p) for p in self.files[split]]), 1)
+
+        ds = self._with_names(
+            tf.data.Dataset.from_tensor_slices([str(p) for p in self.files[split]]), 1
+        )
         return ds.take(self.count(split))
 
     def _parser(self, crop_mode, with_attributes, seed=0, rank=0):
         import tensorflow as tf
+
         s = self.image_size
-        spec = {'shape': tf.io.FixedLenFeature([3], tf.int64), 'data': tf.io.FixedLenFeature([], tf.string)}
+        spec = {
+            'shape': tf.io.FixedLenFeature([3], tf.int64),
+            'data': tf.io.FixedLenFeature([], tf.string),
+        }
         if self.has_label:
             spec['label'] = tf.io.FixedLenFeature([1], tf.int64)
         if with_attributes:
@@ -245,35 +308,66 @@ class TFRecordSource(DataSource):
             else:
                 ok = tf.logical_and(ok, tf.reduce_all(shape[:2] >= s))
             label = tf.cast(f['label'][0], tf.int32) if self.has_label else tf.constant(0, tf.int32)
-            checks = [tf.debugging.Assert(ok, ['glow_tf.data: bad TFRecord example in', fname, 'shape', shape,
-                                               'data bytes', n_bytes, f'expected shape {want}, raw uint8'])]
+            checks = [
+                tf.debugging.Assert(
+                    ok,
+                    [
+                        'glow_tf.data: bad TFRecord example in',
+                        fname,
+                        'shape',
+                        shape,
+                        'data bytes',
+                        n_bytes,
+                        f'expected shape {want}, raw uint8',
+                    ],
+                )
+            ]
             if n_classes:
-                checks.append(tf.debugging.Assert(
-                    tf.logical_and(label >= 0, label < n_classes),
-                    ['glow_tf.data: label', label, f'outside 0..{n_classes - 1} in', fname]))
+                checks.append(
+                    tf.debugging.Assert(
+                        tf.logical_and(label >= 0, label < n_classes),
+                        ['glow_tf.data: label', label, f'outside 0..{n_classes - 1} in', fname],
+                    )
+                )
             with tf.control_dependencies(checks):
                 img = tf.reshape(raw, shape)
             if crop_mode == 'random':
-                img = tf.image.stateless_random_crop(img, [s, s, 3], seed=_seed_pair(seed, rank, step))
+                img = tf.image.stateless_random_crop(
+                    img, [s, s, 3], seed=_seed_pair(seed, rank, step)
+                )
             elif crop_mode == 'centre':
                 top, left = (shape[0] - s) // 2, (shape[1] - s) // 2
                 img = tf.slice(img, tf.stack([top, left, tf.constant(0, tf.int64)]), [s, s, 3])
             out = [tf.reshape(img, [s, s, 3]), label]
             if with_attributes:
-                out.append(tf.where(f['attr'] > 0, tf.constant(1, tf.int8), tf.constant(-1, tf.int8)))
+                out.append(
+                    tf.where(f['attr'] > 0, tf.constant(1, tf.int8), tf.constant(-1, tf.int8))
+                )
             return tuple(out)
 
         return parse
 
-    def train(self, batch_size, rank=0, size=1, seed=0, flip=False, repeat=True, shuffle=True,
-              with_attributes=False):
+    def train(
+        self,
+        batch_size,
+        rank=0,
+        size=1,
+        seed=0,
+        flip=False,
+        repeat=True,
+        shuffle=True,
+        with_attributes=False,
+    ):
         import tensorflow as tf
+
         _check_args(batch_size, rank, size)
         self._need_attributes(with_attributes)
         files = [str(p) for p in self.files['train']]
         limited = self.n_train < self.totals['train']
         if self.n_train < size:
-            raise DataError(f'n_train={self.n_train} is too small for size={size} ranks ({self.location})')
+            raise DataError(
+                f'n_train={self.n_train} is too small for size={size} ranks ({self.location})'
+            )
         if limited or len(files) < size:
             # record-level sharding of a deterministic stream: every rank reads it all, keeps its part
             ds = self._sequential('train').shard(size, rank)
@@ -284,38 +378,56 @@ class TFRecordSource(DataSource):
             files_t = tf.constant(files)
 
             def epoch_files(epoch):
-                order = _permutation(n_files, seed, epoch) if shuffle else tf.range(n_files, dtype=tf.int32)
+                order = (
+                    _permutation(n_files, seed, epoch)
+                    if shuffle
+                    else tf.range(n_files, dtype=tf.int32)
+                )
                 mine = tf.gather(files_t, order)[rank::size]
                 return self._with_names(tf.data.Dataset.from_tensor_slices(mine), min(4, n_files))
 
             epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
             ds = epochs.flat_map(epoch_files)
         if shuffle:
-            ds = ds.shuffle(min(self.shuffle_buffer, max(self.n_train, 1)),
-                            seed=int(seed) * _SEED_MIX + int(rank), reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                min(self.shuffle_buffer, max(self.n_train, 1)),
+                seed=int(seed) * _SEED_MIX + int(rank),
+                reshuffle_each_iteration=True,
+            )
         parse = self._parser('random' if self.crop else 'none', with_attributes, seed, rank)
-        ds = ds.enumerate().map(lambda i, rf: parse(i, rf[0], rf[1]), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.enumerate().map(
+            lambda i, rf: parse(i, rf[0], rf[1]), num_parallel_calls=tf.data.AUTOTUNE
+        )
         ds = ds.batch(batch_size, drop_remainder=True)
         if flip:
             ds = ds.enumerate().map(
-                lambda step, b: (_flip(b[0], _seed_pair(seed + 1, rank, step)),) + tuple(b[1:]))
+                lambda step, b: (_flip(b[0], _seed_pair(seed + 1, rank, step)),) + tuple(b[1:])
+            )
         return ds.prefetch(tf.data.AUTOTUNE)
 
-    def ordered(self, split, batch_size, rank=0, size=1, with_attributes=False, drop_remainder=False):
+    def ordered(
+        self, split, batch_size, rank=0, size=1, with_attributes=False, drop_remainder=False
+    ):
         import tensorflow as tf
+
         _check_args(batch_size, rank, size)
         self._need_attributes(with_attributes)
         split = self._split(split)
         parse = self._parser('centre' if self.crop else 'none', with_attributes)
         ds = self._sequential(split).shard(size, rank)
-        ds = ds.map(lambda r, f: parse(0, r, f), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(
+            lambda r, f: parse(0, r, f), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
     def _attributes(self, split):
         if split not in self._attr_cache:
             import tensorflow as tf
+
             spec = {'attr': tf.io.FixedLenFeature([self.attr_len], tf.int64)}
-            ds = self._sequential(split).map(lambda r, f: tf.io.parse_single_example(r, spec)['attr'])
+            ds = self._sequential(split).map(
+                lambda r, f: tf.io.parse_single_example(r, spec)['attr']
+            )
             rows = [a for a in ds.batch(4096).as_numpy_iterator()]
             arr = np.concatenate(rows) if rows else np.zeros((0, self.attr_len), np.int64)
             self._attr_cache[split] = np.where(arr > 0, 1, -1).astype(np.int8)
@@ -324,8 +436,9 @@ class TFRecordSource(DataSource):
 
 def describe_source(src: DataSource) -> str:
     """One-line summary for logs."""
-    return (f'{src.problem} at {src.location}: {src.n_train} train / {src.n_test} test images of '
-            f'{src.image_shape}, {src.n_classes} classes'
-            + (f', {len(src.attribute_names)} attributes' if src.attribute_names else '')
-            + (f', {len(src.skipped)} bad files skipped' if src.skipped else ''))
-
+    return (
+        f'{src.problem} at {src.location}: {src.n_train} train / {src.n_test} test images of '
+        f'{src.image_shape}, {src.n_classes} classes'
+        + (f', {len(src.attribute_names)} attributes' if src.attribute_names else '')
+        + (f', {len(src.skipped)} bad files skipped' if src.skipped else '')
+    )

@@ -16,6 +16,7 @@ inside a shard (a record of the wrong size, or a payload that fails its checksum
 frame) stop the tf.data pipeline; the trainer then re-reads the shards once with
 `describe_read_error` and reports a DataError naming the shard and the record number.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, describe
+from glow_tf.data.errors import DataError, describe
 
 SHARD_RE = re.compile(r'^(?P<prefix>.+)-r(?P<res>\d{2})-s-(?P<idx>\d+)-of-(?P<n>\d+)\.tfrecords$')
 TEST_SPLIT_DIRS = ('validation', 'test', 'valid')
@@ -63,7 +64,9 @@ def masked_crc(data: bytes) -> int:
     return (((c >> 15) | (c << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def scan_tfrecord_file(path: str | os.PathLike, first_record: bool = False) -> tuple[int, bytes | None]:
+def scan_tfrecord_file(
+    path: str | os.PathLike, first_record: bool = False
+) -> tuple[int, bytes | None]:
     """Walk the record framing of one TFRecord file without reading the payloads.
 
     Returns ``(number of records, payload of the first record or None)``. Raises DataError naming the
@@ -81,15 +84,23 @@ def scan_tfrecord_file(path: str | os.PathLike, first_record: bool = False) -> t
         while pos < size:
             header = f.read(12)
             if len(header) < 12:
-                raise describe(path, f'truncated TFRecord file: {size - pos} stray bytes after record {n} '
-                                     f'(at byte {pos})')
+                raise describe(
+                    path,
+                    f'truncated TFRecord file: {size - pos} stray bytes after record {n} '
+                    f'(at byte {pos})',
+                )
             length, crc = struct.unpack('<QI', header)
             if masked_crc(header[:8]) != crc:
-                raise describe(path, f'not a TFRecord file or corrupt record header at byte {pos} (record {n})')
+                raise describe(
+                    path, f'not a TFRecord file or corrupt record header at byte {pos} (record {n})'
+                )
             end = pos + 12 + length + 4
             if end > size:
-                raise describe(path, f'truncated TFRecord file: record {n} at byte {pos} needs {length} bytes, '
-                                     f'the file ends {end - size} bytes early')
+                raise describe(
+                    path,
+                    f'truncated TFRecord file: record {n} at byte {pos} needs {length} bytes, '
+                    f'the file ends {end - size} bytes early',
+                )
             if first_record and n == 0:
                 first = f.read(length)
             f.seek(end)
@@ -100,6 +111,7 @@ def scan_tfrecord_file(path: str | os.PathLike, first_record: bool = False) -> t
 @dataclass
 class ExampleInfo:
     """What the first example of a shard holds."""
+
     shape: tuple[int, int, int]
     has_label: bool
     attr_len: int
@@ -108,6 +120,7 @@ class ExampleInfo:
 def inspect_example(blob: bytes, where: str) -> ExampleInfo:
     """Parse one serialized Example and check it has the Glow features; DataError naming ``where``."""
     from tensorflow.core.example import example_pb2
+
     try:
         ex = example_pb2.Example.FromString(blob)
     except Exception as e:
@@ -115,16 +128,20 @@ def inspect_example(blob: bytes, where: str) -> ExampleInfo:
     feat = ex.features.feature
     for k in ('shape', 'data'):
         if k not in feat:
-            raise DataError(f'{where}: example has no {k!r} feature (has {sorted(feat)}); expected the Glow '
-                            'features shape, data, label')
+            raise DataError(
+                f'{where}: example has no {k!r} feature (has {sorted(feat)}); expected the Glow '
+                'features shape, data, label'
+            )
     shape = tuple(feat['shape'].int64_list.value)
     if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
         raise DataError(f'{where}: shape feature is {list(shape)}, expected [h, w, 3]')
     data = feat['data'].bytes_list.value
     if len(data) != 1 or len(data[0]) != shape[0] * shape[1] * shape[2]:
         got = len(data[0]) if len(data) == 1 else f'{len(data)} byte strings'
-        raise DataError(f'{where}: data feature has {got} bytes, expected {shape[0] * shape[1] * shape[2]} '
-                        f'for shape {list(shape)} (raw uint8)')
+        raise DataError(
+            f'{where}: data feature has {got} bytes, expected {shape[0] * shape[1] * shape[2]} '
+            f'for shape {list(shape)} (raw uint8)'
+        )
     has_label = 'label' in feat and len(feat['label'].int64_list.value) == 1
     attr_len = len(feat['attr'].int64_list.value) if 'attr' in feat else 0
     return ExampleInfo(shape, has_label, attr_len)
@@ -136,8 +153,11 @@ def find_split_dir(root: Path, split: str) -> Path:
     for n in names:
         if (root / n).is_dir():
             return root / n
-    raise describe(root, f'no {" or ".join(n + "/" for n in names)} directory of TFRecord shards; expected the '
-                         'original Glow layout <root>/train/*.tfrecords and <root>/validation/*.tfrecords')
+    raise describe(
+        root,
+        f'no {" or ".join(n + "/" for n in names)} directory of TFRecord shards; expected the '
+        'original Glow layout <root>/train/*.tfrecords and <root>/validation/*.tfrecords',
+    )
 
 
 def find_shards(split_dir: Path, res_log2: int) -> list[Path]:
@@ -155,15 +175,20 @@ def find_shards(split_dir: Path, res_log2: int) -> list[Path]:
         if int(m['res']) == res_log2:
             groups.setdefault((m['prefix'], int(m['n'])), {})[int(m['idx'])] = p
     if not groups:
-        have = ', '.join(f'r{r:02d} ({2 ** r}px)' for r in sorted(available))
-        raise describe(split_dir, f'no shards for resolution r{res_log2:02d} ({2 ** res_log2}px); found {have}')
+        have = ', '.join(f'r{r:02d} ({2**r}px)' for r in sorted(available))
+        raise describe(
+            split_dir, f'no shards for resolution r{res_log2:02d} ({2**res_log2}px); found {have}'
+        )
     out = []
     for (prefix, n), shards in sorted(groups.items()):
         missing = sorted(set(range(n)) - set(shards))
         if missing or len(shards) != n:
             shown = ', '.join(str(i) for i in missing[:10]) + (' ...' if len(missing) > 10 else '')
-            raise describe(split_dir, f'{prefix}-r{res_log2:02d}: {len(shards)} of {n} shards present, missing '
-                                      f'shard(s) {shown or "(bad indices)"}')
+            raise describe(
+                split_dir,
+                f'{prefix}-r{res_log2:02d}: {len(shards)} of {n} shards present, missing '
+                f'shard(s) {shown or "(bad indices)"}',
+            )
         out.extend(shards[i] for i in range(n))
     return out
 
@@ -185,7 +210,9 @@ def scan_shards(files: list[Path], cache_dir: Path | None = None) -> tuple[list[
         if key_file.is_file():
             try:
                 meta = json.loads(key_file.read_text())
-                return meta['counts'], ExampleInfo(tuple(meta['shape']), meta['has_label'], meta['attr_len'])
+                return meta['counts'], ExampleInfo(
+                    tuple(meta['shape']), meta['has_label'], meta['attr_len']
+                )
             except (ValueError, KeyError, OSError):
                 pass
     counts, info = [], None
@@ -198,14 +225,24 @@ def scan_shards(files: list[Path], cache_dir: Path | None = None) -> tuple[list[
         if info is None:
             info = this
         elif (this.has_label, this.attr_len) != (info.has_label, info.attr_len):
-            raise describe(p, f'features differ from {files[0].name}: label={this.has_label}, '
-                              f'attr={this.attr_len} values vs label={info.has_label}, attr={info.attr_len}')
+            raise describe(
+                p,
+                f'features differ from {files[0].name}: label={this.has_label}, '
+                f'attr={this.attr_len} values vs label={info.has_label}, attr={info.attr_len}',
+            )
     if info is None:
         raise DataError(f'{files[0].parent}: all {len(files)} shards are empty (0 records)')
     if key_file is not None:
-        from ..fileio import atomic_write_bytes
-        payload = json.dumps({'counts': counts, 'shape': list(info.shape), 'has_label': info.has_label,
-                              'attr_len': info.attr_len}).encode()
+        from glow_tf.fileio import atomic_write_bytes
+
+        payload = json.dumps(
+            {
+                'counts': counts,
+                'shape': list(info.shape),
+                'has_label': info.has_label,
+                'attr_len': info.attr_len,
+            }
+        ).encode()
         try:
             atomic_write_bytes(key_file, lambda f: f.write(payload))
         except OSError:
@@ -242,9 +279,11 @@ def res_log2(image_size: int) -> int:
 # Writing
 # ----------------------------------------------------------------------------------------------
 
+
 def make_example(image: np.ndarray, label: int = 0, attr: np.ndarray | None = None) -> bytes:
     """Serialize one ``uint8 [h, w, 3]`` image (+ label, optional attributes) as a Glow Example."""
     import tensorflow as tf
+
     image = np.ascontiguousarray(image, dtype=np.uint8)
     if image.ndim != 3 or image.shape[2] != 3:
         raise DataError(f'make_example: image shape {image.shape}, expected [h, w, 3]')
@@ -254,13 +293,19 @@ def make_example(image: np.ndarray, label: int = 0, attr: np.ndarray | None = No
         'label': tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
     }
     if attr is not None:
-        feature['attr'] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(a) for a in attr]))
+        feature['attr'] = tf.train.Feature(
+            int64_list=tf.train.Int64List(value=[int(a) for a in attr])
+        )
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def shard_path(out_dir: Path, split: str, image_size: int, shard: int, n_shards: int) -> Path:
     """``out_dir/<split>/<split>-rLL-s-SSSSS-of-NNNNN.tfrecords``."""
-    return out_dir / split / f'{split}-r{res_log2(image_size):02d}-s-{shard:05d}-of-{n_shards:05d}.tfrecords'
+    return (
+        out_dir
+        / split
+        / f'{split}-r{res_log2(image_size):02d}-s-{shard:05d}-of-{n_shards:05d}.tfrecords'
+    )
 
 
 def assign_shards(n: int, n_shards: int, seed: int) -> list[np.ndarray]:
@@ -274,6 +319,7 @@ def find_bad_record(path: str | os.PathLike) -> tuple[int, str] | None:
     (payload checksum, framing) or that is not a Glow example; None if the whole shard is fine.
     Reads the shard once: meant for diagnosing an error, not for every run."""
     import tensorflow as tf
+
     n = 0
     try:
         for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
@@ -294,6 +340,9 @@ def describe_read_error(files: dict | None, error: Exception) -> DataError:
         for path in paths:
             bad = find_bad_record(path)
             if bad is not None:
-                return describe(path, f'record {bad[0]} is corrupt ({bad[1][:200]}); regenerate the '
-                                      'shard (data/convert_to_tfrecords.py) or remove it')
+                return describe(
+                    path,
+                    f'record {bad[0]} is corrupt ({bad[1][:200]}); regenerate the '
+                    'shard (data/convert_to_tfrecords.py) or remove it',
+                )
     return DataError(f'reading the training data failed: {msg[:300]}')

@@ -19,6 +19,7 @@ centre crop and says so (`Alignment.notice`). The 178x218 result then goes throu
 centre-crop-and-resize as the training images (`glow_tf.data.images.crop_and_resize`), so an
 upload reaches the model exactly as a CelebA image does.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ALIGNED_SIZE = (178, 218)                       # (width, height) of img_align_celeba
-CELEBA_EYES = ((67.6, 112.0), (108.0, 112.0))   # (x, y) of the left / right eye centres
-CELEBA_FACE_BOX = (36.0, 71.0, 105.0)           # x, y, side of the detector's face box
-DETECT_MAX_SIDE = 640                           # photos are shrunk to this for detection
+ALIGNED_SIZE = (178, 218)  # (width, height) of img_align_celeba
+CELEBA_EYES = ((67.6, 112.0), (108.0, 112.0))  # (x, y) of the left / right eye centres
+CELEBA_FACE_BOX = (36.0, 71.0, 105.0)  # x, y, side of the detector's face box
+DETECT_MAX_SIDE = 640  # photos are shrunk to this for detection
 
 METHODS = ('eyes', 'face', 'centre')
 
@@ -49,6 +50,7 @@ class Alignment:
         eyes: ((x, y), (x, y)) detected eye centres in the photo's pixels, or None.
         notice: a sentence for the user when the alignment is approximate, else ''.
     """
+
     image: np.ndarray
     aligned: np.ndarray
     method: str
@@ -61,14 +63,23 @@ class Alignment:
         return self.method != 'centre'
 
     def to_json(self):
-        return {'method': self.method, 'face_found': self.face_found, 'notice': self.notice,
-                'face_box': None if self.face_box is None else [round(float(v), 1) for v in self.face_box],
-                'eyes': None if self.eyes is None else [[round(float(v), 1) for v in e] for e in self.eyes]}
+        return {
+            'method': self.method,
+            'face_found': self.face_found,
+            'notice': self.notice,
+            'face_box': None
+            if self.face_box is None
+            else [round(float(v), 1) for v in self.face_box],
+            'eyes': None
+            if self.eyes is None
+            else [[round(float(v), 1) for v in e] for e in self.eyes],
+        }
 
 
 def _classifiers():
     if not hasattr(_local, 'face'):
         import cv2
+
         root = cv2.data.haarcascades
         _local.face = cv2.CascadeClassifier(root + 'haarcascade_frontalface_default.xml')
         _local.eye = cv2.CascadeClassifier(root + 'haarcascade_eye.xml')
@@ -77,23 +88,28 @@ def _classifiers():
     return _local.face, _local.eye
 
 
-EYE_SEARCH_WIDTH = 200                          # face crops are resized to this width for eyes
-ROTATIONS = (0.0, -20.0, 20.0)                  # tried in turn until both eyes are found
+EYE_SEARCH_WIDTH = 200  # face crops are resized to this width for eyes
+ROTATIONS = (0.0, -20.0, 20.0)  # tried in turn until both eyes are found
 
 
 def _find_eyes(gray, box):
     """Both eye centres inside a face box of `gray`, in gray's pixels, or None."""
     import cv2
+
     _, eye_cascade = _classifiers()
     x, y, fw, fh = box
-    top = gray[int(y):int(y + 0.6 * fh), int(x):int(x + fw)]
+    top = gray[int(y) : int(y + 0.6 * fh), int(x) : int(x + fw)]
     if top.size == 0:
         return None
     k = EYE_SEARCH_WIDTH / top.shape[1]
-    top = cv2.resize(top, (EYE_SEARCH_WIDTH, max(1, round(top.shape[0] * k))),
-                     interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
-    found = eye_cascade.detectMultiScale(top, scaleFactor=1.05, minNeighbors=4, minSize=(18, 18),
-                                         maxSize=(80, 80))
+    top = cv2.resize(
+        top,
+        (EYE_SEARCH_WIDTH, max(1, round(top.shape[0] * k))),
+        interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
+    )
+    found = eye_cascade.detectMultiScale(
+        top, scaleFactor=1.05, minNeighbors=4, minSize=(18, 18), maxSize=(80, 80)
+    )
     centres = [(ex + ew / 2, ey + eh / 2, ew * eh) for ex, ey, ew, eh in found]
     half = EYE_SEARCH_WIDTH / 2
     left = sorted((c for c in centres if c[0] < half), key=lambda c: -c[2])
@@ -114,31 +130,39 @@ def detect_face(rgb):
     a fixed width. Faces tilted by more than the cascade tolerates are found by searching the
     photo rotated by each of ROTATIONS in turn."""
     import cv2
+
     face_cascade, _ = _classifiers()
     h, w = rgb.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
-        gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA)
+        gray = cv2.resize(
+            gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
     gray = cv2.equalizeHist(gray)
     gh, gw = gray.shape
     min_side = max(24, int(0.08 * min(gh, gw)))
     first_box = None
-    region, (ox, oy) = gray, (0, 0)      # rotated retries search around an upright face, if any
+    region, (ox, oy) = gray, (0, 0)  # rotated retries search around an upright face, if any
     for angle in ROTATIONS:
         rh, rw = region.shape
         rot = cv2.getRotationMatrix2D((rw / 2, rh / 2), angle, 1.0)
-        view = region if angle == 0 else cv2.warpAffine(region, rot, (rw, rh), flags=cv2.INTER_LINEAR,
-                                                        borderMode=cv2.BORDER_REPLICATE)
-        faces = face_cascade.detectMultiScale(view, scaleFactor=1.1, minNeighbors=5,
-                                              minSize=(min_side, min_side))
+        view = (
+            region
+            if angle == 0
+            else cv2.warpAffine(
+                region, rot, (rw, rh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
+        )
+        faces = face_cascade.detectMultiScale(
+            view, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
+        )
         if len(faces) == 0:
             continue
         box = tuple(float(v) for v in max(faces, key=lambda r: r[2] * r[3]))
         inv = cv2.invertAffineTransform(rot)
 
-        def to_photo(px, py, inv=inv):     # rotated-region pixel -> original photo pixel
+        def to_photo(px, py, inv=inv):  # rotated-region pixel -> original photo pixel
             qx, qy = inv @ np.array([px, py, 1.0])
             return (qx + ox) / scale, (qy + oy) / scale
 
@@ -163,7 +187,7 @@ def _eye_transform(eyes):
     (tlx, tly), (trx, try_) = CELEBA_EYES
     src = complex(rx - lx, ry - ly)
     dst = complex(trx - tlx, try_ - tly)
-    a = dst / src                          # rotation + scale as one complex number
+    a = dst / src  # rotation + scale as one complex number
     t = complex(tlx, tly) - a * complex(lx, ly)
     return np.array([[a.real, -a.imag, t.real], [a.imag, a.real, t.imag]], np.float64)
 
@@ -177,32 +201,41 @@ def _box_transform(box):
 
 def _warp(rgb, matrix):
     import cv2
+
     # Anti-alias first when shrinking a lot: warpAffine samples, it does not average.
     s = float(np.hypot(matrix[0, 0], matrix[1, 0]))
     if s < 0.5:
         f = 1.0 / (2 * s)
         h, w = rgb.shape[:2]
-        rgb = cv2.resize(rgb, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(
+            rgb, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA
+        )
         matrix = matrix @ np.array([[f, 0, 0], [0, f, 0], [0, 0, 1]], np.float64)
-    return cv2.warpAffine(rgb, matrix, ALIGNED_SIZE, flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        rgb, matrix, ALIGNED_SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def _centre_crop(rgb):
     """The largest centred crop with CelebA's 178:218 aspect, resized to 178x218."""
     import cv2
+
     h, w = rgb.shape[:2]
     aw, ah = ALIGNED_SIZE
-    if w * ah > h * aw:          # too wide
+    if w * ah > h * aw:  # too wide
         cw, ch = h * aw / ah, h
     else:
         cw, ch = w, w * ah / aw
     left, top = (w - cw) / 2, (h - ch) / 2
     s = aw / cw
     matrix = np.array([[s, 0, -s * left], [0, s, -s * top]], np.float64)
-    return _warp(rgb, matrix) if s < 0.5 else cv2.warpAffine(rgb, matrix, ALIGNED_SIZE,
-                                                              flags=cv2.INTER_AREA,
-                                                              borderMode=cv2.BORDER_REPLICATE)
+    return (
+        _warp(rgb, matrix)
+        if s < 0.5
+        else cv2.warpAffine(
+            rgb, matrix, ALIGNED_SIZE, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+        )
+    )
 
 
 def align_face(rgb, image_size):
@@ -211,7 +244,9 @@ def align_face(rgb, image_size):
     Returns an `Alignment` (see there); never raises for a photo without a face.
     """
     from PIL import Image
+
     from glow_tf.data.images import crop_and_resize
+
     rgb = np.ascontiguousarray(np.asarray(rgb, np.uint8)[..., :3])
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB image [H, W, 3], got shape {rgb.shape}")
@@ -220,12 +255,16 @@ def align_face(rgb, image_size):
         aligned, method, notice = _warp(rgb, _eye_transform(eyes)), 'eyes', ''
     elif box is not None:
         aligned, method = _warp(rgb, _box_transform(box)), 'face'
-        notice = ("Face found but not both eyes: aligned by the face box only (the face may be "
-                  "tilted).")
+        notice = (
+            "Face found but not both eyes: aligned by the face box only (the face may be tilted)."
+        )
     else:
         aligned, method = _centre_crop(rgb), 'centre'
-        notice = ("No face found: using a centre crop of the photo. For a good result use a "
-                  "frontal face that fills a good part of the picture.")
+        notice = (
+            "No face found: using a centre crop of the photo. For a good result use a "
+            "frontal face that fills a good part of the picture."
+        )
     image = crop_and_resize(Image.fromarray(aligned), int(image_size))
-    return Alignment(image=image, aligned=aligned, method=method, face_box=box, eyes=eyes,
-                     notice=notice)
+    return Alignment(
+        image=image, aligned=aligned, method=method, face_box=box, eyes=eyes, notice=notice
+    )

@@ -26,6 +26,7 @@ before the body is read), decoded by PIL only for the accepted formats, and refu
 `max_pixels` pixels before any pixel data is decoded (PIL's decompression-bomb check is an
 error here, not a warning).
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,7 +39,7 @@ import warnings
 import numpy as np
 
 from glow_tf.editor.engine import UnknownFace, png_bytes
-from glow_tf.sampling import InputError
+from glow_tf.tools.sampling import InputError
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 ACCEPTED_FORMATS = ('JPEG', 'PNG', 'WEBP', 'BMP', 'GIF')
@@ -64,8 +65,10 @@ def decode_upload(data, max_pixels=MAX_PIXELS, name='upload'):
     """Image file bytes -> uint8 RGB [H, W, 3], or ApiError (415 wrong type, 422 too large or
     undecodable). EXIF orientation is applied (phone photos)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
+
     from glow_tf.data.errors import DataError
     from glow_tf.data.images import _to_rgb
+
     if not data:
         raise ApiError(400, f"{name}: empty file")
     with warnings.catch_warnings():
@@ -73,27 +76,35 @@ def decode_upload(data, max_pixels=MAX_PIXELS, name='upload'):
         try:
             img = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
         except UnidentifiedImageError:
-            raise ApiError(415, f"{name}: not an image of an accepted type "
-                                f"({', '.join(ACCEPTED_FORMATS)})") from None
+            raise ApiError(
+                415, f"{name}: not an image of an accepted type ({', '.join(ACCEPTED_FORMATS)})"
+            ) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ApiError(422, f"{name}: image has too many pixels (at most {max_pixels:,})") from None
+            raise ApiError(
+                422, f"{name}: image has too many pixels (at most {max_pixels:,})"
+            ) from None
         w, h = img.size
         if w < 1 or h < 1:
             raise ApiError(422, f"{name}: image has no pixels ({w}x{h})")
         if w * h > max_pixels:
-            raise ApiError(422, f"{name}: image is {w}x{h} = {w * h:,} pixels; at most "
-                                f"{max_pixels:,} are accepted")
+            raise ApiError(
+                422,
+                f"{name}: image is {w}x{h} = {w * h:,} pixels; at most {max_pixels:,} are accepted",
+            )
         try:
             img.load()
             img = ImageOps.exif_transpose(img)
             img = _to_rgb(img, name, strict=False)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ApiError(422, f"{name}: image has too many pixels (at most {max_pixels:,})") from None
+            raise ApiError(
+                422, f"{name}: image has too many pixels (at most {max_pixels:,})"
+            ) from None
         except DataError as e:
             raise ApiError(422, str(e)) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
-            raise ApiError(422, f"{name}: cannot decode the image; the file is corrupt or "
-                                f"truncated ({e})") from None
+            raise ApiError(
+                422, f"{name}: cannot decode the image; the file is corrupt or truncated ({e})"
+            ) from None
     return np.asarray(img, np.uint8)
 
 
@@ -137,8 +148,10 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
     @app.errorhandler(HTTPException)
     def http_error(e):
         if e.code == 413:
-            msg = (f"upload too large: at most {max_upload_bytes:,} bytes "
-                   f"({max_upload_bytes / 2 ** 20:.0f} MiB) are accepted")
+            msg = (
+                f"upload too large: at most {max_upload_bytes:,} bytes "
+                f"({max_upload_bytes / 2**20:.0f} MiB) are accepted"
+            )
         else:
             msg = e.description or e.name
         return jsonify(error=msg), e.code
@@ -146,13 +159,16 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
     @app.errorhandler(Exception)
     def unexpected(e):
         log.exception("editor: unexpected error")
-        return jsonify(error=f"internal error ({type(e).__name__}); the server is still running"), 500
+        return jsonify(
+            error=f"internal error ({type(e).__name__}); the server is still running"
+        ), 500
 
     @app.after_request
     def headers(resp):
         resp.headers['X-Content-Type-Options'] = 'nosniff'
-        resp.headers['Content-Security-Policy'] = ("default-src 'self'; img-src 'self' data: blob:; "
-                                                   "style-src 'self'; script-src 'self'")
+        resp.headers['Content-Security-Policy'] = (
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'"
+        )
         resp.headers['Cache-Control'] = 'no-store'
         return resp
 
@@ -163,8 +179,11 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
     @app.get('/api/info')
     def info():
         out = editor.info()
-        out['limits'] = {'max_upload_bytes': int(max_upload_bytes), 'max_pixels': int(max_pixels),
-                         'image_types': list(ACCEPTED_FORMATS)}
+        out['limits'] = {
+            'max_upload_bytes': int(max_upload_bytes),
+            'max_pixels': int(max_pixels),
+            'image_types': list(ACCEPTED_FORMATS),
+        }
         out['about'] = getattr(editor, 'manifest', {}).get('about', {})
         out['fingerprint'] = editor.flow.fingerprint
         return jsonify(out)
@@ -175,11 +194,16 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
         for face_id in editor.gallery:
             try:
                 face = editor.face(face_id)
-            except InputError as e:     # an unreadable gallery file: skip it, say why
+            except InputError as e:  # an unreadable gallery file: skip it, say why
                 log.warning("gallery: %s", e)
                 continue
-            faces.append({'id': face.id, 'name': face.meta.get('file', face.id),
-                          'image': data_url(face.input)})
+            faces.append(
+                {
+                    'id': face.id,
+                    'name': face.meta.get('file', face.id),
+                    'image': data_url(face.input),
+                }
+            )
         return jsonify(faces=faces)
 
     @app.post('/api/encode')
@@ -189,8 +213,11 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
             body = _json_body(request)
             face_id = body.get('gallery')
             if not isinstance(face_id, str):
-                raise ApiError(400, "JSON encode requests name a gallery face: {\"gallery\": id}; "
-                                    "photos are uploaded as multipart field 'image'")
+                raise ApiError(
+                    400,
+                    "JSON encode requests name a gallery face: {\"gallery\": id}; "
+                    "photos are uploaded as multipart field 'image'",
+                )
             if face_id not in editor.gallery:
                 raise ApiError(404, f"no gallery face {face_id!r:.80}")
             face = editor.face(face_id)
@@ -206,9 +233,11 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
                 raise ApiError(413, f"upload too large: at most {max_upload_bytes:,} bytes")
             rgb = decode_upload(data, max_pixels, name)
             from glow_tf.editor.align import align_face
+
             alignment = align_face(rgb, editor.image_shape[0])
-            face = editor.encode(alignment.image, 'upload',
-                                 {'file': name, 'alignment': alignment.to_json()})
+            face = editor.encode(
+                alignment.image, 'upload', {'file': name, 'alignment': alignment.to_json()}
+            )
             out = face_json(face)
             out['alignment'] = alignment.to_json()
             out['aligned'] = data_url(alignment.aligned)
@@ -226,8 +255,9 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
         body = _json_body(request)
         t = _number(body, 't', 0.5)
         image, used = editor.mix(body.get('a'), body.get('b'), t, body.get('strengths', {}))
-        return jsonify(a=body.get('a'), b=body.get('b'), t=float(t), image=data_url(image),
-                       strengths=used)
+        return jsonify(
+            a=body.get('a'), b=body.get('b'), t=float(t), image=data_url(image), strengths=used
+        )
 
     @app.post('/api/sample')
     def sample():
@@ -238,8 +268,11 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
             raise ApiError(422, f"'seed' must be an integer, got {seed!r:.40}")
         face = editor.sample(temperature, seed)
         out = face_json(face, with_images=False)
-        out.update(image=data_url(face.reconstruction), seed=face.meta['seed'],
-                   temperature=face.meta['temperature'])
+        out.update(
+            image=data_url(face.reconstruction),
+            seed=face.meta['seed'],
+            temperature=face.meta['temperature'],
+        )
         return jsonify(out)
 
     # Editor errors: a bad value is 422, an unknown face 404.

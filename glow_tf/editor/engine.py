@@ -1,7 +1,7 @@
 """The editor's model side: a trained flow, its attribute directions, and a cache of encoded faces.
 
 Every operation works on packed latents z (one image-shaped vector per face, see
-`glow_tf.sampling`), exactly as `manipulate.py` does:
+`glow_tf.tools.sampling`), exactly as `manipulate.py` does:
 
     encode:  z = encode(x)                          (exact: decode(z) == x after quantisation)
     edit:    x' = decode(z + Σ_i α_i · d_i)         (d_i: direction of attribute i, α_i its strength)
@@ -15,6 +15,7 @@ the `cache_size` most recently used faces; gallery faces are re-encoded when the
 `FaceEditor` is safe to share between threads: model calls and the cache are under one lock
 (TensorFlow would run concurrent calls, but they would only compete for the same cores).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,13 +30,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glow_tf.manipulation import find_attribute, load_directions, quantise
-from glow_tf.sampling import InputError, load_flow
+from glow_tf.tools.manipulation import find_attribute, load_directions, quantise
+from glow_tf.tools.sampling import InputError, load_flow
 
 DEFAULT_ATTRIBUTES = ('Smiling', 'Young', 'Male', 'Eyeglasses', 'Blond_Hair', 'Mustache', 'Bald')
-MAX_STRENGTH = 5.0           # |α| accepted per attribute
+MAX_STRENGTH = 5.0  # |α| accepted per attribute
 MAX_TEMPERATURE = 1.5
-MODEL_MANIFEST = 'model.json'   # in a packaged editor model directory (see docs/editor.md)
+MODEL_MANIFEST = 'model.json'  # in a packaged editor model directory (see docs/editor.md)
 
 
 class UnknownFace(LookupError):
@@ -54,6 +55,7 @@ class Face:
         source: 'gallery', 'upload' or 'sample'.
         meta: JSON-able details (file name, alignment, seed...).
     """
+
     id: str
     z: np.ndarray
     input: np.ndarray
@@ -69,6 +71,7 @@ class Face:
 def png_bytes(image):
     """uint8 [H, W, C] (C = 1 or 3) -> PNG file bytes (fast zlib level: these are tiny)."""
     from PIL import Image
+
     image = np.asarray(image, np.uint8)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
@@ -120,17 +123,20 @@ def _spread(files, limit):
 
 def gallery_files(directory, limit=None):
     """Image files of a gallery directory, sorted; `limit` picks that many evenly spread."""
-    from glow_tf.manipulation import list_image_files
+    from glow_tf.tools.manipulation import list_image_files
+
     return _spread(list_image_files([directory]), limit)
 
 
 def celeba_test_files(celeba_root, limit=None):
     """Held-out faces of a CelebA directory (its test split: the last 10% by file name, or the
     official partition), `limit` of them evenly spread."""
-    from glow_tf.data.celeba import scan_celeba
     import warnings
+
+    from glow_tf.data.celeba import scan_celeba
+
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # the subset's count line warning is not news here
+        warnings.simplefilter('ignore')  # the subset's count line warning is not news here
         files = scan_celeba(celeba_root).test_files
     return _spread(files, limit)
 
@@ -142,21 +148,29 @@ class FaceEditor:
     """Encode / edit / mix / sample faces with one trained flow (see the module docstring).
 
     Args:
-        flow: a `glow_tf.sampling.Flow` (ModelFlow or ExportedFlow).
-        directions: `glow_tf.manipulation.load_directions(path, flow)` output, or None (no sliders).
+        flow: a `glow_tf.tools.sampling.Flow` (ModelFlow or ExportedFlow).
+        directions: `glow_tf.tools.manipulation.load_directions(path, flow)` output, or None (no sliders).
         gallery: image file paths (already aligned faces, e.g. CelebA's); each is centre-cropped
             and resized to the model's size, as in training.
         cache_size: encoded faces kept (least recently used dropped first).
         default_attributes: attributes that get a slider on the page by default.
     """
 
-    def __init__(self, flow, directions=None, gallery=(), cache_size=256,
-                 default_attributes=DEFAULT_ATTRIBUTES):
+    def __init__(
+        self,
+        flow,
+        directions=None,
+        gallery=(),
+        cache_size=256,
+        default_attributes=DEFAULT_ATTRIBUTES,
+    ):
         self.flow = flow
         self.image_shape = tuple(int(d) for d in flow.image_shape)
         if flow.n_classes:
-            raise InputError("the face editor needs an unconditional model (this one is "
-                             f"class-conditional with {flow.n_classes} classes)")
+            raise InputError(
+                "the face editor needs an unconditional model (this one is "
+                f"class-conditional with {flow.n_classes} classes)"
+            )
         self.lock = threading.RLock()
         self.cache_size = max(4, int(cache_size))
         self._faces = OrderedDict()
@@ -190,8 +204,10 @@ class FaceEditor:
     def face(self, face_id):
         """The cached Face `face_id` (gallery faces are encoded on first use)."""
         if not isinstance(face_id, str) or not face_id or len(face_id) > 200:
-            raise InputError(f"a face id must be a non-empty string (from /api/encode or "
-                             f"/api/sample), got {face_id!r:.60}")
+            raise InputError(
+                f"a face id must be a non-empty string (from /api/encode or "
+                f"/api/sample), got {face_id!r:.60}"
+            )
         with self.lock:
             face = self._faces.get(face_id)
             if face is not None:
@@ -199,12 +215,15 @@ class FaceEditor:
                 return face
             if face_id in self.gallery:
                 return self._encode_gallery(face_id)
-        raise UnknownFace(f"unknown face {face_id!r}: encode an image first (POST /api/encode); "
-                          "uploaded faces are forgotten after "
-                          f"{self.cache_size} newer ones")
+        raise UnknownFace(
+            f"unknown face {face_id!r}: encode an image first (POST /api/encode); "
+            "uploaded faces are forgotten after "
+            f"{self.cache_size} newer ones"
+        )
 
     def _encode_gallery(self, face_id):
-        from glow_tf.manipulation import load_images
+        from glow_tf.tools.manipulation import load_images
+
         path = self.gallery[face_id]
         image = load_images([path], self.image_shape)[0]
         return self._encode(face_id, image, 'gallery', {'file': os.path.basename(path)})
@@ -223,8 +242,10 @@ class FaceEditor:
         """uint8 [H, W, C] at the model's size -> Face (cached under a hash of its pixels)."""
         image = np.asarray(image)
         if image.shape != self.image_shape or image.dtype != np.uint8:
-            raise InputError(f"image of shape {image.shape} ({image.dtype}) does not fit the model, "
-                             f"which takes uint8 {'x'.join(map(str, self.image_shape))}")
+            raise InputError(
+                f"image of shape {image.shape} ({image.dtype}) does not fit the model, "
+                f"which takes uint8 {'x'.join(map(str, self.image_shape))}"
+            )
         digest = hashlib.sha256(quantise(image, self.flow.n_bits_x).tobytes()).hexdigest()[:16]
         face_id = f'{source}-{digest}'
         with self.lock:
@@ -241,23 +262,28 @@ class FaceEditor:
         if strengths is None:
             strengths = {}
         if not isinstance(strengths, dict):
-            raise InputError("strengths must be an object mapping attribute names to numbers, "
-                             f"got {type(strengths).__name__}")
+            raise InputError(
+                "strengths must be an object mapping attribute names to numbers, "
+                f"got {type(strengths).__name__}"
+            )
         alpha = np.zeros(len(self.names), np.float32)
         used = {}
         for name, value in strengths.items():
             if not isinstance(name, str):
                 raise InputError(f"attribute names must be strings, got {name!r:.40}")
             if not self.names:
-                raise InputError("this editor has no attribute directions (start it with "
-                                 "--directions FILE)")
+                raise InputError(
+                    "this editor has no attribute directions (start it with --directions FILE)"
+                )
             key = find_attribute(name, self.names, where='the attribute directions')
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(f"strength of {key} must be a number, got {value!r:.40}")
             value = float(value)
             if not math.isfinite(value) or abs(value) > MAX_STRENGTH:
-                raise InputError(f"strength of {key} must be a finite number in "
-                                 f"[-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], got {value!r}")
+                raise InputError(
+                    f"strength of {key} must be a finite number in "
+                    f"[-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], got {value!r}"
+                )
             alpha[self.names.index(key)] = value
             used[key] = value
         return alpha, used
@@ -290,7 +316,7 @@ class FaceEditor:
             raise InputError(f"mix weight t must be a number in [0, 1], got {t!r:.40}")
         a, b = self.face(face_a), self.face(face_b)
         alpha, used = self.strength_vector(strengths)
-        z = (np.float32(1.0 - float(t)) * a.z + np.float32(float(t)) * b.z)
+        z = np.float32(1.0 - float(t)) * a.z + np.float32(float(t)) * b.z
         offset = self._offset(alpha)
         if offset is not None:
             z = z + offset
@@ -299,13 +325,17 @@ class FaceEditor:
     def sample(self, temperature=0.7, seed=None):
         """A random face at `temperature` (same draw as `sample.py --seed S --temperature T`, image
         0); cached and editable like any other face."""
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-                or not 0.0 <= float(temperature) <= MAX_TEMPERATURE:
-            raise InputError(f"temperature must be a number in [0, {MAX_TEMPERATURE:g}], "
-                             f"got {temperature!r:.40}")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not 0.0 <= float(temperature) <= MAX_TEMPERATURE
+        ):
+            raise InputError(
+                f"temperature must be a number in [0, {MAX_TEMPERATURE:g}], got {temperature!r:.40}"
+            )
         if seed is None:
-            seed = int(np.random.default_rng().integers(0, 2 ** 31 - 1))
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 31:
+            seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
             raise InputError(f"seed must be an integer in [0, 2^31), got {seed!r:.40}")
         temperature = float(temperature)
         face_id = f'sample-{seed}-{temperature:g}'
@@ -315,16 +345,22 @@ class FaceEditor:
                 return cached
             z = self.flow.latents(1, temperature, seed)[0]
             image = self._decode(z, 'sample')
-            return self._remember(Face(face_id, z, image, image, 'sample',
-                                       {'seed': seed, 'temperature': temperature}))
+            return self._remember(
+                Face(face_id, z, image, image, 'sample', {'seed': seed, 'temperature': temperature})
+            )
 
     def info(self):
-        return {'image_shape': list(self.image_shape), 'n_bits_x': int(self.flow.n_bits_x),
-                'model': self.flow.description, 'attributes': list(self.names),
-                'default_attributes': list(self.default_attributes),
-                'counts': {k: list(v) for k, v in self.counts.items()},
-                'gallery': list(self.gallery), 'max_strength': MAX_STRENGTH,
-                'max_temperature': MAX_TEMPERATURE}
+        return {
+            'image_shape': list(self.image_shape),
+            'n_bits_x': int(self.flow.n_bits_x),
+            'model': self.flow.description,
+            'attributes': list(self.names),
+            'default_attributes': list(self.default_attributes),
+            'counts': {k: list(v) for k, v in self.counts.items()},
+            'gallery': list(self.gallery),
+            'max_strength': MAX_STRENGTH,
+            'max_temperature': MAX_TEMPERATURE,
+        }
 
 
 def build_editor(model, directions=None, gallery=None, n_gallery=24, cache_size=256, check=True):
@@ -338,12 +374,18 @@ def build_editor(model, directions=None, gallery=None, n_gallery=24, cache_size=
     dirs = load_directions(directions, flow, check_fingerprint=check) if directions else None
     files = []
     if gallery:
-        from glow_tf.data.celeba import looks_like_celeba
         from pathlib import Path
-        files = (celeba_test_files(gallery, n_gallery) if looks_like_celeba(Path(gallery))
-                 else gallery_files(gallery, n_gallery))
+
+        from glow_tf.data.celeba import looks_like_celeba
+
+        files = (
+            celeba_test_files(gallery, n_gallery)
+            if looks_like_celeba(Path(gallery))
+            else gallery_files(gallery, n_gallery)
+        )
     else:
         from glow_tf.data import shared_data_root
+
         shared = shared_data_root() / 'celeba-subset'
         if shared.is_dir():
             files = celeba_test_files(shared, n_gallery)

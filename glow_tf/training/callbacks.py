@@ -8,6 +8,7 @@ keeps (avg <- d · avg + (1 - d) · w after every batch, with the EMA class's ow
 evaluates with the averaged weights, and leaves them in the model when `fit` ends, so what
 you save, export or sample from afterwards is the averaged model (as train.py's checkpoints).
 """
+
 import keras
 import tensorflow as tf
 

@@ -17,13 +17,14 @@ average of recent weights, never of weights from a much worse model. (docs/train
 The trainer evaluates both the raw and the averaged weights and uses whichever scored better;
 `swapped()` puts the averages into the model temporarily.
 """
+
 import contextlib
 
 import tensorflow as tf
 
-from glow_tf.distributed import tf_variables
+from glow_tf.variables import tf_variables
 
-WARMUP_OFFSET = 9.0   # decay_t = min(decay, t / (t + 9)): TF's (1 + n) / (10 + n), n = t - 1
+WARMUP_OFFSET = 9.0  # decay_t = min(decay, t / (t + 9)): TF's (1 + n) / (10 + n), n = t - 1
 
 
 def warmed_up_decay(decay, t):
@@ -49,8 +50,10 @@ class EMA(tf.Module):
         self.decay = float(decay)
         self.warmup = bool(warmup)
         with tf.init_scope():
-            self.shadow = [tf.Variable(v.read_value(), trainable=False, name=f'avg{i}')
-                           for i, v in enumerate(self._targets)]
+            self.shadow = [
+                tf.Variable(v.read_value(), trainable=False, name=f'avg{i}')
+                for i, v in enumerate(self._targets)
+            ]
             # updates so far; derived from the trainer's counters on resume (set_num_updates)
             self.num_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name='num_updates')
             self._backup = None

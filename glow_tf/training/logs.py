@@ -10,6 +10,7 @@
 On resume `truncate_after(step)` drops records newer than the restored checkpoint, so the logs
 of a run killed and resumed read as one uninterrupted run.
 """
+
 import json
 import math
 import os
@@ -69,6 +70,7 @@ class RunLogger:
         self.test = JsonlWriter(os.path.join(logdir, 'test.jsonl'))
         if tensorboard:
             import tensorflow as tf
+
             self._tb = tf.summary.create_file_writer(os.path.join(logdir, 'tensorboard'))
         self.t0 = time.time()
 
@@ -89,6 +91,7 @@ class RunLogger:
         if self._tb is None:
             return
         import tensorflow as tf
+
         with self._tb.as_default(step=int(step)):
             for k, v in values.items():
                 if isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(float(v)):
@@ -99,18 +102,39 @@ class RunLogger:
         if not self.enabled:
             return
         self.train.write(record)
-        self.scalars('train', record['step'], {k: record[k] for k in
-                     ('loss', 'bits_x', 'bits_y', 'pred_loss', 'lr', 'images_per_sec') if k in record})
+        self.scalars(
+            'train',
+            record['step'],
+            {
+                k: record[k]
+                for k in ('loss', 'bits_x', 'bits_y', 'pred_loss', 'lr', 'images_per_sec')
+                if k in record
+            },
+        )
 
     def log_test(self, record):
         if not self.enabled:
             return
         self.test.write(record)
-        self.scalars('test', record['step'], {k: record[k] for k in
-                     ('loss', 'bits_x', 'bits_y', 'bits_x_raw', 'bits_x_ema', 'pred_loss') if k in record})
+        self.scalars(
+            'test',
+            record['step'],
+            {
+                k: record[k]
+                for k in ('loss', 'bits_x', 'bits_y', 'bits_x_raw', 'bits_x_ema', 'pred_loss')
+                if k in record
+            },
+        )
 
-    def hparams(self, config, metrics=(('test/bits_x', 'test bits/dim'), ('test/loss', 'test loss'),
-                                       ('train/bits_x', 'train bits/dim'))):
+    def hparams(
+        self,
+        config,
+        metrics=(
+            ('test/bits_x', 'test bits/dim'),
+            ('test/loss', 'test loss'),
+            ('train/bits_x', 'train bits/dim'),
+        ),
+    ):
         """The run's hyper-parameters for TensorBoard's HParams dashboard, and the config as text.
 
         `config`: a resolved TrainConfig. Every scalar option becomes an hparam (plus the derived
@@ -122,13 +146,21 @@ class RunLogger:
         import tensorflow as tf
         from tensorboard.plugins.hparams import api as hp
 
-        values = {k: v for k, v in config.to_dict().items()
-                  if k not in config.DERIVED and isinstance(v, (bool, int, float, str))}
-        values.update(memory_mode=config.resolved_memory_mode, world_size=config.world_size,
-                      beta2=config.resolved_beta2)
+        values = {
+            k: v
+            for k, v in config.to_dict().items()
+            if k not in config.DERIVED and isinstance(v, (bool, int, float, str))
+        }
+        values.update(
+            memory_mode=config.resolved_memory_mode,
+            world_size=config.world_size,
+            beta2=config.resolved_beta2,
+        )
         with self._tb.as_default(step=0):
-            hp.hparams_config(hparams=[hp.HParam(k) for k in sorted(values)],
-                              metrics=[hp.Metric(tag, display_name=name) for tag, name in metrics])
+            hp.hparams_config(
+                hparams=[hp.HParam(k) for k in sorted(values)],
+                metrics=[hp.Metric(tag, display_name=name) for tag, name in metrics],
+            )
             hp.hparams(values, trial_id=os.path.basename(os.path.normpath(self.logdir)))
             tf.summary.text('config', '```\n' + config.to_json() + '\n```')
         self._tb.flush()
@@ -137,6 +169,7 @@ class RunLogger:
         if self._tb is None:
             return
         import tensorflow as tf
+
         with self._tb.as_default(step=int(step)):
             tf.summary.image(tag, image_uint8[None], max_outputs=1)
         self._tb.flush()

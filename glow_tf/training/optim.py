@@ -12,6 +12,7 @@ so `step_learning_rate` folds it into the learning rate given to the optimiser f
 The schedule itself is `TrainConfig.learning_rate` (linear warmup over `epochs_warmup` epochs
 counted in images, optional scaling by world size).
 """
+
 import keras
 import tensorflow as tf
 
@@ -20,8 +21,12 @@ EPSILON = 1e-8
 
 def make_optimizer(config):
     """A Keras optimiser for a *resolved* TrainConfig (beta2 known). lr is set every step."""
-    kw = dict(learning_rate=float(config.lr), beta_1=float(config.beta1),
-              beta_2=float(config.resolved_beta2), epsilon=EPSILON)
+    kw = dict(
+        learning_rate=float(config.lr),
+        beta_1=float(config.beta1),
+        beta_2=float(config.resolved_beta2),
+        epsilon=EPSILON,
+    )
     if config.optimizer == 'adamax':
         return keras.optimizers.Adamax(**kw)
     if config.optimizer == 'adam':

@@ -15,6 +15,7 @@ back (TensorFlow checks each tensor's CRC32C) and every floating-point tensor of
 from the highest N down and every skipped one is reported with its reason. Verification reads the
 whole checkpoint once more than a restore would: a one-off cost at start-up.
 """
+
 import math
 import os
 import re
@@ -22,96 +23,27 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-
-from glow_tf.config import ConfigError
 from glow_tf.fileio import atomic_write_bytes
+from glow_tf.runs.checkpoint import (
+    CKPT_RE,
+    STATE_FILE,
+    checkpoint_prefixes,
+    checkpoint_step,
+    find_loadable,
+    state_file_entries,
+)
+from glow_tf.runs.config import ConfigError
 
-CKPT_RE = re.compile(r'^(?P<name>ckpt-(?P<step>\d+))\.(index|data-\d+-of-\d+)$')
 TEMP_RE = re.compile(r'^ckpt-\d+_temp')
-STATE_FILE = 'checkpoint'
-FINITE_GROUPS = ('model/', 'ema/')
-RUN_OUTPUTS = ('checkpoints', 'best', 'train.jsonl', 'test.jsonl', 'tensorboard', 'samples',
-               'inference')
-
-
-def _step_of(prefix):
-    m = re.search(r'ckpt-(\d+)$', prefix)
-    return int(m.group(1)) if m else -1
-
-
-def state_file_entries(directory):
-    """Checkpoint prefixes named by `directory/checkpoint` ([] if absent); None if unreadable."""
-    path = os.path.join(directory, STATE_FILE)
-    if not os.path.exists(path):
-        return []
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return None
-    names = re.findall(r'^\s*(?:model_checkpoint_path|all_model_checkpoint_paths)\s*:\s*"([^"]*)"\s*$',
-                       text, flags=re.M)
-    if not names:
-        return None
-    return [n if os.path.isabs(n) else os.path.join(directory, n) for n in names]
-
-
-def checkpoint_prefixes(directory):
-    """Every ckpt-N prefix in `directory` (index / data files, state-file entries), newest first."""
-    found = set()
-    if os.path.isdir(directory):
-        for name in os.listdir(directory):
-            m = CKPT_RE.match(name)
-            if m:
-                found.add(os.path.join(directory, m.group('name')))
-    for p in state_file_entries(directory) or []:
-        found.add(os.path.normpath(p))
-    return sorted(found, key=_step_of, reverse=True)
-
-
-def verify_checkpoint(prefix):
-    """None when `prefix` loads completely with finite weights, else the reason it does not."""
-    import tensorflow as tf
-    if not os.path.exists(prefix + '.index'):
-        return f"{os.path.basename(prefix)}.index is missing"
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        names = [n for n, _ in tf.train.list_variables(prefix)]
-        for name in names:
-            value = reader.get_tensor(name)
-            if name.startswith(FINITE_GROUPS) and isinstance(value, np.ndarray) \
-                    and value.dtype.kind == 'f' and not np.all(np.isfinite(value)):
-                return f"non-finite values in {name.split('/.ATTRIBUTES')[0]}"
-    except Exception as e:   # tf.errors.*, IndexError on a truncated data file, ...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return f"unreadable ({type(e).__name__}: {msg[:200]})"
-    if not names:
-        return "holds no variables"
-    return None
-
-
-def find_loadable(directory):
-    """(newest loadable prefix or None, [(prefix, reason) skipped, newest first])."""
-    skipped = []
-    for prefix in checkpoint_prefixes(directory):
-        reason = verify_checkpoint(prefix)
-        if reason is None:
-            return prefix, skipped
-        skipped.append((prefix, reason))
-    return None, skipped
-
-
-def find_loadable_at(path):
-    """find_loadable for a log dir (its checkpoints/), a checkpoint dir or a ckpt-N prefix."""
-    path = os.path.abspath(os.path.expanduser(path))
-    if os.path.isdir(path):
-        for d in (os.path.join(path, 'checkpoints'), path):
-            if checkpoint_prefixes(d):
-                return find_loadable(d)
-        return None, []
-    reason = verify_checkpoint(path)
-    return (path, []) if reason is None else (None, [(path, reason)])
+RUN_OUTPUTS = (
+    'checkpoints',
+    'best',
+    'train.jsonl',
+    'test.jsonl',
+    'tensorboard',
+    'samples',
+    'inference',
+)
 
 
 def prepare_checkpoint_dir(directory):
@@ -139,13 +71,22 @@ def repair_state_file(directory, latest):
     their step again. Returns True if the file was rewritten.
     """
     entries = state_file_entries(directory)
-    if entries and os.path.normpath(entries[0]) == os.path.normpath(latest) and \
-            all(os.path.exists(p + '.index') for p in entries):
+    if (
+        entries
+        and os.path.normpath(entries[0]) == os.path.normpath(latest)
+        and all(os.path.exists(p + '.index') for p in entries)
+    ):
         # model_checkpoint_path comes first in the file; keep a file that is already right
         return False
-    step = _step_of(latest)
-    older = sorted((p for p in checkpoint_prefixes(directory)
-                    if _step_of(p) <= step and os.path.exists(p + '.index')), key=_step_of)
+    step = checkpoint_step(latest)
+    older = sorted(
+        (
+            p
+            for p in checkpoint_prefixes(directory)
+            if checkpoint_step(p) <= step and os.path.exists(p + '.index')
+        ),
+        key=checkpoint_step,
+    )
     lines = [f'model_checkpoint_path: "{os.path.basename(latest)}"']
     lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in older]
     text = '\n'.join(lines) + '\n'
@@ -176,13 +117,15 @@ def clean_stale_temp(directory):
 
 def has_checkpoint_files(directory):
     return os.path.isdir(directory) and any(
-        CKPT_RE.match(n) or n.startswith('ckpt-') or n == STATE_FILE for n in os.listdir(directory))
+        CKPT_RE.match(n) or n.startswith('ckpt-') or n == STATE_FILE for n in os.listdir(directory)
+    )
 
 
 def has_previous_run(logdir, config_name='config.json', subdirs=('checkpoints', 'best')):
     """True when `logdir` holds a run's config.json and checkpoint files (loadable or not)."""
     return os.path.exists(os.path.join(logdir, config_name)) and any(
-        has_checkpoint_files(os.path.join(logdir, s)) for s in subdirs)
+        has_checkpoint_files(os.path.join(logdir, s)) for s in subdirs
+    )
 
 
 def move_previous_run(logdir):
@@ -202,7 +145,8 @@ def move_previous_run(logdir):
 
 def best_loss_on_disk(best_dir):
     """best_test_loss stored in the newest loadable checkpoint of `best_dir` (inf if none)."""
-    from glow_tf.training.checkpoint import read_state
+    from glow_tf.runs.checkpoint import read_state
+
     prefix, _ = find_loadable(best_dir)
     if prefix is None:
         return math.inf
@@ -223,7 +167,9 @@ def check_logdir(logdir, flag='--logdir'):
     if not os.path.isdir(parent):
         raise ConfigError(flag, f"{path}: {parent} is a file, so the directory cannot be created")
     if not os.access(parent, os.W_OK | os.X_OK):
-        what = 'is not writable' if parent == path else f'cannot be created ({parent} is not writable)'
+        what = (
+            'is not writable' if parent == path else f'cannot be created ({parent} is not writable)'
+        )
         raise ConfigError(flag, f"{path} {what}; choose a writable --logdir")
     try:
         os.makedirs(path, exist_ok=True)
@@ -236,8 +182,9 @@ def check_logdir(logdir, flag='--logdir'):
     for sub in ('checkpoints', 'best'):
         d = os.path.join(path, sub)
         if os.path.exists(d) and not os.access(d, os.W_OK | os.X_OK):
-            raise ConfigError(flag, f"{d} is not writable; fix its permissions or choose another "
-                              "--logdir")
+            raise ConfigError(
+                flag, f"{d} is not writable; fix its permissions or choose another --logdir"
+            )
     return path
 
 
@@ -258,16 +205,20 @@ def write_checkpoint(manager, step):
             if name.startswith(f'ckpt-{step}.') or name.startswith(f'ckpt-{step}_temp'):
                 path = os.path.join(directory, name)
                 if previous and os.path.normpath(previous) == os.path.normpath(
-                        os.path.join(directory, f'ckpt-{step}')):
+                    os.path.join(directory, f'ckpt-{step}')
+                ):
                     continue
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
         free = shutil.disk_usage(directory).free
-        need = sum(os.path.getsize(os.path.join(directory, n)) for n in os.listdir(directory)
-                   if previous and n.startswith(os.path.basename(previous) + '.'))
+        need = sum(
+            os.path.getsize(os.path.join(directory, n))
+            for n in os.listdir(directory)
+            if previous and n.startswith(os.path.basename(previous) + '.')
+        )
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointWriteError(
             f"could not write checkpoint {os.path.join(directory, f'ckpt-{step}')}: {msg[:200]} "
-            f"({free / 2 ** 20:.1f} MiB free on that file system, a checkpoint takes "
-            f"~{need / 2 ** 20:.1f} MiB). The previous checkpoint "
+            f"({free / 2**20:.1f} MiB free on that file system, a checkpoint takes "
+            f"~{need / 2**20:.1f} MiB). The previous checkpoint "
             f"{previous or '(none)'} is intact; free space and run the same command to resume"
         ) from None

@@ -1,19 +1,31 @@
 """Sample grids at the paper's temperatures (rank 0), as PNG files and TensorBoard images.
 
-Samples come from `glow_tf.sampling` with the run's seed, so a grid written during training shows
+Samples come from `glow_tf.tools.sampling` with the run's seed, so a grid written during training shows
 the same images that `sample.py --seed SEED` draws from the saved checkpoint.
 """
+
 import os
 
 import numpy as np
 
-from glow_tf.sampling import ModelFlow, save_png, tile_images
+from glow_tf.tools.sampling import ModelFlow, save_png, tile_images
 
 TEMPERATURES = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0)
 
 
-def write_sample_grids(model, outdir, tag, n_bits_x, image_size, n_classes=0, chunk=64, seed=0,
-                       temperatures=TEMPERATURES, logger=None, step=0):
+def write_sample_grids(
+    model,
+    outdir,
+    tag,
+    n_bits_x,
+    image_size,
+    n_classes=0,
+    chunk=64,
+    seed=0,
+    temperatures=TEMPERATURES,
+    logger=None,
+    step=0,
+):
     """One grid per temperature: `{outdir}/{tag}_t{T}.png` (10x10, or 4x4 above 64 px).
 
     Class-conditional models cycle the labels y = 0, 1, 2, ... through the grid. Returns the

@@ -12,6 +12,7 @@ step even if only one of them was signalled), rank 0 writes a checkpoint, and th
 "terminated", and a requeue resumes from the checkpoint). A second Ctrl-C stops at once
 (KeyboardInterrupt), without a checkpoint.
 """
+
 import signal
 import sys
 import threading
@@ -29,11 +30,16 @@ class StoppedBySignal(Exception):
 
     def __init__(self, signum, step, checkpoint):
         self.signum, self.step, self.checkpoint = int(signum), int(step), checkpoint
-        name = signal.Signals(self.signum).name if self.signum in signal.Signals._value2member_map_ \
+        name = (
+            signal.Signals(self.signum).name
+            if self.signum in signal.Signals._value2member_map_
             else f'signal {self.signum}'
+        )
         where = f"checkpoint at {checkpoint}" if checkpoint else "checkpoint written by rank 0"
-        super().__init__(f"stopped by {name} at step {step}; {where}. Run the same command again "
-                         f"to resume (exit status {exit_code(self.signum)})")
+        super().__init__(
+            f"stopped by {name} at step {step}; {where}. Run the same command again "
+            f"to resume (exit status {exit_code(self.signum)})"
+        )
 
 
 class StopRequest:
@@ -47,12 +53,16 @@ class StopRequest:
 
     def _handle(self, signum, frame):
         if self.signum and signum == signal.SIGINT:
-            raise KeyboardInterrupt   # second Ctrl-C: the user wants out now
+            raise KeyboardInterrupt  # second Ctrl-C: the user wants out now
         if not self.signum:
             self.signum = int(signum)
             if self.announce:
-                print(f"received {signal.Signals(signum).name}: stopping after the current step "
-                      "and writing a checkpoint", file=sys.stderr, flush=True)
+                print(
+                    f"received {signal.Signals(signum).name}: stopping after the current step "
+                    "and writing a checkpoint",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

@@ -1,4 +1,5 @@
 """Run under `horovodrun -np N`: each rank reports its view of the world and an allreduce result."""
+
 import json
 import sys
 
@@ -10,6 +11,16 @@ rank, size = hvd.rank(), hvd.size()
 local = tf.constant([float(rank), 10.0 * (rank + 1)])
 averaged = hvd.allreduce(local, op=hvd.Average)
 summed = hvd.allreduce(local, op=hvd.Sum)
-print('RESULT ' + json.dumps({'rank': rank, 'size': size, 'local_rank': hvd.local_rank(),
-                              'average': averaged.numpy().tolist(), 'sum': summed.numpy().tolist()}))
+print(
+    'RESULT '
+    + json.dumps(
+        {
+            'rank': rank,
+            'size': size,
+            'local_rank': hvd.local_rank(),
+            'average': averaged.numpy().tolist(),
+            'sum': summed.numpy().tolist(),
+        }
+    )
+)
 sys.stdout.flush()

@@ -11,11 +11,12 @@ LU-decomposed form (section 3.2, "LU decomposition"): W = P L (U + diag(s)), wit
 permutation, L unit lower-triangular, U strictly upper-triangular and s = sign(s) exp(log|s|)
 with sign(s) fixed. Then log |det W| = sum(log|s|), O(C) instead of O(C^3).
 """
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.layer_base import FlowLayer, spatial_size
+from glow_tf.flows.base import FlowLayer, spatial_size
 
 
 def random_rotation(channels, seed):
@@ -37,9 +38,9 @@ def lu_factors(w):
             u[[k, pivot], :] = u[[pivot, k], :]
             lower[[k, pivot], :k] = lower[[pivot, k], :k]
             perm[[k, pivot]] = perm[[pivot, k]]
-        factors = u[k + 1:, k] / u[k, k]
-        lower[k + 1:, k] = factors
-        u[k + 1:, :] -= np.outer(factors, u[k, :])
+        factors = u[k + 1 :, k] / u[k, k]
+        lower[k + 1 :, k] = factors
+        u[k + 1 :, :] -= np.outer(factors, u[k, :])
     p = np.zeros((n, n))
     p[perm, np.arange(n)] = 1.0  # rows were swapped as w[perm] = lower @ u, so w = p @ lower @ u
     return p, lower, np.triu(u)
@@ -59,20 +60,27 @@ class InvertibleConv1x1(FlowLayer):
         w_init = random_rotation(channels, self.seed)
         const = lambda value: keras.initializers.Constant(value.astype(np.float32))
         if not self.lu_decomposed:
-            self.w = self.add_weight(name='w', shape=(channels, channels), initializer=const(w_init))
+            self.w = self.add_weight(
+                name='w', shape=(channels, channels), initializer=const(w_init)
+            )
             return
         p, lower, upper = lu_factors(w_init)
         s = np.diag(upper)
-        self.p = self.add_weight(name='p', shape=(channels, channels), initializer=const(p),
-                                 trainable=False)
-        self.sign_s = self.add_weight(name='sign_s', shape=(channels,),
-                                      initializer=const(np.sign(s)), trainable=False)
-        self.lower = self.add_weight(name='lower', shape=(channels, channels),
-                                     initializer=const(lower))
-        self.upper = self.add_weight(name='upper', shape=(channels, channels),
-                                     initializer=const(np.triu(upper, 1)))
-        self.log_s = self.add_weight(name='log_s', shape=(channels,),
-                                     initializer=const(np.log(np.abs(s))))
+        self.p = self.add_weight(
+            name='p', shape=(channels, channels), initializer=const(p), trainable=False
+        )
+        self.sign_s = self.add_weight(
+            name='sign_s', shape=(channels,), initializer=const(np.sign(s)), trainable=False
+        )
+        self.lower = self.add_weight(
+            name='lower', shape=(channels, channels), initializer=const(lower)
+        )
+        self.upper = self.add_weight(
+            name='upper', shape=(channels, channels), initializer=const(np.triu(upper, 1))
+        )
+        self.log_s = self.add_weight(
+            name='log_s', shape=(channels,), initializer=const(np.log(np.abs(s)))
+        )
         self.lower_mask = np.tril(np.ones((channels, channels), np.float32), -1)
         self.upper_mask = self.lower_mask.T
 

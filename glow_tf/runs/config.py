@@ -7,7 +7,7 @@ Adam/Polyak beta2) are *derived* by `TrainConfig.resolve(...)`, which also valid
 combination and raises `ConfigError` naming the offending flag.
 
 The resolved config is saved as `config.json` in the log directory; `TrainConfig.load` reads it
-back (used by `glow_tf.training.checkpoint.load_model`).
+back (used by `glow_tf.runs.load.load_model`).
 `TrainConfig.read_file` reads a JSON or YAML file of options (`train.py --config FILE`; a run's
 own config.json works, its derived fields are recomputed).
 """
@@ -20,10 +20,10 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from glow_tf.coupling import Coupling
+from glow_tf.flows.coupling import Coupling
 from glow_tf.fileio import atomic_write_bytes
-from glow_tf.flow_step import PERMUTATIONS as PERMUTATION_NAMES
-from glow_tf.model import MEMORY_MODES
+from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
+from glow_tf.model.glow import MEMORY_MODES
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
 PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))     # 0 reverse, 1 shuffle, 2 1x1

@@ -9,30 +9,19 @@
 
 Keras 3 variables trip Horovod (`'Variable' object has no attribute 'ref'` in
 DistributedGradientTape, and broadcast_variables fails in its tf.function), so everything here
-works on the underlying tf.Variables: `tf_variables(keras_vars)` maps a list to them. Gradients
+works on the underlying tf.Variables (`glow_tf.variables.tf_variables`). Gradients
 taken with respect to `v.value` are the gradients of `v`, and are applied with the Keras
 optimizer to the Keras variables.
 
 Without Horovod (not installed, or GLOW_NO_HOROVOD=1) every collective is the identity and
 size == 1, so a single process runs the very same code path.
 """
+
 import os
 
 import tensorflow as tf
 
-
-def tf_variables(variables):
-    """The tf.Variables behind a list of Keras 3 (or plain tf) variables, order preserved."""
-    out = []
-    for v in variables:
-        if isinstance(v, tf.Variable):
-            out.append(v)
-        else:
-            inner = getattr(v, 'value', None)
-            if not isinstance(inner, tf.Variable):
-                raise TypeError(f"{v!r}: not a tf.Variable and has no tf.Variable `.value`")
-            out.append(inner)
-    return out
+from glow_tf.variables import tf_variables
 
 
 class Distributed:
@@ -45,6 +34,7 @@ class Distributed:
         if use_horovod:
             try:
                 import horovod.tensorflow as hvd
+
                 self._hvd = hvd
             except ImportError:
                 self._hvd = None
@@ -142,8 +132,9 @@ class Distributed:
         if not self.active:
             return obj
         self._eager_counter += 1
-        return self._hvd.broadcast_object(obj, root_rank=root_rank,
-                                          name=f'glow.obj.{self._eager_counter}')
+        return self._hvd.broadcast_object(
+            obj, root_rank=root_rank, name=f'glow.obj.{self._eager_counter}'
+        )
 
     def gradient_tape(self, tape):
         """Wrap a tf.GradientTape so `.gradient()` returns worker-averaged gradients.
@@ -156,5 +147,7 @@ class Distributed:
         return self._hvd.DistributedGradientTape(tape)
 
     def __repr__(self):
-        return (f'Distributed(backend={self.backend}, rank={self.rank}, size={self.size}, '
-                f'local_rank={self.local_rank})')
+        return (
+            f'Distributed(backend={self.backend}, rank={self.rank}, size={self.size}, '
+            f'local_rank={self.local_rank})'
+        )

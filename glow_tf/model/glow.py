@@ -13,6 +13,7 @@ Shapes for an image [H, W, C]: level l (0-based) runs its steps on [H/2^(l+1), W
 with C_0 = C and C_{l+1} = 2·C_l; it factors out ε_l of shape [H/2^(l+1), W/2^(l+1), 2·C_l];
 the top latent has shape [H/2^L, W/2^L, 4·C_{L-1}].
 """
+
 import math
 
 import keras
@@ -20,35 +21,44 @@ import numpy as np
 import tensorflow as tf
 from keras.src.utils.tracking import no_automatic_dependency_tracking
 
-from glow_tf.coupling import Coupling
-from glow_tf.flow_step import PERMUTATIONS, FlowStep
-from glow_tf.preprocessing import nats_to_bits_per_dim, preprocess
-from glow_tf.priors import TopPrior, standard_normal_log_prob
-from glow_tf.reversible import checkpointed_forward, reversible_forward
-from glow_tf.split import Split
-from glow_tf.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.flows.coupling import Coupling
+from glow_tf.flows.flow_step import PERMUTATIONS, FlowStep
+from glow_tf.flows.priors import TopPrior, standard_normal_log_prob
+from glow_tf.flows.split import Split
+from glow_tf.flows.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.model.memory import checkpointed_forward, reversible_forward
+from glow_tf.model.preprocessing import nats_to_bits_per_dim, preprocess
 
 MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
 
 
-def _validate(image_shape, n_levels, depth, width, flow_permutation, flow_coupling, n_classes,
-              memory_mode):
+def _validate(
+    image_shape, n_levels, depth, width, flow_permutation, flow_coupling, n_classes, memory_mode
+):
     if len(image_shape) != 3 or any(int(d) <= 0 for d in image_shape):
-        raise ValueError(f"image_shape must be (height, width, channels) with positive sizes, "
-                         f"got {image_shape!r}")
+        raise ValueError(
+            f"image_shape must be (height, width, channels) with positive sizes, "
+            f"got {image_shape!r}"
+        )
     if int(n_levels) < 1:
         raise ValueError(f"n_levels must be >= 1, got {n_levels}")
     if int(depth) < 1:
         raise ValueError(f"depth (flow steps per level) must be >= 1, got {depth}")
     if int(width) <= 0:
-        raise ValueError(f"width (hidden channels of the coupling network) must be > 0, got {width}")
+        raise ValueError(
+            f"width (hidden channels of the coupling network) must be > 0, got {width}"
+        )
     height, img_width, _ = (int(d) for d in image_shape)
     factor = 2 ** int(n_levels)
     if height % factor or img_width % factor:
-        raise ValueError(f"image_shape {tuple(image_shape)}: height and width must be divisible by "
-                         f"2**n_levels = {factor} (n_levels={n_levels})")
+        raise ValueError(
+            f"image_shape {tuple(image_shape)}: height and width must be divisible by "
+            f"2**n_levels = {factor} (n_levels={n_levels})"
+        )
     if flow_permutation not in PERMUTATIONS:
-        raise ValueError(f"flow_permutation must be one of {PERMUTATIONS}, got {flow_permutation!r}")
+        raise ValueError(
+            f"flow_permutation must be one of {PERMUTATIONS}, got {flow_permutation!r}"
+        )
     if flow_coupling not in Coupling.KINDS:
         raise ValueError(f"flow_coupling must be one of {Coupling.KINDS}, got {flow_coupling!r}")
     if int(n_classes) < 0:
@@ -69,7 +79,7 @@ class Glow(keras.Model):
         flow_permutation: '1x1' (invertible 1x1 convolution), 'reverse' or 'shuffle'.
         flow_coupling: 'affine' or 'additive'.
         lu_decomposed: LU-parameterised 1x1 convolutions.
-        learntop: learned prior of the top latent (`glow_tf.priors`).
+        learntop: learned prior of the top latent (`glow_tf.flows.priors`).
         n_classes: > 0 for a class-conditional model with a class head.
         memory_mode: 'plain', 'checkpoint' or 'reversible' (what the backward pass recomputes).
         seed: initialiser seed.
@@ -78,12 +88,33 @@ class Glow(keras.Model):
         learntop_form: 'conv' (the original's learntop) or 'position' (earlier glow_tf models).
     """
 
-    def __init__(self, image_shape=(32, 32, 3), n_levels=3, depth=32, width=512,
-                 flow_permutation='1x1', flow_coupling='affine', lu_decomposed=False,
-                 learntop=False, n_classes=0, memory_mode='plain', seed=0, edge_bias=True,
-                 learntop_form='conv', **kwargs):
-        _validate(image_shape, n_levels, depth, width, flow_permutation, flow_coupling, n_classes,
-                  memory_mode)
+    def __init__(
+        self,
+        image_shape=(32, 32, 3),
+        n_levels=3,
+        depth=32,
+        width=512,
+        flow_permutation='1x1',
+        flow_coupling='affine',
+        lu_decomposed=False,
+        learntop=False,
+        n_classes=0,
+        memory_mode='plain',
+        seed=0,
+        edge_bias=True,
+        learntop_form='conv',
+        **kwargs,
+    ):
+        _validate(
+            image_shape,
+            n_levels,
+            depth,
+            width,
+            flow_permutation,
+            flow_coupling,
+            n_classes,
+            memory_mode,
+        )
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.n_levels, self.depth, self.width = int(n_levels), int(depth), int(width)
@@ -93,15 +124,28 @@ class Glow(keras.Model):
         self.edge_bias, self.learntop_form = bool(edge_bias), learntop_form
 
         self.flow_steps = [
-            FlowStep(width=self.width, permutation=flow_permutation, coupling=flow_coupling,
-                     lu_decomposed=self.lu_decomposed, seed=self.seed * 100003 + i,
-                     edge_bias=self.edge_bias, name=f'level{i // self.depth}_step{i % self.depth}')
-            for i in range(self.n_levels * self.depth)]
-        self.splits = [Split(edge_bias=self.edge_bias, name=f'level{i}_split')
-                       for i in range(self.n_levels - 1)]
-        self.top_prior = TopPrior(learntop=self.learntop, n_classes=self.n_classes,
-                                  edge_bias=self.edge_bias, learntop_form=learntop_form,
-                                  name='top_prior')
+            FlowStep(
+                width=self.width,
+                permutation=flow_permutation,
+                coupling=flow_coupling,
+                lu_decomposed=self.lu_decomposed,
+                seed=self.seed * 100003 + i,
+                edge_bias=self.edge_bias,
+                name=f'level{i // self.depth}_step{i % self.depth}',
+            )
+            for i in range(self.n_levels * self.depth)
+        ]
+        self.splits = [
+            Split(edge_bias=self.edge_bias, name=f'level{i}_split')
+            for i in range(self.n_levels - 1)
+        ]
+        self.top_prior = TopPrior(
+            learntop=self.learntop,
+            n_classes=self.n_classes,
+            edge_bias=self.edge_bias,
+            learntop_form=learntop_form,
+            name='top_prior',
+        )
         # Build the layers outside Keras's build wrapper (whose name scope would prefix every
         # variable path, and so the optimiser slots in checkpoints, with the model's name), then
         # record the input shape through it.
@@ -134,8 +178,10 @@ class Glow(keras.Model):
         this only checks the shape.
         """
         if tuple(input_shape[1:]) != self.image_shape:
-            raise ValueError(f"Glow with image_shape {self.image_shape} cannot be built for input "
-                             f"shape {tuple(input_shape)}")
+            raise ValueError(
+                f"Glow with image_shape {self.image_shape} cannot be built for input "
+                f"shape {tuple(input_shape)}"
+            )
 
     def _lock_state(self):
         # Like Keras's Functional and Sequential models (and unlike layers), a Glow stays open to
@@ -144,7 +190,7 @@ class Glow(keras.Model):
 
     def level_steps(self, level):
         """The K flow steps of one level, in encoding order."""
-        return self.flow_steps[level * self.depth:(level + 1) * self.depth]
+        return self.flow_steps[level * self.depth : (level + 1) * self.depth]
 
     @property
     def n_dims(self):
@@ -232,7 +278,8 @@ class Glow(keras.Model):
             labels = tf.cast(y, tf.int32)
             logits = self.top_prior.class_logits(z_top)
             bits_y = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=labels, logits=logits) / math.log(2.0)
+                labels=labels, logits=logits
+            ) / math.log(2.0)
             wrong = tf.not_equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
             terms = (bits_x, bits_y, tf.cast(wrong, tf.float32))
         return terms if with_error else terms[:2]
@@ -275,7 +322,8 @@ class Glow(keras.Model):
                 f"Glow.initialize: {len(done)} of {len(actnorms)} ActNorm layers are already "
                 f"initialised (e.g. {done[0]!r}; restored or trained weights): data-dependent init "
                 "would overwrite them. Check `model.is_initialized` first, or pass force=True to "
-                "re-initialise on purpose")
+                "re-initialise on purpose"
+            )
         for layer in actnorms:
             layer.begin_data_init(reduce_mean)
         mode, self.memory_mode = self.memory_mode, 'plain'
@@ -293,16 +341,21 @@ class Glow(keras.Model):
         eps = []
         for i, shape in enumerate(self.latent_shapes):
             full = (n,) + tuple(shape)
-            draw = (tf.random.stateless_normal(full, seed=[int(seed), i]) if seed is not None
-                    else tf.random.normal(full))
+            draw = (
+                tf.random.stateless_normal(full, seed=[int(seed), i])
+                if seed is not None
+                else tf.random.normal(full)
+            )
             eps.append(draw * temperature)
         return eps
 
     def sample(self, n, temperature=1.0, y=None, seed=None):
         """n samples at `temperature`, as preprocessed images [n, H, W, C] in about [-0.5, 0.5]."""
         if self.n_classes and y is None:
-            raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
-                             "sample(n, y=labels) needs integer labels of shape [n]")
+            raise ValueError(
+                f"this model is class-conditional (n_classes={self.n_classes}): "
+                "sample(n, y=labels) needs integer labels of shape [n]"
+            )
         if self._decode_fn is None:
             self._decode_fn = tf.function(self.decode, reduce_retracing=True, autograph=False)
         eps = self.sample_latents(int(n), temperature, seed)
@@ -330,20 +383,24 @@ class Glow(keras.Model):
             **kwargs: other `keras.Model.compile` arguments (`steps_per_execution`, ...).
         """
         if kwargs.get('loss') is not None:
-            raise ValueError("Glow.compile takes no `loss`: fit trains the Glow objective "
-                             "(bits/dim); set n_bits_x / weight_y instead")
+            raise ValueError(
+                "Glow.compile takes no `loss`: fit trains the Glow objective "
+                "(bits/dim); set n_bits_x / weight_y instead"
+            )
         if not isinstance(n_bits_x, int) or not 1 <= n_bits_x <= 8:
             raise ValueError(f"n_bits_x must be an integer in 1..8, got {n_bits_x!r}")
         if float(weight_y) < 0 or (float(weight_y) > 0 and not self.n_classes):
-            raise ValueError(f"weight_y must be >= 0, and > 0 only for a class-conditional model "
-                             f"(n_classes={self.n_classes}); got {weight_y}")
+            raise ValueError(
+                f"weight_y must be >= 0, and > 0 only for a class-conditional model "
+                f"(n_classes={self.n_classes}); got {weight_y}"
+            )
         kwargs.pop('loss', None)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self.n_bits_x, self.weight_y = int(n_bits_x), float(weight_y)
         self._make_objective_trackers()
         self._compile_config.config.update(n_bits_x=self.n_bits_x, weight_y=self.weight_y)
 
-    @no_automatic_dependency_tracking   # like Keras's own loss tracker: not model state
+    @no_automatic_dependency_tracking  # like Keras's own loss tracker: not model state
     def _make_objective_trackers(self):
         names = ['bits_x', 'bits_y'] if self.n_classes else ['bits_x']
         self._objective_trackers = [keras.metrics.Mean(name=n) for n in names]
@@ -360,8 +417,10 @@ class Glow(keras.Model):
     def _fit_loss(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         if self.n_classes and y is None:
-            raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): fit / "
-                             "evaluate need (images, labels)")
+            raise ValueError(
+                f"this model is class-conditional (n_classes={self.n_classes}): fit / "
+                "evaluate need (images, labels)"
+            )
         bits_x, bits_y = self.objective(x, y if self.n_classes else None, self.n_bits_x)
         loss = tf.reduce_mean(bits_x) + self.weight_y * tf.reduce_mean(bits_y)
         return loss, bits_x, bits_y
@@ -388,12 +447,15 @@ class Glow(keras.Model):
         """Data-dependent init from the first batch of `x` (anything `fit` accepts: uint8 arrays,
         a tf.data.Dataset of images or (images, labels), a PyDataset, a generator -- whose first
         batch is then consumed). Returns the batch's log p(x) after init, shape [B]."""
-        from keras.src.trainers.data_adapters import get_data_adapter   # what fit itself uses
+        from keras.src.trainers.data_adapters import get_data_adapter  # what fit itself uses
+
         adapter = get_data_adapter(x, y, batch_size=batch_size or 32, steps_per_epoch=1)
         xb, yb, _ = keras.utils.unpack_x_y_sample_weight(next(iter(adapter.get_tf_dataset())))
         if self.n_classes and yb is None:
-            raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
-                             "its data-dependent init needs (images, labels)")
+            raise ValueError(
+                f"this model is class-conditional (n_classes={self.n_classes}): "
+                "its data-dependent init needs (images, labels)"
+            )
         n_bits_x = getattr(self, 'n_bits_x', 8)
         return self.initialize(preprocess(xb, n_bits_x, noise=True), yb if self.n_classes else None)
 
@@ -405,16 +467,18 @@ class Glow(keras.Model):
             self.initialize_from_data(x, y, batch_size)
         return super().fit(x, y, batch_size, *args, **kwargs)
 
-    def export(self, filepath, format='tf_saved_model', verbose=None, input_signature=None,
-               **kwargs):
+    def export(
+        self, filepath, format='tf_saved_model', verbose=None, input_signature=None, **kwargs
+    ):
         """`keras.Model.export`; the default signature is this model's `call`: preprocessed images
         float32 [B, *image_shape] (and int32 labels [B] if class-conditional) -> log p(x) [B]."""
         if input_signature is None:
             input_signature = [keras.InputSpec(shape=(None,) + self.image_shape, dtype='float32')]
             if self.n_classes:
                 input_signature.append(keras.InputSpec(shape=(None,), dtype='int32'))
-        return super().export(filepath, format=format, verbose=verbose,
-                              input_signature=input_signature, **kwargs)
+        return super().export(
+            filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
+        )
 
     @property
     def _default_save_signature(self):
@@ -423,44 +487,65 @@ class Glow(keras.Model):
         if not self.n_classes:
             return super()._default_save_signature
 
-        @tf.function(input_signature=[tf.TensorSpec((None,) + self.image_shape, tf.float32),
-                                      tf.TensorSpec((None,), tf.int32)])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((None,) + self.image_shape, tf.float32),
+                tf.TensorSpec((None,), tf.int32),
+            ]
+        )
         def serving_default(x, y):
             return self(x, y)
+
         return serving_default
 
     # ---- checks -------------------------------------------------------------------------------
     def _check_image(self, x):
         if tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"expected images of shape [batch, {', '.join(map(str, self.image_shape))}]"
-                             f", got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected images of shape [batch, {', '.join(map(str, self.image_shape))}]"
+                f", got {tuple(x.shape)}"
+            )
 
     def _check_latents(self, eps_list):
         got = [tuple(e.shape[1:]) for e in eps_list]
         if got != [tuple(s) for s in self.latent_shapes]:
-            raise ValueError(f"expected latents of shapes {list(self.latent_shapes)} (per level, "
-                             f"without batch), got {got}")
+            raise ValueError(
+                f"expected latents of shapes {list(self.latent_shapes)} (per level, "
+                f"without batch), got {got}"
+            )
 
     # ---- TFP view and serialisation -----------------------------------------------------------
     @property
     def bijector(self):
         """The flow as a `tfp.bijectors.Bijector`: standard-normal ε (image-shaped) -> image."""
-        from glow_tf.bijector import GlowBijector
+        from glow_tf.model.bijector import GlowBijector
+
         return GlowBijector(self)
 
     @property
     def distribution(self):
         """`tfd.TransformedDistribution(N(0, I) over image-shaped ε, self.bijector)`."""
-        from glow_tf.bijector import glow_distribution
+        from glow_tf.model.bijector import glow_distribution
+
         return glow_distribution(self)
 
     def get_config(self):
-        return {'image_shape': list(self.image_shape), 'n_levels': self.n_levels, 'depth': self.depth,
-                'width': self.width, 'flow_permutation': self.flow_permutation,
-                'flow_coupling': self.flow_coupling, 'lu_decomposed': self.lu_decomposed,
-                'learntop': self.learntop, 'n_classes': self.n_classes,
-                'memory_mode': self.memory_mode, 'seed': self.seed, 'edge_bias': self.edge_bias,
-                'learntop_form': self.learntop_form, 'name': self.name}
+        return {
+            'image_shape': list(self.image_shape),
+            'n_levels': self.n_levels,
+            'depth': self.depth,
+            'width': self.width,
+            'flow_permutation': self.flow_permutation,
+            'flow_coupling': self.flow_coupling,
+            'lu_decomposed': self.lu_decomposed,
+            'learntop': self.learntop,
+            'n_classes': self.n_classes,
+            'memory_mode': self.memory_mode,
+            'seed': self.seed,
+            'edge_bias': self.edge_bias,
+            'learntop_form': self.learntop_form,
+            'name': self.name,
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -32,21 +32,17 @@ Both work eagerly and inside `tf.function`. Keras 3 variables wrap tf.Variables;
 ActNorm's data-dependent init must not run through here (the model runs `initialize` in plain
 mode): a forward pass that changes variables would break the reconstruction.
 """
+
 import contextlib
 
 import tensorflow as tf
 from tensorflow.python.eager import record  # stop_recording: the public API has no equivalent
 
-from glow_tf.coupling import Coupling
-from glow_tf.layer_base import sum_except_batch
+from glow_tf.flows.base import sum_except_batch
+from glow_tf.flows.coupling import Coupling
+from glow_tf.variables import tf_variable
 
 __all__ = ['reversible_forward', 'checkpointed_forward']
-
-
-def _tf_variable(v):
-    """The tf.Variable behind a Keras 3 variable (or `v` itself)."""
-    inner = getattr(v, 'value', None)
-    return inner if isinstance(inner, tf.Variable) else v
 
 
 def _ordered_after(dependency):
@@ -75,13 +71,17 @@ def _accumulate(grads, variables, values):
 
 def _grad_through(layer, x, dy, dlog_det, grads):
     """Re-run layer.forward(x) under a tape; returns dx and adds the variables' grads to `grads`."""
-    variables = [_tf_variable(v) for v in layer.trainable_variables]
+    variables = [tf_variable(v) for v in layer.trainable_variables]
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
         tape.watch(variables)
         y, log_det = layer.forward(x)
-    out = tape.gradient([y, log_det], [x] + variables, output_gradients=[dy, dlog_det],
-                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    out = tape.gradient(
+        [y, log_det],
+        [x] + variables,
+        output_gradients=[dy, dlog_det],
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
     _accumulate(grads, variables, out[1:])
     return out[0]
 
@@ -98,7 +98,7 @@ def _coupling_invert_and_grad(layer, y, dy, dlog_det, grads):
     """Coupling: one evaluation of NN(y_a) serves the inverse and the gradient (y_a = x_a)."""
     n_a = layer.n_a
     x_a, y_b = y[..., :n_a], y[..., n_a:]
-    variables = [_tf_variable(v) for v in layer.trainable_variables]
+    variables = [tf_variable(v) for v in layer.trainable_variables]
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x_a)
         tape.watch(variables)
@@ -112,8 +112,12 @@ def _coupling_invert_and_grad(layer, y, dy, dlog_det, grads):
             tape.watch(x_b)
             outputs = [(x_b + shift) * tf.exp(log_scale), sum_except_batch(log_scale)]
             out_grads = [dy[..., n_a:], dlog_det]
-    out = tape.gradient(outputs, [x_a, x_b] + variables, output_gradients=out_grads,
-                        unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    out = tape.gradient(
+        outputs,
+        [x_a, x_b] + variables,
+        output_gradients=out_grads,
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
     _accumulate(grads, variables, out[2:])
     dx = tf.concat([dy[..., :n_a] + out[0], out[1]], axis=-1)
     return tf.concat([x_a, x_b], axis=-1), dx

@@ -25,15 +25,19 @@ model's list-held layers), so checkpoints do not depend on Python attribute name
 """
 import json
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
-from glow_tf.config import TrainConfig
 from glow_tf.fileio import atomic_write_bytes
-from glow_tf.distributed import tf_variables
+from glow_tf.variables import tf_variables
 
 CKPT_SUBDIR = 'checkpoints'
+CKPT_RE = re.compile(r'^(?P<name>ckpt-(?P<step>\d+))\.(index|data-\d+-of-\d+)$')
+STATE_FILE = 'checkpoint'
+FINITE_GROUPS = ('model/', 'ema/')
 BEST_SUBDIR = 'best'
 CONFIG_NAME = 'config.json'
 WEIGHTS_NAME = 'weights.json'
@@ -131,7 +135,6 @@ def find_checkpoint(path, which='latest'):
         return None
     path = os.path.abspath(os.path.expanduser(path))
     if os.path.isdir(path):
-        from glow_tf.training.recovery import checkpoint_prefixes
         sub = BEST_SUBDIR if which == 'best' else CKPT_SUBDIR
         for d in (os.path.join(path, sub), path):
             try:
@@ -193,73 +196,6 @@ def selected_weights(prefix):
     return choice.get('weights', 'ema') if isinstance(choice, dict) else 'ema'
 
 
-def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
-    """Rebuild a trained Glow from a training log dir (or a checkpoint dir / prefix).
-
-    Returns (model, config). use_ema=None (default): the weights that scored better at the run's
-    last test pass (`selected_weights`); True: the Polyak-averaged weights; False: the raw ones.
-    which: 'latest' or 'best' (the best-test-loss checkpoint of a log dir).
-    """
-    import glow_tf
-
-    prefix = find_checkpoint(logdir_or_ckpt, which)
-    if prefix is None:
-        raise FileNotFoundError(f"{logdir_or_ckpt}: no checkpoint found (expected a training "
-                                f"log dir with {CKPT_SUBDIR}/, a checkpoint dir or a prefix)")
-    _check_loadable(prefix, logdir_or_ckpt, which)
-    if use_ema is None:
-        use_ema = selected_weights(prefix) == 'ema'
-    cfg_path = find_config(prefix if not os.path.isdir(logdir_or_ckpt) else logdir_or_ckpt) \
-        or find_config(prefix)
-    if cfg_path is None:
-        raise FileNotFoundError(f"{logdir_or_ckpt}: no {CONFIG_NAME} next to the checkpoint "
-                                f"{prefix}; it is written by train.py at the start of a run")
-    config = TrainConfig.load(cfg_path)
-    kwargs = config.to_model_kwargs()
-    kwargs['memory_mode'] = 'plain'  # inference needs no gradient memory tricks
-    model = glow_tf.Glow(**kwargs)
-
-    named_all = named_variables(model.variables, model.name)
-    groups = {'model': variable_group(named_all)}
-    shadows = None
-    if use_ema:
-        if 'ema' not in list_groups(prefix):
-            raise ValueError(f"{prefix}: checkpoint has no EMA weights; pass use_ema=False")
-        named_tr = named_variables(model.trainable_variables, model.name)
-        shadows = {k: tf.Variable(tf.zeros_like(v), trainable=False) for k, v in named_tr.items()}
-        groups['ema'] = variable_group(shadows)
-    status = tf.train.Checkpoint(**groups).read(prefix)
-    status.expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as e:
-        raise ValueError(f"{prefix}: checkpoint does not match the model described by "
-                         f"{cfg_path}: {str(e)[:500]}") from None
-    if shadows is not None:
-        named_tr = named_variables(model.trainable_variables, model.name)
-        for k, v in named_tr.items():
-            v.assign(shadows[k])
-    return model, config
-
-
-def _check_loadable(prefix, given, which):
-    """ValueError naming `prefix` and the alternatives when it cannot be read completely."""
-    from glow_tf.training import recovery
-    reason = recovery.verify_checkpoint(prefix)
-    if reason is None:
-        return
-    hints = []
-    older, _ = recovery.find_loadable(os.path.dirname(prefix))
-    if older is not None:
-        hints.append(f"the newest checkpoint that loads is {older} (pass it as --model)")
-    if which != 'best' and os.path.isdir(given):
-        best = find_checkpoint(given, 'best')
-        if best is not None and best != prefix and recovery.verify_checkpoint(best) is None:
-            hints.append("--which best loads the best-test-loss checkpoint")
-    raise ValueError(f"{prefix}: checkpoint cannot be loaded ({reason})"
-                     + ('; ' + '; '.join(hints) if hints else '; no loadable checkpoint next to it'))
-
-
 def read_state(prefix):
     """The TrainState counters stored in a checkpoint, as a dict."""
     reader = tf.train.load_checkpoint(prefix)
@@ -275,3 +211,83 @@ def read_state(prefix):
 def write_json_atomic(path, obj):
     text = json.dumps(obj, indent=2, sort_keys=True) + '\n'
     atomic_write_bytes(Path(path), lambda f: f.write(text.encode()))
+
+
+# ---- checkpoint files on disk: which ckpt-N exist, and which of them really load ----------
+def checkpoint_step(prefix):
+    m = re.search(r'ckpt-(\d+)$', prefix)
+    return int(m.group(1)) if m else -1
+
+
+def state_file_entries(directory):
+    """Checkpoint prefixes named by `directory/checkpoint` ([] if absent); None if unreadable."""
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    names = re.findall(r'^\s*(?:model_checkpoint_path|all_model_checkpoint_paths)\s*:\s*"([^"]*)"\s*$',
+                       text, flags=re.M)
+    if not names:
+        return None
+    return [n if os.path.isabs(n) else os.path.join(directory, n) for n in names]
+
+
+def checkpoint_prefixes(directory):
+    """Every ckpt-N prefix in `directory` (index / data files, state-file entries), newest first."""
+    found = set()
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            m = CKPT_RE.match(name)
+            if m:
+                found.add(os.path.join(directory, m.group('name')))
+    for p in state_file_entries(directory) or []:
+        found.add(os.path.normpath(p))
+    return sorted(found, key=checkpoint_step, reverse=True)
+
+
+def verify_checkpoint(prefix):
+    """None when `prefix` loads completely with finite weights, else the reason it does not."""
+    import tensorflow as tf
+    if not os.path.exists(prefix + '.index'):
+        return f"{os.path.basename(prefix)}.index is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        names = [n for n, _ in tf.train.list_variables(prefix)]
+        for name in names:
+            value = reader.get_tensor(name)
+            if name.startswith(FINITE_GROUPS) and isinstance(value, np.ndarray) \
+                    and value.dtype.kind == 'f' and not np.all(np.isfinite(value)):
+                return f"non-finite values in {name.split('/.ATTRIBUTES')[0]}"
+    except Exception as e:   # tf.errors.*, IndexError on a truncated data file, ...
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"unreadable ({type(e).__name__}: {msg[:200]})"
+    if not names:
+        return "holds no variables"
+    return None
+
+
+def find_loadable(directory):
+    """(newest loadable prefix or None, [(prefix, reason) skipped, newest first])."""
+    skipped = []
+    for prefix in checkpoint_prefixes(directory):
+        reason = verify_checkpoint(prefix)
+        if reason is None:
+            return prefix, skipped
+        skipped.append((prefix, reason))
+    return None, skipped
+
+
+def find_loadable_at(path):
+    """find_loadable for a log dir (its checkpoints/), a checkpoint dir or a ckpt-N prefix."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(path):
+        for d in (os.path.join(path, 'checkpoints'), path):
+            if checkpoint_prefixes(d):
+                return find_loadable(d)
+        return None, []
+    reason = verify_checkpoint(path)
+    return (path, []) if reason is None else (None, [(path, reason)])

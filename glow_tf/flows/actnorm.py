@@ -13,10 +13,11 @@ never re-initialised by accident.
 Like the original code, s is parameterised as s = exp(logscale_factor · logs) so that the
 effective learning rate of the log-scale is `logscale_factor` times larger.
 """
+
 import keras
 import tensorflow as tf
 
-from glow_tf.layer_base import FlowLayer, spatial_size
+from glow_tf.flows.base import FlowLayer, spatial_size
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -34,7 +35,8 @@ class ActNorm(FlowLayer):
         self.bias = self.add_weight(name='bias', shape=(channels,), initializer='zeros')
         self.logs = self.add_weight(name='logs', shape=(channels,), initializer='zeros')
         self.initialized = self.add_weight(
-            name='initialized', shape=(), initializer='zeros', trainable=False)
+            name='initialized', shape=(), initializer='zeros', trainable=False
+        )
 
     def begin_data_init(self, reduce_mean=None):
         """Arm data-dependent init: the next forward pass sets b and s from its input.
@@ -88,5 +90,8 @@ class ActNorm(FlowLayer):
         return x, tf.fill([tf.shape(y)[0]], ildj)
 
     def get_config(self):
-        return {**super().get_config(), 'logscale_factor': self.logscale_factor,
-                'epsilon': self.epsilon}
+        return {
+            **super().get_config(),
+            'logscale_factor': self.logscale_factor,
+            'epsilon': self.epsilon,
+        }

@@ -5,10 +5,11 @@
 Used as the last layer of every coupling network (so each flow step starts as the identity,
 paper section 3.3) and for the learned priors (so they start as N(0, I)).
 """
+
 import keras
 import tensorflow as tf
 
-from glow_tf.conv import conv2d_same
+from glow_tf.nets.conv import conv2d_same
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -21,7 +22,7 @@ class ZeroConv2D(keras.layers.Layer):
         filters: output channels.
         kernel_size: odd spatial size of the kernel (3 in every use).
         logscale_factor: s = exp(logscale_factor · logs).
-        edge_bias: pad with the original's border channel (`glow_tf.conv`); the kernel then has
+        edge_bias: pad with the original's border channel (`glow_tf.nets.conv`); the kernel then has
             C_in + 1 input channels. False reproduces models saved before edge bias existed.
     """
 
@@ -35,8 +36,9 @@ class ZeroConv2D(keras.layers.Layer):
     def build(self, input_shape):
         k = self.kernel_size
         c_in = int(input_shape[-1]) + (1 if self.edge_bias else 0)
-        self.kernel = self.add_weight(name='kernel', shape=(k, k, c_in, self.filters),
-                                      initializer='zeros')
+        self.kernel = self.add_weight(
+            name='kernel', shape=(k, k, c_in, self.filters), initializer='zeros'
+        )
         self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
         self.logs = self.add_weight(name='logs', shape=(self.filters,), initializer='zeros')
 
@@ -49,8 +51,13 @@ class ZeroConv2D(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.filters,)
 
     def get_config(self):
-        return {**super().get_config(), 'filters': self.filters, 'kernel_size': self.kernel_size,
-                'logscale_factor': self.logscale_factor, 'edge_bias': self.edge_bias}
+        return {
+            **super().get_config(),
+            'filters': self.filters,
+            'kernel_size': self.kernel_size,
+            'logscale_factor': self.logscale_factor,
+            'edge_bias': self.edge_bias,
+        }
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -63,8 +70,9 @@ class ZeroDense(keras.layers.Layer):
         self.logscale_factor = float(logscale_factor)
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(name='kernel', shape=(int(input_shape[-1]), self.units),
-                                      initializer='zeros')
+        self.kernel = self.add_weight(
+            name='kernel', shape=(int(input_shape[-1]), self.units), initializer='zeros'
+        )
         self.bias = self.add_weight(name='bias', shape=(self.units,), initializer='zeros')
         self.logs = self.add_weight(name='logs', shape=(self.units,), initializer='zeros')
 
@@ -75,5 +83,8 @@ class ZeroDense(keras.layers.Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        return {**super().get_config(), 'units': self.units,
-                'logscale_factor': self.logscale_factor}
+        return {
+            **super().get_config(),
+            'units': self.units,
+            'logscale_factor': self.logscale_factor,
+        }

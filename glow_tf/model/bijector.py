@@ -12,6 +12,7 @@ as TFP's own Glow does. Class labels pass as the bijector kwarg `conditional_inp
 for a conditional bijector's input; `y` is taken by `Bijector.inverse(y)`):
 `model.distribution.log_prob(x, bijector_kwargs={'conditional_input': labels})`.
 """
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -29,8 +30,10 @@ def unpack_latents(eps, latent_shapes):
     """[B, H, W, C] -> list of ε_l [B, *latent_shapes[l]]."""
     flat = tf.reshape(eps, [tf.shape(eps)[0], -1])
     sizes = [int(np.prod(s)) for s in latent_shapes]
-    return [tf.reshape(part, [-1, *shape])
-            for part, shape in zip(tf.split(flat, sizes, axis=1), latent_shapes)]
+    return [
+        tf.reshape(part, [-1, *shape])
+        for part, shape in zip(tf.split(flat, sizes, axis=1), latent_shapes)
+    ]
 
 
 class GlowBijector(tfb.Bijector):
@@ -40,8 +43,13 @@ class GlowBijector(tfb.Bijector):
         parameters = dict(locals())
         self._model = model
         with tf.name_scope(name) as name:
-            super().__init__(forward_min_event_ndims=3, inverse_min_event_ndims=3,
-                             validate_args=validate_args, parameters=parameters, name=name)
+            super().__init__(
+                forward_min_event_ndims=3,
+                inverse_min_event_ndims=3,
+                validate_args=validate_args,
+                parameters=parameters,
+                name=name,
+            )
 
     @property
     def model(self):

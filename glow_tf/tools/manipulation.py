@@ -1,7 +1,7 @@
 """Latent-space manipulation with a trained Glow (paper section 5.2, the original demo).
 
 Latents. An image x is encoded to the full list of per-level latents ε_1..ε_L
-(`Glow.encode`), packed into one image-shaped tensor z (`glow_tf.bijector.pack_latents`:
+(`Glow.encode`), packed into one image-shaped tensor z (`glow_tf.model.bijector.pack_latents`:
 flatten each level, concatenate, reshape to [H, W, C]). Every operation below is linear in that
 single vector z, exactly as the original worked on its concatenated latent:
 
@@ -17,6 +17,7 @@ Inputs are ordinary image files of any size: centre-cropped to a square and resi
 model's resolution (`glow_tf.data.load_image_file`). Every user-facing problem raises
 `InputError` (a ValueError) naming the file / attribute / shape at fault.
 """
+
 import difflib
 import os
 import warnings
@@ -24,15 +25,29 @@ import warnings
 import numpy as np
 
 from glow_tf.fileio import atomic_write_bytes
-from glow_tf.sampling import InputError
+from glow_tf.tools.sampling import InputError
 
 LATENTS_FORMAT = 'glow_tf.latents/1'
 DIRECTIONS_FORMAT = 'glow_tf.directions/1'
 
-__all__ = ['InputError', 'load_images', 'list_image_files', 'encode_images', 'save_latents',
-           'load_latents', 'DirectionAccumulator', 'compute_directions', 'save_directions',
-           'load_directions', 'FingerprintWarning', 'find_attribute', 'edit', 'interpolate',
-           'celeba_labels', 'folder_labels']
+__all__ = [
+    'InputError',
+    'load_images',
+    'list_image_files',
+    'encode_images',
+    'save_latents',
+    'load_latents',
+    'DirectionAccumulator',
+    'compute_directions',
+    'save_directions',
+    'load_directions',
+    'FingerprintWarning',
+    'find_attribute',
+    'edit',
+    'interpolate',
+    'celeba_labels',
+    'folder_labels',
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -41,6 +56,7 @@ __all__ = ['InputError', 'load_images', 'list_image_files', 'encode_images', 'sa
 def list_image_files(paths):
     """Expand directories (sorted image files, non-recursive) and keep files as given."""
     from glow_tf.data.images import is_image_file
+
     out = []
     for p in paths:
         p = os.fspath(p)
@@ -59,6 +75,7 @@ def list_image_files(paths):
 def load_images(paths, image_shape):
     """Image files -> uint8 [N, H, W, C] at the model's size (centre crop + resize)."""
     from glow_tf.data import DataError, load_image_file
+
     h, w, c = image_shape
     if h != w:
         raise InputError(f"model image shape {tuple(image_shape)} is not square")
@@ -98,14 +115,19 @@ def _shape_text(shapes):
 def save_latents(path, flow, latents, files=None, y=None):
     """npz with one array per level (`eps_0` .. `eps_{L-1}`, [N, *latent_shape_l]) plus the
     packed `latents` [N, H, W, C], `files`, `image_shape`, `latent_shapes`, `n_bits_x` (and `y`)."""
-    from glow_tf.sampling import unpack
+    from glow_tf.tools.sampling import unpack
+
     latents = np.asarray(latents, np.float32)
     levels = [e.numpy() for e in unpack(latents, flow.latent_shapes)]
     arrays = {f'eps_{i}': e for i, e in enumerate(levels)}
-    arrays.update(latents=latents, image_shape=np.array(flow.image_shape, np.int64),
-                  latent_shapes=np.array(flow.latent_shapes, np.int64),
-                  n_bits_x=np.array(flow.n_bits_x), format=np.array(LATENTS_FORMAT),
-                  files=np.array([os.fspath(f) for f in (files or [])], dtype=str))
+    arrays.update(
+        latents=latents,
+        image_shape=np.array(flow.image_shape, np.int64),
+        latent_shapes=np.array(flow.latent_shapes, np.int64),
+        n_bits_x=np.array(flow.n_bits_x),
+        format=np.array(LATENTS_FORMAT),
+        files=np.array([os.fspath(f) for f in (files or [])], dtype=str),
+    )
     if y is not None:
         arrays['y'] = np.asarray(y, np.int32)
     _save_npz(path, arrays)
@@ -131,15 +153,20 @@ def load_latents(path, flow):
     data = _load_npz(path, 'latents')
     levels = sorted((k for k in data if k.startswith('eps_')), key=lambda k: int(k[4:]))
     if not levels:
-        raise InputError(f"{path}: no per-level latents (eps_0, eps_1, ...); write it with "
-                         "`manipulate.py encode`")
+        raise InputError(
+            f"{path}: no per-level latents (eps_0, eps_1, ...); write it with "
+            "`manipulate.py encode`"
+        )
     got = [tuple(data[k].shape[1:]) for k in levels]
     want = [tuple(s) for s in flow.latent_shapes]
     if got != want:
-        raise InputError(f"{path}: latent shapes {_shape_text(got)} (per level) do not match the "
-                         f"model ({flow.description}), which has {len(want)} levels of shapes "
-                         f"{_shape_text(want)} for images {'x'.join(map(str, flow.image_shape))}")
-    from glow_tf.sampling import pack
+        raise InputError(
+            f"{path}: latent shapes {_shape_text(got)} (per level) do not match the "
+            f"model ({flow.description}), which has {len(want)} levels of shapes "
+            f"{_shape_text(want)} for images {'x'.join(map(str, flow.image_shape))}"
+        )
+    from glow_tf.tools.sampling import pack
+
     packed = pack([data[k].astype(np.float32) for k in levels], flow.image_shape).numpy()
     return packed, data.get('y')
 
@@ -165,7 +192,9 @@ class DirectionAccumulator:
         latents = np.asarray(latents)
         labels = np.asarray(labels).reshape(len(latents), -1)
         if labels.shape[1] != len(self.names):
-            raise ValueError(f"labels have {labels.shape[1]} columns for {len(self.names)} attributes")
+            raise ValueError(
+                f"labels have {labels.shape[1]} columns for {len(self.names)} attributes"
+            )
         flat = latents.reshape(len(latents), -1).astype(np.float64)
         pos, neg = (labels > 0).astype(np.float64), (labels < 0).astype(np.float64)
         if self.sum_pos is None:
@@ -214,6 +243,7 @@ def celeba_labels(attr_file, image_dir, n_images=None, attributes=None):
     """
     from glow_tf.data import DataError, read_celeba_attributes
     from glow_tf.data.images import is_image_file
+
     try:
         names, filenames, values = read_celeba_attributes(attr_file)
     except DataError as e:
@@ -223,10 +253,11 @@ def celeba_labels(attr_file, image_dir, n_images=None, attributes=None):
     by_stem = {os.path.splitext(f)[0]: f for f in os.listdir(image_dir) if is_image_file(f)}
     rows = [i for i, fn in enumerate(filenames) if os.path.splitext(fn)[0] in by_stem]
     if not rows:
-        raise InputError(f"{image_dir}: none of the {len(filenames)} images listed in {attr_file} "
-                         "is there")
+        raise InputError(
+            f"{image_dir}: none of the {len(filenames)} images listed in {attr_file} is there"
+        )
     if n_images:
-        rows = rows[:int(n_images)]
+        rows = rows[: int(n_images)]
     files = [os.path.join(image_dir, by_stem[os.path.splitext(filenames[i])[0]]) for i in rows]
     labels = values[rows]
     if attributes:
@@ -246,15 +277,23 @@ def folder_labels(pos_dir, neg_dir, name):
 def save_directions(path, flow, names, directions, n_pos, n_neg, source=''):
     """npz: `names` [K] str, `directions` float32 [K, H, W, C] (packed latents), `n_pos`, `n_neg`,
     `image_shape`, `latent_shapes`, `n_bits_x`, `source`, and the model that computed them:
-    `fingerprint` (`glow_tf.sampling.model_fingerprint`) and `model` (its description)."""
-    _save_npz(path, {'names': np.array(names, dtype=str), 'directions': np.asarray(directions, np.float32),
-                     'n_pos': np.asarray(n_pos, np.int64), 'n_neg': np.asarray(n_neg, np.int64),
-                     'image_shape': np.array(flow.image_shape, np.int64),
-                     'latent_shapes': np.array(flow.latent_shapes, np.int64),
-                     'n_bits_x': np.array(flow.n_bits_x), 'source': np.array(str(source)),
-                     'fingerprint': np.array(flow.fingerprint),
-                     'model': np.array(str(getattr(flow, 'description', ''))),
-                     'format': np.array(DIRECTIONS_FORMAT)})
+    `fingerprint` (`glow_tf.tools.sampling.model_fingerprint`) and `model` (its description)."""
+    _save_npz(
+        path,
+        {
+            'names': np.array(names, dtype=str),
+            'directions': np.asarray(directions, np.float32),
+            'n_pos': np.asarray(n_pos, np.int64),
+            'n_neg': np.asarray(n_neg, np.int64),
+            'image_shape': np.array(flow.image_shape, np.int64),
+            'latent_shapes': np.array(flow.latent_shapes, np.int64),
+            'n_bits_x': np.array(flow.n_bits_x),
+            'source': np.array(str(source)),
+            'fingerprint': np.array(flow.fingerprint),
+            'model': np.array(str(getattr(flow, 'description', ''))),
+            'format': np.array(DIRECTIONS_FORMAT),
+        },
+    )
     return path
 
 
@@ -274,13 +313,16 @@ def load_directions(path, flow=None, check_fingerprint=True):
     if flow is not None:
         got = tuple(data['directions'].shape[1:])
         if got != tuple(flow.image_shape) or (
-                'latent_shapes' in data and [tuple(s) for s in data['latent_shapes']]
-                != [tuple(s) for s in flow.latent_shapes]):
+            'latent_shapes' in data
+            and [tuple(s) for s in data['latent_shapes']] != [tuple(s) for s in flow.latent_shapes]
+        ):
             ls = [tuple(s) for s in data.get('latent_shapes', [])]
-            raise InputError(f"{path}: directions were computed for images {'x'.join(map(str, got))} "
-                             f"(latent levels {_shape_text(ls)}), but the model ({flow.description}) "
-                             f"has images {'x'.join(map(str, flow.image_shape))} (latent levels "
-                             f"{_shape_text(flow.latent_shapes)})")
+            raise InputError(
+                f"{path}: directions were computed for images {'x'.join(map(str, got))} "
+                f"(latent levels {_shape_text(ls)}), but the model ({flow.description}) "
+                f"has images {'x'.join(map(str, flow.image_shape))} (latent levels "
+                f"{_shape_text(flow.latent_shapes)})"
+            )
         if check_fingerprint:
             _check_fingerprint(path, data, flow)
     return data
@@ -288,18 +330,24 @@ def load_directions(path, flow=None, check_fingerprint=True):
 
 def _check_fingerprint(path, data, flow):
     if 'fingerprint' not in data:
-        warnings.warn(f"{path}: no model fingerprint (written by an older glow_tf); cannot check "
-                      "that these directions belong to this model", FingerprintWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: no model fingerprint (written by an older glow_tf); cannot check "
+            "that these directions belong to this model",
+            FingerprintWarning,
+            stacklevel=3,
+        )
         return
     got, want = str(data['fingerprint']), flow.fingerprint
     if got != want:
         made_by = str(data.get('model', '')) or 'unknown'
-        raise InputError(f"{path}: these directions were computed with another model "
-                         f"(fingerprint {got}, model {made_by}), not with "
-                         f"{getattr(flow, 'description', 'this model')} (fingerprint {want}). "
-                         "Directions only mean something for the weights that computed them: "
-                         "recompute them with `manipulate.py directions --model ...` for this "
-                         "model (and the same --weights / --which choice)")
+        raise InputError(
+            f"{path}: these directions were computed with another model "
+            f"(fingerprint {got}, model {made_by}), not with "
+            f"{getattr(flow, 'description', 'this model')} (fingerprint {want}). "
+            "Directions only mean something for the weights that computed them: "
+            "recompute them with `manipulate.py directions --model ...` for this "
+            "model (and the same --weights / --which choice)"
+        )
 
 
 def find_attribute(name, names, where='directions'):
@@ -320,9 +368,11 @@ def direction_for(directions, name, where='directions'):
     key = find_attribute(name, names, where)
     k = names.index(key)
     if 'n_pos' in directions and (directions['n_pos'][k] == 0 or directions['n_neg'][k] == 0):
-        raise InputError(f"attribute {key!r} in {where} has no direction: it was computed from "
-                         f"{int(directions['n_pos'][k])} positive and {int(directions['n_neg'][k])} "
-                         "negative images (needs both)")
+        raise InputError(
+            f"attribute {key!r} in {where} has no direction: it was computed from "
+            f"{int(directions['n_pos'][k])} positive and {int(directions['n_neg'][k])} "
+            "negative images (needs both)"
+        )
     return directions['directions'][k], key
 
 
@@ -336,10 +386,11 @@ def edit(flow, images, direction, strengths, y=None):
     z = flow.encode(images, y)
     direction = np.asarray(direction, np.float32)
     if direction.shape != z.shape[1:]:
-        raise InputError(f"direction of shape {direction.shape} does not match the latents "
-                         f"{z.shape[1:]}")
+        raise InputError(
+            f"direction of shape {direction.shape} does not match the latents {z.shape[1:]}"
+        )
     strengths = [float(a) for a in strengths]
-    zs = np.stack([z + np.float32(a) * direction for a in strengths], 1)   # [N, S, H, W, C]
+    zs = np.stack([z + np.float32(a) * direction for a in strengths], 1)  # [N, S, H, W, C]
     yy = None if y is None else np.repeat(np.asarray(y, np.int32).reshape(-1), len(strengths))
     out = flow.decode(zs.reshape(-1, *z.shape[1:]), yy)
     return out.reshape(len(images), len(strengths), *out.shape[1:])
@@ -352,4 +403,6 @@ def interpolate(flow, image_a, image_b, n, y=None):
     z = flow.encode(np.stack([image_a, image_b]), y if y is None else np.repeat(y, 2))
     t = np.linspace(0.0, 1.0, int(n), dtype=np.float32)[:, None, None, None]
     zs = (np.float32(1.0) - t) * z[0] + t * z[1]
-    return flow.decode(zs, None if y is None else np.repeat(np.asarray(y, np.int32).reshape(-1)[:1], int(n)))
+    return flow.decode(
+        zs, None if y is None else np.repeat(np.asarray(y, np.int32).reshape(-1)[:1], int(n))
+    )

@@ -1,14 +1,15 @@
 """Fixed channel permutations: the paper's ablation baselines for the 1x1 convolution (section 4.1).
 
-    reverse:  y = x[..., ::-1]           (RealNVP's alternating order)
-    shuffle:  y = x[..., perm]           (a fixed random permutation, drawn once from `seed`)
-    log-det = 0 (a permutation matrix has |det| = 1)
+reverse:  y = x[..., ::-1]           (RealNVP's alternating order)
+shuffle:  y = x[..., perm]           (a fixed random permutation, drawn once from `seed`)
+log-det = 0 (a permutation matrix has |det| = 1)
 """
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.layer_base import FlowLayer
+from glow_tf.flows.base import FlowLayer
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')

@@ -5,13 +5,14 @@
 `permutation` is '1x1' (invertible 1x1 convolution, optionally LU-decomposed), 'reverse' or
 'shuffle' (the paper's section 4.1 ablation); `coupling` is 'additive' or 'affine'.
 """
+
 import keras
 
-from glow_tf.actnorm import ActNorm
-from glow_tf.coupling import Coupling
-from glow_tf.invertible_conv import InvertibleConv1x1
-from glow_tf.layer_base import FlowLayer
-from glow_tf.permutation import ChannelPermutation
+from glow_tf.flows.actnorm import ActNorm
+from glow_tf.flows.base import FlowLayer
+from glow_tf.flows.coupling import Coupling
+from glow_tf.flows.invertible_conv import InvertibleConv1x1
+from glow_tf.flows.permutation import ChannelPermutation
 
 PERMUTATIONS = ('reverse', 'shuffle', '1x1')
 
@@ -29,8 +30,16 @@ class FlowStep(FlowLayer):
         edge_bias: the original's border channel in the coupling network's 3x3 convolutions.
     """
 
-    def __init__(self, width=512, permutation='1x1', coupling='affine', lu_decomposed=False,
-                 seed=0, edge_bias=True, **kwargs):
+    def __init__(
+        self,
+        width=512,
+        permutation='1x1',
+        coupling='affine',
+        lu_decomposed=False,
+        seed=0,
+        edge_bias=True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if permutation not in PERMUTATIONS:
             raise ValueError(f"flow_permutation must be one of {PERMUTATIONS}, got {permutation!r}")
@@ -42,8 +51,9 @@ class FlowStep(FlowLayer):
             self.mix = InvertibleConv1x1(lu_decomposed=lu_decomposed, seed=seed, name='invconv')
         else:
             self.mix = ChannelPermutation(permutation, seed=seed, name='permute')
-        self.coupling = Coupling(coupling, width=width, seed=seed, edge_bias=self.edge_bias,
-                                 name='coupling')
+        self.coupling = Coupling(
+            coupling, width=width, seed=seed, edge_bias=self.edge_bias, name='coupling'
+        )
         self.flow_layers = (self.actnorm, self.mix, self.coupling)
 
     def build(self, input_shape):
@@ -65,6 +75,12 @@ class FlowStep(FlowLayer):
         return y, total
 
     def get_config(self):
-        return {**super().get_config(), 'width': self.width, 'permutation': self.permutation,
-                'coupling': self.coupling_kind, 'lu_decomposed': self.lu_decomposed, 'seed': self.seed,
-                'edge_bias': self.edge_bias}
+        return {
+            **super().get_config(),
+            'width': self.width,
+            'permutation': self.permutation,
+            'coupling': self.coupling_kind,
+            'lu_decomposed': self.lu_decomposed,
+            'seed': self.seed,
+            'edge_bias': self.edge_bias,
+        }

@@ -7,6 +7,7 @@
 Channel order follows the original code: output channel 4c + 2i + j holds x[2h+i, 2w+j, c], so
 the four sub-pixels of one input channel are adjacent.
 """
+
 import tensorflow as tf
 
 

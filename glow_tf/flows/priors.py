@@ -13,11 +13,12 @@ border channel's taps): a constrained prior with few parameters. learntop_form='
 free (μ, log σ) per position and channel, which glow_tf used before it followed the original; it
 is kept so those models still load.
 """
+
 import keras
 import tensorflow as tf
 
-from glow_tf.layer_base import sum_except_batch
-from glow_tf.zero_conv import ZeroConv2D, ZeroDense
+from glow_tf.flows.base import sum_except_batch
+from glow_tf.nets.zero_conv import ZeroConv2D, ZeroDense
 
 LEARNTOP_FORMS = ('conv', 'position')
 
@@ -41,7 +42,9 @@ class TopPrior(keras.layers.Layer):
     def __init__(self, learntop=False, n_classes=0, edge_bias=True, learntop_form='conv', **kwargs):
         super().__init__(**kwargs)
         if learntop_form not in LEARNTOP_FORMS:
-            raise ValueError(f"learntop_form must be one of {LEARNTOP_FORMS}, got {learntop_form!r}")
+            raise ValueError(
+                f"learntop_form must be one of {LEARNTOP_FORMS}, got {learntop_form!r}"
+            )
         self.learntop = bool(learntop)
         self.n_classes = int(n_classes)
         self.edge_bias = bool(edge_bias)
@@ -70,12 +73,14 @@ class TopPrior(keras.layers.Layer):
             h = h + self.top_conv(tf.zeros([1, *self.top_hw, 2 * self.channels]))
         if self.n_classes:
             if y is None:
-                raise ValueError(f"this model is class-conditional (n_classes={self.n_classes}): "
-                                 "pass integer labels y of shape [batch]")
+                raise ValueError(
+                    f"this model is class-conditional (n_classes={self.n_classes}): "
+                    "pass integer labels y of shape [batch]"
+                )
             onehot = tf.one_hot(tf.cast(y, tf.int32), self.n_classes)
             h = h + self.label_map(onehot)[:, None, None, :]
         h = h + tf.zeros([batch, 1, 1, 1])
-        return h[..., :self.channels], h[..., self.channels:]
+        return h[..., : self.channels], h[..., self.channels :]
 
     def forward(self, z, y=None):
         """z -> (ε, fldj [B])."""
@@ -101,5 +106,10 @@ class TopPrior(keras.layers.Layer):
         return tuple(input_shape), (input_shape[0],)
 
     def get_config(self):
-        return {**super().get_config(), 'learntop': self.learntop, 'n_classes': self.n_classes,
-                'edge_bias': self.edge_bias, 'learntop_form': self.learntop_form}
+        return {
+            **super().get_config(),
+            'learntop': self.learntop,
+            'n_classes': self.n_classes,
+            'edge_bias': self.edge_bias,
+            'learntop_form': self.learntop_form,
+        }

@@ -8,6 +8,7 @@ direction (image -> latent, the direction used for training) it computes
 
 so `log p(x) = log p(z) + sum of fldj` over the stack (paper, eq. 3).
 """
+
 import keras
 import tensorflow as tf
 

@@ -1,6 +1,6 @@
 """Export a trained Glow as a self-contained TensorFlow SavedModel.
 
-    from glow_tf.export import export_saved_model
+    from glow_tf.tools.export import export_saved_model
     export_saved_model(model, 'export_dir', n_bits_x=8)       # or: sample.py --model LOGDIR --export DIR
 
 The SavedModel needs no glow_tf code to run. In any TensorFlow 2 process:
@@ -26,27 +26,22 @@ The same functions are the serving signatures `sample`, `encode`, `decode`, `log
 (`m.signatures['sample'](n=..., temperature=..., seed=...)`). Class-conditional models take an
 extra `y` (int32 [B]; for `sample`, [n]) in every signature.
 
-Semantics are those of `glow_tf.sampling`: `sample(n, T, seed)` gives exactly the images
+Semantics are those of `glow_tf.tools.sampling`: `sample(n, T, seed)` gives exactly the images
 `sample.py --seed seed --temperature T` gives for the same model (same counter-based latents);
 `encode` maps each pixel to its bin centre (no noise) so `decode(encode(x)) == x`; latents are
-the per-level ε packed into the image shape (`glow_tf.bijector.pack_latents`; unpack with
+the per-level ε packed into the image shape (`glow_tf.model.bijector.pack_latents`; unpack with
 `latent_shapes` from `config_json`: flatten each example, split into consecutive chunks of
 prod(shape_l) values, reshape).
 """
+
 import json
 import os
 
 import tensorflow as tf
 
-from glow_tf.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
-from glow_tf.sampling import EXPORT_META, block_latents, pack, unpack
-
-
-def _tf_variables(variables):
-    out = []
-    for v in variables:
-        out.append(v if isinstance(v, tf.Variable) else v.value)
-    return out
+from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
+from glow_tf.tools.sampling import EXPORT_META, block_latents, pack, unpack
+from glow_tf.variables import tf_variables
 
 
 def build_export_module(model, n_bits_x=8, extra_meta=None):
@@ -55,22 +50,30 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
     image_shape = tuple(int(d) for d in model.image_shape)
     latent_shapes = tuple(tuple(int(d) for d in s) for s in model.latent_shapes)
     n_classes, n_bits_x = int(model.n_classes), int(n_bits_x)
-    n_bins = 2 ** n_bits_x
-    meta = {'format': 'glow_tf.export/1', 'image_shape': list(image_shape),
-            'latent_shapes': [list(s) for s in latent_shapes], 'n_bits_x': n_bits_x,
-            'n_classes': n_classes, 'model_config': model.get_config(),
-            'latents': 'per-level eps packed into the image shape (glow_tf.bijector.pack_latents)',
-            'signatures': {'sample': ['n', 'temperature', 'seed'] + (['y'] if n_classes else []),
-                           'encode': ['images'] + (['y'] if n_classes else []),
-                           'decode': ['latents'] + (['y'] if n_classes else []),
-                           'log_likelihood': ['images'] + (['y'] if n_classes else [])}}
+    n_bins = 2**n_bits_x
+    meta = {
+        'format': 'glow_tf.tools.export/1',
+        'image_shape': list(image_shape),
+        'latent_shapes': [list(s) for s in latent_shapes],
+        'n_bits_x': n_bits_x,
+        'n_classes': n_classes,
+        'model_config': model.get_config(),
+        'latents': 'per-level eps packed into the image shape (glow_tf.model.bijector.pack_latents)',
+        'signatures': {
+            'sample': ['n', 'temperature', 'seed'] + (['y'] if n_classes else []),
+            'encode': ['images'] + (['y'] if n_classes else []),
+            'decode': ['latents'] + (['y'] if n_classes else []),
+            'log_likelihood': ['images'] + (['y'] if n_classes else []),
+        },
+    }
     meta.update(extra_meta or {})
 
     module = tf.Module(name='glow_export')
     # Explicitly tracked: the Keras model itself is only captured by the closures below.
-    module.model_variables = _tf_variables(model.variables)
-    module.config_json = tf.Variable(json.dumps(meta, sort_keys=True), trainable=False,
-                                     name='config_json')
+    module.model_variables = tf_variables(model.variables)
+    module.config_json = tf.Variable(
+        json.dumps(meta, sort_keys=True), trainable=False, name='config_json'
+    )
 
     y_spec = [tf.TensorSpec([None], tf.int32, name='y')] if n_classes else []
     img_spec = tf.TensorSpec([None, *image_shape], tf.uint8, name='images')
@@ -80,8 +83,11 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         x = model.decode(unpack(latents, latent_shapes), *y)
         return postprocess(x, n_bits_x)
 
-    n_spec = [tf.TensorSpec([], tf.int32, name='n'), tf.TensorSpec([], tf.float32, name='temperature'),
-              tf.TensorSpec([], tf.int64, name='seed')]
+    n_spec = [
+        tf.TensorSpec([], tf.int32, name='n'),
+        tf.TensorSpec([], tf.float32, name='temperature'),
+        tf.TensorSpec([], tf.int64, name='seed'),
+    ]
 
     def _sample(n, temperature, seed, y):
         eps = block_latents(latent_shapes, seed, 0, n, temperature)
@@ -94,11 +100,14 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
     def _log_likelihood(images, y):
         x = preprocess(images, n_bits_x, noise=False) + 0.5 / n_bins
         log_prob = model.log_prob(x, *y)
-        return {'bits_per_dim': nats_to_bits_per_dim(log_prob, model.n_dims, n_bits_x),
-                'log_prob': log_prob}
+        return {
+            'bits_per_dim': nats_to_bits_per_dim(log_prob, model.n_dims, n_bits_x),
+            'log_prob': log_prob,
+        }
 
     # Explicit parameter lists (not *args) so the restored functions take keyword arguments.
     if n_classes:
+
         @tf.function(input_signature=n_spec + y_spec)
         def sample(n, temperature, seed, y):
             return _sample(n, temperature, seed, [y])
@@ -115,6 +124,7 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         def log_likelihood(images, y):
             return _log_likelihood(images, [y])
     else:
+
         @tf.function(input_signature=n_spec)
         def sample(n, temperature, seed):
             return _sample(n, temperature, seed, [])
@@ -140,10 +150,12 @@ def export_saved_model(model, export_dir, n_bits_x=8, extra_meta=None):
     """Write `model` as a SavedModel to export_dir (plus a readable glow_export.json). Returns the dir."""
     module, meta = build_export_module(model, n_bits_x, extra_meta)
     export_dir = os.path.abspath(os.path.expanduser(export_dir))
-    signatures = {'sample': module.sample.get_concrete_function(),
-                  'encode': module.encode.get_concrete_function(),
-                  'decode': module.decode.get_concrete_function(),
-                  'log_likelihood': module.log_likelihood.get_concrete_function()}
+    signatures = {
+        'sample': module.sample.get_concrete_function(),
+        'encode': module.encode.get_concrete_function(),
+        'decode': module.decode.get_concrete_function(),
+        'log_likelihood': module.log_likelihood.get_concrete_function(),
+    }
     tf.saved_model.save(module, export_dir, signatures=signatures)
     with open(os.path.join(export_dir, EXPORT_META), 'w') as f:
         json.dump(meta, f, indent=2, sort_keys=True)

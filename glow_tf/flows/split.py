@@ -9,11 +9,12 @@ so log p(z_2 | z_1) = log N(ε; 0, I) + log-det. Written this way the whole mode
 from the image to standard-normal ε's, which is what the TFP view needs. Sampling at temperature
 T draws ε ~ N(0, T² I).
 """
+
 import keras
 import tensorflow as tf
 
-from glow_tf.layer_base import sum_except_batch
-from glow_tf.zero_conv import ZeroConv2D
+from glow_tf.flows.base import sum_except_batch
+from glow_tf.nets.zero_conv import ZeroConv2D
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -31,7 +32,9 @@ class Split(keras.layers.Layer):
     def build(self, input_shape):
         channels = int(input_shape[-1])
         self.n_keep = channels // 2
-        self.prior = ZeroConv2D(2 * (channels - self.n_keep), edge_bias=self.edge_bias, name='prior')
+        self.prior = ZeroConv2D(
+            2 * (channels - self.n_keep), edge_bias=self.edge_bias, name='prior'
+        )
         self.prior.build(tuple(input_shape[:-1]) + (self.n_keep,))
 
     def _mean_log_scale(self, z1):
@@ -42,7 +45,7 @@ class Split(keras.layers.Layer):
         """x -> (z_1, ε, fldj [B])."""
         if not self.built:
             self.build(tuple(x.shape))
-        z1, z2 = x[..., :self.n_keep], x[..., self.n_keep:]
+        z1, z2 = x[..., : self.n_keep], x[..., self.n_keep :]
         mean, log_scale = self._mean_log_scale(z1)
         eps = (z2 - mean) * tf.exp(-log_scale)
         return z1, eps, -sum_except_batch(log_scale)
@@ -60,8 +63,12 @@ class Split(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), 'edge_bias': self.edge_bias}
+
     def compute_output_shape(self, input_shape):
         """[B, H, W, C] -> (z_1 [B, H, W, C//2], ε [B, H, W, C - C//2], fldj [B])."""
         *lead, channels = input_shape
-        return (tuple(lead) + (channels // 2,), tuple(lead) + (channels - channels // 2,),
-                (input_shape[0],))
+        return (
+            tuple(lead) + (channels // 2,),
+            tuple(lead) + (channels - channels // 2,),
+            (input_shape[0],),
+        )

@@ -32,6 +32,7 @@ K = [K_x, K_e] along its input channels (K_e: the border channel's taps),
 and the second term does not depend on x: one [H, W, C_out] map, added like a bias.
 `edge_bias_map` computes it; `conv2d_same(..., edge_bias=True)` uses it.
 """
+
 import functools
 
 import tensorflow as tf
@@ -76,7 +77,9 @@ def conv2d_same(x, kernel, bias=None, relu=False, form=None, edge_bias=False):
     if edge_bias and (kernel.shape[0] > 1 or kernel.shape[1] > 1):
         height, width = x.shape[1], x.shape[2]
         if height is None or width is None:
-            raise ValueError(f"edge_bias needs a static height and width, got input shape {x.shape}")
+            raise ValueError(
+                f"edge_bias needs a static height and width, got input shape {x.shape}"
+            )
         edge = edge_bias_map(kernel[:, :, -1:, :], int(height), int(width))
         bias = edge if bias is None else edge + bias
         kernel = kernel[:, :, :-1, :]
@@ -101,7 +104,7 @@ def _matmul_1x1(x, kernel, bias, relu):
     shape = tf.shape(x)
     y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, c_out]))
     if bias is not None:
-        y = tf.nn.bias_add(y, bias)      # on the 2-D product, where Grappler fuses it
+        y = tf.nn.bias_add(y, bias)  # on the 2-D product, where Grappler fuses it
     if relu:
         y = tf.nn.relu(y)
     return tf.reshape(y, tf.concat([shape[:3], [c_out]], axis=0))
@@ -111,7 +114,7 @@ def _shift_add(x, kernel):
     kh, kw, c_in, c_out = (int(d) for d in kernel.shape)
     shape = tf.shape(x)
     taps = tf.reshape(tf.transpose(kernel, [2, 0, 1, 3]), [c_in, kh * kw * c_out])
-    z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)                     # [B·H·W, kh·kw·C_out]
+    z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)  # [B·H·W, kh·kw·C_out]
     z = tf.reshape(z, tf.concat([shape[:3], [kh * kw * c_out]], axis=0))
     return _sum_of_shifted_taps(z, kh, kw, c_out)
 
@@ -132,13 +135,22 @@ def _sum_of_shifted_taps(z, kh, kw, c_out):
         for p in range(kh):
             for q in range(kw):
                 first = (p * kw + q) * c_out
-                tap = padded[:, p:p + height, q:q + width, first:first + c_out]
+                tap = padded[:, p : p + height, q : q + width, first : first + c_out]
                 y = tap if y is None else y + tap
 
         def grad(dy):
             padded_dy = tf.pad(dy, pad)
-            return tf.concat([padded_dy[:, kh - 1 - p:kh - 1 - p + height, kw - 1 - q:kw - 1 - q + width, :]
-                              for p in range(kh) for q in range(kw)], axis=-1)
+            return tf.concat(
+                [
+                    padded_dy[
+                        :, kh - 1 - p : kh - 1 - p + height, kw - 1 - q : kw - 1 - q + width, :
+                    ]
+                    for p in range(kh)
+                    for q in range(kw)
+                ],
+                axis=-1,
+            )
+
         return y, grad
 
     return shift_sum(z)

@@ -6,6 +6,7 @@ A density p on the continuous x gives the discrete image probability P ≈ p(x) 
 
     bits/dim = -(log p(x) - D · log n_bins) / (D · log 2).
 """
+
 import math
 
 import tensorflow as tf
@@ -14,7 +15,7 @@ import tensorflow as tf
 def _check_bits(n_bits_x):
     if not isinstance(n_bits_x, int) or not 1 <= n_bits_x <= 8:
         raise ValueError(f"n_bits_x must be an integer in 1..8, got {n_bits_x!r}")
-    return 2 ** n_bits_x
+    return 2**n_bits_x
 
 
 def preprocess(x_uint8, n_bits_x=8, noise=True, seed=None):
@@ -33,8 +34,11 @@ def preprocess(x_uint8, n_bits_x=8, noise=True, seed=None):
         return x
     if noise is True:
         shape = tf.shape(x)
-        noise = (tf.random.stateless_uniform(shape, seed) if seed is not None
-                 else tf.random.uniform(shape))
+        noise = (
+            tf.random.stateless_uniform(shape, seed)
+            if seed is not None
+            else tf.random.uniform(shape)
+        )
     return x + tf.cast(noise, tf.float32) / n_bins
 
 

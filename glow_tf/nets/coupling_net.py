@@ -1,0 +1,86 @@
+"""NN() of a coupling layer (paper section 3.3): the network that predicts (log s, t) from x_a.
+
+    conv3x3(width) -> ActNorm -> ReLU -> conv1x1(width) -> ActNorm -> ReLU -> ZeroConv3x3
+
+The last layer starts at zero, so every coupling starts as the identity map. Both 3x3
+convolutions use the original's edge-bias padding by default (`glow_tf.nets.conv`).
+
+Each ActNorm is folded into the convolution before it when the network runs,
+s ⊙ (conv(x, K) + b) = conv(x, K·s) + b·s: the same function and parameters, but one fused
+conv + bias + ReLU per layer, and fewer width-sized activations kept for the backward pass.
+The data-dependent init pass runs unfolded, as it needs the conv statistics. The convolutions
+themselves go through `glow_tf.nets.conv.conv2d_same` (GEMM forms of the 1x1 and output layers).
+"""
+
+import keras
+import tensorflow as tf
+
+from glow_tf.flows.actnorm import ActNorm
+from glow_tf.nets.conv import conv2d_same
+from glow_tf.nets.zero_conv import ZeroConv2D
+
+
+@keras.saving.register_keras_serializable(package='glow_tf')
+class CouplingNetwork(keras.layers.Layer):
+    """NN(): [B, H, W, C_in] -> [B, H, W, out_channels].
+
+    Args:
+        width: hidden channels (the paper's 512).
+        out_channels: C_b (additive) or 2·C_b (affine: shift and scale).
+        seed: initialiser seed of the two hidden kernels.
+        edge_bias: the original's border channel in both 3x3 convolutions.
+    """
+
+    def __init__(self, width, out_channels, seed=0, edge_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        if int(width) <= 0:
+            raise ValueError(f"width must be a positive number of hidden channels, got {width}")
+        self.width = int(width)
+        self.out_channels = int(out_channels)
+        self.seed = int(seed)
+        self.edge_bias = bool(edge_bias)
+        self.norm1 = ActNorm(name='actnorm1')
+        self.norm2 = ActNorm(name='actnorm2')
+        self.out = ZeroConv2D(self.out_channels, edge_bias=self.edge_bias, name='zero_conv')
+
+    def build(self, input_shape):
+        init = lambda offset: keras.initializers.RandomNormal(stddev=0.05, seed=self.seed + offset)
+        c_in = int(input_shape[-1]) + (1 if self.edge_bias else 0)
+        self.kernel1 = self.add_weight(
+            name='kernel1', shape=(3, 3, c_in, self.width), initializer=init(0)
+        )
+        self.kernel2 = self.add_weight(
+            name='kernel2', shape=(1, 1, self.width, self.width), initializer=init(1)
+        )
+        hidden = tuple(input_shape[:-1]) + (self.width,)
+        self.norm1.build(hidden)
+        self.norm2.build(hidden)
+        self.out.build(hidden)
+
+    def call(self, x):
+        if self.norm1.awaiting_data_init or self.norm2.awaiting_data_init:
+            return self._call_unfolded(x)  # the data-dependent init needs the conv statistics
+        h = conv2d_same(
+            x, *self.norm1.fold_into_conv(self.kernel1), relu=True, edge_bias=self.edge_bias
+        )
+        h = conv2d_same(h, *self.norm2.fold_into_conv(self.kernel2), relu=True)
+        return self.out(h)
+
+    def _call_unfolded(self, x):
+        h = tf.nn.relu(
+            self.norm1.forward(conv2d_same(x, self.kernel1, edge_bias=self.edge_bias))[0]
+        )
+        h = tf.nn.relu(self.norm2.forward(conv2d_same(h, self.kernel2))[0])
+        return self.out(h)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.out_channels,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            'width': self.width,
+            'out_channels': self.out_channels,
+            'seed': self.seed,
+            'edge_bias': self.edge_bias,
+        }
