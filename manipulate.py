@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Encode / attribute directions / edit / interpolate: `python manipulate.py --help` (docs/manipulation.md)."""
+"""Encode / attribute directions / edit / interpolate: `python manipulate.py --help`
+(docs/manipulation.md)."""
 
 import os
 import sys

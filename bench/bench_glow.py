@@ -254,7 +254,8 @@ def print_tables(results, sweep_rows, conv, conv_end):
                 d = r[impl]
                 pct = fmt(100 * d['fraction_of_conv_peak'], '.0f')
                 print(
-                    f"| {r['case']} | {impl} | {fmt(d['train_img_s'])} | {fmt(d['train_step_s'], '.3f')} | "
+                    f"| {r['case']} | {impl} | {fmt(d['train_img_s'])} | "
+                    f"{fmt(d['train_step_s'], '.3f')} | "
                     f"{fmt(d['sample_img_s'])} | {fmt(d['sample_s_per_batch'], '.3f')} | "
                     f"{fmt(d['peak_step_mb'], '.1f')} | {fmt(r['train_gflop_per_image'], '.2f')} | "
                     f"{fmt(d['achieved_gflops'], '.1f')} | {fmt(r['conv_peak_gflops'], '.0f')} | "
@@ -266,7 +267,8 @@ def print_tables(results, sweep_rows, conv, conv_end):
                 q = r['ratio_glow_tf_over_tfp']
                 print(
                     f"| {r['case']} | **glow_tf / TFP** | **{fmt(q['train_throughput'])}x** | | "
-                    f"**{fmt(q['sample_throughput'])}x** | | {fmt(q['peak_memory'])}x | | | | | | | |"
+                    f"**{fmt(q['sample_throughput'])}x** | | {fmt(q['peak_memory'])}x | "
+                    "| | | | | | |"
                 )
     if sweep_rows:
         print()

@@ -1,4 +1,5 @@
-"""The coupling network's convolutions, one shape at a time: tf.nn.conv2d vs glow_tf.nets.conv's form.
+"""The coupling network's convolutions, one shape at a time: tf.nn.conv2d vs glow_tf.nets.conv's
+form.
 
     python bench/conv_forms.py [--batch 16] [--width 512] [--iters 7]
 
@@ -59,7 +60,7 @@ def timer(fn, x, kernel, train, iters):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--batch', type=int, default=16)
     p.add_argument('--width', type=int, default=512)
     p.add_argument('--iters', type=int, default=7)
@@ -98,15 +99,16 @@ def main(argv=None):
         rows.append(row)
         print('JSON ' + json.dumps(row), flush=True)
     print(
-        '| level | conv | input | form | train ms conv2d -> form | speedup | train GFLOP/s conv2d -> form '
-        '| forward ms conv2d -> form | speedup |'
+        '| level | conv | input | form | train ms conv2d -> form | speedup '
+        '| train GFLOP/s conv2d -> form | forward ms conv2d -> form | speedup |'
     )
     print('|---|---|---|---|---|---|---|---|---|')
     for r in rows:
         ms, gf = r['ms'], r['gflops']
         print(
             f"| {r['level']} | {r['conv']} | {'x'.join(map(str, r['shape']))} | {r['form']} | "
-            f"{ms['conv2d train']:.2f} -> {ms['form train']:.2f} | {ms['conv2d train'] / ms['form train']:.2f}x | "
+            f"{ms['conv2d train']:.2f} -> {ms['form train']:.2f} | "
+            f"{ms['conv2d train'] / ms['form train']:.2f}x | "
             f"{gf['conv2d train']:.0f} -> {gf['form train']:.0f} | "
             f"{ms['conv2d forward']:.2f} -> {ms['form forward']:.2f} | "
             f"{ms['conv2d forward'] / ms['form forward']:.2f}x |"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Face editor latency: a slider move, a photo upload, and the same edit through manipulate.py.
 
-    python bench/editor_latency.py                              # the shipped model (models/celeba64)
+    python bench/editor_latency.py                             # the shipped model (models/celeba64)
     python bench/editor_latency.py --model runs/celeba64 --directions runs/d.npz --n 50
 
 Measured on a real threaded server on 127.0.0.1 (what the page talks to), plus the server-side

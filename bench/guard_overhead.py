@@ -3,7 +3,7 @@ with the trainer's guarded update (pre-step copy of weights, optimiser slots and
 check, allreduce of the verdict, rollback only when needed) against the plain update, same
 Trainer, same batch, interleaved rounds.
 
-    python bench/guard_overhead.py                      # CIFAR-10 32x32, L=3, K=8, width 128, batch 16
+    python bench/guard_overhead.py                   # CIFAR-10 32x32, L=3, K=8, width 128, batch 16
     python bench/guard_overhead.py --depth 4 --width 64 --rounds 5 --steps 10
 
 Prints a table line and one `JSON ` line: ms per step for both, their ratio, and the guard's

@@ -128,7 +128,9 @@ def main(argv=None):
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     ).stdout.strip()
     about = {
-        'trained_on': 'CelebA subset (../shared/data/celeba-subset): first 8,100 images (train split)',
+        'trained_on': (
+            'CelebA subset (../shared/data/celeba-subset): first 8,100 images (train split)'
+        ),
         'test_set': f'the {cfg.n_test} held-out faces (last 10% by file name)',
         'test_bits_per_dim': round(min(b for b in bits.values() if b is not None), 4),
         'test_bits_per_dim_raw': bits['raw'],

@@ -42,7 +42,8 @@ def data_cache(tmp_path, monkeypatch) -> Path:
 def write_idx(
     path: Path, array: np.ndarray, magic: int | None = None, compress: bool = True
 ) -> Path:
-    """Write ``uint8`` ``array`` as an IDX file (gzip when ``compress``); ``magic`` overrides the header."""
+    """Write ``uint8`` ``array`` as an IDX file (gzip when ``compress``); ``magic`` overrides the
+    header."""
     array = np.asarray(array, np.uint8)
     magic = (0x0800 | array.ndim) if magic is None else magic
     blob = struct.pack('>I', magic) + struct.pack(f'>{array.ndim}I', *array.shape) + array.tobytes()
@@ -74,7 +75,8 @@ def cifar_batch_bytes(x_hwc: np.ndarray, labels, protocol: int = 2) -> bytes:
 
 
 def make_cifar_dir(root: Path, per_batch: int = 4, seed: int = 0, tarball: bool = False) -> dict:
-    """``root/cifar-10-batches-py/`` (or ``root/cifar-10-python.tar.gz``) with 5 train + 1 test batch."""
+    """``root/cifar-10-batches-py/`` (or ``root/cifar-10-python.tar.gz``) with 5 train + 1 test
+    batch."""
     rng = np.random.default_rng(seed)
     files, arrays = {}, {'train': ([], []), 'test': ([], [])}
     for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
@@ -137,7 +139,8 @@ def make_celeba_dir(
     crlf: bool = True,
 ) -> np.ndarray:
     """CelebA layout: ``list_attr_celeba.txt`` (CRLF, ``n_rows`` rows, 40 attributes) and
-    ``img_align_celeba/`` with the first ``n_images`` JPEGs (w x h = ``size``). Returns the +1/-1 rows."""
+    ``img_align_celeba/`` with the first ``n_images`` JPEGs (w x h = ``size``). Returns the +1/-1
+    rows."""
     from glow_tf.data import CELEBA_ATTRIBUTE_NAMES
 
     rng = np.random.default_rng(seed)
@@ -168,7 +171,8 @@ def write_tfrecord_shards(
     attrs=None,
     digits: int = 5,
 ) -> list[Path]:
-    """Write ``images`` round-robin into ``root/split/split-rLL-s-i-of-n.tfrecords`` (original features)."""
+    """Write ``images`` round-robin into ``root/split/split-rLL-s-i-of-n.tfrecords`` (original
+    features)."""
     import tensorflow as tf
 
     from glow_tf.data import make_example

@@ -1,4 +1,5 @@
-"""Checksum-verified downloads (no network: file:// URLs and injected fetchers) and data-dir resolution."""
+"""Checksum-verified downloads (no network: file:// URLs and injected fetchers) and data-dir
+resolution."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from glow_tf.data.cifar import load_cifar10_split
 from glow_tf.data.folder import scan_folder
 from glow_tf.data.images import area_downsample
 
-# ---------------------------------------------------------------------------------------------- MNIST
+# -------------------------------------------------------------------------------------------- MNIST
 
 
 def test_mnist_fixture_padded_and_replicated(tmp_path, fixtures, data_cache):
@@ -89,7 +89,7 @@ def test_mnist_label_count_mismatch_and_missing_file(tmp_path, fixtures, data_ca
         load_source('mnist', tmp_path / 'm')
 
 
-# ---------------------------------------------------------------------------------------------- CIFAR
+# -------------------------------------------------------------------------------------------- CIFAR
 
 
 @pytest.mark.parametrize('tarball', [False, True])
@@ -149,7 +149,7 @@ def test_cifar_empty_dir(tmp_path, data_cache):
         load_source('cifar10', tmp_path / 'empty')
 
 
-# ---------------------------------------------------------------------------------------------- CelebA attributes
+# -------------------------------------------------------------------------------- CelebA attributes
 
 
 def test_celeba_attributes_crlf_and_count_warning(tmp_path, fixtures):
@@ -227,7 +227,7 @@ def test_celeba_official_partition(tmp_path, fixtures, data_cache):
         read_eval_partition(tmp_path / 'list_eval_partition.txt')
 
 
-# ---------------------------------------------------------------------------------------------- images
+# ------------------------------------------------------------------------------------------- images
 
 
 def test_load_image_file_centre_crop_area_downsample(tmp_path, fixtures):
@@ -273,7 +273,7 @@ def test_corrupt_and_truncated_images(tmp_path, fixtures):
         load_image_file(tmp_path / 'nope.png', 8)
 
 
-# ---------------------------------------------------------------------------------------------- folders
+# ------------------------------------------------------------------------------------------ folders
 
 
 def _folder(tmp_path, fixtures, classes=('cat', 'dog'), per_class=10, size=(30, 20)):

@@ -10,7 +10,8 @@ from glow_tf.data import ArraySource, DataError
 
 
 def _source(n_train=12, n_test=7, size=4, with_attr=False):
-    """Images whose pixel [0, 0, 0] is the example id and channel 1 is the column index (for flips)."""
+    """Images whose pixel [0, 0, 0] is the example id and channel 1 is the column index (for
+    flips)."""
 
     def make(n, offset):
         x = np.zeros((n, size, size, 3), np.uint8)

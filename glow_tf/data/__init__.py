@@ -1,4 +1,5 @@
-"""Data pipelines for glow_tf: MNIST, CIFAR-10, CelebA, the original Glow TFRecord shards and image folders.
+"""Data pipelines for glow_tf: MNIST, CIFAR-10, CelebA, the original Glow TFRecord shards and image
+folders.
 
 Entry points::
 

@@ -1,9 +1,9 @@
 """On-disk cache of decoded, resized images (folder and CelebA sources).
 
-A cache entry is an ``.npz`` file under ``<cache_root>/images/`` whose name is a hash of the absolute
-paths, sizes and modification times of the source files plus the image size, so editing, adding or
-removing a file invalidates it. Entries are written atomically (temporary file + rename), so several
-Horovod ranks on one machine can share the directory.
+A cache entry is an ``.npz`` file under ``<cache_root>/images/`` whose name is a hash of the
+absolute paths, sizes and modification times of the source files plus the image size, so editing,
+adding or removing a file invalidates it. Entries are written atomically (temporary file + rename),
+so several Horovod ranks on one machine can share the directory.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def cached_decode(
     skip_bad: bool,
     cache_dir: str | os.PathLike | None | bool = None,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """Like :func:`glow_tf.data.images.decode_images`, reusing a cache entry when the files are unchanged.
+    """Like :func:`glow_tf.data.images.decode_images`, reusing a cache entry when the files are
+    unchanged.
 
     ``cache_dir``: None -> :func:`cache_root`; False -> no cache. Returns
     ``(images uint8 [n_ok, S, S, 3], ok bool [len(paths)], skipped [(path, reason)])``.

@@ -2,9 +2,9 @@
 
 Attribute file format (``list_attr_celeba.txt``, official): line 1 the image count, line 2 the 40
 attribute names, then one row per image: ``000001.jpg -1  1  1 -1 ...`` with values ``1`` or ``-1``
-separated by one or more spaces. CRLF and LF line endings are both accepted, blank lines are ignored.
-Values are returned as int8 in +1/-1 (the official encoding); ``DataSource.attributes(encoding='01')``
-converts to 0/1.
+separated by one or more spaces. CRLF and LF line endings are both accepted, blank lines are
+ignored. Values are returned as int8 in +1/-1 (the official encoding);
+``DataSource.attributes(encoding='01')`` converts to 0/1.
 
 Which rows are used: the rows whose image exists in the image directory (images are matched by file
 stem, so a PNG re-encode of the JPEGs works). Rows without an image are ignored (the shared subset
@@ -280,7 +280,10 @@ def scan_celeba(
     else:
         n_test = math.ceil(len(used) * TEST_FRACTION) if len(used) > 1 else 0
         train, test = used[: len(used) - n_test], used[len(used) - n_test :]
-        rule = f'no {PARTITION_FILE}: last {n_test} of {len(used)} images by file name are the test set'
+        rule = (
+            f'no {PARTITION_FILE}: last {n_test} of {len(used)} images by file name '
+            'are the test set'
+        )
     return CelebAIndex(
         image_dir=best,
         attr_file=attr_file,

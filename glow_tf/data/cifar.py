@@ -63,7 +63,8 @@ def _unpickle(blob: bytes, where: str):
 
 
 def parse_batch(blob: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one pickled batch to ``(uint8 [n, 32, 32, 3], int32 [n])``; DataError naming ``where``."""
+    """Decode one pickled batch to ``(uint8 [n, 32, 32, 3], int32 [n])``; DataError naming
+    ``where``."""
     d = _unpickle(blob, where)
     if not isinstance(d, dict):
         raise DataError(f'{where}: expected a pickled dict, found {type(d).__name__}')

@@ -45,7 +45,8 @@ def convert(
     quiet: bool = True,
     progress: bool = False,
 ) -> dict:
-    """Write ``kind`` ('folder' or 'celeba') from ``src`` as shards under ``out``; returns the metadata.
+    """Write ``kind`` ('folder' or 'celeba') from ``src`` as shards under ``out``; returns the
+    metadata.
 
     ``progress``: a progress bar per split on stderr (images decoded and written).
 
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 1
     print(
-        f'wrote {meta["counts"]["train"]} train / {meta["counts"]["validation"]} validation images to '
+        f'wrote {meta["counts"]["train"]} train / '
+        f'{meta["counts"]["validation"]} validation images to '
         f'{args.out} (skipped {meta["skipped"]})'
     )
     return 0

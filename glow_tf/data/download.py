@@ -64,9 +64,10 @@ def download(
 ) -> Path:
     """Download the files of ``problem`` ('mnist' or 'cifar10') into ``dest`` and verify their md5.
 
-    ``base_url`` replaces the official locations (``file://`` works); ``fetch(url, path)`` replaces the
-    HTTP client; ``checksums`` ({file name: md5}) replaces the published checksums. Files already in
-    ``dest`` with the right md5 are kept; with a wrong md5 they are refused (DataError). Returns ``dest``.
+    ``base_url`` replaces the official locations (``file://`` works); ``fetch(url, path)`` replaces
+    the HTTP client; ``checksums`` ({file name: md5}) replaces the published checksums. Files
+    already in ``dest`` with the right md5 are kept; with a wrong md5 they are refused (DataError).
+    Returns ``dest``.
     """
     if problem not in CHECKSUMS:
         raise DataError(
@@ -103,7 +104,8 @@ def download(
             if actual != md5:
                 part.unlink(missing_ok=True)
                 raise DataError(
-                    f'{url}: downloaded {name} has md5 {actual}, expected {md5}; refused and deleted'
+                    f'{url}: downloaded {name} has md5 {actual}, expected {md5}; '
+                    'refused and deleted'
                 )
             os.replace(part, target)
             break

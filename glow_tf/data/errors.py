@@ -16,7 +16,8 @@ class DataError(ValueError):
 
 
 class DataWarning(UserWarning):
-    """Something in the data was tolerated (skipped files, a header that disagrees with the rows)."""
+    """Something in the data was tolerated (skipped files, a header that disagrees with the
+    rows)."""
 
 
 def describe(path: str | os.PathLike, problem: str) -> DataError:
@@ -32,7 +33,8 @@ def warn(message: str) -> None:
 def summarise_skipped(
     skipped: list[tuple[str, str]], total: int, where: str, limit: int = 5
 ) -> str:
-    """Human-readable summary of skipped files: ``"skipped 2 of 10 files under DIR: a (why); b (why)"``."""
+    """Human-readable summary of skipped files:
+    ``"skipped 2 of 10 files under DIR: a (why); b (why)"``."""
     shown = '; '.join(f'{p} ({why})' for p, why in skipped[:limit])
     more = f'; ... and {len(skipped) - limit} more' if len(skipped) > limit else ''
     return f'skipped {len(skipped)} of {total} files under {where} (--skip_bad): {shown}{more}'

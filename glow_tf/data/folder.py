@@ -3,10 +3,10 @@
 Accepted layouts (image files: .jpg .jpeg .png .bmp .gif .webp .tif .tiff .ppm; hidden files and
 other extensions are ignored):
 
-* ``root/*.jpg``                      -- unlabeled
-* ``root/<class>/**/*.jpg``           -- labeled; classes are the sorted subfolder names (label = index)
-* ``root/train/...`` + ``root/test/...`` (or ``validation/`` or ``val/``), each in one of the layouts
-  above -- an explicit split.
+* ``root/*.jpg``                 -- unlabeled
+* ``root/<class>/**/*.jpg``      -- labeled; classes are the sorted subfolder names (label = index)
+* ``root/train/...`` + ``root/test/...`` (or ``validation/`` or ``val/``), each in one of the
+  layouts above -- an explicit split.
 
 Without an explicit split the split is deterministic: files are sorted by path and the last 10%
 (rounded up, per class when labeled, only for groups of at least 2 files) form the test set.
@@ -64,7 +64,8 @@ def _scan(d: Path) -> tuple[dict[str, list[str]] | None, list[str]]:
     if classes and top:
         raise describe(
             d,
-            f'has both {len(top)} image files and class subfolders ({", ".join(list(classes)[:5])}); '
+            f'has both {len(top)} image files and class subfolders '
+            f'({", ".join(list(classes)[:5])}); '
             'put every image in a class subfolder, or none',
         )
     if not classes and not top:

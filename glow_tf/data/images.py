@@ -9,10 +9,10 @@ likelihood numbers.
 
 Colour modes: dataset loaders (``strict=True``) accept RGB, palette images without transparency,
 CMYK/YCbCr (converted to RGB) and RGBA/PA images whose alpha channel is fully opaque; grayscale
-(L, LA, 1, I, F) and images with real transparency are rejected with a :class:`DataError` naming the
-file, because silently mixing them into a colour dataset changes its statistics.
-:func:`load_image_file` (used by manipulate.py for a user's photo) is lenient by default: grayscale is
-replicated to 3 channels and transparency is composited onto white.
+(L, LA, 1, I, F) and images with real transparency are rejected with a :class:`DataError` naming
+the file, because silently mixing them into a colour dataset changes its statistics.
+:func:`load_image_file` (used by manipulate.py for a user's photo) is lenient by default: grayscale
+is replicated to 3 channels and transparency is composited onto white.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def _to_rgb(img, path: Path, strict: bool):
 
 
 def crop_and_resize(img, image_size: int) -> np.ndarray:
-    """Centre-crop a PIL image to a square and resize it to ``[image_size, image_size, 3]`` uint8."""
+    """Centre-crop a PIL image to a square and resize it to ``[image_size, image_size, 3]``
+    uint8."""
     from PIL import Image
 
     w, h = img.size
@@ -149,8 +150,9 @@ def decode_images(
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode many image files (strict colour rules) in parallel threads.
 
-    Returns ``(images uint8 [n_ok, image_size, image_size, 3], ok bool [len(paths)], skipped)`` where
-    ``skipped`` lists ``(path, reason)``. Without ``skip_bad`` the first bad file raises DataError.
+    Returns ``(images uint8 [n_ok, image_size, image_size, 3], ok bool [len(paths)], skipped)``
+    where ``skipped`` lists ``(path, reason)``. Without ``skip_bad`` the first bad file raises
+    DataError.
     """
     n = len(paths)
     out = np.empty((n, image_size, image_size, 3), np.uint8)
@@ -171,10 +173,11 @@ def decode_images(
 
 
 def area_downsample(x: np.ndarray, image_size: int, where: str) -> np.ndarray:
-    """Area-downsample ``uint8 [N, S, S, C]`` by an integer factor to ``[N, image_size, image_size, C]``.
+    """Area-downsample ``uint8 [N, S, S, C]`` by an integer factor to
+    ``[N, image_size, image_size, C]``.
 
-    Averages ``f x f`` blocks then floors, like the original Glow loader. ``S`` must be a multiple of
-    ``image_size``; otherwise DataError naming ``where``.
+    Averages ``f x f`` blocks then floors, like the original Glow loader. ``S`` must be a multiple
+    of ``image_size``; otherwise DataError naming ``where``.
     """
     s = x.shape[1]
     if image_size == s:

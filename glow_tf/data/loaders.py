@@ -100,8 +100,8 @@ def resolve_data_dir(
     Order: ``data_dir`` if given (must exist); else ``$GLOW_DATA_DIR`` -- either a root with
     per-problem sub-directories (see ``SUBDIRS``) or the problem's directory itself; else the shared
     copy ``<repo>/../shared/data`` (mnist/, cifar10-subset/, celeba-subset/); else, for mnist and
-    cifar10, ``$GLOW_CACHE_DIR/<problem>`` (default ``~/.cache/glow_tf/<problem>``), downloading with
-    md5 verification if needed. Otherwise DataError saying where to put the data.
+    cifar10, ``$GLOW_CACHE_DIR/<problem>`` (default ``~/.cache/glow_tf/<problem>``), downloading
+    with md5 verification if needed. Otherwise DataError saying where to put the data.
     """
     _check_problem(problem)
     if data_dir:
@@ -150,7 +150,8 @@ def _limit(name: str, requested: int | None, available: int, where) -> int:
         return available
     if requested > available:
         warn(
-            f'{where}: {name}={requested} but only {available} examples are available; using {available}'
+            f'{where}: {name}={requested} but only {available} examples are available; '
+            f'using {available}'
         )
         return available
     return requested
@@ -182,9 +183,9 @@ def load_source(
     shards in the original format; 'tfr' = shards written by convert_to_tfrecords.py).
     ``category`` selects an LSUN category sub-directory. ``n_train`` / ``n_test`` keep the first n
     examples of each split (evenly spread for folders, so classes stay balanced). ``skip_bad`` skips
-    undecodable / grayscale / transparent images and images without attribute rows instead of raising;
-    they are listed in ``source.skipped`` and summarised in a DataWarning. ``cache_dir``: where decoded
-    folder/CelebA images and TFRecord counts are cached (None: ``$GLOW_CACHE_DIR`` or
+    undecodable / grayscale / transparent images and images without attribute rows instead of
+    raising; they are listed in ``source.skipped`` and summarised in a DataWarning. ``cache_dir``:
+    where decoded folder/CelebA images and TFRecord counts are cached (None: ``$GLOW_CACHE_DIR`` or
     ``~/.cache/glow_tf``; False: no cache). ``image_dir``: force the CelebA image directory.
     """
     _check_problem(problem)

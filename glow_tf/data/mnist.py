@@ -42,8 +42,8 @@ def _read_bytes(path: Path) -> bytes:
 def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
     """Read an IDX file of unsigned bytes (``.gz`` or raw).
 
-    Returns ``uint8 [n, rows, cols]`` for images (magic 2051) or ``uint8 [n]`` for labels (magic 2049).
-    Raises DataError naming the file on a bad magic number, a wrong size or a truncated file.
+    Returns ``uint8 [n, rows, cols]`` for images (magic 2051) or ``uint8 [n]`` for labels (magic
+    2049). Raises DataError naming the file on a bad magic number, a wrong size or a truncated file.
     """
     path = Path(path)
     raw = _read_bytes(path)
@@ -71,7 +71,8 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
 
 
 def find_file(data_dir: Path, stem: str) -> Path:
-    """The gzip (preferred) or uncompressed IDX file ``stem`` in ``data_dir``; DataError if absent."""
+    """The gzip (preferred) or uncompressed IDX file ``stem`` in ``data_dir``; DataError if
+    absent."""
     for name in (stem + '.gz', stem, stem.replace('-idx', '.idx')):
         if (data_dir / name).is_file():
             return data_dir / name
@@ -83,7 +84,8 @@ def find_file(data_dir: Path, stem: str) -> Path:
 
 
 def load_mnist_split(data_dir: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Load one split as ``(uint8 [n, 32, 32, 3], int32 [n])``: zero-padded to 32x32, gray replicated."""
+    """Load one split as ``(uint8 [n, 32, 32, 3], int32 [n])``: zero-padded to 32x32, gray
+    replicated."""
     data_dir = Path(data_dir)
     img_path, lab_path = (find_file(data_dir, s) for s in FILES[split])
     x = read_idx(img_path, IMAGES_MAGIC)

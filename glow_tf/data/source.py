@@ -7,11 +7,12 @@ Every pipeline yields ``(x, y)`` batches: ``x`` uint8 ``[batch, H, W, 3]``, ``y`
 Sharding and randomness (Horovod: ``rank`` in ``[0, size)``):
 
 * ``train``: every epoch is a fresh permutation computed with stateless ops from ``(seed, epoch)``,
-  identical on all ranks whatever their global TF seed; rank ``r`` takes positions ``r, r+size, ...``
-  of it, so within an epoch the ranks see disjoint examples that together cover the split. TFRecord
-  sources shard whole files by rank when there are at least ``size`` files (files are permuted per
-  epoch the same way), else records. Flips and lsun_realnvp crops are stateless per (seed, rank, step).
-  Batches are formed after repetition, so they may straddle epochs; ``drop_remainder=True``.
+  identical on all ranks whatever their global TF seed; rank ``r`` takes positions
+  ``r, r+size, ...`` of it, so within an epoch the ranks see disjoint examples that together cover
+  the split. TFRecord sources shard whole files by rank when there are at least ``size`` files
+  (files are permuted per epoch the same way), else records. Flips and lsun_realnvp crops are
+  stateless per (seed, rank, step). Batches are formed after repetition, so they may straddle
+  epochs; ``drop_remainder=True``.
 * ``test`` / ``ordered``: fixed file order, no shuffling, example ``i`` goes to rank ``i % size`` so
   every example is seen exactly once across ranks; the last batch may be smaller.
 """
@@ -65,10 +66,10 @@ def _permutation(n, seed, epoch):
 class DataSource:
     """A dataset with a train and a test split (see the module docstring for the pipelines).
 
-    Attributes: ``image_shape`` (H, W, 3); ``n_train`` / ``n_test`` (after the n_train / n_test limits
-    and any skipped files); ``n_classes`` (0 when unlabeled); ``attribute_names`` (CelebA: the 40
-    names, else None); ``class_names``; ``skipped`` -- ``(path, reason)`` of every file dropped because
-    ``skip_bad=True``; ``split_rule`` -- how train/test were chosen.
+    Attributes: ``image_shape`` (H, W, 3); ``n_train`` / ``n_test`` (after the n_train / n_test
+    limits and any skipped files); ``n_classes`` (0 when unlabeled); ``attribute_names`` (CelebA:
+    the 40 names, else None); ``class_names``; ``skipped`` -- ``(path, reason)`` of every file
+    dropped because ``skip_bad=True``; ``split_rule`` -- how train/test were chosen.
     """
 
     problem: str
@@ -94,7 +95,8 @@ class DataSource:
         shuffle: bool = True,
         with_attributes: bool = False,
     ):
-        """Training batches ``(uint8 [batch, H, W, 3], int32 [batch])`` for this rank; prefetched."""
+        """Training batches ``(uint8 [batch, H, W, 3], int32 [batch])`` for this rank;
+        prefetched."""
         raise NotImplementedError
 
     def ordered(
@@ -106,7 +108,8 @@ class DataSource:
         with_attributes: bool = False,
         drop_remainder: bool = False,
     ):
-        """Deterministic, unshuffled batches of ``split`` ('train' or 'test'); example i -> rank i % size."""
+        """Deterministic, unshuffled batches of ``split`` ('train' or 'test'); example i -> rank
+        i % size."""
         raise NotImplementedError
 
     def _attributes(self, split: str) -> np.ndarray | None:
@@ -122,7 +125,8 @@ class DataSource:
         return self.n_train if self._split(split) == 'train' else self.n_test
 
     def attributes(self, split: str = 'train', encoding: str = 'pm1') -> np.ndarray | None:
-        """Attributes of ``split`` in :meth:`ordered` order: int8 ``[n, K]``; None without attributes.
+        """Attributes of ``split`` in :meth:`ordered` order: int8 ``[n, K]``; None without
+        attributes.
 
         ``encoding='pm1'`` gives +1/-1 (CelebA's own encoding), ``'01'`` gives 1/0.
         """
@@ -274,7 +278,8 @@ class TFRecordSource(DataSource):
         )
 
     def _sequential(self, split):
-        """Records of ``split`` in file order, limited to n_train / n_test, as (record, file name)."""
+        """Records of ``split`` in file order, limited to n_train / n_test, as (record, file
+        name)."""
         import tensorflow as tf
 
         ds = self._with_names(
@@ -369,7 +374,8 @@ class TFRecordSource(DataSource):
                 f'n_train={self.n_train} is too small for size={size} ranks ({self.location})'
             )
         if limited or len(files) < size:
-            # record-level sharding of a deterministic stream: every rank reads it all, keeps its part
+            # record-level sharding of a deterministic stream: every rank reads it all, keeps its
+            # part
             ds = self._sequential('train').shard(size, rank)
             if repeat:
                 ds = ds.repeat()

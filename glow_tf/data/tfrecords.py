@@ -69,9 +69,9 @@ def scan_tfrecord_file(
 ) -> tuple[int, bytes | None]:
     """Walk the record framing of one TFRecord file without reading the payloads.
 
-    Returns ``(number of records, payload of the first record or None)``. Raises DataError naming the
-    file when a length header fails its checksum (not a TFRecord file / corrupt) or a record runs past
-    the end of the file (truncated).
+    Returns ``(number of records, payload of the first record or None)``. Raises DataError naming
+    the file when a length header fails its checksum (not a TFRecord file / corrupt) or a record
+    runs past the end of the file (truncated).
     """
     path = Path(path)
     try:
@@ -118,7 +118,8 @@ class ExampleInfo:
 
 
 def inspect_example(blob: bytes, where: str) -> ExampleInfo:
-    """Parse one serialized Example and check it has the Glow features; DataError naming ``where``."""
+    """Parse one serialized Example and check it has the Glow features; DataError naming
+    ``where``."""
     from tensorflow.core.example import example_pb2
 
     try:
@@ -161,7 +162,8 @@ def find_split_dir(root: Path, split: str) -> Path:
 
 
 def find_shards(split_dir: Path, res_log2: int) -> list[Path]:
-    """All shards of resolution ``2**res_log2`` in ``split_dir``, sorted; DataError if none or some missing."""
+    """All shards of resolution ``2**res_log2`` in ``split_dir``, sorted; DataError if none or
+    some missing."""
     all_files = sorted(p for p in split_dir.iterdir() if p.name.endswith('.tfrecords'))
     if not all_files:
         raise describe(split_dir, 'empty directory: no *.tfrecords files')
@@ -271,7 +273,8 @@ def looks_like_tfrecords(d: Path) -> bool:
 
 
 def res_log2(image_size: int) -> int:
-    """The ``LL`` of the file names for a resolution: ``int(log2(image_size))`` like the original."""
+    """The ``LL`` of the file names for a resolution: ``int(log2(image_size))`` like the
+    original."""
     return int(math.log2(image_size))
 
 
