@@ -78,3 +78,45 @@ def test_flop_count_matches_hand_count():
     level0 = 16 * (144 + 9 * 6 * 16 + 256 + 9 * 16 * 12 + 9 * 6 * 12)
     level1 = 4 * (576 + 9 * 12 * 16 + 256 + 9 * 16 * 24)
     assert forward_flops_per_image(model) == 2 * (level0 + level1)
+
+
+def test_revisions_runs_this_tree_against_a_git_revision(tmp_path):
+    """bench/revisions.py times this tree and a revision's package in two live workers, each
+    importing its own glow_tf (the workers check where glow_tf came from), and writes JSON."""
+    out = tmp_path / 'rev.json'
+    cmd = [
+        sys.executable,
+        str(REPO / 'bench' / 'revisions.py'),
+        '--base',
+        'HEAD',
+        '--quick',
+        '--iters',
+        '2',
+        '--warmup',
+        '1',
+        '--json',
+        str(out),
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(REPO), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    (row,) = result['rows']
+    assert (row['case'], row['mode'], row['what'], row['iters']) == (
+        'a_affine',
+        'plain',
+        'train',
+        2,
+    )
+    assert row['this_s'] > 0 and row['base_s'] > 0
+    assert math.isfinite(row['ratio_this_over_base']) and row['ratio_this_over_base'] > 0
+    assert len(result['base_commit']) == 40
+
+    bad = subprocess.run(
+        [sys.executable, str(REPO / 'bench' / 'revisions.py'), '--base', 'no-such-rev'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(REPO),
+    )
+    assert bad.returncode != 0 and "--base 'no-such-rev' is not a commit" in bad.stderr
