@@ -1,0 +1,79 @@
+"""Rebuild a trained Glow from a training run on disk (see `glow_tf.runs.checkpoint` for the layout).
+
+    model, config = load_model(logdir)                  # the weights that tested better
+    model, config = load_model(logdir, which='best')    # the best-test-loss checkpoint
+    model, config = load_model('logdir/checkpoints/ckpt-2000', use_ema=False)
+"""
+import os
+
+import tensorflow as tf
+
+from glow_tf.model.glow import Glow
+from glow_tf.runs.checkpoint import (CKPT_SUBDIR, CONFIG_NAME, find_checkpoint, find_config,
+                                     find_loadable, list_groups, named_variables,
+                                     selected_weights, variable_group, verify_checkpoint)
+from glow_tf.runs.config import TrainConfig
+
+
+def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
+    """Rebuild a trained Glow from a training log dir (or a checkpoint dir / prefix).
+
+    Returns (model, config). use_ema=None (default): the weights that scored better at the run's
+    last test pass (`selected_weights`); True: the Polyak-averaged weights; False: the raw ones.
+    which: 'latest' or 'best' (the best-test-loss checkpoint of a log dir).
+    """
+    prefix = find_checkpoint(logdir_or_ckpt, which)
+    if prefix is None:
+        raise FileNotFoundError(f"{logdir_or_ckpt}: no checkpoint found (expected a training "
+                                f"log dir with {CKPT_SUBDIR}/, a checkpoint dir or a prefix)")
+    _check_loadable(prefix, logdir_or_ckpt, which)
+    if use_ema is None:
+        use_ema = selected_weights(prefix) == 'ema'
+    cfg_path = find_config(prefix if not os.path.isdir(logdir_or_ckpt) else logdir_or_ckpt) \
+        or find_config(prefix)
+    if cfg_path is None:
+        raise FileNotFoundError(f"{logdir_or_ckpt}: no {CONFIG_NAME} next to the checkpoint "
+                                f"{prefix}; it is written by train.py at the start of a run")
+    config = TrainConfig.load(cfg_path)
+    kwargs = config.to_model_kwargs()
+    kwargs['memory_mode'] = 'plain'  # inference needs no gradient memory tricks
+    model = Glow(**kwargs)
+
+    named_all = named_variables(model.variables, model.name)
+    groups = {'model': variable_group(named_all)}
+    shadows = None
+    if use_ema:
+        if 'ema' not in list_groups(prefix):
+            raise ValueError(f"{prefix}: checkpoint has no EMA weights; pass use_ema=False")
+        named_tr = named_variables(model.trainable_variables, model.name)
+        shadows = {k: tf.Variable(tf.zeros_like(v), trainable=False) for k, v in named_tr.items()}
+        groups['ema'] = variable_group(shadows)
+    status = tf.train.Checkpoint(**groups).read(prefix)
+    status.expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ValueError(f"{prefix}: checkpoint does not match the model described by "
+                         f"{cfg_path}: {str(e)[:500]}") from None
+    if shadows is not None:
+        named_tr = named_variables(model.trainable_variables, model.name)
+        for k, v in named_tr.items():
+            v.assign(shadows[k])
+    return model, config
+
+
+def _check_loadable(prefix, given, which):
+    """ValueError naming `prefix` and the alternatives when it cannot be read completely."""
+    reason = verify_checkpoint(prefix)
+    if reason is None:
+        return
+    hints = []
+    older, _ = find_loadable(os.path.dirname(prefix))
+    if older is not None:
+        hints.append(f"the newest checkpoint that loads is {older} (pass it as --model)")
+    if which != 'best' and os.path.isdir(given):
+        best = find_checkpoint(given, 'best')
+        if best is not None and best != prefix and verify_checkpoint(best) is None:
+            hints.append("--which best loads the best-test-loss checkpoint")
+    raise ValueError(f"{prefix}: checkpoint cannot be loaded ({reason})"
+                     + ('; ' + '; '.join(hints) if hints else '; no loadable checkpoint next to it'))
