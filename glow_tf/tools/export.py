@@ -26,7 +26,7 @@ The same functions are the serving signatures `sample`, `encode`, `decode`, `log
 (`m.signatures['sample'](n=..., temperature=..., seed=...)`). Class-conditional models take an
 extra `y` (int32 [B]; for `sample`, [n]) in every signature.
 
-Semantics are those of `glow_tf.tools.sampling`: `sample(n, T, seed)` gives exactly the images
+Semantics are those of `glow_tf.tools.flow` and `glow_tf.tools.latents`: `sample(n, T, seed)` gives exactly the images
 `sample.py --seed seed --temperature T` gives for the same model (same counter-based latents);
 `encode` maps each pixel to its bin centre (no noise) so `decode(encode(x)) == x`; latents are
 the per-level ε packed into the image shape (`glow_tf.model.bijector.pack_latents`; unpack with
@@ -40,8 +40,11 @@ import os
 import tensorflow as tf
 
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
-from glow_tf.tools.sampling import EXPORT_META, block_latents, pack, unpack
+from glow_tf.tools.flow import BIN_CENTRE
+from glow_tf.tools.latents import block_latents, pack, unpack
 from glow_tf.variables import tf_variables
+
+EXPORT_META = 'glow_export.json'  # a readable copy of config_json next to saved_model.pb
 
 
 def build_export_module(model, n_bits_x=8, extra_meta=None):
@@ -50,7 +53,6 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
     image_shape = tuple(int(d) for d in model.image_shape)
     latent_shapes = tuple(tuple(int(d) for d in s) for s in model.latent_shapes)
     n_classes, n_bits_x = int(model.n_classes), int(n_bits_x)
-    n_bins = 2**n_bits_x
     meta = {
         'format': 'glow_tf.tools.export/1',
         'image_shape': list(image_shape),
@@ -94,11 +96,11 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         return {'images': _decode(pack(eps, image_shape), y)}
 
     def _encode(images, y):
-        x = preprocess(images, n_bits_x, noise=False) + 0.5 / n_bins
+        x = preprocess(images, n_bits_x, noise=BIN_CENTRE)
         return {'latents': pack(model.encode(x, *y), image_shape)}
 
     def _log_likelihood(images, y):
-        x = preprocess(images, n_bits_x, noise=False) + 0.5 / n_bins
+        x = preprocess(images, n_bits_x, noise=BIN_CENTRE)
         log_prob = model.log_prob(x, *y)
         return {
             'bits_per_dim': nats_to_bits_per_dim(log_prob, model.n_dims, n_bits_x),
