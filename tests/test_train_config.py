@@ -13,16 +13,16 @@ from glow_tf.runs.config import ConfigError, TrainConfig
 # Commands from the original README (mpiexec prefix stripped, first choice of each [a/b/c]).
 PUBLISHED = [
     "--depth 1",
-    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 --flow_coupling 1 "
-    "--seed 0 --learntop --lr 0.001 --n_bits_x 8",
+    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 "
+    "--flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
     "--problem imagenet-oord --image_size 64 --n_level 4 --depth 48 --flow_permutation 2 "
     "--flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
     "--problem lsun_realnvp --category bedroom --image_size 64 --n_level 3 --depth 48 "
     "--flow_permutation 2 --flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
-    "--problem celeba --image_size 256 --n_level 6 --depth 32 --flow_permutation 2 --flow_coupling 0 "
-    "--seed 0 --learntop --lr 0.001 --n_bits_x 5",
-    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 --flow_coupling 0 "
-    "--seed 0 --learntop --lr 0.001 --n_bits_x 5 --ycond --weight_y=0.01",
+    "--problem celeba --image_size 256 --n_level 6 --depth 32 --flow_permutation 2 "
+    "--flow_coupling 0 --seed 0 --learntop --lr 0.001 --n_bits_x 5",
+    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 "
+    "--flow_coupling 0 --seed 0 --learntop --lr 0.001 --n_bits_x 5 --ycond --weight_y=0.01",
 ]
 
 
@@ -262,3 +262,18 @@ def test_config_file_values_are_checked_like_flags(tmp_path, values, flag, messa
     with pytest.raises(ConfigError) as e:
         cfg.validate_flags()
     assert e.value.flag == flag and message in str(e.value)
+
+
+def test_model_flags_cover_every_glow_argument():
+    """to_model_kwargs maps flags onto all of Glow's arguments; MODEL_FLAGS names the flag
+    behind each (what an error about a model argument blames)."""
+    import inspect
+
+    from glow_tf.model.glow import Glow
+    from glow_tf.runs import config
+
+    params = set(inspect.signature(Glow.__init__).parameters) - {'self', 'kwargs'}
+    kwargs = parse([]).resolve((32, 32, 3), 100, 10).to_model_kwargs()
+    assert set(kwargs) == set(config.MODEL_FLAGS) == params
+    flags = {config.flag_name(f) for f in config.option_fields()}
+    assert {f for f in config.MODEL_FLAGS.values() if f} <= flags

@@ -4,8 +4,10 @@
     manipulate.py decode      --model M --latents latents.npz --out recon.png
     manipulate.py directions  --model M --attr_file list_attr_celeba.txt --image_dir IMG_DIR
                               [--n_images 2000] [--attributes Smiling Male] --out directions.npz
-    manipulate.py directions  --model M --pos_dir smiling/ --neg_dir neutral/ --name Smiling --out d.npz
-    manipulate.py directions  --model M --folder DIR  (DIR/pos, DIR/neg; name = --name or DIR's name)
+    manipulate.py directions  --model M --pos_dir smiling/ --neg_dir neutral/ --name Smiling
+                              --out d.npz
+    manipulate.py directions  --model M --folder DIR
+                              (DIR/pos, DIR/neg; name = --name or DIR's name)
     manipulate.py edit        --model M --directions directions.npz --attribute Smiling
                               --strengths -1 -0.5 0 0.5 1 --images face.jpg --out edit.png
     manipulate.py interpolate --model M --images a.jpg b.jpg --n 8 --out interp.png

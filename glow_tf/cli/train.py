@@ -6,10 +6,11 @@ commands run unchanged (e.g. `--n_level 3` still works: argparse accepts unambig
 flags given on the command line override it. See docs/training.md for launch recipes and the
 paper's hyper-parameters.
 
-Exit status: 0 done; 2 bad flags / config / data / log dir, or a checkpoint that cannot be written (disk
-full; the message names the flag or file); 3 training diverged (too many consecutive non-finite
-losses; the last good checkpoint is left intact); 143 / 130 stopped by SIGTERM / SIGINT after
-writing a checkpoint (run the same command to resume). See docs/reliability.md.
+Exit status: 0 done; 2 bad flags / config / data / log dir, or a checkpoint that cannot be
+written (disk full; the message names the flag or file); 3 training diverged (too many
+consecutive non-finite losses; the last good checkpoint is left intact); 143 / 130 stopped by
+SIGTERM / SIGINT after writing a checkpoint (run the same command to resume). See
+docs/reliability.md.
 """
 
 import argparse
