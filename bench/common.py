@@ -2,8 +2,9 @@
 `tfp.bijectors.Glow` at the matching configuration), training/sampling steps, FLOP counting,
 peak-RSS measurement and the fp32 conv-throughput microbenchmark.
 
-Importing this module does not import TensorFlow; the builders import it lazily so that the
-harness can set the log level first and the memory probe subprocesses stay self-contained.
+Importing this module imports glow_tf's model module (for the memory-mode names, and with it
+TensorFlow): the scripts set TensorFlow's environment (log level, BFC allocator) before they
+import it. The builders import the rest lazily.
 """
 
 import dataclasses
@@ -19,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from glow_tf.model.glow import MEMORY_MODES  # noqa: E402  (after the log level)
 
 
 @dataclasses.dataclass
@@ -95,7 +98,6 @@ QUICK_CASES = {
     'c_64': Case('c_64', (16, 16, 3), 3, 2, 16, 2, 'affine', description='quick'),
 }
 
-MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
 SWEEP_MODES = MEMORY_MODES
 
 

@@ -175,7 +175,7 @@ def main(argv=None):
     # the same edit through the CLI, in a fresh process
     with tempfile.TemporaryDirectory() as tmp:
         face_png = os.path.join(tmp, 'face.png')
-        from glow_tf.tools.sampling import save_png
+        from glow_tf.tools.images import save_png
 
         save_png(face_png, face.input)
         directions = args.directions or os.path.join(

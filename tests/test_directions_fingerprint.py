@@ -19,7 +19,7 @@ def cli(monkeypatch):
 
 def test_fingerprint_follows_the_weights_not_the_container(flow, tmp_path_factory, tmp_path):
     from glow_tf.tools.export import export_saved_model
-    from glow_tf.tools.sampling import ExportedFlow
+    from glow_tf.tools.flow import ExportedFlow
 
     raw = fx.tiny_flow(tmp_path_factory, use_ema=False)  # same architecture, other weights
     assert flow.fingerprint.startswith('sha256:') and flow.fingerprint != raw.fingerprint
@@ -72,7 +72,7 @@ def test_manipulate_refuses_directions_of_another_model(
     assert not (tmp_path / 'bad.png').exists()
     # the editor refuses directions of another model (here: of the raw weights)
     from glow_tf.editor.engine import build_editor
-    from glow_tf.tools.sampling import InputError
+    from glow_tf.errors import InputError
 
     save_directions(
         tmp_path / 'raw.npz',

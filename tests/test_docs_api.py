@@ -35,3 +35,36 @@ def test_layer_table_matches_constructor_signatures():
             key, value = arg.split('=')
             doc[key] = ast.literal_eval(value)
         assert doc == code and list(doc) == list(code), name
+
+
+def _doc_imports():
+    """(file, module, name) of every `from glow_tf... import name` in the docs' Python blocks."""
+    root = API.parents[1]
+    for path in sorted((root / 'docs').glob('*.md')) + [root / 'README.md']:
+        for block in re.findall(r'```python\n(.*?)```', path.read_text(), re.S):
+            try:
+                nodes = list(ast.walk(ast.parse(block)))
+            except SyntaxError:  # a fragment: read its import lines one by one
+                lines = [ln for ln in block.splitlines() if ln.startswith('from glow_tf')]
+                nodes = [n for ln in lines if '(' not in ln for n in ast.walk(ast.parse(ln))]
+            for node in nodes:
+                if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('glow_tf'):
+                    for alias in node.names:
+                        yield path.name, node.module, alias.name
+
+
+def test_names_the_docs_import_exist():
+    """A module split or a renamed helper updates the docs' examples too."""
+    import importlib
+
+    found = list(_doc_imports())
+    assert len(found) > 10
+    missing = []
+    for doc, module, name in found:
+        mod = importlib.import_module(module)
+        if not hasattr(mod, name):
+            try:
+                importlib.import_module(f'{module}.{name}')
+            except ImportError:
+                missing.append(f'{doc}: from {module} import {name}')
+    assert not missing, missing

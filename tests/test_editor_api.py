@@ -52,7 +52,7 @@ def test_info_and_gallery(client, editor):
     assert info['fingerprint'] == editor.flow.fingerprint
     faces = client.get('/api/gallery').get_json()['faces']
     assert [f['name'] for f in faces] == list(ed.GALLERY)
-    from glow_tf.tools.manipulation import load_images
+    from glow_tf.tools.images import load_images
 
     want = load_images([fx.CELEBA_IMAGES / ed.GALLERY[0]], editor.image_shape)[0]
     np.testing.assert_array_equal(ed.decode_data_url(faces[0]['image']), want)

@@ -53,7 +53,7 @@ def test_export_layout(export_dir):
 def test_export_loads_without_glow_tf_and_gives_the_same_images(
     export_dir, tmp_path, tmp_path_factory
 ):
-    from glow_tf.tools.manipulation import load_images
+    from glow_tf.tools.images import load_images
 
     flow = fx.tiny_flow(tmp_path_factory)
     x = load_images(fx.celeba_files(4, start=300), flow.image_shape)
@@ -84,7 +84,7 @@ def test_export_loads_without_glow_tf_and_gives_the_same_images(
 def test_sample_and_manipulate_accept_the_export(export_dir, tmp_path, tmp_path_factory, capsys):
     from glow_tf.cli.manipulate import main as manipulate
     from glow_tf.cli.sample import main as sample
-    from glow_tf.tools.sampling import ExportedFlow, load_flow
+    from glow_tf.tools.flow import ExportedFlow, load_flow
 
     flow = fx.tiny_flow(tmp_path_factory)
     exported = load_flow(str(export_dir), batch_size=3)
@@ -129,7 +129,7 @@ def test_sample_and_manipulate_accept_the_export(export_dir, tmp_path, tmp_path_
         )
         == 0
     )
-    from glow_tf.tools.manipulation import load_images
+    from glow_tf.tools.images import load_images
 
     np.testing.assert_array_equal(
         fx.read_png(tmp_path / 'i.png')[:, :16], load_images(files[:1], flow.image_shape)[0]
@@ -140,8 +140,9 @@ def test_class_conditional_export_takes_labels(tmp_path):
     import tensorflow as tf
 
     import glow_tf
+    from glow_tf.errors import InputError
     from glow_tf.tools.export import export_saved_model
-    from glow_tf.tools.sampling import ExportedFlow, InputError, ModelFlow
+    from glow_tf.tools.flow import ExportedFlow, ModelFlow
 
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=1, depth=1, width=8, n_classes=3)
     x = np.random.RandomState(0).randint(0, 256, (6, 8, 8, 3)).astype(np.uint8)

@@ -28,7 +28,7 @@ def test_exported_log_likelihood_scores_images_without_glow_tf(flow, tmp_path):
     import tensorflow as tf
 
     from glow_tf.tools.export import export_saved_model
-    from glow_tf.tools.manipulation import load_images
+    from glow_tf.tools.images import load_images
 
     export_saved_model(flow.model, tmp_path / 'exp', n_bits_x=flow.n_bits_x)
     x = load_images(fx.celeba_files(5, start=700), flow.image_shape)

@@ -22,7 +22,7 @@ def test_inference_arrays_decode_back_to_the_test_images(tmp_path, shared_data):
     assert x.dtype == np.uint8 and x.shape == (200, 8, 8, 3) and z.shape == (200, 8, 8, 3)
 
     from glow_tf.data import load_source
-    from glow_tf.tools.sampling import load_flow
+    from glow_tf.tools.flow import load_flow
 
     source = load_source('cifar10', image_size=8, n_test=200)
     expected = np.concatenate([b[0].numpy() for b in source.test(50)])

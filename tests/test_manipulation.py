@@ -18,7 +18,7 @@ def cli(monkeypatch):
 
 @pytest.fixture
 def faces(flow):
-    from glow_tf.tools.manipulation import load_images
+    from glow_tf.tools.images import load_images
 
     files = fx.celeba_files(6, start=100)
     return files, load_images(files, flow.image_shape)
@@ -39,7 +39,7 @@ def hand_latents(logdir, files):
 
 
 def test_round_trip_is_exact_on_real_images(flow, faces, tmp_path):
-    from glow_tf.tools.manipulation import load_images
+    from glow_tf.tools.images import load_images
 
     _, x = faces
     z = flow.encode(x)

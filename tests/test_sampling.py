@@ -1,4 +1,5 @@
-"""sample.py and glow_tf.tools.sampling: grids, reproducible batched sampling, CLI end to end."""
+"""sample.py and glow_tf.tools (flow, latents, images, sampling): grids, reproducible batched
+sampling, CLI end to end."""
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ def cli(monkeypatch):
 
 
 def test_tile_and_save_grid(tmp_path):
-    from glow_tf.tools.sampling import save_image_grid, tile_images
+    from glow_tf.tools.images import save_image_grid, tile_images
 
     imgs = np.stack([np.full((2, 3, 3), 10 * (i + 1), np.uint8) for i in range(5)])
     grid = tile_images(imgs, n_cols=2)
@@ -28,7 +29,7 @@ def test_tile_and_save_grid(tmp_path):
 
 
 def test_latents_depend_only_on_seed_and_index():
-    from glow_tf.tools.sampling import block_latents
+    from glow_tf.tools.latents import block_latents
 
     shapes = ((4, 4, 6), (2, 2, 24))
     full = block_latents(shapes, 7, 0, 40)
@@ -58,7 +59,7 @@ def test_default_weights_are_the_ones_that_scored_better(tmp_path_factory, tmp_p
     import json
     import shutil
 
-    from glow_tf.tools.sampling import load_flow
+    from glow_tf.tools.flow import load_flow
 
     ema, raw = (fx.tiny_flow(tmp_path_factory, use_ema=u) for u in (True, False))
     a = flow.sample(6, 0.7, seed=1)
@@ -83,7 +84,9 @@ def test_sample_grid_rows_are_temperatures(flow):
 
 def test_class_conditional_sampling_needs_labels():
     import glow_tf
-    from glow_tf.tools.sampling import InputError, ModelFlow, sample_grid
+    from glow_tf.errors import InputError
+    from glow_tf.tools.flow import ModelFlow
+    from glow_tf.tools.sampling import sample_grid
 
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=1, depth=1, width=8, n_classes=3)
     model.initialize(

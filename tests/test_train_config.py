@@ -13,16 +13,16 @@ from glow_tf.runs.config import ConfigError, TrainConfig
 # Commands from the original README (mpiexec prefix stripped, first choice of each [a/b/c]).
 PUBLISHED = [
     "--depth 1",
-    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 --flow_coupling 1 "
-    "--seed 0 --learntop --lr 0.001 --n_bits_x 8",
+    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 "
+    "--flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
     "--problem imagenet-oord --image_size 64 --n_level 4 --depth 48 --flow_permutation 2 "
     "--flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
     "--problem lsun_realnvp --category bedroom --image_size 64 --n_level 3 --depth 48 "
     "--flow_permutation 2 --flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8",
-    "--problem celeba --image_size 256 --n_level 6 --depth 32 --flow_permutation 2 --flow_coupling 0 "
-    "--seed 0 --learntop --lr 0.001 --n_bits_x 5",
-    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 --flow_coupling 0 "
-    "--seed 0 --learntop --lr 0.001 --n_bits_x 5 --ycond --weight_y=0.01",
+    "--problem celeba --image_size 256 --n_level 6 --depth 32 --flow_permutation 2 "
+    "--flow_coupling 0 --seed 0 --learntop --lr 0.001 --n_bits_x 5",
+    "--problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 "
+    "--flow_coupling 0 --seed 0 --learntop --lr 0.001 --n_bits_x 5 --ycond --weight_y=0.01",
 ]
 
 
@@ -217,3 +217,63 @@ def test_flag_numbering_of_the_original_is_kept():
     assert config.PERMUTATIONS == {0: 'reverse', 1: 'shuffle', 2: '1x1'}
     assert config.COUPLINGS == {0: 'additive', 1: 'affine'}
     assert config.MEMORY_MODES is model.MEMORY_MODES
+
+
+def test_every_option_field_has_exactly_one_flag_and_every_flag_a_field():
+    """Flags are declared once, as TrainConfig fields: the parser is generated from them."""
+    import dataclasses
+
+    from glow_tf.runs import config
+
+    parser = build_parser()
+    by_dest = {}
+    for action in parser._actions:
+        if action.option_strings and action.dest not in ('help', 'config'):
+            by_dest.setdefault(action.dest, []).append(action.option_strings)
+    options = {f.name: config.flag_name(f) for f in config.option_fields()}
+    assert {name: [[flag]] for name, flag in options.items()} == by_dest
+    # the other fields are not flags: derived by resolve(), or read from a run's config.json
+    others = {f.name for f in dataclasses.fields(TrainConfig)} - set(options)
+    assert others == set(TrainConfig.DERIVED) | {'learntop_form'}
+    # hidden testing flags stay out of --help but parse
+    text = parser.format_help()
+    assert '--inject_nan_steps' not in text and '--no_progress' in text
+    cfg = config_from_args(parser.parse_args(['--inject_inf_lr_steps', '4,9', '--no_progress']))
+    assert cfg.inject_inf_lr_steps == [4, 9] and cfg.progress is False
+
+
+@pytest.mark.parametrize(
+    'values,flag,message',
+    [
+        ({'memory_mode': 'fast'}, '--memory_mode', "must be one of plain, checkpoint, reversible"),
+        ({'edge_bias': 2}, '--edge_bias', 'must be one of 0, 1'),
+        ({'depth': 0}, '--depth', 'must be >= 1, got 0'),
+        ({'anchor_size': -1}, '--anchor_size', 'must be >= 0, got -1'),
+        ({'epochs_warmup': float('inf')}, '--epochs_warmup', 'must be a finite number'),
+        ({'beta2': float('nan')}, '--beta2', 'must be a finite number'),
+        ({'progress': True, 'max_nonfinite': 0}, '--max_nonfinite', 'must be >= 1'),
+    ],
+)
+def test_config_file_values_are_checked_like_flags(tmp_path, values, flag, message):
+    """A value from a --config file skips argparse's checks; validate_flags names the flag."""
+    path = tmp_path / 'c.json'
+    path.write_text(json.dumps(values))  # json writes inf / nan as Infinity / NaN
+    cfg = TrainConfig(**TrainConfig.read_file(str(path)))
+    with pytest.raises(ConfigError) as e:
+        cfg.validate_flags()
+    assert e.value.flag == flag and message in str(e.value)
+
+
+def test_model_flags_cover_every_glow_argument():
+    """to_model_kwargs maps flags onto all of Glow's arguments; MODEL_FLAGS names the flag
+    behind each (what an error about a model argument blames)."""
+    import inspect
+
+    from glow_tf.model.glow import Glow
+    from glow_tf.runs import config
+
+    params = set(inspect.signature(Glow.__init__).parameters) - {'self', 'kwargs'}
+    kwargs = parse([]).resolve((32, 32, 3), 100, 10).to_model_kwargs()
+    assert set(kwargs) == set(config.MODEL_FLAGS) == params
+    flags = {config.flag_name(f) for f in config.option_fields()}
+    assert {f for f in config.MODEL_FLAGS.values() if f} <= flags

@@ -106,15 +106,15 @@ def tiny_logdir(tmp_path_factory):
 
 
 def _real_load_flow():
-    import glow_tf.tools.sampling as sampling
+    import glow_tf.tools.flow as flow
 
     if 'real_load_flow' not in _CACHE:
-        _CACHE['real_load_flow'] = sampling.load_flow
+        _CACHE['real_load_flow'] = flow.load_flow
     return _CACHE['real_load_flow']
 
 
 def cached_load_flow(path, use_ema=None, which='latest', batch_size=64):
-    """`glow_tf.tools.sampling.load_flow`, memoised per (path, use_ema, which) for the session: every
+    """`glow_tf.tools.flow.load_flow`, memoised per (path, use_ema, which) for the session: every
     CLI call in a test would otherwise rebuild the model and retrace its tf.functions."""
     key = ('flow', os.path.abspath(os.fspath(path)), use_ema, which)
     if key not in _CACHE:
@@ -125,10 +125,10 @@ def cached_load_flow(path, use_ema=None, which='latest', batch_size=64):
 
 
 def patch_load_flow(monkeypatch):
-    import glow_tf.tools.sampling as sampling
+    import glow_tf.tools.flow as flow
 
     _real_load_flow()
-    monkeypatch.setattr(sampling, 'load_flow', cached_load_flow)
+    monkeypatch.setattr(flow, 'load_flow', cached_load_flow)
 
 
 def tiny_flow(tmp_path_factory, use_ema=None):

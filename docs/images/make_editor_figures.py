@@ -45,7 +45,7 @@ def main(argv=None):
     p.add_argument('--out_dir', default=os.path.join(REPO, 'docs', 'images'))
     args = p.parse_args(argv)
     from glow_tf.editor.engine import build_editor
-    from glow_tf.tools.sampling import save_png, tile_images
+    from glow_tf.tools.images import save_png, tile_images
 
     editor = build_editor(args.model, args.directions, n_gallery=None)
     ids = [f'gallery-{f}' for f in FACES if f'gallery-{f}' in editor.gallery] or list(

@@ -71,7 +71,7 @@ def main(argv=None):
         parser.error(f"the shipped model is missing ({model}); pass --model LOGDIR_OR_EXPORT")
     from glow_tf.editor.app import create_app
     from glow_tf.editor.engine import build_editor
-    from glow_tf.tools.sampling import InputError
+    from glow_tf.errors import InputError
 
     try:
         editor = build_editor(model, args.directions, args.gallery, args.n_gallery)

@@ -4,8 +4,10 @@
     manipulate.py decode      --model M --latents latents.npz --out recon.png
     manipulate.py directions  --model M --attr_file list_attr_celeba.txt --image_dir IMG_DIR
                               [--n_images 2000] [--attributes Smiling Male] --out directions.npz
-    manipulate.py directions  --model M --pos_dir smiling/ --neg_dir neutral/ --name Smiling --out d.npz
-    manipulate.py directions  --model M --folder DIR  (DIR/pos, DIR/neg; name = --name or DIR's name)
+    manipulate.py directions  --model M --pos_dir smiling/ --neg_dir neutral/ --name Smiling
+                              --out d.npz
+    manipulate.py directions  --model M --folder DIR
+                              (DIR/pos, DIR/neg; name = --name or DIR's name)
     manipulate.py edit        --model M --directions directions.npz --attribute Smiling
                               --strengths -1 -0.5 0 0.5 1 --images face.jpg --out edit.png
     manipulate.py interpolate --model M --images a.jpg b.jpg --n 8 --out interp.png
@@ -25,7 +27,7 @@ import time
 import numpy as np
 
 from glow_tf.cli import HelpFormatter, prog_name
-from glow_tf.cli.sample import add_model_args, use_ema
+from glow_tf.cli.sample import add_model_args, flow_from_args
 
 
 def _add_common(p):
@@ -123,24 +125,17 @@ def build_parser():
     return p
 
 
-def _flow(args):
-    from glow_tf.tools.sampling import InputError, load_flow
-
-    if args.batch < 1:
-        raise InputError(f"--batch must be >= 1, got {args.batch}")
-    return load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
-
-
 def _y(flow, args, n):
     return None if args.y is None else np.full([n], args.y, np.int32)
 
 
 def cmd_encode(args, out):
     from glow_tf.tools import manipulation as M
+    from glow_tf.tools.images import list_image_files, load_images, quantise
 
-    flow = _flow(args)
-    files = M.list_image_files(args.images)
-    images = M.load_images(files, flow.image_shape)
+    flow = flow_from_args(args)
+    files = list_image_files(args.images)
+    images = load_images(files, flow.image_shape)
     y = _y(flow, args, len(images))
     t0 = time.perf_counter()
     z = flow.encode(images, y)
@@ -148,16 +143,16 @@ def cmd_encode(args, out):
     M.save_latents(args.out, flow, z, files, y)
     print(
         f"encoded {len(files)} image(s) in {dt:.2f}s -> {args.out} (levels "
-        f"{M._shape_text(flow.latent_shapes)}, packed {'x'.join(map(str, flow.image_shape))})",
+        f"{M.shape_text(flow.latent_shapes)}, packed {'x'.join(map(str, flow.image_shape))})",
         file=out,
     )
     if args.check:
         rec = flow.decode(z, y)
-        same = rec == M.quantise(images, flow.n_bits_x)
+        same = rec == quantise(images, flow.n_bits_x)
         print(
             f"check: decode(encode(x)) reproduces {int(same.all(axis=(1, 2, 3)).sum())}/"
             f"{len(images)} image(s) exactly (max pixel difference "
-            f"{int(np.abs(rec.astype(int) - M.quantise(images, flow.n_bits_x)).max())})",
+            f"{int(np.abs(rec.astype(int) - quantise(images, flow.n_bits_x)).max())})",
             file=out,
         )
     return 0
@@ -165,9 +160,9 @@ def cmd_encode(args, out):
 
 def cmd_decode(args, out):
     from glow_tf.tools import manipulation as M
-    from glow_tf.tools.sampling import save_image_grid, save_images
+    from glow_tf.tools.images import save_image_grid, save_images
 
-    flow = _flow(args)
+    flow = flow_from_args(args)
     z, y_saved = M.load_latents(args.latents, flow)
     y = _y(flow, args, len(z))
     if y is None and y_saved is not None and flow.n_classes:
@@ -181,9 +176,9 @@ def cmd_decode(args, out):
 
 
 def cmd_directions(args, out):
+    from glow_tf.errors import InputError
     from glow_tf.progress import progress_bar
     from glow_tf.tools import manipulation as M
-    from glow_tf.tools.sampling import InputError
 
     modes = sum(x is not None for x in (args.attr_file, args.folder, args.pos_dir or args.neg_dir))
     if modes != 1:
@@ -227,7 +222,7 @@ def cmd_directions(args, out):
         if args.n_images:
             files, labels = files[: args.n_images], labels[: args.n_images]
         source = f"pos {os.path.abspath(pos)}, neg {os.path.abspath(neg)}"
-    flow = _flow(args)
+    flow = flow_from_args(args)
     y = _y(flow, args, len(files))
     t0 = time.perf_counter()
     with progress_bar(total=len(files), desc='encoding', enabled=args.progress, unit='img') as bar:
@@ -249,23 +244,27 @@ def cmd_directions(args, out):
 
 def cmd_edit(args, out):
     from glow_tf.tools import manipulation as M
-    from glow_tf.tools.sampling import save_image_grid
+    from glow_tf.tools.images import (
+        list_image_files,
+        load_images,
+        quantise,
+        save_image_grid,
+        save_png,
+    )
 
-    flow = _flow(args)
+    flow = flow_from_args(args)
     dirs = M.load_directions(args.directions, flow)
     direction, name = M.direction_for(dirs, args.attribute, where=args.directions)
-    files = M.list_image_files(args.images)
-    images = M.load_images(files, flow.image_shape)
+    files = list_image_files(args.images)
+    images = load_images(files, flow.image_shape)
     rows = M.edit(flow, images, direction, args.strengths, _y(flow, args, len(images)))
     grid = rows
     if args.with_input:
-        grid = np.concatenate([M.quantise(images, flow.n_bits_x)[:, None], rows], 1)
+        grid = np.concatenate([quantise(images, flow.n_bits_x)[:, None], rows], 1)
     save_image_grid(grid.reshape(-1, *grid.shape[2:]), args.out, n_cols=grid.shape[1])
     if args.out_dir:
         for i, row in enumerate(rows):
             for a, im in zip(args.strengths, row):
-                from glow_tf.tools.sampling import save_png
-
                 save_png(os.path.join(args.out_dir, f'edit_{i:03d}_{name}_{a:+g}.png'), im)
     print(
         f"edited {len(images)} image(s) along {name!r} at strengths "
@@ -278,16 +277,11 @@ def cmd_edit(args, out):
 
 def cmd_interpolate(args, out):
     from glow_tf.tools import manipulation as M
-    from glow_tf.tools.sampling import save_image_grid, save_images
+    from glow_tf.tools.images import load_images, save_image_grid, save_images
 
-    flow = _flow(args)
-    images = M.load_images(args.images, flow.image_shape)
-    y = None if args.y is None else args.y
-    if flow.n_classes and y is None:
-        from glow_tf.tools.sampling import InputError
-
-        raise InputError(f"the model is class-conditional ({flow.n_classes} classes): pass --y")
-    frames = M.interpolate(flow, images[0], images[1], args.n, y)
+    flow = flow_from_args(args)
+    images = load_images(args.images, flow.image_shape)
+    frames = M.interpolate(flow, images[0], images[1], args.n, args.y)
     save_image_grid(frames, args.out, n_cols=len(frames))
     if args.out_dir:
         save_images(frames, args.out_dir, prefix='interp')
@@ -313,7 +307,7 @@ def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
     args = parser.parse_args(argv)
-    from glow_tf.tools.sampling import InputError
+    from glow_tf.errors import InputError
 
     try:
         return run(args)

@@ -45,6 +45,16 @@ def use_ema(args):
     return {'auto': None, 'ema': True, 'raw': False}[args.weights]
 
 
+def flow_from_args(args):
+    """The model the `add_model_args` flags name, as a `glow_tf.tools.flow.Flow`."""
+    from glow_tf.errors import InputError
+    from glow_tf.tools.flow import load_flow
+
+    if args.batch < 1:
+        raise InputError(f"--batch must be >= 1, got {args.batch}")
+    return load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
+
+
 def add_model_args(p):
     g = p.add_argument_group('model')
     g.add_argument(
@@ -141,20 +151,14 @@ def build_parser():
 
 def run(args, out=None):
     out = out or sys.stdout
+    from glow_tf.errors import InputError
     from glow_tf.progress import stage
-    from glow_tf.tools.sampling import (
-        InputError,
-        ModelFlow,
-        load_flow,
-        random_seed,
-        save_image_grid,
-        save_images,
-    )
+    from glow_tf.tools.flow import ModelFlow
+    from glow_tf.tools.images import save_image_grid, save_images, save_npz
+    from glow_tf.tools.latents import random_seed
 
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")
-    if args.batch < 1:
-        raise InputError(f"--batch must be >= 1, got {args.batch}")
     for t in args.temperature:
         if not t >= 0:
             raise InputError(f"--temperature must be >= 0, got {t}")
@@ -166,7 +170,7 @@ def run(args, out=None):
         )
     if args.out_dir and os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise InputError(f"--out_dir {args.out_dir} is a file; give a directory")
-    flow = load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
+    flow = flow_from_args(args)
     print(
         f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
         f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit",
@@ -200,11 +204,8 @@ def run(args, out=None):
         if args.out is None and args.out_dir is None and args.npz is None:
             return 0
 
-    y = None
-    if flow.n_classes or args.y is not None:
-        if args.y is None:
-            raise InputError(f"the model is class-conditional ({flow.n_classes} classes): pass --y")
-        y = np.resize(np.asarray(args.y, np.int32), args.n)
+    # the labels cycle over the samples; the flow checks them against the model
+    y = None if args.y is None else np.resize(np.asarray(args.y, np.int32), args.n)
     seed = args.seed if args.seed is not None else random_seed()
 
     timings, images = [], []
@@ -250,8 +251,6 @@ def run(args, out=None):
             save_images(imgs, args.out_dir, prefix=f'sample_seed{seed}_t{t:g}')
         print(f"wrote {n_total} PNGs to {args.out_dir}", file=out)
     if args.npz:
-        from glow_tf.tools.manipulation import _save_npz
-
         arrays = {
             'images': images,
             'temperatures': np.array(args.temperature, np.float32),
@@ -259,7 +258,7 @@ def run(args, out=None):
         }
         if y is not None:
             arrays['y'] = y
-        _save_npz(args.npz, arrays)
+        save_npz(args.npz, arrays)
         print(f"wrote {args.npz}", file=out)
     return 0
 
@@ -268,7 +267,7 @@ def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
     args = parser.parse_args(argv)
-    from glow_tf.tools.sampling import InputError
+    from glow_tf.errors import InputError
 
     try:
         return run(args)

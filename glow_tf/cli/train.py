@@ -6,10 +6,11 @@ commands run unchanged (e.g. `--n_level 3` still works: argparse accepts unambig
 flags given on the command line override it. See docs/training.md for launch recipes and the
 paper's hyper-parameters.
 
-Exit status: 0 done; 2 bad flags / config / data / log dir, or a checkpoint that cannot be written (disk
-full; the message names the flag or file); 3 training diverged (too many consecutive non-finite
-losses; the last good checkpoint is left intact); 143 / 130 stopped by SIGTERM / SIGINT after
-writing a checkpoint (run the same command to resume). See docs/reliability.md.
+Exit status: 0 done; 2 bad flags / config / data / log dir, or a checkpoint that cannot be
+written (disk full; the message names the flag or file); 3 training diverged (too many
+consecutive non-finite losses; the last good checkpoint is left intact); 143 / 130 stopped by
+SIGTERM / SIGINT after writing a checkpoint (run the same command to resume). See
+docs/reliability.md.
 """
 
 import argparse
@@ -17,7 +18,8 @@ import os
 import sys
 
 from glow_tf.cli import HelpFormatter, launcher_rank, prog_name
-from glow_tf.runs.config import ConfigError, TrainConfig
+from glow_tf.errors import ConfigError
+from glow_tf.runs.config import GROUPS, TrainConfig, flag_name, option_fields
 
 EXAMPLES = """examples:
   # a small Glow on MNIST (the README's main job: about 5 minutes on 2 CPU cores)
@@ -51,8 +53,34 @@ def _int_list(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
 
 
+# A TrainConfig field's annotation -> how argparse reads its flag's value.
+ARG_TYPES = {
+    'int': int,
+    'Optional[int]': int,
+    'float': float,
+    'Optional[float]': float,
+    'str': None,
+    'Optional[str]': None,
+    'List[int]': _int_list,
+}
+
+
+def add_option(group, f, default):
+    """The flag of one `TrainConfig` option field `f` (see `glow_tf.runs.config.option`)."""
+    md, flag = f.metadata, flag_name(f)
+    help = argparse.SUPPRESS if md['hidden'] else md['help']
+    if f.type == 'bool':  # a switch: --name sets True, --no_name (metadata flag) sets False
+        action = 'store_false' if flag.startswith('--no_') else 'store_true'
+        return group.add_argument(flag, dest=f.name, action=action, help=help)
+    kw = {'choices': md['choices']} if md['choices'] is not None else {}
+    return group.add_argument(
+        flag, dest=f.name, type=ARG_TYPES[f.type], default=default, help=help, **kw
+    )
+
+
 def build_parser():
-    d = TrainConfig()
+    """train.py's command line: `--config FILE` and one flag per `TrainConfig` option field,
+    in the fields' `--help` groups (`glow_tf.runs.config.GROUPS`)."""
     p = _Parser(
         prog=prog_name('train.py'),
         allow_abbrev=True,
@@ -61,299 +89,17 @@ def build_parser():
         "`horovodrun -np N python train.py ...`. Flags follow the original train.py.",
         epilog=EXAMPLES,
     )
-    g = p.add_argument_group('run')
-    g.add_argument(
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    groups['run'].add_argument(
         '--config',
         default=None,
         metavar='FILE',
-        help="Read options from a JSON or "
-        "YAML file of {option: value} (names as the flags, without '--'), e.g. a run's "
-        "config.json; flags on the command line override the file.",
+        help="Read options from a JSON or YAML file of {option: value} (names as the flags, "
+        "without '--'), e.g. a run's config.json; flags on the command line override the file.",
     )
-    g.add_argument(
-        '--logdir',
-        default=d.logdir,
-        help="Log/checkpoint directory. If it already "
-        "holds checkpoints, training resumes from the latest one.",
-    )
-    g.add_argument(
-        '--restore_path',
-        default=d.restore_path,
-        help="Checkpoint to resume from: a log "
-        "dir, its checkpoints/ dir or a ckpt-N prefix (ignored if --logdir has its own).",
-    )
-    g.add_argument(
-        '--inference',
-        action='store_true',
-        help="Restore (EMA weights), evaluate test "
-        "bits/dim and write sample grids to LOGDIR/inference/, then exit.",
-    )
-    g.add_argument('--verbose', action='store_true', help="Print every log record to stdout too.")
-    g.add_argument(
-        '--seed',
-        type=int,
-        default=d.seed,
-        help="Random seed (model init, data order, "
-        "dequantisation noise; worker r uses a stream derived from (seed, r)).",
-    )
-
-    g = p.add_argument_group('data')
-    g.add_argument(
-        '--problem',
-        default=d.problem,
-        help="mnist | cifar10 | celeba | imagenet-oord | "
-        "imagenet | lsun_realnvp | lsun | folder ... (see glow_tf.data).",
-    )
-    g.add_argument('--data_dir', default=d.data_dir, help="Location of the data ('' = default).")
-    g.add_argument('--category', default=d.category, help="LSUN category (e.g. bedroom).")
-    g.add_argument(
-        '--image_size',
-        type=int,
-        default=d.image_size,
-        help="Image size; -1 = the dataset's. Must be divisible by 2**n_levels.",
-    )
-    g.add_argument(
-        '--n_train',
-        type=int,
-        default=d.n_train,
-        help="Train epoch size in images "
-        "(an epoch is n_train images, as in the original; not a dataset limit).",
-    )
-    g.add_argument(
-        '--n_test',
-        type=int,
-        default=d.n_test,
-        help="Number of test images for the full test pass (-1 = whole test split).",
-    )
-    g.add_argument(
-        '--dal',
-        type=int,
-        default=d.dal,
-        help="Data augmentation level, as the "
-        "original: 0 none; 1 random shifts up to 10%% of height and width (mnist, "
-        "cifar10); 2 for cifar10 adds horizontal flips, rotation up to 15 degrees, zoom "
-        "0.1 and shear 0.02 (mnist: shifts only). Other problems: none, as the original.",
-    )
-    g.add_argument(
-        '--skip_bad',
-        action='store_true',
-        help="New: skip (and count) unreadable images "
-        "in image folders / CelebA instead of stopping with an error.",
-    )
-    g.add_argument(
-        '--fmap',
-        type=int,
-        default=d.fmap,
-        help="Accepted for compatibility; unused (tf.data autotunes).",
-    )
-    g.add_argument('--pmap', type=int, default=d.pmap, help="Accepted for compatibility; unused.")
-
-    g = p.add_argument_group('model')
-    g.add_argument('--n_levels', type=int, default=d.n_levels, help="Number of levels (L).")
-    g.add_argument('--depth', type=int, default=d.depth, help="Flow steps per level (K).")
-    g.add_argument('--width', type=int, default=d.width, help="Channels of the coupling networks.")
-    g.add_argument(
-        '--flow_permutation',
-        type=int,
-        default=d.flow_permutation,
-        help="0 = reverse (RealNVP), 1 = shuffle, 2 = invertible 1x1 conv (Glow).",
-    )
-    g.add_argument(
-        '--flow_coupling', type=int, default=d.flow_coupling, help="0 = additive, 1 = affine."
-    )
-    g.add_argument(
-        '--lu',
-        action='store_true',
-        help="LU-decomposed invertible 1x1 convolutions (paper section 3.2; new flag).",
-    )
-    g.add_argument(
-        '--learntop',
-        action='store_true',
-        help="Learn the top prior's mean/scale "
-        "(as the original: a zero-initialised 3x3 convolution of a zero tensor).",
-    )
-    g.add_argument(
-        '--edge_bias',
-        type=int,
-        default=d.edge_bias,
-        choices=(0, 1),
-        help="1: the original's edge-bias padding in every 3x3 convolution (zero "
-        "padding plus an input channel marking the border); 0: plain zero padding.",
-    )
-    g.add_argument(
-        '--ycond', action='store_true', help="Class-conditional prior (+ classifier head)."
-    )
-    g.add_argument(
-        '--weight_y',
-        type=float,
-        default=d.weight_y,
-        help="Weight of the classification loss in bits (needs --ycond).",
-    )
-    g.add_argument(
-        '--n_bits_x', type=int, default=d.n_bits_x, help="Bits per colour channel (1..8)."
-    )
-    g.add_argument(
-        '--gradient_checkpointing',
-        type=int,
-        default=None,
-        help="1 = recompute each flow step's activations in the backward pass (saves "
-        "memory, costs ~1 extra forward); 0 = keep them. Default 1 (original) "
-        "unless --memory_mode is given.",
-    )
-    g.add_argument(
-        '--memory_mode',
-        default=None,
-        choices=['plain', 'checkpoint', 'reversible'],
-        help="New: 'plain' (store activations), 'checkpoint' (= --gradient_checkpointing "
-        "1), 'reversible' (recompute activations by inverting the flow: memory "
-        "independent of depth).",
-    )
-
-    g = p.add_argument_group('optimisation')
-    g.add_argument(
-        '--n_batch_train',
-        type=int,
-        default=d.n_batch_train,
-        help="Train batch per worker at the anchor resolution (see --anchor_size).",
-    )
-    g.add_argument(
-        '--n_batch_test',
-        type=int,
-        default=d.n_batch_test,
-        help="Test batch per worker. If "
-        "workers x batch does not divide --n_test, the largest smaller batch that does "
-        "is used (with a note).",
-    )
-    g.add_argument(
-        '--n_batch_init',
-        type=int,
-        default=d.n_batch_init,
-        help="Images per worker for "
-        "the data-dependent init (statistics averaged over all workers).",
-    )
-    g.add_argument(
-        '--anchor_size',
-        type=int,
-        default=d.anchor_size,
-        help="(original) batch sizes are "
-        "given at this resolution and scaled by (anchor/image_size)^2, e.g. 64 at 32px is "
-        "16 at 64px and 1 at 256px; 0 = use the batch flags literally.",
-    )
-    g.add_argument('--optimizer', default=d.optimizer, help="adamax (original default) or adam.")
-    g.add_argument('--lr', type=float, default=d.lr, help="Base learning rate.")
-    g.add_argument('--beta1', type=float, default=d.beta1, help="Adam(ax) beta1.")
-    g.add_argument(
-        '--beta2',
-        type=float,
-        default=None,
-        help="New: Adam(ax) beta2 and Polyak decay; "
-        "default 1 - 1/(its per epoch * polyak_epochs) as in the original.",
-    )
-    g.add_argument(
-        '--polyak_epochs',
-        type=float,
-        default=d.polyak_epochs,
-        help="Averaging horizon in epochs for Polyak (EMA) weights and beta2.",
-    )
-    g.add_argument(
-        '--weight_decay',
-        type=float,
-        default=d.weight_decay,
-        help="(original) multiplicative decay w <- wd * w per step; 1 = off.",
-    )
-    g.add_argument(
-        '--lr_scale_by_size',
-        action='store_true',
-        help="New: multiply --lr by the number of workers (off, as in the original).",
-    )
-    g.add_argument('--epochs', type=int, default=d.epochs, help="Total number of training epochs.")
-    g.add_argument(
-        '--epochs_warmup',
-        type=float,
-        default=d.epochs_warmup,
-        help="Linear LR warmup length in epochs (counted in images); 0 = none.",
-    )
-    g.add_argument(
-        '--epochs_full_valid',
-        type=int,
-        default=d.epochs_full_valid,
-        help="Epochs between full test-set evaluations.",
-    )
-    g.add_argument(
-        '--epochs_full_sample',
-        type=int,
-        default=d.epochs_full_sample,
-        help="Epochs between sample grids (also after epochs 1 and 10, as in the "
-        "original); 0 = no sample grids (new).",
-    )
-    g.add_argument(
-        '--max_steps',
-        type=int,
-        default=d.max_steps,
-        help="New: stop after this many global steps (0 = no limit); counts across resumes.",
-    )
-    g.add_argument(
-        '--max_nonfinite',
-        type=int,
-        default=d.max_nonfinite,
-        help="New: stop after this "
-        "many consecutive non-finite steps (each is skipped, not applied).",
-    )
-    g.add_argument(
-        '--n_sample', type=int, default=d.n_sample, help="Accepted for compatibility; unused."
-    )
-
-    g = p.add_argument_group('outputs')
-    g.add_argument(
-        '--ckpt_every_steps',
-        type=int,
-        default=d.ckpt_every_steps,
-        help="New: also "
-        "checkpoint every N steps (0 = only at the end of each epoch and of training).",
-    )
-    g.add_argument(
-        '--ckpt_every_minutes',
-        type=float,
-        default=d.ckpt_every_minutes,
-        help="New: "
-        "also checkpoint when this many minutes passed since the last one, so a hard "
-        "kill loses minutes, not an epoch (0 = off).",
-    )
-    g.add_argument(
-        '--start_over',
-        action='store_true',
-        help="New: when --logdir holds a "
-        "previous run none of whose checkpoints loads (which is refused otherwise), move "
-        "its checkpoints and logs to LOGDIR/previous-<time>/ and start at step 0. "
-        "Ignored while a checkpoint loads (safe in a requeued command).",
-    )
-    g.add_argument(
-        '--keep_checkpoints',
-        type=int,
-        default=d.keep_checkpoints,
-        help="New: how many recent checkpoints to keep.",
-    )
-    g.add_argument(
-        '--log_every',
-        type=int,
-        default=d.log_every,
-        help="New: write a train.jsonl "
-        "record and TensorBoard scalars every N steps (0 = once per epoch).",
-    )
-    g.add_argument(
-        '--test_at_init',
-        action='store_true',
-        help="New: evaluate the test set once after initialisation (step 0).",
-    )
-    g.add_argument(
-        '--no_progress',
-        dest='progress',
-        action='store_false',
-        help="New: turn off the progress bars and stage timings on stderr (shown by "
-        "default; train.jsonl records are then also printed).",
-    )
-    g.add_argument('--inject_nan_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
-    g.add_argument('--inject_inf_lr_steps', type=_int_list, default=[], help=argparse.SUPPRESS)
+    defaults = TrainConfig()
+    for f in option_fields():
+        add_option(groups[f.metadata['group']], f, getattr(defaults, f.name))
     return p
 
 

@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 
 from glow_tf.editor.engine import UnknownFace, png_bytes
-from glow_tf.tools.sampling import InputError
+from glow_tf.errors import InputError
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static')
 ACCEPTED_FORMATS = ('JPEG', 'PNG', 'WEBP', 'BMP', 'GIF')

@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from glow_tf.tools.manipulation import find_attribute, load_directions, quantise
-from glow_tf.tools.sampling import InputError, load_flow
+from glow_tf.errors import InputError
+from glow_tf.tools.flow import load_flow
+from glow_tf.tools.images import quantise
+from glow_tf.tools.manipulation import find_attribute, load_directions
 
 DEFAULT_ATTRIBUTES = ('Smiling', 'Young', 'Male', 'Eyeglasses', 'Blond_Hair', 'Mustache', 'Bald')
 MAX_STRENGTH = 5.0  # |α| accepted per attribute
@@ -123,7 +125,7 @@ def _spread(files, limit):
 
 def gallery_files(directory, limit=None):
     """Image files of a gallery directory, sorted; `limit` picks that many evenly spread."""
-    from glow_tf.tools.manipulation import list_image_files
+    from glow_tf.tools.images import list_image_files
 
     return _spread(list_image_files([directory]), limit)
 
@@ -222,7 +224,7 @@ class FaceEditor:
         )
 
     def _encode_gallery(self, face_id):
-        from glow_tf.tools.manipulation import load_images
+        from glow_tf.tools.images import load_images
 
         path = self.gallery[face_id]
         image = load_images([path], self.image_shape)[0]

@@ -1,16 +1,28 @@
 """Training configuration: flags -> `TrainConfig` -> model / data / trainer. No globals.
 
 `TrainConfig` holds exactly the command-line options (same names and meanings as the original
-openai/glow `train.py`, plus a few additions). Values that depend on the data source or on the
-number of workers (image size, test-set size, per-worker batch sizes, iterations per epoch, the
-Adam/Polyak beta2) are *derived* by `TrainConfig.resolve(...)`, which also validates the
-combination and raises `ConfigError` naming the offending flag.
+openai/glow `train.py`, plus a few additions), each declared once, here, as a dataclass field
+whose metadata carries its help text, its `--help` group and, where argparse enforces them, its
+choices; `glow_tf.cli.train.build_parser` generates the command line from these fields. Three
+kinds of field:
+
+    option(default, group, help)   a train.py flag `--name` (or `flag=`'--no_progress' ...)
+    saved(default, why)            no flag: read back from a run's config.json (learntop_form)
+    derived(default)               computed by `resolve` from the data and the world size
+
+Each option is validated once, by `validate_flags` (ranges declared as `at_least=`, choices,
+finite floats, and the cross-flag rules), and mapped onto `glow_tf.Glow`'s arguments by
+`to_model_kwargs` (`MODEL_FLAGS` names the flag behind each argument). Values that depend on the
+data source or on the number of workers (image size, test-set size, per-worker batch sizes,
+iterations per epoch, the Adam/Polyak beta2) are *derived* by `TrainConfig.resolve(...)`, which
+also validates the combination and raises `ConfigError` naming the offending flag.
 
 The resolved config is saved as `config.json` in the log directory; `TrainConfig.load` reads it
 back (used by `glow_tf.runs.load.load_model`).
 `TrainConfig.read_file` reads a JSON or YAML file of options (`train.py --config FILE`; a run's
 own config.json works, its derived fields are recomputed).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,24 +32,84 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from glow_tf.flows.coupling import Coupling
+from glow_tf.errors import ConfigError
 from glow_tf.fileio import atomic_write_bytes
+from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
 from glow_tf.model.glow import MEMORY_MODES
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
-PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))     # 0 reverse, 1 shuffle, 2 1x1
-COUPLINGS = dict(enumerate(Coupling.KINDS))           # 0 additive, 1 affine
+PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))  # 0 reverse, 1 shuffle, 2 1x1
+COUPLINGS = dict(enumerate(Coupling.KINDS))  # 0 additive, 1 affine
 OPTIMIZERS = ('adamax', 'adam')
-MAX_LR = 1.0   # Adam(ax) moves each weight by ~lr per step: beyond this a run only diverges
+MAX_LR = 1.0  # Adam(ax) moves each weight by ~lr per step: beyond this a run only diverges
+
+# `--help` groups, in the order they are printed.
+GROUPS = ('run', 'data', 'model', 'optimisation', 'outputs')
+
+# glow_tf.Glow's arguments (to_model_kwargs) -> the flag that sets each one.
+MODEL_FLAGS = {
+    'image_shape': '--image_size',
+    'n_levels': '--n_levels',
+    'depth': '--depth',
+    'width': '--width',
+    'flow_permutation': '--flow_permutation',
+    'flow_coupling': '--flow_coupling',
+    'lu_decomposed': '--lu',
+    'learntop': '--learntop',
+    'edge_bias': '--edge_bias',
+    'learntop_form': None,  # not a flag: read from a run's config.json
+    'n_classes': '--ycond',
+    'memory_mode': '--memory_mode',
+    'seed': '--seed',
+}
 
 
-class ConfigError(ValueError):
-    """An invalid or inconsistent option. `flag` is the command-line flag to blame."""
+def option(default, group, help, *, flag=None, choices=None, at_least=None, hidden=False):
+    """A dataclass field that is a train.py flag.
 
-    def __init__(self, flag, message):
-        self.flag = flag
-        super().__init__(f"{flag}: {message}")
+    Args:
+        default: the flag's default (a list default is copied for each config).
+        group: its `--help` group, one of GROUPS.
+        help: its `--help` text (argparse %-formatting: write 10%% for 10%).
+        flag: the flag when not `--<field name>`; a '--no_X' flag of a bool field stores False.
+        choices: the allowed values, enforced by argparse and by `validate_flags` (config files).
+        at_least: the smallest allowed value (checked by `validate_flags`).
+        hidden: a testing flag left out of `--help`.
+    """
+    assert group in GROUPS, group
+    metadata = dict(
+        kind='option',
+        group=group,
+        help=help,
+        flag=flag,
+        choices=choices,
+        at_least=at_least,
+        hidden=hidden,
+    )
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def saved(default, why):
+    """A field without a flag: written to and read back from a run's config.json."""
+    return field(default=default, metadata=dict(kind='saved', help=why))
+
+
+def derived(default):
+    """A field `resolve` computes from the data and the world size (saved for reference)."""
+    return field(default=default, metadata=dict(kind='derived'))
+
+
+def flag_name(f):
+    """The command-line flag of an option field, e.g. '--lr' (or its metadata's `flag`)."""
+    return f.metadata.get('flag') or '--' + f.name
+
+
+def option_fields(cls=None):
+    """The option fields of TrainConfig (the flags), in `--help` order within each group."""
+    return [f for f in dataclasses.fields(cls or TrainConfig) if f.metadata.get('kind') == 'option']
 
 
 def _coerce(value, type_name, fail):
@@ -55,7 +127,7 @@ def _coerce(value, type_name, fail):
             fail(f"expected true or false, got {value!r}")
         return value
     if type_name in ('int', 'float') and isinstance(value, str):
-        try:   # YAML 1.1 reads `5e-4` (no dot) as a string
+        try:  # YAML 1.1 reads `5e-4` (no dot) as a string
             value = float(value) if type_name == 'float' else int(value)
         except ValueError:
             pass
@@ -76,80 +148,264 @@ def _coerce(value, type_name, fail):
 
 @dataclass
 class TrainConfig:
+    """The options of one training run (the train.py flags), plus what `resolve` derives.
+
+    Args (the fields; `train.py --help` shows each option's meaning and default):
+        problem .. pmap: the data options (group 'data'); n_levels .. memory_mode: the model;
+        n_batch_train .. n_sample: batches and optimisation; logdir, restore_path, inference,
+        verbose, seed: the run; ckpt_every_steps .. progress: outputs; inject_nan_steps /
+        inject_inf_lr_steps: hidden flags for the fault-injection tests.
+        learntop_form: no flag; 'position' rebuilds runs saved before edge_bias existed.
+        world_size .. resolved_beta2: derived by `resolve` (DERIVED), ignored in config files.
+    """
+
+    # --- run
+    logdir: str = option(
+        './logs',
+        'run',
+        "Log/checkpoint directory. If it already holds checkpoints, training resumes from the "
+        "latest one.",
+    )
+    restore_path: str = option(
+        '',
+        'run',
+        "Checkpoint to resume from: a log dir, its checkpoints/ dir or a ckpt-N prefix (ignored "
+        "if --logdir has its own).",
+    )
+    inference: bool = option(
+        False,
+        'run',
+        "Restore (EMA weights), evaluate test bits/dim and write sample grids to "
+        "LOGDIR/inference/, then exit.",
+    )
+    verbose: bool = option(False, 'run', "Print every log record to stdout too.")
+    seed: int = option(
+        0,
+        'run',
+        "Random seed (model init, data order, dequantisation noise; worker r uses a stream "
+        "derived from (seed, r)).",
+    )
     # --- data
-    problem: str = 'cifar10'
-    data_dir: str = ''
-    category: str = ''
-    image_size: int = -1
-    n_train: int = 50000
-    n_test: int = -1
-    dal: int = 1
-    skip_bad: bool = False
+    problem: str = option(
+        'cifar10',
+        'data',
+        "mnist | cifar10 | celeba | imagenet-oord | imagenet | lsun_realnvp | lsun | folder ... "
+        "(see glow_tf.data).",
+    )
+    data_dir: str = option('', 'data', "Location of the data ('' = default).")
+    category: str = option('', 'data', "LSUN category (e.g. bedroom).")
+    image_size: int = option(
+        -1, 'data', "Image size; -1 = the dataset's. Must be divisible by 2**n_levels."
+    )
+    n_train: int = option(
+        50000,
+        'data',
+        "Train epoch size in images (an epoch is n_train images, as in the original; not a "
+        "dataset limit).",
+        at_least=1,
+    )
+    n_test: int = option(
+        -1, 'data', "Number of test images for the full test pass (-1 = whole test split)."
+    )
+    dal: int = option(
+        1,
+        'data',
+        "Data augmentation level, as the original: 0 none; 1 random shifts up to 10%% of height "
+        "and width (mnist, cifar10); 2 for cifar10 adds horizontal flips, rotation up to 15 "
+        "degrees, zoom 0.1 and shear 0.02 (mnist: shifts only). Other problems: none, as the "
+        "original.",
+    )
+    skip_bad: bool = option(
+        False,
+        'data',
+        "New: skip (and count) unreadable images in image folders / CelebA instead of stopping "
+        "with an error.",
+    )
+    fmap: int = option(1, 'data', "Accepted for compatibility; unused (tf.data autotunes).")
+    pmap: int = option(16, 'data', "Accepted for compatibility; unused.")
     # --- model
-    n_levels: int = 3
-    depth: int = 32
-    width: int = 512
-    flow_permutation: int = 2
-    flow_coupling: int = 0
-    lu: bool = False
-    learntop: bool = False
-    edge_bias: int = 1
-    learntop_form: str = 'conv'                    # 'position': runs saved before edge_bias existed
-    ycond: bool = False
-    weight_y: float = 0.0
-    n_bits_x: int = 8
-    gradient_checkpointing: Optional[int] = None   # None: original default (1) unless --memory_mode
-    memory_mode: Optional[str] = None              # None: from --gradient_checkpointing
-    # --- batches
-    n_batch_train: int = 64
-    n_batch_test: int = 50
-    n_batch_init: int = 256
-    anchor_size: int = 32
-    # --- optimisation
-    optimizer: str = 'adamax'
-    lr: float = 0.001
-    beta1: float = 0.9
-    beta2: Optional[float] = None                  # None: 1 - 1/(train_its * polyak_epochs)
-    polyak_epochs: float = 1.0
-    weight_decay: float = 1.0
-    lr_scale_by_size: bool = False
-    epochs: int = 1000000
-    epochs_warmup: float = 10
-    epochs_full_valid: int = 50
-    epochs_full_sample: int = 50
-    max_steps: int = 0
-    max_nonfinite: int = 5
-    seed: int = 0
+    n_levels: int = option(3, 'model', "Number of levels (L).", at_least=1)
+    depth: int = option(32, 'model', "Flow steps per level (K).", at_least=1)
+    width: int = option(512, 'model', "Channels of the coupling networks.", at_least=1)
+    flow_permutation: int = option(
+        2, 'model', "0 = reverse (RealNVP), 1 = shuffle, 2 = invertible 1x1 conv (Glow)."
+    )
+    flow_coupling: int = option(0, 'model', "0 = additive, 1 = affine.")
+    lu: bool = option(
+        False,
+        'model',
+        "LU-decomposed invertible 1x1 convolutions (paper section 3.2; new flag).",
+    )
+    learntop: bool = option(
+        False,
+        'model',
+        "Learn the top prior's mean/scale (as the original: a zero-initialised 3x3 convolution "
+        "of a zero tensor).",
+    )
+    edge_bias: int = option(
+        1,
+        'model',
+        "1: the original's edge-bias padding in every 3x3 convolution (zero padding plus an "
+        "input channel marking the border); 0: plain zero padding.",
+        choices=(0, 1),
+    )
+    ycond: bool = option(False, 'model', "Class-conditional prior (+ classifier head).")
+    weight_y: float = option(
+        0.0, 'model', "Weight of the classification loss in bits (needs --ycond).", at_least=0
+    )
+    n_bits_x: int = option(8, 'model', "Bits per colour channel (1..8).")
+    gradient_checkpointing: Optional[int] = option(
+        None,
+        'model',
+        "1 = recompute each flow step's activations in the backward pass (saves memory, costs "
+        "~1 extra forward); 0 = keep them. Default 1 (original) unless --memory_mode is given.",
+    )
+    memory_mode: Optional[str] = option(
+        None,
+        'model',
+        "New: 'plain' (store activations), 'checkpoint' (= --gradient_checkpointing 1), "
+        "'reversible' (recompute activations by inverting the flow: memory independent of "
+        "depth).",
+        choices=MEMORY_MODES,
+    )
+    # --- batches and optimisation
+    n_batch_train: int = option(
+        64,
+        'optimisation',
+        "Train batch per worker at the anchor resolution (see --anchor_size).",
+        at_least=1,
+    )
+    n_batch_test: int = option(
+        50,
+        'optimisation',
+        "Test batch per worker. If workers x batch does not divide --n_test, the largest "
+        "smaller batch that does is used (with a note).",
+        at_least=1,
+    )
+    n_batch_init: int = option(
+        256,
+        'optimisation',
+        "Images per worker for the data-dependent init (statistics averaged over all workers).",
+        at_least=1,
+    )
+    anchor_size: int = option(
+        32,
+        'optimisation',
+        "(original) batch sizes are given at this resolution and scaled by "
+        "(anchor/image_size)^2, e.g. 64 at 32px is 16 at 64px and 1 at 256px; 0 = use the "
+        "batch flags literally.",
+        at_least=0,
+    )
+    optimizer: str = option('adamax', 'optimisation', "adamax (original default) or adam.")
+    lr: float = option(0.001, 'optimisation', "Base learning rate.")
+    beta1: float = option(0.9, 'optimisation', "Adam(ax) beta1.")
+    beta2: Optional[float] = option(
+        None,
+        'optimisation',
+        "New: Adam(ax) beta2 and Polyak decay; default 1 - 1/(its per epoch * polyak_epochs) as "
+        "in the original.",
+    )
+    polyak_epochs: float = option(
+        1.0, 'optimisation', "Averaging horizon in epochs for Polyak (EMA) weights and beta2."
+    )
+    weight_decay: float = option(
+        1.0, 'optimisation', "(original) multiplicative decay w <- wd * w per step; 1 = off."
+    )
+    lr_scale_by_size: bool = option(
+        False,
+        'optimisation',
+        "New: multiply --lr by the number of workers (off, as in the original).",
+    )
+    epochs: int = option(1000000, 'optimisation', "Total number of training epochs.", at_least=1)
+    epochs_warmup: float = option(
+        10,
+        'optimisation',
+        "Linear LR warmup length in epochs (counted in images); 0 = none.",
+        at_least=0,
+    )
+    epochs_full_valid: int = option(
+        50, 'optimisation', "Epochs between full test-set evaluations.", at_least=1
+    )
+    epochs_full_sample: int = option(
+        50,
+        'optimisation',
+        "Epochs between sample grids (also after epochs 1 and 10, as in the original); 0 = no "
+        "sample grids (new).",
+        at_least=0,
+    )
+    max_steps: int = option(
+        0,
+        'optimisation',
+        "New: stop after this many global steps (0 = no limit); counts across resumes.",
+        at_least=0,
+    )
+    max_nonfinite: int = option(
+        5,
+        'optimisation',
+        "New: stop after this many consecutive non-finite steps (each is skipped, not applied).",
+        at_least=1,
+    )
+    n_sample: int = option(1, 'optimisation', "Accepted for compatibility; unused.")
     # --- outputs
-    logdir: str = './logs'
-    restore_path: str = ''
-    inference: bool = False
-    ckpt_every_steps: int = 0
-    ckpt_every_minutes: float = 10.0
-    start_over: bool = False
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    test_at_init: bool = False
-    progress: bool = True
-    verbose: bool = False
-    # --- accepted for command-line compatibility with the original; no effect
-    fmap: int = 1
-    pmap: int = 16
-    n_sample: int = 1
-    # --- testing only
-    inject_nan_steps: List[int] = field(default_factory=list)
-    inject_inf_lr_steps: List[int] = field(default_factory=list)
+    ckpt_every_steps: int = option(
+        0,
+        'outputs',
+        "New: also checkpoint every N steps (0 = only at the end of each epoch and of training).",
+        at_least=0,
+    )
+    ckpt_every_minutes: float = option(
+        10.0,
+        'outputs',
+        "New: also checkpoint when this many minutes passed since the last one, so a hard kill "
+        "loses minutes, not an epoch (0 = off).",
+        at_least=0,
+    )
+    start_over: bool = option(
+        False,
+        'outputs',
+        "New: when --logdir holds a previous run none of whose checkpoints loads (which is "
+        "refused otherwise), move its checkpoints and logs to LOGDIR/previous-<time>/ and "
+        "start at step 0. Ignored while a checkpoint loads (safe in a requeued command).",
+    )
+    keep_checkpoints: int = option(
+        3, 'outputs', "New: how many recent checkpoints to keep.", at_least=1
+    )
+    log_every: int = option(
+        50,
+        'outputs',
+        "New: write a train.jsonl record and TensorBoard scalars every N steps (0 = once per "
+        "epoch).",
+        at_least=0,
+    )
+    test_at_init: bool = option(
+        False, 'outputs', "New: evaluate the test set once after initialisation (step 0)."
+    )
+    progress: bool = option(
+        True,
+        'outputs',
+        "New: turn off the progress bars and stage timings on stderr (shown by default; "
+        "train.jsonl records are then also printed).",
+        flag='--no_progress',
+    )
+    # --- testing only (fault injection): hidden flags, comma-separated step numbers
+    inject_nan_steps: List[int] = option([], 'outputs', "", hidden=True)
+    inject_inf_lr_steps: List[int] = option([], 'outputs', "", hidden=True)
+
+    # --- not a flag
+    learntop_form: str = saved(
+        'conv', "'position': the learned top prior of runs saved before edge_bias existed"
+    )
 
     # --- derived by resolve(); saved to config.json for reference
-    world_size: int = 1
-    n_classes: int = 0
-    image_channels: int = 3
-    local_batch_train: int = 0
-    local_batch_test: int = 0
-    local_batch_init: int = 0
-    train_its: int = 0
-    full_test_its: int = 0
-    resolved_beta2: float = 0.0
+    world_size: int = derived(1)
+    n_classes: int = derived(0)
+    image_channels: int = derived(3)
+    local_batch_train: int = derived(0)
+    local_batch_test: int = derived(0)
+    local_batch_init: int = derived(0)
+    train_its: int = derived(0)
+    full_test_its: int = derived(0)
+    resolved_beta2: float = derived(0.0)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -187,9 +443,12 @@ class TrainConfig:
             if not isinstance(d, dict):
                 raise ValueError(f"a JSON {type(d).__name__}, not an object")
         except (OSError, ValueError) as e:
-            raise ConfigError(str(path), f"not a readable training config ({e}); train.py writes "
-                              "it at the start of a run: restore it from a copy, or delete it to "
-                              "use the checkpoints without it") from None
+            raise ConfigError(
+                str(path),
+                f"not a readable training config ({e}); train.py writes "
+                "it at the start of a run: restore it from a copy, or delete it to "
+                "use the checkpoints without it",
+            ) from None
         if 'edge_bias' not in d:
             # written before glow_tf followed the original's edge bias and learntop: rebuild the
             # model those runs trained
@@ -198,10 +457,10 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     # ------------------------------------------------------------------ config files
-    # Fields resolve() derives from the data and the world size: a run's config.json has them,
-    # a config file may carry them, and they are recomputed (so ignored when read).
-    DERIVED = ('world_size', 'n_classes', 'image_channels', 'local_batch_train', 'local_batch_test',
-               'local_batch_init', 'train_its', 'full_test_its', 'resolved_beta2')
+    # Fields resolve() derives from the data and the world size (`derived(...)`): a run's
+    # config.json has them, a config file may carry them, and they are recomputed (so ignored
+    # when read). Set below the class, from the fields' metadata.
+    DERIVED = ()
 
     @classmethod
     def read_file(cls, path):
@@ -211,8 +470,10 @@ class TrainConfig:
         config.json; derived fields (DERIVED) are ignored. Raises ConfigError('--config', ...)
         naming the file and the key for an unreadable file, an unknown option or a wrong type.
         """
+
         def fail(msg):
             raise ConfigError('--config', f"{path}: {msg}")
+
         try:
             with open(os.path.expanduser(path)) as f:
                 text = f.read()
@@ -221,12 +482,15 @@ class TrainConfig:
         try:
             if str(path).lower().endswith(('.yaml', '.yml')):
                 import yaml
+
                 data = yaml.safe_load(text)
             else:
                 data = json.loads(text)
-        except Exception as e:   # json.JSONDecodeError, yaml.YAMLError
-            fail(f"not valid {'YAML' if str(path).lower().endswith(('.yaml', '.yml')) else 'JSON'}"
-                 f" ({str(e).splitlines()[0]})")
+        except Exception as e:  # json.JSONDecodeError, yaml.YAMLError
+            fail(
+                f"not valid {'YAML' if str(path).lower().endswith(('.yaml', '.yml')) else 'JSON'}"
+                f" ({str(e).splitlines()[0]})"
+            )
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -235,8 +499,11 @@ class TrainConfig:
         unknown = sorted(k for k in data if k not in types)
         if unknown:
             fail(f"unknown option(s) {unknown} (options are the train.py flags without '--')")
-        return {k: _coerce(v, types[k], lambda m, k=k: fail(f"{k}: {m}"))
-                for k, v in data.items() if k not in cls.DERIVED}
+        return {
+            k: _coerce(v, types[k], lambda m, k=k: fail(f"{k}: {m}"))
+            for k, v in data.items()
+            if k not in cls.DERIVED
+        }
 
     # ------------------------------------------------------------------ model kwargs
     @property
@@ -252,58 +519,74 @@ class TrainConfig:
             raise ConfigError('--image_size', "config is not resolved (image_size is -1)")
         return dict(
             image_shape=(int(self.image_size), int(self.image_size), int(self.image_channels)),
-            n_levels=int(self.n_levels), depth=int(self.depth), width=int(self.width),
+            n_levels=int(self.n_levels),
+            depth=int(self.depth),
+            width=int(self.width),
             flow_permutation=PERMUTATIONS[int(self.flow_permutation)],
             flow_coupling=COUPLINGS[int(self.flow_coupling)],
-            lu_decomposed=bool(self.lu), learntop=bool(self.learntop),
-            edge_bias=bool(self.edge_bias), learntop_form=self.learntop_form,
+            lu_decomposed=bool(self.lu),
+            learntop=bool(self.learntop),
+            edge_bias=bool(self.edge_bias),
+            learntop_form=self.learntop_form,
             n_classes=int(self.n_classes) if self.ycond else 0,
-            memory_mode=self.resolved_memory_mode, seed=int(self.seed))
+            memory_mode=self.resolved_memory_mode,
+            seed=int(self.seed),
+        )
 
     # ------------------------------------------------------------------ validation
     def validate_flags(self):
-        """Checks that need neither the data nor the world size. Raises ConfigError."""
+        """Checks that need neither the data nor the world size. Raises ConfigError naming the
+        flag. Returns self."""
+        for f in option_fields():
+            value, flag = getattr(self, f.name), flag_name(f)
+            choices, at_least = f.metadata['choices'], f.metadata['at_least']
+            if f.type in ('float', 'Optional[float]') and value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(flag, f"must be a finite number, got {value!r}")
+                if not math.isfinite(value):
+                    raise ConfigError(flag, f"must be a finite number, got {value!r}")
+            if choices is not None and value is not None and value not in choices:
+                shown = ', '.join(map(str, choices))
+                raise ConfigError(flag, f"must be one of {shown}, got {value!r}")
+            if at_least is not None and value < at_least:
+                raise ConfigError(flag, f"must be >= {at_least}, got {value}")
         if self.flow_permutation not in PERMUTATIONS:
-            raise ConfigError('--flow_permutation', f"must be 0 (reverse), 1 (shuffle) or 2 "
-                              f"(invertible 1x1), got {self.flow_permutation}")
+            raise ConfigError(
+                '--flow_permutation',
+                f"must be 0 (reverse), 1 (shuffle) or 2 (invertible 1x1), got "
+                f"{self.flow_permutation}",
+            )
         if self.flow_coupling not in COUPLINGS:
-            raise ConfigError('--flow_coupling',
-                              f"must be 0 (additive) or 1 (affine), got {self.flow_coupling}")
+            raise ConfigError(
+                '--flow_coupling', f"must be 0 (additive) or 1 (affine), got {self.flow_coupling}"
+            )
         if self.lu and self.flow_permutation != 2:
-            raise ConfigError('--lu', "LU decomposition applies only to --flow_permutation 2 "
-                              f"(invertible 1x1), got --flow_permutation {self.flow_permutation}")
+            raise ConfigError(
+                '--lu',
+                "LU decomposition applies only to --flow_permutation 2 (invertible 1x1), got "
+                f"--flow_permutation {self.flow_permutation}",
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError('--optimizer', f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.memory_mode is not None and self.memory_mode not in MEMORY_MODES:
-            raise ConfigError('--memory_mode',
-                              f"must be one of {MEMORY_MODES}, got {self.memory_mode!r}")
         if self.gradient_checkpointing not in (None, 0, 1):
-            raise ConfigError('--gradient_checkpointing',
-                              f"must be 0 or 1, got {self.gradient_checkpointing}")
+            raise ConfigError(
+                '--gradient_checkpointing', f"must be 0 or 1, got {self.gradient_checkpointing}"
+            )
         if self.memory_mode is not None and self.gradient_checkpointing is not None:
             if bool(self.gradient_checkpointing) != (self.memory_mode != 'plain'):
-                raise ConfigError('--gradient_checkpointing', f"{self.gradient_checkpointing} "
-                                  f"contradicts --memory_mode {self.memory_mode}; give only one")
-        for name in ('lr', 'beta1', 'beta2', 'polyak_epochs', 'weight_decay', 'weight_y',
-                     'epochs_warmup', 'ckpt_every_minutes'):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise ConfigError('--' + name, f"must be a finite number, got {value!r}")
-        positive = ['n_levels', 'depth', 'width', 'n_batch_train', 'n_batch_test',
-                    'n_batch_init', 'n_train', 'epochs', 'epochs_full_valid',
-                    'max_nonfinite', 'keep_checkpoints']
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError('--' + name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ['max_steps', 'ckpt_every_steps', 'ckpt_every_minutes', 'log_every', 'anchor_size', 'epochs_warmup',
-                     'epochs_full_sample']:
-            if getattr(self, name) < 0:
-                raise ConfigError('--' + name, f"must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(
+                    '--gradient_checkpointing',
+                    f"{self.gradient_checkpointing} contradicts --memory_mode "
+                    f"{self.memory_mode}; give only one",
+                )
         if not 1 <= self.n_bits_x <= 8:
             raise ConfigError('--n_bits_x', f"must be in 1..8, got {self.n_bits_x}")
         if not 0 < self.lr <= MAX_LR:
-            raise ConfigError('--lr', f"must be in (0, {MAX_LR:g}], got {self.lr:g} (an Adam/Adamax "
-                              "step size; the paper uses 1e-3, larger ones diverge)")
+            raise ConfigError(
+                '--lr',
+                f"must be in (0, {MAX_LR:g}], got {self.lr:g} (an Adam/Adamax step size; the "
+                "paper uses 1e-3, larger ones diverge)",
+            )
         if not 0 <= self.beta1 < 1:
             raise ConfigError('--beta1', f"must be in [0, 1), got {self.beta1}")
         if self.beta2 is not None and not 0 <= self.beta2 < 1:
@@ -311,22 +594,25 @@ class TrainConfig:
         if not self.polyak_epochs > 0:
             raise ConfigError('--polyak_epochs', f"must be > 0, got {self.polyak_epochs}")
         if not 0 < self.weight_decay <= 1:
-            raise ConfigError('--weight_decay', "is a multiplicative decay in (0, 1] (1 = off, "
-                              f"as in the original), got {self.weight_decay}")
-        if self.weight_y < 0:
-            raise ConfigError('--weight_y', f"must be >= 0, got {self.weight_y}")
+            raise ConfigError(
+                '--weight_decay',
+                "is a multiplicative decay in (0, 1] (1 = off, as in the original), got "
+                f"{self.weight_decay}",
+            )
         if self.weight_y > 0 and not self.ycond:
-            raise ConfigError('--weight_y', f"{self.weight_y} needs --ycond (the class head "
-                              "exists only in a class-conditional model)")
+            raise ConfigError(
+                '--weight_y',
+                f"{self.weight_y} needs --ycond (the class head exists only in a "
+                "class-conditional model)",
+            )
         if self.image_size != -1 and self.image_size < 1:
-            raise ConfigError('--image_size', f"must be -1 (dataset's size) or >= 1, "
-                              f"got {self.image_size}")
+            raise ConfigError(
+                '--image_size', f"must be -1 (dataset's size) or >= 1, got {self.image_size}"
+            )
         if self.image_size > 0:
             self._check_image_size(self.image_size)
         if self.n_test != -1 and self.n_test < 1:
             raise ConfigError('--n_test', f"must be -1 (whole test set) or >= 1, got {self.n_test}")
-        if self.edge_bias not in (0, 1):
-            raise ConfigError('--edge_bias', f"must be 0 or 1, got {self.edge_bias}")
         if self.dal not in (0, 1, 2):
             raise ConfigError('--dal', f"must be 0, 1 or 2, got {self.dal}")
         if self.inference and not (self.restore_path or self.logdir):
@@ -334,10 +620,13 @@ class TrainConfig:
         return self
 
     def _check_image_size(self, size):
-        f = 2 ** self.n_levels
+        f = 2**self.n_levels
         if size % f:
-            raise ConfigError('--image_size', f"{size} is not divisible by 2**n_levels = {f} "
-                              f"(--n_levels {self.n_levels}); each level halves the size")
+            raise ConfigError(
+                '--image_size',
+                f"{size} is not divisible by 2**n_levels = {f} "
+                f"(--n_levels {self.n_levels}); each level halves the size",
+            )
 
     def resolve(self, image_shape, n_test_available, n_classes, world_size=1):
         """Fill the derived fields from the data source and the world size, and validate them.
@@ -347,32 +636,37 @@ class TrainConfig:
         e.g. a test batch reduced so that the test pass splits into whole batches.
         """
         self.validate_flags()
-        c = self.replace(world_size=int(world_size), n_classes=int(n_classes),
-                         image_channels=int(image_shape[2]))
+        c = self.replace(
+            world_size=int(world_size), n_classes=int(n_classes), image_channels=int(image_shape[2])
+        )
         h, w = int(image_shape[0]), int(image_shape[1])
         if h != w:
             raise ConfigError('--image_size', f"images must be square, data gives {h}x{w}")
         if c.image_size == -1:
             c.image_size = h
         elif c.image_size != h:
-            raise ConfigError('--image_size', f"{c.image_size} requested but the data source "
-                              f"delivers {h}x{w}")
+            raise ConfigError(
+                '--image_size', f"{c.image_size} requested but the data source delivers {h}x{w}"
+            )
         c._check_image_size(c.image_size)
         if c.ycond and c.n_classes < 1:
             raise ConfigError('--ycond', f"problem {c.problem!r} has no class labels")
         if c.n_test == -1:
             c.n_test = int(n_test_available)
         elif c.n_test > n_test_available:
-            raise ConfigError('--n_test', f"{c.n_test} > {n_test_available} test examples "
-                              f"available for --problem {c.problem}")
+            raise ConfigError(
+                '--n_test',
+                f"{c.n_test} > {n_test_available} test examples "
+                f"available for --problem {c.problem}",
+            )
 
         # Per-worker batch sizes. Like the original, the batch flags are per worker at the
         # "anchor" resolution (32x32): at resolution r the batch is n * anchor^2 / r^2, so the
         # published 64x64 / 256x256 commands use batches that fit in GPU memory.
         # --anchor_size 0 turns the rescaling off (batch sizes taken literally).
         if c.anchor_size:
-            c.local_batch_train = int(c.n_batch_train * c.anchor_size ** 2 // c.image_size ** 2)
-            c.local_batch_init = int(c.n_batch_init * c.anchor_size ** 2 // c.image_size ** 2)
+            c.local_batch_train = int(c.n_batch_train * c.anchor_size**2 // c.image_size**2)
+            c.local_batch_init = int(c.n_batch_init * c.anchor_size**2 // c.image_size**2)
             # original: round the test batch down to the largest divisor of n_batch_test that
             # is <= the train batch (50 -> 50, 25, 10, 5, 2, 1).
             cap = max(1, min(c.n_batch_test, c.local_batch_train))
@@ -382,31 +676,41 @@ class TrainConfig:
             c.local_batch_init = c.n_batch_init
             c.local_batch_test = c.n_batch_test
         if c.local_batch_train < 1:
-            raise ConfigError('--n_batch_train', f"{c.n_batch_train} at --anchor_size "
-                              f"{c.anchor_size} gives a per-worker batch of 0 at image size "
-                              f"{c.image_size}; raise it or pass --anchor_size 0")
+            raise ConfigError(
+                '--n_batch_train',
+                f"{c.n_batch_train} at --anchor_size "
+                f"{c.anchor_size} gives a per-worker batch of 0 at image size "
+                f"{c.image_size}; raise it or pass --anchor_size 0",
+            )
         if c.local_batch_init < 1:
-            raise ConfigError('--n_batch_init', f"{c.n_batch_init} at --anchor_size "
-                              f"{c.anchor_size} gives an init batch of 0 at image size "
-                              f"{c.image_size}; raise it or pass --anchor_size 0")
-        c.notes = []   # human-readable adjustments made here (the trainer prints them)
+            raise ConfigError(
+                '--n_batch_init',
+                f"{c.n_batch_init} at --anchor_size "
+                f"{c.anchor_size} gives an init batch of 0 at image size "
+                f"{c.image_size}; raise it or pass --anchor_size 0",
+            )
+        c.notes = []  # human-readable adjustments made here (the trainer prints them)
         per_round = c.local_batch_test * c.world_size
         if c.n_test % per_round:
             # The full test pass covers every test image exactly once: use the largest
             # per-worker batch up to the requested one that splits the test set evenly.
-            fits = [b for b in range(c.local_batch_test, 0, -1) if c.n_test % (b * c.world_size) == 0]
+            fits = [
+                b for b in range(c.local_batch_test, 0, -1) if c.n_test % (b * c.world_size) == 0
+            ]
             if not fits:
                 hint = c.n_test - c.n_test % c.world_size
                 raise ConfigError(
                     '--n_test',
                     f"the test set (--n_test {c.n_test}) does not split into whole batches "
                     f"across {c.world_size} workers (no per-worker batch divides it). Pass "
-                    f"--n_test {hint} (a multiple of the number of workers)")
+                    f"--n_test {hint} (a multiple of the number of workers)",
+                )
             c.notes.append(
                 f"--n_batch_test: per-worker test batch {c.local_batch_test} x {c.world_size} "
                 f"worker(s) does not divide --n_test {c.n_test}; using test batch {fits[0]} "
                 f"({c.n_test // (fits[0] * c.world_size)} batches per worker). Pass --n_test "
-                f"{c.n_test - c.n_test % per_round} to keep batch {c.local_batch_test}")
+                f"{c.n_test - c.n_test % per_round} to keep batch {c.local_batch_test}"
+            )
             c.local_batch_test = fits[0]
             per_round = c.local_batch_test * c.world_size
         c.full_test_its = c.n_test // per_round
@@ -427,3 +731,8 @@ class TrainConfig:
         if self.epochs_warmup <= 0:
             return base
         return base * min(1.0, n_processed / (self.n_train * float(self.epochs_warmup)))
+
+
+TrainConfig.DERIVED = tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get('kind') == 'derived'
+)

@@ -1,18 +1,47 @@
-"""Rebuild a trained Glow from a training run on disk (see `glow_tf.runs.checkpoint` for the layout).
+"""Rebuild a trained Glow from a training run on disk (`glow_tf.runs.checkpoint`: the layout).
 
-    model, config = load_model(logdir)                  # the weights that tested better
-    model, config = load_model(logdir, which='best')    # the best-test-loss checkpoint
-    model, config = load_model('logdir/checkpoints/ckpt-2000', use_ema=False)
+model, config = load_model(logdir)                  # the weights that tested better
+model, config = load_model(logdir, which='best')    # the best-test-loss checkpoint
+model, config = load_model('logdir/checkpoints/ckpt-2000', use_ema=False)
+run = load_run(logdir)        # the same, plus which checkpoint and which weights were used:
+                              # run.model, run.config, run.prefix, run.use_ema
 """
+
 import os
+from typing import NamedTuple
 
 import tensorflow as tf
 
 from glow_tf.model.glow import Glow
-from glow_tf.runs.checkpoint import (CKPT_SUBDIR, CONFIG_NAME, find_checkpoint, find_config,
-                                     find_loadable, list_groups, named_variables,
-                                     selected_weights, variable_group, verify_checkpoint)
+from glow_tf.runs.checkpoint import (
+    CKPT_SUBDIR,
+    CONFIG_NAME,
+    find_checkpoint,
+    find_config,
+    find_loadable,
+    list_groups,
+    named_variables,
+    selected_weights,
+    variable_group,
+    verify_checkpoint,
+)
 from glow_tf.runs.config import TrainConfig
+
+
+class LoadedRun(NamedTuple):
+    """A trained model as `load_run` rebuilt it.
+
+    Args:
+        model: the `glow_tf.Glow` (memory_mode 'plain': inference needs no memory tricks).
+        config: the run's `TrainConfig` (from its config.json).
+        prefix: the checkpoint prefix the weights were read from.
+        use_ema: True if they are the Polyak-averaged weights, False for the raw ones.
+    """
+
+    model: Glow
+    config: TrainConfig
+    prefix: str
+    use_ema: bool
 
 
 def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
@@ -22,18 +51,30 @@ def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
     last test pass (`selected_weights`); True: the Polyak-averaged weights; False: the raw ones.
     which: 'latest' or 'best' (the best-test-loss checkpoint of a log dir).
     """
+    run = load_run(logdir_or_ckpt, use_ema, which)
+    return run.model, run.config
+
+
+def load_run(logdir_or_ckpt, use_ema=None, which='latest'):
+    """`load_model`, returning a `LoadedRun` that also says which checkpoint and weights it used
+    (the checkpoint is looked up once, here)."""
     prefix = find_checkpoint(logdir_or_ckpt, which)
     if prefix is None:
-        raise FileNotFoundError(f"{logdir_or_ckpt}: no checkpoint found (expected a training "
-                                f"log dir with {CKPT_SUBDIR}/, a checkpoint dir or a prefix)")
+        raise FileNotFoundError(
+            f"{logdir_or_ckpt}: no checkpoint found (expected a training "
+            f"log dir with {CKPT_SUBDIR}/, a checkpoint dir or a prefix)"
+        )
     _check_loadable(prefix, logdir_or_ckpt, which)
     if use_ema is None:
         use_ema = selected_weights(prefix) == 'ema'
-    cfg_path = find_config(prefix if not os.path.isdir(logdir_or_ckpt) else logdir_or_ckpt) \
-        or find_config(prefix)
+    cfg_path = find_config(
+        prefix if not os.path.isdir(logdir_or_ckpt) else logdir_or_ckpt
+    ) or find_config(prefix)
     if cfg_path is None:
-        raise FileNotFoundError(f"{logdir_or_ckpt}: no {CONFIG_NAME} next to the checkpoint "
-                                f"{prefix}; it is written by train.py at the start of a run")
+        raise FileNotFoundError(
+            f"{logdir_or_ckpt}: no {CONFIG_NAME} next to the checkpoint "
+            f"{prefix}; it is written by train.py at the start of a run"
+        )
     config = TrainConfig.load(cfg_path)
     kwargs = config.to_model_kwargs()
     kwargs['memory_mode'] = 'plain'  # inference needs no gradient memory tricks
@@ -53,13 +94,14 @@ def load_model(logdir_or_ckpt, use_ema=None, which='latest'):
     try:
         status.assert_existing_objects_matched()
     except AssertionError as e:
-        raise ValueError(f"{prefix}: checkpoint does not match the model described by "
-                         f"{cfg_path}: {str(e)[:500]}") from None
+        raise ValueError(
+            f"{prefix}: checkpoint does not match the model described by {cfg_path}: {str(e)[:500]}"
+        ) from None
     if shadows is not None:
         named_tr = named_variables(model.trainable_variables, model.name)
         for k, v in named_tr.items():
             v.assign(shadows[k])
-    return model, config
+    return LoadedRun(model, config, prefix, bool(use_ema))
 
 
 def _check_loadable(prefix, given, which):
@@ -75,5 +117,7 @@ def _check_loadable(prefix, given, which):
         best = find_checkpoint(given, 'best')
         if best is not None and best != prefix and verify_checkpoint(best) is None:
             hints.append("--which best loads the best-test-loss checkpoint")
-    raise ValueError(f"{prefix}: checkpoint cannot be loaded ({reason})"
-                     + ('; ' + '; '.join(hints) if hints else '; no loadable checkpoint next to it'))
+    raise ValueError(
+        f"{prefix}: checkpoint cannot be loaded ({reason})"
+        + ('; ' + '; '.join(hints) if hints else '; no loadable checkpoint next to it')
+    )

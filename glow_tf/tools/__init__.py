@@ -1,7 +1,11 @@
 """Tools on a trained Glow: sampling, latent manipulation, SavedModel export.
 
-    sampling.py      Flow backends (a Keras model or an exported SavedModel), latents, image grids
-    manipulation.py  encode / decode images, attribute directions, edits, interpolation
+    flow.py          the tools' view of a model: `load_flow` -> a Flow (a Keras model or an
+                     exported SavedModel) with batched encode / decode / sample on numpy arrays
+    latents.py       the reproducible latent random scheme; packing per-level latents
+    images.py        PNG grids and files, input images at the model's size, .npz files
+    sampling.py      samples at several temperatures, sample grids
+    manipulation.py  latents files, attribute directions, edits, interpolation
     export.py        a SavedModel with sample / encode / decode / log_likelihood signatures
 
 Tools read runs through `glow_tf.runs` and never import `glow_tf.training`.

@@ -1,13 +1,14 @@
 """Export a trained Glow as a self-contained TensorFlow SavedModel.
 
     from glow_tf.tools.export import export_saved_model
-    export_saved_model(model, 'export_dir', n_bits_x=8)       # or: sample.py --model LOGDIR --export DIR
+    export_saved_model(model, 'export_dir', n_bits_x=8)
+    # or from the command line: sample.py --model LOGDIR --export DIR
 
 The SavedModel needs no glow_tf code to run. In any TensorFlow 2 process:
 
     m = tf.saved_model.load('export_dir')
-    m.sample(n=tf.constant(16), temperature=tf.constant(0.7), seed=tf.constant(0, tf.int64))['images']
-                                                         # uint8 [16, H, W, C]
+    m.sample(n=tf.constant(16), temperature=tf.constant(0.7),
+             seed=tf.constant(0, tf.int64))['images']   # uint8 [16, H, W, C]
     m.encode(images=uint8 [B, H, W, C])['latents']      # float32 [B, H, W, C], packed latents
     m.decode(latents=float32 [B, H, W, C])['images']    # uint8 [B, H, W, C]
     m.log_likelihood(images=uint8 [B, H, W, C])         # {'bits_per_dim': [B], 'log_prob': [B]}
@@ -17,7 +18,8 @@ The SavedModel needs no glow_tf code to run. In any TensorFlow 2 process:
 bits per sub-pixel, evaluated at the centre of every pixel's quantisation bin (the
 dequantisation draw fixed at u = 1/2, so the score is deterministic),
 
-    bits_per_dim(x) = −(log p(x_c) − D · log(n_bins)) / (D · log 2),   x_c = x/n_bins − 1/2 + 1/(2 n_bins)
+    bits_per_dim(x) = −(log p(x_c) − D · log(n_bins)) / (D · log 2),
+    x_c = x/n_bins − 1/2 + 1/(2 n_bins)
 
 with D = H·W·C; `log_prob` is log p(x_c) in nats (a density over [−1/2, 1/2]^D). It equals
 `Glow.objective(x, noise=1/2)` and differs from training's noisy estimate by the noise only.
@@ -26,8 +28,9 @@ The same functions are the serving signatures `sample`, `encode`, `decode`, `log
 (`m.signatures['sample'](n=..., temperature=..., seed=...)`). Class-conditional models take an
 extra `y` (int32 [B]; for `sample`, [n]) in every signature.
 
-Semantics are those of `glow_tf.tools.sampling`: `sample(n, T, seed)` gives exactly the images
-`sample.py --seed seed --temperature T` gives for the same model (same counter-based latents);
+Semantics are those of `glow_tf.tools.flow` and `glow_tf.tools.latents`: `sample(n, T, seed)`
+gives exactly the images `sample.py --seed seed --temperature T` gives for the same model (same
+counter-based latents);
 `encode` maps each pixel to its bin centre (no noise) so `decode(encode(x)) == x`; latents are
 the per-level ε packed into the image shape (`glow_tf.model.bijector.pack_latents`; unpack with
 `latent_shapes` from `config_json`: flatten each example, split into consecutive chunks of
@@ -40,8 +43,11 @@ import os
 import tensorflow as tf
 
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
-from glow_tf.tools.sampling import EXPORT_META, block_latents, pack, unpack
+from glow_tf.tools.flow import BIN_CENTRE
+from glow_tf.tools.latents import block_latents, pack, unpack
 from glow_tf.variables import tf_variables
+
+EXPORT_META = 'glow_export.json'  # a readable copy of config_json next to saved_model.pb
 
 
 def build_export_module(model, n_bits_x=8, extra_meta=None):
@@ -50,7 +56,6 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
     image_shape = tuple(int(d) for d in model.image_shape)
     latent_shapes = tuple(tuple(int(d) for d in s) for s in model.latent_shapes)
     n_classes, n_bits_x = int(model.n_classes), int(n_bits_x)
-    n_bins = 2**n_bits_x
     meta = {
         'format': 'glow_tf.tools.export/1',
         'image_shape': list(image_shape),
@@ -58,7 +63,8 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         'n_bits_x': n_bits_x,
         'n_classes': n_classes,
         'model_config': model.get_config(),
-        'latents': 'per-level eps packed into the image shape (glow_tf.model.bijector.pack_latents)',
+        'latents': 'per-level eps packed into the image shape '
+        '(glow_tf.model.bijector.pack_latents)',
         'signatures': {
             'sample': ['n', 'temperature', 'seed'] + (['y'] if n_classes else []),
             'encode': ['images'] + (['y'] if n_classes else []),
@@ -94,11 +100,11 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         return {'images': _decode(pack(eps, image_shape), y)}
 
     def _encode(images, y):
-        x = preprocess(images, n_bits_x, noise=False) + 0.5 / n_bins
+        x = preprocess(images, n_bits_x, noise=BIN_CENTRE)
         return {'latents': pack(model.encode(x, *y), image_shape)}
 
     def _log_likelihood(images, y):
-        x = preprocess(images, n_bits_x, noise=False) + 0.5 / n_bins
+        x = preprocess(images, n_bits_x, noise=BIN_CENTRE)
         log_prob = model.log_prob(x, *y)
         return {
             'bits_per_dim': nats_to_bits_per_dim(log_prob, model.n_dims, n_bits_x),
@@ -147,7 +153,8 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
 
 
 def export_saved_model(model, export_dir, n_bits_x=8, extra_meta=None):
-    """Write `model` as a SavedModel to export_dir (plus a readable glow_export.json). Returns the dir."""
+    """Write `model` as a SavedModel to export_dir (plus a readable glow_export.json).
+    Returns the dir."""
     module, meta = build_export_module(model, n_bits_x, extra_meta)
     export_dir = os.path.abspath(os.path.expanduser(export_dir))
     signatures = {

@@ -13,9 +13,9 @@ Encoding is exact and noise-free: each pixel maps to the centre of its quantisat
 (x/n_bins - 1/2 + 1/(2 n_bins)), so decode(encode(x)) returns the input pixels (after reducing
 them to n_bits_x bits), α = 0 reproduces the input and the interpolation endpoints are the inputs.
 
-Inputs are ordinary image files of any size: centre-cropped to a square and resized to the
-model's resolution (`glow_tf.data.load_image_file`). Every user-facing problem raises
-`InputError` (a ValueError) naming the file / attribute / shape at fault.
+Inputs are ordinary image files of any size (`glow_tf.tools.images.load_images`: centre-cropped
+to a square and resized to the model's resolution). Every user-facing problem raises
+`glow_tf.errors.InputError` (a ValueError) naming the file / attribute / shape at fault.
 """
 
 import difflib
@@ -24,17 +24,14 @@ import warnings
 
 import numpy as np
 
-from glow_tf.fileio import atomic_write_bytes
-from glow_tf.tools.sampling import InputError
+from glow_tf.errors import InputError
+from glow_tf.tools.images import list_image_files, load_images, save_npz
+from glow_tf.tools.latents import pack, unpack
 
 LATENTS_FORMAT = 'glow_tf.latents/1'
 DIRECTIONS_FORMAT = 'glow_tf.directions/1'
 
 __all__ = [
-    'InputError',
-    'load_images',
-    'list_image_files',
-    'encode_images',
     'save_latents',
     'load_latents',
     'DirectionAccumulator',
@@ -51,72 +48,15 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# images
-# ---------------------------------------------------------------------------------------------
-def list_image_files(paths):
-    """Expand directories (sorted image files, non-recursive) and keep files as given."""
-    from glow_tf.data.images import is_image_file
-
-    out = []
-    for p in paths:
-        p = os.fspath(p)
-        if os.path.isdir(p):
-            files = sorted(f for f in os.listdir(p) if is_image_file(f))
-            if not files:
-                raise InputError(f"{p}: directory holds no image files")
-            out += [os.path.join(p, f) for f in files]
-        else:
-            out.append(p)
-    if not out:
-        raise InputError("no input images given")
-    return out
-
-
-def load_images(paths, image_shape):
-    """Image files -> uint8 [N, H, W, C] at the model's size (centre crop + resize)."""
-    from glow_tf.data import DataError, load_image_file
-
-    h, w, c = image_shape
-    if h != w:
-        raise InputError(f"model image shape {tuple(image_shape)} is not square")
-    out = []
-    for p in paths:
-        try:
-            img = load_image_file(p, int(h))
-        except DataError as e:
-            raise InputError(f"cannot use input image: {e}") from None
-        if c == 1:
-            img = np.round(img.astype(np.float32).mean(-1, keepdims=True)).astype(np.uint8)
-        out.append(img)
-    return np.stack(out)
-
-
-def quantise(images, n_bits_x):
-    """What the model can represent of uint8 images: each value reduced to its n_bits_x bin."""
-    images = np.asarray(images, np.uint8)
-    if n_bits_x >= 8:
-        return images
-    step = 2 ** (8 - n_bits_x)
-    return (images // step * step).astype(np.uint8)
-
-
-def encode_images(flow, images, y=None):
-    """uint8 [N, H, W, C] -> packed latents float32 [N, H, W, C]."""
-    return flow.encode(images, y)
-
-
-# ---------------------------------------------------------------------------------------------
 # latents files
 # ---------------------------------------------------------------------------------------------
-def _shape_text(shapes):
+def shape_text(shapes):
     return '[' + ', '.join('x'.join(map(str, s)) for s in shapes) + ']'
 
 
 def save_latents(path, flow, latents, files=None, y=None):
     """npz with one array per level (`eps_0` .. `eps_{L-1}`, [N, *latent_shape_l]) plus the
     packed `latents` [N, H, W, C], `files`, `image_shape`, `latent_shapes`, `n_bits_x` (and `y`)."""
-    from glow_tf.tools.sampling import unpack
-
     latents = np.asarray(latents, np.float32)
     levels = [e.numpy() for e in unpack(latents, flow.latent_shapes)]
     arrays = {f'eps_{i}': e for i, e in enumerate(levels)}
@@ -130,12 +70,8 @@ def save_latents(path, flow, latents, files=None, y=None):
     )
     if y is not None:
         arrays['y'] = np.asarray(y, np.int32)
-    _save_npz(path, arrays)
+    save_npz(path, arrays)
     return path
-
-
-def _save_npz(path, arrays):
-    atomic_write_bytes(os.fspath(path), lambda f: np.savez(f, **arrays))
 
 
 def _load_npz(path, what):
@@ -161,12 +97,10 @@ def load_latents(path, flow):
     want = [tuple(s) for s in flow.latent_shapes]
     if got != want:
         raise InputError(
-            f"{path}: latent shapes {_shape_text(got)} (per level) do not match the "
+            f"{path}: latent shapes {shape_text(got)} (per level) do not match the "
             f"model ({flow.description}), which has {len(want)} levels of shapes "
-            f"{_shape_text(want)} for images {'x'.join(map(str, flow.image_shape))}"
+            f"{shape_text(want)} for images {'x'.join(map(str, flow.image_shape))}"
         )
-    from glow_tf.tools.sampling import pack
-
     packed = pack([data[k].astype(np.float32) for k in levels], flow.image_shape).numpy()
     return packed, data.get('y')
 
@@ -179,6 +113,9 @@ class DirectionAccumulator:
 
     add(latents [B, ...], labels [B, K] in {+1, -1} (0 = unlabelled)); result() ->
     (directions float32 [K, ...], n_pos [K], n_neg [K]). Sums are kept in float64.
+
+    Args:
+        names: the K attribute names, in the order of the label columns.
     """
 
     def __init__(self, names):
@@ -277,8 +214,8 @@ def folder_labels(pos_dir, neg_dir, name):
 def save_directions(path, flow, names, directions, n_pos, n_neg, source=''):
     """npz: `names` [K] str, `directions` float32 [K, H, W, C] (packed latents), `n_pos`, `n_neg`,
     `image_shape`, `latent_shapes`, `n_bits_x`, `source`, and the model that computed them:
-    `fingerprint` (`glow_tf.tools.sampling.model_fingerprint`) and `model` (its description)."""
-    _save_npz(
+    `fingerprint` (`glow_tf.tools.flow.model_fingerprint`) and `model` (its description)."""
+    save_npz(
         path,
         {
             'names': np.array(names, dtype=str),
@@ -319,9 +256,9 @@ def load_directions(path, flow=None, check_fingerprint=True):
             ls = [tuple(s) for s in data.get('latent_shapes', [])]
             raise InputError(
                 f"{path}: directions were computed for images {'x'.join(map(str, got))} "
-                f"(latent levels {_shape_text(ls)}), but the model ({flow.description}) "
+                f"(latent levels {shape_text(ls)}), but the model ({flow.description}) "
                 f"has images {'x'.join(map(str, flow.image_shape))} (latent levels "
-                f"{_shape_text(flow.latent_shapes)})"
+                f"{shape_text(flow.latent_shapes)})"
             )
         if check_fingerprint:
             _check_fingerprint(path, data, flow)

@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 
-from glow_tf.tools.sampling import ModelFlow, save_png, tile_images
+from glow_tf.tools.flow import ModelFlow
+from glow_tf.tools.images import save_png, tile_images
 
 TEMPERATURES = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0)
 
