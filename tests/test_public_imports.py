@@ -1,5 +1,6 @@
-"""The command-line tools and the tools package use only public names of other glow_tf modules:
-no `from glow_tf.x import _helper`, no `module._helper` on an imported glow_tf module."""
+"""The command-line tools, the tools package, runs/ and the editor use only public names of other
+glow_tf modules: no `from glow_tf.x import _helper`, no `module._helper` on an imported glow_tf
+module."""
 
 import ast
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'glow_tf'
 CHECKED = sorted(
-    [p for d in ('cli', 'tools', 'runs') for p in (PACKAGE / d).glob('*.py')]
+    [p for d in ('cli', 'tools', 'runs', 'editor') for p in (PACKAGE / d).glob('*.py')]
     + [PACKAGE / 'errors.py']
 )
 

@@ -52,8 +52,12 @@ def _open(path: Path):
     return img
 
 
-def _to_rgb(img, path: Path, strict: bool):
-    """Convert a decoded PIL image to mode RGB, or raise a DataError when ``strict`` forbids it."""
+def to_rgb(img, path: Path, strict: bool):
+    """Convert a decoded PIL image to mode RGB, or raise a DataError when ``strict`` forbids it.
+
+    ``path`` only names the image in errors (a file, or e.g. 'upload' for the editor's uploads);
+    the colour-mode rules are the module docstring's.
+    """
     from PIL import Image
 
     mode = img.mode
@@ -133,7 +137,7 @@ def load_image_file(path: str | os.PathLike, image_size: int, strict: bool = Fal
     path = Path(path)
     if path.is_dir():
         raise describe(path, 'is a directory, expected an image file')
-    img = _to_rgb(_open(path), path, strict)
+    img = to_rgb(_open(path), path, strict)
     return crop_and_resize(img, int(image_size))
 
 

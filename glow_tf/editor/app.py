@@ -67,7 +67,7 @@ def decode_upload(data, max_pixels=MAX_PIXELS, name='upload'):
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from glow_tf.data.errors import DataError
-    from glow_tf.data.images import _to_rgb
+    from glow_tf.data.images import to_rgb
 
     if not data:
         raise ApiError(400, f"{name}: empty file")
@@ -94,7 +94,7 @@ def decode_upload(data, max_pixels=MAX_PIXELS, name='upload'):
         try:
             img.load()
             img = ImageOps.exif_transpose(img)
-            img = _to_rgb(img, name, strict=False)
+            img = to_rgb(img, name, strict=False)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ApiError(
                 422, f"{name}: image has too many pixels (at most {max_pixels:,})"
