@@ -23,6 +23,7 @@ moment leaves the previous checkpoint listed and intact.
 Groups are explicit name -> tf.Variable maps (not Keras object tracking, which does not see the
 model's list-held layers), so checkpoints do not depend on Python attribute names.
 """
+
 import json
 import os
 import re
@@ -63,7 +64,7 @@ def named_variables(variables, strip_prefix=None):
     for i, v in enumerate(variables):
         path = getattr(v, 'path', None) or getattr(v, 'name', f'var{i}')
         if strip_prefix and path.startswith(strip_prefix + '/'):
-            path = path[len(strip_prefix) + 1:]
+            path = path[len(strip_prefix) + 1 :]
         names.append(_key(path))
     counts = {}
     for n in names:
@@ -74,9 +75,11 @@ def named_variables(variables, strip_prefix=None):
             shape = 'x'.join(str(d) for d in tv.shape) or 'scalar'
             n = f'{n}__{shape}_{tv.dtype.name}'
         if n in out:
-            raise ValueError(f"two variables share the checkpoint name {n!r} (same path, shape "
-                             "and dtype): rename one of their layers so the checkpoint can tell "
-                             "them apart")
+            raise ValueError(
+                f"two variables share the checkpoint name {n!r} (same path, shape "
+                "and dtype): rename one of their layers so the checkpoint can tell "
+                "them apart"
+            )
         out[n] = tv
     return out
 
@@ -90,20 +93,36 @@ def variable_group(named):
 class TrainState(tf.Module):
     """Counters saved with every checkpoint (see module docstring)."""
 
-    FIELDS = {'step': tf.int64, 'epoch': tf.int64, 'epoch_step': tf.int64,
-              'n_processed': tf.int64, 'n_images': tf.int64, 'best_test_loss': tf.float64,
-              'n_skipped': tf.int64, 'train_time': tf.float64, 'world_size': tf.int64}
+    FIELDS = {
+        'step': tf.int64,
+        'epoch': tf.int64,
+        'epoch_step': tf.int64,
+        'n_processed': tf.int64,
+        'n_images': tf.int64,
+        'best_test_loss': tf.float64,
+        'n_skipped': tf.int64,
+        'train_time': tf.float64,
+        'world_size': tf.int64,
+    }
 
     def __init__(self):
         super().__init__(name='train_state')
         with tf.init_scope():
-            self.vars = {k: tf.Variable(1 if k == 'epoch' else (float('inf') if k == 'best_test_loss' else 0),
-                                        dtype=d, trainable=False, name=k)
-                         for k, d in self.FIELDS.items()}
+            self.vars = {
+                k: tf.Variable(
+                    1 if k == 'epoch' else (float('inf') if k == 'best_test_loss' else 0),
+                    dtype=d,
+                    trainable=False,
+                    name=k,
+                )
+                for k, d in self.FIELDS.items()
+            }
 
     def get(self):
-        return {k: (float(v.numpy()) if v.dtype.is_floating else int(v.numpy()))
-                for k, v in self.vars.items()}
+        return {
+            k: (float(v.numpy()) if v.dtype.is_floating else int(v.numpy()))
+            for k, v in self.vars.items()
+        }
 
     def set(self, **values):
         for k, val in values.items():
@@ -139,12 +158,12 @@ def find_checkpoint(path, which='latest'):
         for d in (os.path.join(path, sub), path):
             try:
                 found = tf.train.latest_checkpoint(d)
-            except ValueError:   # an empty or garbled `checkpoint` state file
+            except ValueError:  # an empty or garbled `checkpoint` state file
                 found = None
             if found and tf.io.gfile.exists(found + '.index'):
                 return found
             on_disk = [p for p in checkpoint_prefixes(d) if os.path.exists(p + '.index')]
-            if on_disk:   # the newest ckpt-N named by the files themselves
+            if on_disk:  # the newest ckpt-N named by the files themselves
                 return on_disk[0]
         return None
     if tf.io.gfile.exists(path + '.index'):
@@ -165,8 +184,13 @@ def find_config(path_or_prefix):
 
 def list_groups(prefix):
     """Names of the variable groups present in a checkpoint."""
-    return sorted({name.split('/', 1)[0] for name, _ in tf.train.list_variables(prefix)
-                   if not name.startswith('_')})
+    return sorted(
+        {
+            name.split('/', 1)[0]
+            for name, _ in tf.train.list_variables(prefix)
+            if not name.startswith('_')
+        }
+    )
 
 
 def write_weights_choice(logdir, key, record):
@@ -202,7 +226,7 @@ def read_state(prefix):
     out = {}
     for name, _ in tf.train.list_variables(prefix):
         if name.startswith('state/vars/'):
-            key = name[len('state/vars/'):].split('/', 1)[0]
+            key = name[len('state/vars/') :].split('/', 1)[0]
             val = reader.get_tensor(name)
             out[key] = val.item() if hasattr(val, 'item') else val
     return out
@@ -229,8 +253,11 @@ def state_file_entries(directory):
             text = f.read()
     except OSError:
         return None
-    names = re.findall(r'^\s*(?:model_checkpoint_path|all_model_checkpoint_paths)\s*:\s*"([^"]*)"\s*$',
-                       text, flags=re.M)
+    names = re.findall(
+        r'^\s*(?:model_checkpoint_path|all_model_checkpoint_paths)\s*:\s*"([^"]*)"\s*$',
+        text,
+        flags=re.M,
+    )
     if not names:
         return None
     return [n if os.path.isabs(n) else os.path.join(directory, n) for n in names]
@@ -252,6 +279,7 @@ def checkpoint_prefixes(directory):
 def verify_checkpoint(prefix):
     """None when `prefix` loads completely with finite weights, else the reason it does not."""
     import tensorflow as tf
+
     if not os.path.exists(prefix + '.index'):
         return f"{os.path.basename(prefix)}.index is missing"
     try:
@@ -259,10 +287,14 @@ def verify_checkpoint(prefix):
         names = [n for n, _ in tf.train.list_variables(prefix)]
         for name in names:
             value = reader.get_tensor(name)
-            if name.startswith(FINITE_GROUPS) and isinstance(value, np.ndarray) \
-                    and value.dtype.kind == 'f' and not np.all(np.isfinite(value)):
+            if (
+                name.startswith(FINITE_GROUPS)
+                and isinstance(value, np.ndarray)
+                and value.dtype.kind == 'f'
+                and not np.all(np.isfinite(value))
+            ):
                 return f"non-finite values in {name.split('/.ATTRIBUTES')[0]}"
-    except Exception as e:   # tf.errors.*, IndexError on a truncated data file, ...
+    except Exception as e:  # tf.errors.*, IndexError on a truncated data file, ...
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return f"unreadable ({type(e).__name__}: {msg[:200]})"
     if not names:
