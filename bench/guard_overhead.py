@@ -74,9 +74,7 @@ def main(argv=None):
         return lr_t
 
     def step(guarded, i):
-        grads, stats, finite = tr.grad_step(
-            x, y, tf.constant(i, tf.int64), tf.constant(False), tf.constant(0.0)
-        )
+        grads, stats, finite = tr.grad_step(x, y, tf.constant(i, tf.int64), tf.constant(0.0))
         lr = tf.constant(1e-4, tf.float32)
         out = tr.apply_step(grads, lr)[1] if guarded else plain_apply(grads, lr)
         return out.numpy()

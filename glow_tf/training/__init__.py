@@ -1,5 +1,16 @@
-"""Training: the Trainer loop, optimiser/warmup, Polyak EMA (and its Keras callback), checkpoints,
-logs and sample grids."""
+"""Training: the Trainer and its parts.
+
+trainer.py      Trainer: setup, the main loop, test passes, inference (what train.py runs)
+counters.py     RunCounters (step, epoch, ... : the checkpointed variables), IntervalStats
+steps.py        TrainSteps: the compiled gradient, guarded update and test steps; noise seeds
+checkpoints.py  where to resume from, compatibility, restore, save, keep-best
+faults.py       FaultInjection: the reliability tests' NaN / inf faults (absent otherwise)
+recovery.py     checkpoint files on disk: loadable or not, stale temp dirs, --start_over
+distributed.py  Horovod, or one process behind the same interface
+optim.py        the optimiser and learning rate; ema.py Polyak averaging; stop.py SIGTERM/SIGINT;
+logs.py         train.jsonl / test.jsonl / TensorBoard; samples.py sample grids;
+callbacks.py    Polyak averaging as a Keras callback (for model.fit)
+"""
 
 from glow_tf.runs.checkpoint import find_checkpoint
 from glow_tf.runs.load import load_model

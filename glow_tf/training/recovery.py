@@ -1,12 +1,12 @@
-"""Recovery: resume from the newest checkpoint that really loads, and never start a run over silently.
+"""Recovery: resume from the newest checkpoint that really loads; never start a run over silently.
 
     prefix, skipped = find_loadable(ckpt_dir)     # newest ckpt-N whose every tensor reads back
-    verify_checkpoint(prefix) -> None | reason     # reason: missing index/data, checksum, non-finite
+    verify_checkpoint(prefix) -> None | reason     # missing index/data, checksum, non-finite
     repair_state_file(ckpt_dir, prefix)            # checkpoints/checkpoint names `prefix` as latest
     clean_stale_temp(ckpt_dir)                     # removes ckpt-N_temp/ left by a killed save
     has_previous_run(logdir) / move_previous_run(logdir)   # the --start_over decision
     check_logdir(logdir)                           # ConfigError('--logdir') if it cannot be written
-    best_loss_on_disk(best_dir)                    # the loss the current best/ checkpoint was kept for
+    best_loss_on_disk(best_dir)                    # the loss best/'s checkpoint was kept for
 
 Contract. A checkpoint `ckpt-N` is *loadable* when its index parses, every tensor it lists reads
 back (TensorFlow checks each tensor's CRC32C) and every floating-point tensor of the `model/` and
@@ -129,7 +129,8 @@ def has_previous_run(logdir, config_name='config.json', subdirs=('checkpoints', 
 
 
 def move_previous_run(logdir):
-    """--start_over: move the previous run's outputs into logdir/previous-<UTC time>/; returns it."""
+    """--start_over: move the previous run's outputs into logdir/previous-<UTC time>/; returns
+    that directory."""
     dest = os.path.join(logdir, time.strftime('previous-%Y%m%d-%H%M%S', time.gmtime()))
     n = 1
     while os.path.exists(dest):

@@ -1,6 +1,6 @@
 """Stop requests: SIGTERM / SIGINT become a flag that the training loop reads at a step boundary.
 
-    with StopRequest() as stop:       # installs the handlers (main thread only), restores them after
+    with StopRequest() as stop:       # installs the handlers (main thread only), then restores
         ... stop.signum ...           # 0, or the number of the first signal received
 
 Schedulers (Slurm, Kubernetes, preemptible VMs) send SIGTERM some seconds before SIGKILL. The

@@ -7,22 +7,26 @@ What one run does, on every worker unless noted:
  1. Horovod init + GPU pinning (`Distributed`), seeds rank + size * seed (as the original).
  2. Data source (`glow_tf.data.load_source`), config resolution and validation (per-worker batch
     sizes, iterations per epoch, beta2); rank 0 writes logdir/config.json.
- 3. Model, optimiser (Adamax/Adam), Polyak EMA, TrainState; one tf.train.Checkpoint over them.
- 4. Resume from the newest checkpoint of logdir/checkpoints that really loads (recovery.py;
-    skipped ones are reported), or from --restore_path: rank 0 reads it and broadcasts every
-    variable. A log dir with a previous run but no loadable checkpoint is refused (ConfigError)
-    unless --start_over. Otherwise data-dependent ActNorm init on n_batch_init images per
-    worker with statistics averaged over all workers, then a broadcast from rank 0.
+ 3. Model, optimiser (Adamax/Adam), Polyak EMA, the run's counters (counters.py); one
+    tf.train.Checkpoint over them, and the compiled steps (steps.py).
+ 4. Resume from the newest checkpoint of logdir/checkpoints that really loads, or from
+    --restore_path: rank 0 decides and reads it (checkpoints.py), then every variable is
+    broadcast from rank 0. A log dir with a previous run but no loadable checkpoint is refused
+    (ConfigError) unless --start_over. Otherwise data-dependent ActNorm init on n_batch_init
+    images per worker with statistics averaged over all workers, then a broadcast from rank 0.
  5. Steps: loss = mean(bits_x) + weight_y * mean(bits_y) on dequantised images; gradients
     averaged by hvd.DistributedGradientTape (w.r.t. the tf.Variables behind the Keras ones);
     a step whose (global) loss or gradients are not finite is skipped on all workers alike, and
     one whose update leaves any weight or EMA average non-finite is rolled back (apply_step);
     `max_nonfinite` in a row stop training with NonFiniteLossError, leaving the last checkpoint.
+    Skipped and rolled-back steps do not move the warm-up clock (n_processed).
     SIGTERM / SIGINT on any worker: all stop after the current step, rank 0 checkpoints, and
     StoppedBySignal is raised (stop.py). Checkpoints also every --ckpt_every_minutes.
  6. Each epoch (n_train images): train.jsonl record, checkpoint; every epochs_full_valid epochs
     a full test pass with the EMA weights (allreduced), best checkpoint kept; sample grids at
     epochs 1, 10 and every epochs_full_sample epochs (rank 0, EMA weights).
+Tests inject faults (--inject_nan_steps, --inject_inf_lr_steps) through faults.py; without them
+the steps hold no injection op.
 
 Exactly what resume restores: all model variables, the EMA averages, the optimiser slots and
 iteration count, and the counters step / epoch / epoch_step / n_processed / n_images /
@@ -48,42 +52,45 @@ from glow_tf.progress import progress_bar, stage
 from glow_tf.runs import checkpoint as ckpt_lib
 from glow_tf.runs.config import ConfigError, TrainConfig
 from glow_tf.training import recovery
+from glow_tf.training.checkpoints import (
+    RunCheckpoints,
+    check_compatible,
+    find_restore,
+    read_checkpoint,
+)
+from glow_tf.training.counters import IntervalStats, RunCounters
 from glow_tf.training.distributed import Distributed
 from glow_tf.training.ema import EMA
+from glow_tf.training.faults import FaultInjection
 from glow_tf.training.logs import RunLogger
-from glow_tf.training.optim import make_optimizer, step_learning_rate
+from glow_tf.training.optim import make_optimizer
 from glow_tf.training.samples import write_sample_grids
+from glow_tf.training.steps import TrainSteps, default_noise, mix_seed, rank_noise_seed
 from glow_tf.training.stop import StoppedBySignal, StopRequest
-from glow_tf.variables import tf_variables
+
+__all__ = ['Trainer', 'NonFiniteLossError', 'default_noise', 'mix_seed', 'rank_noise_seed']
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised after `max_nonfinite` consecutive steps with a non-finite loss or gradient."""
 
 
-def mix_seed(*parts):
-    """A deterministic non-negative int63 from integers (splitmix-style)."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h ^= (int(p) + 0x9E3779B97F4A7C15 + ((h << 6) & (2**64 - 1)) + (h >> 2)) & (2**64 - 1)
-        h = (h * 0xBF58476D1CE4E5B9) & (2**64 - 1)
-        h ^= h >> 31
-    return h & (2**63 - 1)
-
-
-def rank_noise_seed(seed, rank):
-    return mix_seed(seed, rank, 0x6E6F697365)  # 'noise'
-
-
-def default_noise(shape, step, rank_seed):
-    """Uniform [0, 1) dequantisation noise, a stateless function of (rank_seed, step)."""
-    s = tf.stack([tf.constant(rank_seed % (2**62), tf.int64), tf.cast(step, tf.int64)])
-    return tf.random.stateless_uniform(shape, seed=s)
+def _counter(name):
+    return property(
+        lambda self: getattr(self.counters, name), doc=f"`counters.{name}` (read-only view)"
+    )
 
 
 class Trainer:
-    """See the module docstring. Hooks for tests: `source` (data-API object), `noise_fn`
-    (callable(shape, step) -> uniform noise) and `dist` (a Distributed)."""
+    """Trains (or, with `config.inference`, evaluates) one Glow run; see the module docstring.
+
+    Args:
+        config: a `TrainConfig` as the command line gives it (resolved and validated in `setup`).
+        dist: the `Distributed` to use; default Horovod when importable, else one process.
+        source: a data-API object (`glow_tf.data`); default `load_source(config.problem, ...)`.
+        noise_fn: callable(shape, step) -> uniform [0, 1) dequantisation noise of the training
+            steps; default a stateless function of (seed, rank, step) (tests replace it).
+    """
 
     def __init__(self, config: TrainConfig, dist=None, source=None, noise_fn=None):
         self.flags = config
@@ -92,26 +99,28 @@ class Trainer:
         self._noise_fn = noise_fn
         self.result = {}
 
+    # the run's counters (counters.py owns them; these are read-only views)
+    step = _counter('step')
+    epoch = _counter('epoch')
+    epoch_step = _counter('epoch_step')
+    n_processed = _counter('n_processed')
+    n_images = _counter('n_images')
+    best_test_loss = _counter('best_test_loss')
+    n_skipped = _counter('n_skipped')
+    train_time = _counter('train_time')
+
     # ================================================================== setup
     def setup(self):
+        """Workers, data, resolved config, resume decision, model, optimiser, EMA, counters,
+        checkpoint writers and compiled steps (module docstring, 1.-3.). Returns self."""
         flags = self.flags.validate_flags()
         dist = self.dist.init()
         self.rank, self.size = dist.rank, dist.size
         self.chief = dist.is_chief
         tf.random.set_seed(self.rank + self.size * flags.seed)
         np.random.seed((self.rank + self.size * flags.seed) % (2**32))
-
         if self.source is None:
-            from glow_tf.data import load_source
-
-            kw = dict(
-                data_dir=flags.data_dir or None,
-                image_size=flags.image_size if flags.image_size > 0 else None,
-                n_test=flags.n_test if flags.n_test > 0 else None,
-                category=flags.category or None,
-                skip_bad=bool(flags.skip_bad),
-            )
-            self.source = load_source(flags.problem, **kw)
+            self.source = self._load_source(flags)
         src = self.source
         cfg = flags.resolve(src.image_shape, src.n_test, src.n_classes, dist.size)
         self.cfg = cfg
@@ -120,303 +129,100 @@ class Trainer:
         from glow_tf.data.augment import augmentation_for
 
         self.augmentation = augmentation_for(cfg.problem, cfg.dal)
+        self.restore_prefix, notes = self._decide_restore()
+        self.log = RunLogger(self.logdir, enabled=self.chief)
+        for note in notes:
+            self.log.warn(note)
+        for note in getattr(cfg, 'notes', ()):
+            self.log.print(f"note: {note}")
+        if self.chief and not cfg.inference:
+            os.makedirs(self.logdir, exist_ok=True)
+            cfg.save(os.path.join(self.logdir, ckpt_lib.CONFIG_NAME))
+        self._build()
+        return self
 
-        # Log dir check and resume decision on rank 0 (its view of the file system), shared with
-        # everyone so that an error stops every worker instead of leaving the others waiting.
-        self._notes = []
-        restore, error, learntop_form = None, None, cfg.learntop_form
+    @staticmethod
+    def _load_source(flags):
+        from glow_tf.data import load_source
+
+        return load_source(
+            flags.problem,
+            data_dir=flags.data_dir or None,
+            image_size=flags.image_size if flags.image_size > 0 else None,
+            n_test=flags.n_test if flags.n_test > 0 else None,
+            category=flags.category or None,
+            skip_bad=bool(flags.skip_bad),
+        )
+
+    def _decide_restore(self):
+        """(checkpoint prefix to restore or None, notes for the log). Log dir check and resume
+        decision on rank 0 (its view of the file system), shared with everyone so that an error
+        stops every worker instead of leaving the others waiting."""
+        cfg = self.cfg
+        restore, notes, error, learntop_form = None, [], None, cfg.learntop_form
         if self.chief:
             try:
                 recovery.check_logdir(self.logdir)
-                restore = self._find_restore(cfg)
+                restore, notes = find_restore(self.logdir, cfg)
                 if restore:
-                    learntop_form = self._check_compatible(restore)
+                    learntop_form = check_compatible(cfg, restore)
             except ConfigError as e:
                 error = (e.flag, str(e)[len(e.flag) + 2 :])
-        restore, error, learntop_form = dist.broadcast_object((restore, error, learntop_form), 0)
+        restore, error, learntop_form = self.dist.broadcast_object(
+            (restore, error, learntop_form), 0
+        )
         if error:
             raise ConfigError(*error)
         # not a flag: a run saved before glow_tf had the original's learntop keeps its own form
         cfg.learntop_form = learntop_form  # (in place: keeps the notes resolve() attached)
-        self.log = RunLogger(self.logdir, enabled=self.chief)
-        for note in self._notes:
-            self.log.warn(note)
-        for note in getattr(cfg, 'notes', ()):
-            self.log.print(f"note: {note}")
-        self.restore_prefix = restore
-        if self.chief and not cfg.inference:
-            os.makedirs(self.logdir, exist_ok=True)
-            cfg.save(os.path.join(self.logdir, ckpt_lib.CONFIG_NAME))
+        return restore, notes
 
+    def _build(self):
+        """Model, optimiser, EMA, counters, checkpoint and its writers, compiled steps."""
         import keras
 
         import glow_tf
 
+        cfg = self.cfg
         # Identical initial weights on every worker and in every run with this seed (rank 0's
         # are broadcast anyway); per-worker randomness uses explicit stateless seeds instead.
         keras.utils.set_random_seed(int(cfg.seed) % (2**32))
-        show = self.chief and cfg.progress
         with stage(
             f"building the model ({cfg.n_levels} levels x {cfg.depth} steps, width {cfg.width})",
-            enabled=show,
+            enabled=self.chief and cfg.progress,
         ):
             self.model = glow_tf.Glow(**cfg.to_model_kwargs())
-            self.tvars = tf_variables(self.model.trainable_variables)
             self.optimizer = make_optimizer(cfg)
             self.optimizer.build(self.model.trainable_variables)
         self.ema = EMA(self.model.trainable_variables, cfg.resolved_beta2)
-        self.state = ckpt_lib.TrainState()
-        self.checkpoint = ckpt_lib.make_checkpoint(self.model, self.ema, self.optimizer, self.state)
+        self.counters = RunCounters()
+        self.checkpoint = ckpt_lib.make_checkpoint(
+            self.model, self.ema, self.optimizer, self.counters.state
+        )
+        self.ckpts = RunCheckpoints(
+            self.logdir, self.checkpoint, cfg.keep_checkpoints, self.log, enabled=self.chief
+        )
         self.use_ema = True  # the weights for samples until a test pass has compared both
-        self.manager = self.best_manager = None
-        if self.chief:
-            self.manager = tf.train.CheckpointManager(
-                self.checkpoint,
-                os.path.join(self.logdir, ckpt_lib.CKPT_SUBDIR),
-                max_to_keep=cfg.keep_checkpoints,
-                checkpoint_name='ckpt',
-            )
-            self.best_manager = tf.train.CheckpointManager(
-                self.checkpoint,
-                os.path.join(self.logdir, ckpt_lib.BEST_SUBDIR),
-                max_to_keep=1,
-                checkpoint_name='ckpt',
-            )
-        self._build_functions()
-        return self
+        self.faults = FaultInjection.from_config(cfg)  # None outside the reliability tests
+        self.steps = TrainSteps(
+            self.model,
+            self.optimizer,
+            self.ema,
+            self.dist,
+            cfg,
+            noise=self.noise,
+            eval_seed=mix_seed(self.rank_seed, 0x74657374),  # 'test'
+            loss_hook=self.faults.loss if self.faults else None,
+        )
+        self.tvars = self.steps.tvars
+        self.grad_step, self.apply_step = self.steps.grad_step, self.steps.apply_step
+        self.eval_step = self.steps.eval_step
 
-    def _find_restore(self, cfg):
-        """Rank 0: the checkpoint to resume from (None: fresh start). Walks back from the newest
-        checkpoint to the newest one that really loads (recovery.py), notes what it skipped, and
-        refuses to start over in a log dir that holds a previous run unless --start_over."""
-        own_dir = os.path.join(self.logdir, ckpt_lib.CKPT_SUBDIR)
-        best_dir = os.path.join(self.logdir, ckpt_lib.BEST_SUBDIR)
-        for d in (own_dir, best_dir):
-            for path in recovery.clean_stale_temp(d):
-                self._notes.append(f"removed {path} (left by a checkpoint write that was cut off)")
-        recovery.prepare_checkpoint_dir(best_dir)
-        own, skipped = recovery.prepare_checkpoint_dir(own_dir)
-        if skipped:
-            self._notes.append(
-                f"skipped unloadable checkpoint(s) in {own_dir}: "
-                f"{recovery.describe_skipped(skipped)}"
-            )
-        if own is not None:
-            if cfg.start_over and not cfg.inference:
-                # a requeued command that still carries --start_over must not discard progress
-                self._notes.append(
-                    f"--start_over ignored: {own} loads, so the run resumes from "
-                    "it (move or delete the log dir to really start over)"
-                )
-            if skipped:
-                self._notes.append(f"resuming from {own}, the newest checkpoint that loads")
-            if cfg.restore_path:
-                self._notes.append(
-                    f"{self.logdir} already has checkpoints; resuming from {own} "
-                    f"and ignoring --restore_path {cfg.restore_path}"
-                )
-            return own
-        if cfg.start_over and not cfg.inference and recovery.has_previous_run(self.logdir):
-            moved = recovery.move_previous_run(self.logdir)
-            self._notes.append(
-                f"--start_over: none of the previous run's checkpoints loads; moved "
-                f"its checkpoints and logs to {moved}"
-            )
-            return None
-        if not cfg.inference and recovery.has_previous_run(self.logdir):
-            why = (
-                f"none of its checkpoints loads ({recovery.describe_skipped(skipped)})"
-                if skipped
-                else f"it has no checkpoint in {ckpt_lib.CKPT_SUBDIR}/"
-            )
-            raise ConfigError(
-                '--logdir',
-                f"{self.logdir} holds a previous run ({ckpt_lib.CONFIG_NAME}"
-                f" and checkpoint files) but {why}. Refusing to start over there: "
-                "restore a checkpoint, use a new --logdir, or pass --start_over "
-                "(moves the old run into a previous-<time>/ subfolder and starts "
-                "at step 0)",
-            )
-        if cfg.restore_path:
-            found, skipped = ckpt_lib.find_loadable_at(cfg.restore_path)
-            if found is None:
-                raise ConfigError(
-                    '--restore_path',
-                    f"{cfg.restore_path}: no loadable checkpoint "
-                    + (
-                        f"({recovery.describe_skipped(skipped)}); give an older ckpt-N "
-                        "prefix or another log dir"
-                        if skipped
-                        else "found (give a log dir, a checkpoint dir or a ckpt-N prefix)"
-                    ),
-                )
-            if skipped:
-                self._notes.append(
-                    f"--restore_path: skipped {recovery.describe_skipped(skipped)}; using {found}"
-                )
-            return found
-        if cfg.inference:
-            raise ConfigError(
-                '--inference',
-                f"no loadable checkpoint in --logdir {self.logdir} and "
-                "no --restore_path given"
-                + (f" (skipped {recovery.describe_skipped(skipped)})" if skipped else ''),
-            )
-        return None
-
-    def _check_compatible(self, prefix):
-        """A resumed run must describe the same model as the checkpoint. Returns the saved
-        learntop_form (which no flag sets)."""
-        path = ckpt_lib.find_config(prefix)
-        if path is None:
-            return self.cfg.learntop_form
-        saved = TrainConfig.load(path)
-        # Not model arguments, but what the curves and bits/dim mean: the data and its bit depth.
-        for k in ('problem', 'category', 'n_bits_x'):
-            if getattr(self.cfg, k) != getattr(saved, k):
-                raise ConfigError(
-                    f'--{k}',
-                    f"{getattr(self.cfg, k)!r} differs from the "
-                    f"checkpoint's {getattr(saved, k)!r} ({path}): the logs would mix "
-                    "two runs; use the original flags or a new --logdir",
-                )
-        mine, theirs = self.cfg.to_model_kwargs(), saved.to_model_kwargs()
-        flag_of = {
-            'image_shape': 'image_size',
-            'lu_decomposed': 'lu',
-            'n_classes': 'ycond',
-            'memory_mode': None,
-        }
-        for k in mine:
-            if k in ('memory_mode', 'learntop_form'):  # a memory mode may change on resume
-                continue
-            if tuple(np.atleast_1d(mine[k])) != tuple(np.atleast_1d(theirs[k])):
-                flag = flag_of.get(k, k)
-                raise ConfigError(
-                    f'--{flag}',
-                    f"{k}={mine[k]!r} differs from the checkpoint's "
-                    f"{theirs[k]!r} ({path}); use the original flags or a new --logdir",
-                )
-        return saved.learntop_form
-
-    # ================================================================== tf.functions
     def noise(self, shape, step):
+        """The training steps' dequantisation noise u ~ U[0, 1) of `shape` for `step`."""
         if self._noise_fn is not None:
             return self._noise_fn(shape, step)
         return default_noise(shape, step, self.rank_seed)
-
-    def objective(self, x_uint8, y, noise):
-        """(bits_x, bits_y, error), each [B], with the explicit dequantisation draw u ~ U[0,1)
-        `noise`; error is the class head's 0/1 error (the original's pred_loss)."""
-        model = self.model
-        return model.objective(
-            x_uint8,
-            y if model.n_classes else None,
-            int(self.cfg.n_bits_x),
-            noise=noise,
-            with_error=True,
-        )
-
-    def _build_functions(self):
-        cfg, dist = self.cfg, self.dist
-        weight_y = float(cfg.weight_y)
-
-        def grad_step(x, y, step, inject_nan, stop):
-            noise = self.noise(tf.shape(x), step)
-            with tf.GradientTape() as tape:
-                bits_x, bits_y, error = self.objective(x, y, noise)
-                loss = tf.reduce_mean(bits_x) + weight_y * tf.reduce_mean(bits_y)
-                loss = loss * tf.where(inject_nan, tf.constant(float('nan')), 1.0)
-            grads = dist.gradient_tape(tape).gradient(loss, self.tvars)
-            grads = [
-                tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                for g, v in zip(grads, self.tvars)
-            ]
-            # `stop` (a signal number or 0) rides along, so all workers learn of a stop request
-            stats = dist.allreduce_mean(
-                tf.stack(
-                    [
-                        loss,
-                        tf.reduce_mean(bits_x),
-                        tf.reduce_mean(bits_y),
-                        tf.reduce_mean(error),
-                        stop,
-                    ]
-                )
-            )
-            finite = tf.reduce_all(tf.math.is_finite(stats))
-            for g in grads:
-                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
-            return grads, stats, finite
-
-        # The pre-step copy: float32 state in one flat buffer (one concat + one assign per step
-        # instead of one assign per variable), the few others (iteration counter) one by one.
-        guarded = (
-            self.tvars
-            + tf_variables(self.optimizer.variables)
-            + list(self.ema.shadow)
-            + [self.ema.num_updates]
-        )
-        flat = [v for v in guarded if v.dtype == tf.float32]
-        other = [v for v in guarded if v.dtype != tf.float32]
-        sizes = [int(v.shape.num_elements()) for v in flat]
-        with tf.init_scope():
-            flat_backup = tf.Variable(tf.zeros([sum(sizes)], tf.float32), trainable=False)
-            other_backup = [tf.Variable(v.read_value(), trainable=False) for v in other]
-
-        def restore():
-            parts = tf.split(flat_backup.read_value(), sizes)
-            ops = [v.assign(tf.reshape(p, v.shape)) for v, p in zip(flat, parts)]
-            ops += [v.assign(b) for b, v in zip(other_backup, other)]
-            return ops
-
-        def apply_step(grads, lr):
-            """One update of weights, optimiser slots and EMA. If any weight or average comes out
-            non-finite on any worker, all of it is restored from the pre-step copy (ok=False)."""
-            flat_backup.assign(tf.concat([tf.reshape(v, [-1]) for v in flat], 0))
-            for b, v in zip(other_backup, other):
-                b.assign(v)
-            lr_t = step_learning_rate(self.optimizer, cfg.optimizer, lr, cfg.resolved_beta2)
-            self.optimizer.learning_rate.assign(lr_t)
-            if cfg.weight_decay != 1.0:
-                for v in self.tvars:
-                    v.assign(v * cfg.weight_decay)
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-            self.ema.update()
-            # one reduction per variable: a sum is non-finite if any element is (or if finite
-            # weights sum past 3e38, which deserves a rollback as well)
-            total = tf.add_n([tf.reduce_sum(v) for v in self.tvars + list(self.ema.shadow)])
-            bad = tf.cast(~tf.math.is_finite(total), tf.float32)
-            ok = tf.equal(dist.allreduce_sum(bad), 0.0)
-
-            def roll_back():
-                with tf.control_dependencies(restore()):
-                    return tf.identity(ok)
-
-            ok = tf.cond(ok, lambda: tf.identity(ok), roll_back)
-            return lr_t, ok
-
-        def eval_step(x, y, index):
-            noise = default_noise(
-                tf.shape(x), index, mix_seed(self.rank_seed, 0x74657374)
-            )  # 'test'
-            bits_x, bits_y, error = self.objective(x, y, noise)
-            loss = bits_x + weight_y * bits_y
-            return tf.stack(
-                [
-                    tf.reduce_sum(loss),
-                    tf.reduce_sum(bits_x),
-                    tf.reduce_sum(bits_y),
-                    tf.reduce_sum(error),
-                    tf.cast(tf.shape(x)[0], tf.float32),
-                ]
-            )
-
-        # autograph=False: no tensor-dependent Python control flow here or in the model, and
-        # AutoGraph's conversion of every layer call doubled the trace time (docs/performance.md)
-        self.grad_step = tf.function(grad_step, reduce_retracing=True, autograph=False)
-        self.apply_step = tf.function(apply_step, reduce_retracing=True, autograph=False)
-        self.eval_step = tf.function(eval_step, reduce_retracing=True, autograph=False)
 
     # ================================================================== data
     def _augmented(self, ds, epoch):
@@ -473,104 +279,51 @@ class Trainer:
 
             raise describe_read_error(getattr(self.source, 'files', None), e) from None
 
-    # ================================================================== state sync
-    def _broadcast_all(self):
-        variables = (
-            list(self.model.variables)
-            + list(self.optimizer.variables)
-            + list(self.ema.shadow)
-            + self.state.variables_list()
-        )
-        self.dist.broadcast_variables(variables, root_rank=0)
-
-    def _load_counters(self):
-        s = self.state.get()
-        self.step, self.epoch, self.epoch_step = s['step'], s['epoch'], s['epoch_step']
-        self.n_processed, self.n_images = s['n_processed'], s['n_images']
-        self.best_test_loss, self.n_skipped = s['best_test_loss'], s['n_skipped']
-        self.train_time = s['train_time']
-
-    def _store_counters(self):
-        self.state.set(
-            step=self.step,
-            epoch=self.epoch,
-            epoch_step=self.epoch_step,
-            n_processed=self.n_processed,
-            n_images=self.n_images,
-            best_test_loss=self.best_test_loss,
-            n_skipped=self.n_skipped,
-            train_time=self.train_time,
-            world_size=self.size,
-        )
-
+    # ================================================================== checkpoints
     def save(self, best=False):
-        """Rank 0: checkpoint at the current step (atomic; see checkpoint.py)."""
-        self._store_counters()
-        if not self.chief:
-            return None
-        manager = self.best_manager if best else self.manager
-        if (
-            not best
-            and manager.latest_checkpoint
-            and manager.latest_checkpoint.endswith(f'-{self.step}')
-        ):
-            return manager.latest_checkpoint
-        path = recovery.write_checkpoint(manager, self.step)
-        self._last_save_time = time.time()
-        self.log.print(f"checkpoint{' (best)' if best else ''} step {self.step}: {path}")
-        return path
+        """Rank 0: checkpoint at the current step (atomic; see checkpoints.py); its path."""
+        return self.ckpts.save(self.counters.step, best=best)
 
     def initialize_or_restore(self):
-        cfg = self.cfg
-        if self.restore_prefix:
-            if self.chief:
-                # Inference needs neither the optimiser slots nor a matching optimiser.
-                ckpt = (
-                    ckpt_lib.make_checkpoint(self.model, self.ema, None, self.state)
-                    if cfg.inference
-                    else self.checkpoint
+        """Restore `restore_prefix` (rank 0 reads, all receive rank 0's values; True) or
+        initialise the model from data (False). Counters, EMA warm-up and weights choice follow."""
+        cfg, c = self.cfg, self.counters
+        if not self.restore_prefix:
+            self._initialize()
+            return False
+        if self.chief:
+            # Inference needs neither the optimiser slots nor a matching optimiser.
+            ckpt = (
+                ckpt_lib.make_checkpoint(self.model, self.ema, None, c.state)
+                if cfg.inference
+                else self.checkpoint
+            )
+            read_checkpoint(ckpt, self.restore_prefix, self.logdir, cfg)
+        self._share_rank0_state()
+        self.ema.set_num_updates(c.step - c.n_skipped)  # the warm-up continues
+        self.use_ema = ckpt_lib.selected_weights(self.restore_prefix) == 'ema'
+        if self.chief:
+            if not cfg.inference:
+                self.log.truncate_after(c.step)
+            self.log.print(
+                f"{'Restored' if cfg.inference else 'Resumed'} from "
+                f"{self.restore_prefix} at step {c.step} "
+                f"(epoch {c.epoch}, step {c.epoch_step}/{cfg.train_its})"
+            )
+            if c.world_size and c.world_size != self.size:
+                self.log.warn(
+                    f"checkpoint was written by {c.world_size} workers, now {self.size}: "
+                    "data sharding and iterations per epoch change"
                 )
-                try:
-                    status = ckpt.read(self.restore_prefix)
-                except Exception as e:  # verified a moment ago; changed since
-                    raise ConfigError(
-                        '--logdir',
-                        f"{self.restore_prefix} cannot be loaded "
-                        f"({type(e).__name__}: {str(e)[:200]}); run again to fall "
-                        "back to an older checkpoint",
-                    ) from None
-                status.expect_partial()
-                try:
-                    status.assert_existing_objects_matched()
-                except AssertionError as e:
-                    own = self.restore_prefix.startswith(self.logdir + os.sep)
-                    raise ConfigError(
-                        '--logdir' if own else '--restore_path',
-                        f"{self.restore_prefix} does not match this model/optimiser "
-                        f"(--optimizer {cfg.optimizer}): {str(e)[:300]}",
-                    ) from None
-            self._keep_best_on_disk()
-            self._broadcast_all()
-            self._load_counters()
-            self.ema.set_num_updates(self.step - self.n_skipped)  # the warm-up continues
-            self.use_ema = ckpt_lib.selected_weights(self.restore_prefix) == 'ema'
-            if self.chief:
-                if not cfg.inference:
-                    self.log.truncate_after(self.step)
-                self.log.print(
-                    f"{'Restored' if cfg.inference else 'Resumed'} from "
-                    f"{self.restore_prefix} at step {self.step} "
-                    f"(epoch {self.epoch}, step {self.epoch_step}/{cfg.train_its})"
-                )
-                saved_size = int(self.state.vars['world_size'].numpy())
-                if saved_size and saved_size != self.size:
-                    self.log.warn(
-                        f"checkpoint was written by {saved_size} workers, now {self.size}: "
-                        "data sharding and iterations per epoch change"
-                    )
-            return True
+        c.world_size = self.size
+        return True
+
+    def _initialize(self):
+        """Data-dependent init on n_batch_init images per worker (statistics averaged over the
+        workers), then rank 0's values everywhere and a fresh EMA."""
         import glow_tf
 
+        cfg = self.cfg
         x, y = self.init_batch()
         xf = glow_tf.preprocess(x, int(cfg.n_bits_x), noise=False) + self.noise(
             tf.shape(x), -1
@@ -582,22 +335,23 @@ class Trainer:
             self.model.initialize(
                 xf, y if self.model.n_classes else None, reduce_mean=self.dist.allreduce_mean
             )
-        self._keep_best_on_disk()
-        self._broadcast_all()  # rank 0's values everywhere (stats were already averaged)
+        self._share_rank0_state()  # (init statistics were already averaged)
         self.ema.reset()
-        self._load_counters()
+        self.counters.world_size = self.size
         if self.chief and not cfg.inference:
             self.log.truncate_after(0)  # records of an attempt that never reached a checkpoint
-        return False
 
-    def _keep_best_on_disk(self):
-        """Rank 0: best/ is replaced only by a better model, even when the restored checkpoint
-        is older than the best one (a fallback) and remembers a worse best loss."""
-        if self.chief and not self.cfg.inference:
-            on_disk = recovery.best_loss_on_disk(os.path.join(self.logdir, ckpt_lib.BEST_SUBDIR))
-            v = self.state.vars['best_test_loss']
-            if on_disk < float(v.numpy()):
-                v.assign(on_disk)
+    def _share_rank0_state(self):
+        """best/'s loss on disk into the counters (training), then every variable from rank 0."""
+        if not self.cfg.inference:
+            self.ckpts.keep_best_on_disk(self.counters)
+        variables = (
+            list(self.model.variables)
+            + list(self.optimizer.variables)
+            + list(self.ema.shadow)
+            + self.counters.variables
+        )
+        self.dist.broadcast_variables(variables, root_rank=0)
 
     # ================================================================== evaluation / samples
     def weights_in_use(self, use_ema):
@@ -641,7 +395,7 @@ class Trainer:
         res, weights = (ema, 'ema') if self.use_ema else (raw, 'raw')
         improved = record and res['loss'] < self.best_test_loss
         if improved:
-            self.best_test_loss = res['loss']
+            self.counters.best_test_loss = res['loss']
         rec = {
             'step': self.step,
             'epoch': self.epoch if self.epoch_step else self.epoch - 1,
@@ -706,10 +460,8 @@ class Trainer:
                 logger=self.log,
                 step=self.step,
             )
-        self.log.print(
-            f"sample grids (T = {', '.join(os.path.basename(p)[len(tag) + 2 : -4] for p in paths)}): "
-            f"{os.path.join(outdir, tag)}_t*.png"
-        )
+        temperatures = ', '.join(os.path.basename(p)[len(tag) + 2 : -4] for p in paths)
+        self.log.print(f"sample grids (T = {temperatures}): {os.path.join(outdir, tag)}_t*.png")
         return paths
 
     # ================================================================== training
@@ -772,10 +524,11 @@ class Trainer:
         return paths
 
     def _should_stop(self):
-        cfg = self.cfg
-        return (cfg.max_steps and self.step >= cfg.max_steps) or self.epoch > cfg.epochs
+        cfg, c = self.cfg, self.counters
+        return (cfg.max_steps and c.step >= cfg.max_steps) or c.epoch > cfg.epochs
 
     def train(self):
+        """Trains until --epochs or --max_steps (module docstring, 5.-6.); the result dict."""
         cfg, log = self.cfg, self.log
         self.last_test_step = -1
         log.print(
@@ -785,171 +538,176 @@ class Trainer:
             f"{cfg.dal}): {self.augmentation.describe()}, logdir {self.logdir}"
         )
         log.hparams(cfg)
-        if cfg.test_at_init and self.step == 0:
+        if cfg.test_at_init and self.counters.step == 0:
             self.run_test(tag=' [init]')
-        self._last_save_time = time.time()
+        self.ckpts.last_save_time = time.time()
         with StopRequest() as stop:
             return self._train_loop(stop)
 
     def _train_loop(self, stop):
-        """Steps until done; a stop request (SIGTERM/SIGINT on any worker) ends the loop after the
-        current step with a checkpoint and StoppedBySignal."""
-        cfg, log = self.cfg, self.log
-        inject = set(int(s) for s in cfg.inject_nan_steps)
-        inject_inf_lr = set(int(s) for s in cfg.inject_inf_lr_steps)  # tests: weight guard
-        lr = cfg.learning_rate(self.n_processed)
-        traced = False
-        consecutive = 0
-        acc = np.zeros(4)
-        acc_n = 0
-        interval_t, interval_images = 0.0, 0
-        from tqdm import tqdm
-
+        """Epochs until done; a stop request (SIGTERM/SIGINT on any worker) ends the loop after
+        the current step with a checkpoint and StoppedBySignal."""
+        cfg, c = self.cfg, self.counters
+        self._interval = IntervalStats()  # the loss and throughput of the logging interval
+        self._nonfinite = 0  # consecutive steps skipped or rolled back as non-finite
+        self._lr = cfg.learning_rate(c.n_processed)  # the last step's learning rate
+        self._traced = False  # the first step of a process includes tf.function tracing
         while not self._should_stop():
-            it = self.train_iterator(self.epoch, skip=self.epoch_step)
-            bar = tqdm(
-                total=cfg.train_its,
-                initial=self.epoch_step,
-                desc=f'epoch {self.epoch}',
-                disable=not (self.chief and cfg.progress),
-                leave=False,
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
             t_epoch = time.time()
-            while self.epoch_step < cfg.train_its and not (
-                cfg.max_steps and self.step >= cfg.max_steps
-            ):
-                t0 = time.time()
-                x, y = self._next_batch(it)
-                lr = cfg.learning_rate(self.n_processed)
-                if not traced:
-                    bar.set_postfix_str('tracing the training step (first step only)')
-                grads, stats, finite = self.grad_step(
-                    x,
-                    y,
-                    tf.constant(self.step, tf.int64),
-                    tf.constant((self.step + 1) in inject),
-                    tf.constant(float(stop.signum)),
-                )
-                stats = stats.numpy()
-                stop_requested, stats = stats[4] > 0, stats[:4]
-                applied = bool(finite.numpy())
-                if applied:
-                    step_lr = float('inf') if (self.step + 1) in inject_inf_lr else lr
-                    _, ok = self.apply_step(grads, tf.constant(step_lr, tf.float32))
-                    applied = bool(ok.numpy())
-                    why = "the update made weights or their averages non-finite; rolled back"
-                else:
-                    why = f"non-finite loss/gradients (loss={float(stats[0])}); step skipped"
-                if applied:
-                    consecutive = 0
-                    acc += stats
-                    acc_n += 1
-                else:
-                    consecutive += 1
-                    self.n_skipped += 1
-                    log.warn(
-                        f"step {self.step + 1}: {why} ({consecutive} in a row, limit "
-                        f"--max_nonfinite {cfg.max_nonfinite})"
-                    )
-                    if consecutive >= cfg.max_nonfinite:
-                        last = self.manager.latest_checkpoint if self.manager else None
-                        raise NonFiniteLossError(
-                            f"training stopped: {consecutive} consecutive steps with a non-finite "
-                            f"loss or gradient (steps {self.step + 2 - consecutive}..{self.step + 1}). "
-                            f"No update was applied for them; the last good checkpoint is "
-                            f"{last or '(none written yet)'}. Lower --lr, raise --epochs_warmup or "
-                            f"check the data."
-                        )
-                self.step += 1
-                self.epoch_step += 1
-                if applied:  # the warm-up clock: a skipped or rolled-back step does not move it
-                    self.n_processed += self.size * cfg.n_batch_train
-                self.n_images += self.size * cfg.local_batch_train
-                dt = time.time() - t0
-                self.train_time += dt
-                if traced:  # the first step of a process includes tf.function tracing
-                    interval_t += dt
-                    interval_images += self.size * cfg.local_batch_train
-                traced = True
-                bar.update(1)
-                if acc_n and (self.step % 10 == 0 or self.epoch_step == 1):
-                    bar.set_postfix(bpd=f'{acc[1] / acc_n:.3f}', lr=f'{lr:.2e}')
-                if cfg.log_every and self.step % cfg.log_every == 0:
-                    self._log_train(acc, acc_n, lr, interval_t, interval_images)
-                    acc, acc_n, interval_t, interval_images = np.zeros(4), 0, 0.0, 0
-                # No checkpoint inside a run of non-finite steps: the last one stays the last
-                # good one (weights are not updated by skipped steps, but the run may be dying).
-                # (at an epoch's last step the end-of-epoch checkpoint follows, with its counters)
-                mid_epoch = self.epoch_step < cfg.train_its and not consecutive
-                if cfg.ckpt_every_steps and self.step % cfg.ckpt_every_steps == 0 and mid_epoch:
-                    self.save()
-                elif (
-                    self.chief
-                    and cfg.ckpt_every_minutes
-                    and mid_epoch
-                    and time.time() - self._last_save_time >= 60.0 * cfg.ckpt_every_minutes
-                ):
-                    self.save()
-                if stop_requested:
-                    bar.close()
-                    # weights are finite (guarded); a skipped step changed nothing
-                    path = self.save()
-                    raise StoppedBySignal(stop.signum or signal.SIGTERM, self.step, path)
-            bar.close()
-            epoch_done = self.epoch_step >= cfg.train_its
-            if acc_n or interval_images:
-                self._log_train(acc, acc_n, lr, interval_t, interval_images)
-                acc, acc_n, interval_t, interval_images = np.zeros(4), 0, 0.0, 0
+            epoch_done = self._train_epoch(stop)
+            if not self._interval.empty:
+                self._log_train()
             if not epoch_done:
                 break  # max_steps reached mid-epoch
-            e = self.epoch
-            self.epoch += 1
-            self.epoch_step = 0
-            if e % cfg.epochs_full_valid == 0:
-                self.run_test()
-            if cfg.epochs_full_sample and (e in (1, 10) or e % cfg.epochs_full_sample == 0):
-                self.draw_samples(f'epoch{e}')
-            if not consecutive:
-                self.save()
-            log.print(f"epoch {e} done: step {self.step}, {time.time() - t_epoch:.1f}s")
-
-        if self.last_test_step != self.step:
+            self._end_epoch(t_epoch)
+        if self.last_test_step != c.step:
             self.run_test(tag=' [final]')
         self.save()
         self.result.update(
-            {
-                'step': self.step,
-                'epoch': self.epoch,
-                'n_skipped': self.n_skipped,
-                'logdir': self.logdir,
-            }
+            {'step': c.step, 'epoch': c.epoch, 'n_skipped': c.n_skipped, 'logdir': self.logdir}
         )
-        log.print(f"Finished at step {self.step}.")
+        self.log.print(f"Finished at step {c.step}.")
         return self.result
 
-    def _log_train(self, acc, acc_n, lr, interval_t, interval_images):
-        mean = acc / max(acc_n, 1) if acc_n else np.full(4, np.nan)
+    def _train_epoch(self, stop):
+        """Steps of the epoch in progress from its `epoch_step` on; True if it is complete."""
+        from tqdm import tqdm
+
+        cfg, c = self.cfg, self.counters
+        it = self.train_iterator(c.epoch, skip=c.epoch_step)
+        with tqdm(
+            total=cfg.train_its,
+            initial=c.epoch_step,
+            desc=f'epoch {c.epoch}',
+            disable=not (self.chief and cfg.progress),
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        ) as bar:
+            while c.epoch_step < cfg.train_its and not (cfg.max_steps and c.step >= cfg.max_steps):
+                stop_requested = self._train_step(it, stop.signum, bar)
+                self._checkpoint_if_due()
+                if stop_requested:
+                    bar.close()
+                    path = self.save()  # weights are finite (guarded); a skip changed nothing
+                    raise StoppedBySignal(stop.signum or signal.SIGTERM, c.step, path)
+        return c.epoch_step >= cfg.train_its
+
+    def _train_step(self, it, signum, bar):
+        """One step on the next batch: gradients, guarded update or skip, counters, progress
+        and the interval log. True when a worker asked to stop (`signum` on this one)."""
+        cfg, c = self.cfg, self.counters
+        t0 = time.time()
+        x, y = self._next_batch(it)
+        step, epoch_step = c.step, c.epoch_step  # 0-based: this is step number step + 1
+        self._lr = lr = cfg.learning_rate(c.n_processed)
+        if not self._traced:
+            bar.set_postfix_str('tracing the training step (first step only)')
+        grads, stats, finite = self.grad_step(
+            x, y, tf.constant(step, tf.int64), tf.constant(float(signum))
+        )
+        stats = stats.numpy()
+        stop_requested, stats = stats[4] > 0, stats[:4]
+        applied = bool(finite.numpy())
+        if applied:
+            step_lr = self.faults.learning_rate(lr, step + 1) if self.faults else lr
+            _, ok = self.apply_step(grads, tf.constant(step_lr, tf.float32))
+            applied = bool(ok.numpy())
+            why = "the update made weights or their averages non-finite; rolled back"
+        else:
+            why = f"non-finite loss/gradients (loss={float(stats[0])}); step skipped"
+        if applied:
+            self._nonfinite = 0
+            self._interval.add_step(stats)
+        else:
+            self._note_nonfinite(step + 1, why)
+        images = self.size * cfg.local_batch_train
+        dt = time.time() - t0
+        # the warm-up clock (n_processed): a skipped or rolled-back step does not move it
+        warmup = {'n_processed': self.size * cfg.n_batch_train} if applied else {}
+        c.add(step=1, epoch_step=1, n_images=images, train_time=dt, **warmup)
+        if self._traced:  # the first step of a process includes tf.function tracing
+            self._interval.add_time(dt, images)
+        self._traced = True
+        bar.update(1)
+        if self._interval.n_steps and ((step + 1) % 10 == 0 or epoch_step == 0):
+            bar.set_postfix(bpd=f'{self._interval.means()[1]:.3f}', lr=f'{lr:.2e}')
+        if cfg.log_every and (step + 1) % cfg.log_every == 0:
+            self._log_train()
+        return stop_requested
+
+    def _note_nonfinite(self, number, why):
+        """Step `number` was skipped or rolled back: warn; NonFiniteLossError at the limit."""
+        cfg = self.cfg
+        self._nonfinite += 1
+        self.counters.n_skipped += 1
+        n = self._nonfinite
+        self.log.warn(
+            f"step {number}: {why} ({n} in a row, limit --max_nonfinite {cfg.max_nonfinite})"
+        )
+        if n >= cfg.max_nonfinite:
+            raise NonFiniteLossError(
+                f"training stopped: {n} consecutive steps with a non-finite "
+                f"loss or gradient (steps {number + 1 - n}..{number}). "
+                f"No update was applied for them; the last good checkpoint is "
+                f"{self.ckpts.latest or '(none written yet)'}. Lower --lr, raise --epochs_warmup "
+                f"or check the data."
+            )
+
+    def _checkpoint_if_due(self):
+        """Mid-epoch checkpoints, every --ckpt_every_steps or after --ckpt_every_minutes (rank 0's
+        clock). None inside a run of non-finite steps: the last one stays the last good one
+        (weights are not updated by skipped steps, but the run may be dying), and none at an
+        epoch's last step (the end-of-epoch checkpoint follows, with its counters)."""
+        cfg, c = self.cfg, self.counters
+        if c.epoch_step >= cfg.train_its or self._nonfinite:
+            return
+        if cfg.ckpt_every_steps and c.step % cfg.ckpt_every_steps == 0:
+            self.save()
+        elif (
+            self.chief
+            and cfg.ckpt_every_minutes
+            and self.ckpts.minutes_since_save() >= cfg.ckpt_every_minutes
+        ):
+            self.save()
+
+    def _end_epoch(self, t_epoch):
+        """The epoch in progress is complete: test pass, sample grids, checkpoint."""
+        cfg, c = self.cfg, self.counters
+        e = c.epoch
+        c.epoch, c.epoch_step = e + 1, 0
+        if e % cfg.epochs_full_valid == 0:
+            self.run_test()
+        if cfg.epochs_full_sample and (e in (1, 10) or e % cfg.epochs_full_sample == 0):
+            self.draw_samples(f'epoch{e}')
+        if not self._nonfinite:
+            self.save()
+        self.log.print(f"epoch {e} done: step {c.step}, {time.time() - t_epoch:.1f}s")
+
+    def _log_train(self):
+        """A train.jsonl record of the interval so far (then a new interval)."""
+        cfg, c, interval = self.cfg, self.counters, self._interval
+        mean, lr = interval.means(), self._lr
         rec = {
-            'step': self.step,
-            'epoch': self.epoch - (1 if self.epoch_step == 0 else 0),
-            'n_processed': self.n_processed,
-            'n_images': self.n_images,
+            'step': c.step,
+            'epoch': c.epoch - (1 if c.epoch_step == 0 else 0),
+            'n_processed': c.n_processed,
+            'n_images': c.n_images,
             'loss': mean[0],
             'bits_x': mean[1],
             'bits_y': mean[2],
             'lr': lr,
-            'images_per_sec': interval_images / interval_t if interval_t > 0 else None,
-            'n_skipped': self.n_skipped,
-            'time': self.train_time,
+            'images_per_sec': interval.images_per_sec(),
+            'n_skipped': c.n_skipped,
+            'time': c.train_time,
         }
         if self.model.n_classes:
             rec['pred_loss'] = mean[3]
+        interval.reset()
         self.result['train'] = rec
         self.log.log_train(rec)
-        if self.cfg.verbose or not self.cfg.progress:
+        if cfg.verbose or not cfg.progress:
             self.log.print(
-                f"train step {self.step} epoch {rec['epoch']}: bits/dim {mean[1]:.4f} "
+                f"train step {c.step} epoch {rec['epoch']}: bits/dim {mean[1]:.4f} "
                 f"lr {lr:.2e} {rec['images_per_sec'] or 0:.1f} img/s"
             )

@@ -1,0 +1,104 @@
+"""The trainer's parts: the run's counters live in the checkpointed variables (one copy, same
+checkpoint names as before), the logging interval's accumulators, and fault injection that exists
+only when the tests ask for it (the production step's graph holds no injection op)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from glow_tf.runs import checkpoint as ckpt_lib
+from glow_tf.runs.config import TrainConfig
+from glow_tf.training.counters import IntervalStats, RunCounters
+from glow_tf.training.faults import FaultInjection
+
+
+def test_counters_are_the_checkpointed_variables(tmp_path):
+    c = RunCounters()
+    assert (c.step, c.epoch, c.best_test_loss, c.n_skipped) == (0, 1, float('inf'), 0)
+    c.step += 5
+    c.epoch_step = 3
+    c.train_time += 1.25
+    assert int(c.state.vars['step'].numpy()) == 5  # no second copy: the property is the variable
+    assert isinstance(c.step, int) and isinstance(c.train_time, float)
+
+    # written as the `state/` group under the TrainState names, read back by a plain TrainState
+    prefix = tf.train.Checkpoint(state=ckpt_lib.variable_group(c.state.vars)).write(
+        str(tmp_path / 'ckpt')
+    )
+    names = {n for n, _ in tf.train.list_variables(prefix) if n.startswith('state/')}
+    assert {n.split('/')[2] for n in names} == set(ckpt_lib.TrainState.FIELDS)
+    assert ckpt_lib.read_state(prefix)['step'] == 5
+    other = RunCounters()
+    tf.train.Checkpoint(state=ckpt_lib.variable_group(other.state.vars)).read(
+        prefix
+    ).assert_existing_objects_matched()
+    assert (other.step, other.epoch_step, other.train_time) == (5, 3, 1.25)
+
+
+def test_interval_stats():
+    s = IntervalStats()
+    assert s.empty and np.isnan(s.means()).all() and s.images_per_sec() is None
+    s.add_step(np.array([1.0, 2.0, 0.0, 0.5]))
+    s.add_step(np.array([3.0, 4.0, 0.0, 0.5]))
+    s.add_time(2.0, 64)
+    np.testing.assert_allclose(s.means(), [2.0, 3.0, 0.0, 0.5])
+    assert s.images_per_sec() == 32.0 and not s.empty
+    s.reset()
+    assert s.empty and s.n_steps == 0
+
+
+def test_fault_injection_only_when_asked():
+    assert FaultInjection.from_config(TrainConfig()) is None
+    f = FaultInjection.from_config(TrainConfig(inject_nan_steps=[2], inject_inf_lr_steps=[3]))
+    # the traced step receives the 0-based batch index: step number 2 is index 1
+    assert np.isfinite(f.loss(tf.constant(1.5), tf.constant(0, tf.int64)).numpy())
+    assert np.isnan(f.loss(tf.constant(1.5), tf.constant(1, tf.int64)).numpy())
+    assert f.learning_rate(1e-3, 3) == float('inf') and f.learning_rate(1e-3, 2) == 1e-3
+
+
+def _trainer(logdir, data_dir, **kw):
+    from glow_tf.training.distributed import Distributed
+    from glow_tf.training.trainer import Trainer
+
+    cfg = TrainConfig(
+        problem='cifar10',
+        data_dir=str(data_dir),
+        image_size=8,
+        n_levels=1,
+        depth=1,
+        width=4,
+        n_batch_train=8,
+        n_batch_init=8,
+        anchor_size=0,
+        n_test=200,
+        logdir=str(logdir),
+        progress=False,
+        **kw,
+    )
+    tr = Trainer(cfg, dist=Distributed(use_horovod=False)).setup()
+    tr.initialize_or_restore()
+    return tr
+
+
+def _nan_constants(concrete):
+    n = 0
+    for op in concrete.graph.get_operations():
+        if op.type == 'Const':
+            value = tf.make_ndarray(op.get_attr('value'))
+            n += int(value.dtype.kind == 'f' and np.isnan(value).any())
+    return n
+
+
+@pytest.mark.parametrize('nan_steps', [[], [2]])
+def test_production_step_has_no_injection_op(tmp_path, shared_data, nan_steps):
+    tr = _trainer(tmp_path / 'run', shared_data / 'cifar10-subset', inject_nan_steps=nan_steps)
+    x, y = next(tr.train_iterator(1))
+    stop = tf.constant(0.0)
+    concrete = tr.grad_step.get_concrete_function(x, y, tf.constant(0, tf.int64), stop)
+    finite = [bool(tr.grad_step(x, y, tf.constant(i, tf.int64), stop)[2].numpy()) for i in range(3)]
+    if nan_steps:
+        assert tr.faults is not None and _nan_constants(concrete) == 1
+        assert finite == [True, False, True]  # step number 2 (batch index 1) is poisoned
+    else:
+        assert tr.faults is None and _nan_constants(concrete) == 0
+        assert finite == [True, True, True]
