@@ -1,6 +1,6 @@
-"""The command-line tools, the tools package, runs/ and the editor use only public names of other
-glow_tf modules: no `from glow_tf.x import _helper`, no `module._helper` on an imported glow_tf
-module."""
+"""Every layer (flows, nets, model, runs, training, tools, the editor, the command line) uses
+only public names of other glow_tf modules: no `from glow_tf.x import _helper`, no
+`module._helper` on an imported glow_tf module."""
 
 import ast
 from pathlib import Path
@@ -9,7 +9,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'glow_tf'
 CHECKED = sorted(
-    [p for d in ('cli', 'tools', 'runs', 'editor') for p in (PACKAGE / d).glob('*.py')]
+    [
+        p
+        for d in ('cli', 'tools', 'runs', 'editor', 'training', 'model', 'flows', 'nets')
+        for p in (PACKAGE / d).glob('*.py')
+    ]
     + [PACKAGE / 'errors.py']
 )
 

@@ -102,3 +102,11 @@ def test_production_step_has_no_injection_op(tmp_path, shared_data, nan_steps):
     else:
         assert tr.faults is None and _nan_constants(concrete) == 0
         assert finite == [True, True, True]
+
+
+def test_every_optimizer_the_config_accepts_has_a_class():
+    """--optimizer is declared and validated once (runs/config.py); the trainer only maps it."""
+    from glow_tf.runs.config import OPTIMIZERS
+    from glow_tf.training.optim import OPTIMIZER_CLASSES
+
+    assert set(OPTIMIZER_CLASSES) == set(OPTIMIZERS)

@@ -10,10 +10,7 @@ seed always draws the same ε), so a grid shows the same samples at each T. `mod
 
 import numpy as np
 
-from glow_tf.tools.flow import (
-    ModelFlow,  # noqa: F401  (training/trainer.py imports it from here)
-    as_flow,
-)
+from glow_tf.tools.flow import as_flow
 from glow_tf.tools.images import tile_images
 
 

@@ -21,8 +21,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from glow_tf.errors import ConfigError
 from glow_tf.runs import checkpoint as ckpt_lib
-from glow_tf.runs.config import ConfigError, TrainConfig
+from glow_tf.runs.config import MODEL_FLAGS, TrainConfig
 from glow_tf.training import recovery
 
 
@@ -107,10 +108,6 @@ def find_restore(logdir, cfg):
     return None, notes
 
 
-# model arguments that no flag of the same name sets
-_FLAG_OF = {'image_shape': 'image_size', 'lu_decomposed': 'lu', 'n_classes': 'ycond'}
-
-
 def check_compatible(cfg, prefix):
     """A resumed run must describe the same model as the checkpoint (a ConfigError naming the
     flag that differs). Returns the saved learntop_form (which no flag sets)."""
@@ -133,7 +130,7 @@ def check_compatible(cfg, prefix):
             continue
         if tuple(np.atleast_1d(mine[k])) != tuple(np.atleast_1d(theirs[k])):
             raise ConfigError(
-                f'--{_FLAG_OF.get(k, k)}',
+                MODEL_FLAGS[k],
                 f"{k}={mine[k]!r} differs from the checkpoint's "
                 f"{theirs[k]!r} ({path}); use the original flags or a new --logdir",
             )

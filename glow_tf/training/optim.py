@@ -17,6 +17,8 @@ import keras
 import tensorflow as tf
 
 EPSILON = 1e-8
+# the Keras class behind each --optimizer name (`runs.config.OPTIMIZERS` declares and checks them)
+OPTIMIZER_CLASSES = {'adamax': keras.optimizers.Adamax, 'adam': keras.optimizers.Adam}
 
 
 def make_optimizer(config):
@@ -27,11 +29,7 @@ def make_optimizer(config):
         beta_2=float(config.resolved_beta2),
         epsilon=EPSILON,
     )
-    if config.optimizer == 'adamax':
-        return keras.optimizers.Adamax(**kw)
-    if config.optimizer == 'adam':
-        return keras.optimizers.Adam(**kw)
-    raise ValueError(f"--optimizer must be adamax or adam, got {config.optimizer!r}")
+    return OPTIMIZER_CLASSES[config.optimizer](**kw)  # the name was validated by the config
 
 
 def step_learning_rate(optimizer, kind, lr, beta2):

@@ -23,6 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
+from glow_tf.errors import ConfigError
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.runs.checkpoint import (
     CKPT_RE,
@@ -32,7 +33,6 @@ from glow_tf.runs.checkpoint import (
     find_loadable,
     state_file_entries,
 )
-from glow_tf.runs.config import ConfigError
 
 TEMP_RE = re.compile(r'^ckpt-\d+_temp')
 RUN_OUTPUTS = (

@@ -47,10 +47,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from glow_tf.errors import ConfigError
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.progress import progress_bar, stage
 from glow_tf.runs import checkpoint as ckpt_lib
-from glow_tf.runs.config import ConfigError, TrainConfig
+from glow_tf.runs.config import TrainConfig
 from glow_tf.training import recovery
 from glow_tf.training.checkpoints import (
     RunCheckpoints,
@@ -506,7 +507,7 @@ class Trainer:
 
     def encode_test_set(self, outdir):
         """Rank 0: x.npy / z.npy of the n_test test images (see `infer`); returns their paths."""
-        from glow_tf.tools.sampling import ModelFlow
+        from glow_tf.tools.flow import ModelFlow
 
         cfg = self.cfg
         flow = ModelFlow(self.model, n_bits_x=int(cfg.n_bits_x), batch_size=cfg.local_batch_test)
