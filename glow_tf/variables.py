@@ -10,7 +10,7 @@ import tensorflow as tf
 
 
 def tf_variable(v):
-    """The tf.Variable behind a Keras 3 variable, or `v` itself if it is one. TypeError otherwise."""
+    """The tf.Variable behind a Keras 3 variable, or `v` itself if it is one; else TypeError."""
     if isinstance(v, tf.Variable):
         return v
     inner = getattr(v, 'value', None)

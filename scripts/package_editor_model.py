@@ -61,8 +61,8 @@ def main(argv=None):
     from glow_tf.runs import checkpoint as ckpt_lib
     from glow_tf.runs.config import TrainConfig
     from glow_tf.runs.load import load_model
+    from glow_tf.tools.flow import load_flow
     from glow_tf.tools.manipulation import load_directions
-    from glow_tf.tools.sampling import load_flow
 
     logdir = os.path.abspath(args.logdir)
     prefix = ckpt_lib.find_checkpoint(logdir)

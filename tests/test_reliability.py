@@ -1,6 +1,7 @@
-"""Never lose a run (docs/reliability.md): resume walks back over corrupt checkpoints, a previous run
-is never silently started over, best/ only improves, non-finite updates are rolled back and never
-saved, SIGTERM stops with a checkpoint, and every user-side fault is a message with exit status 2."""
+"""Never lose a run (docs/reliability.md): resume walks back over corrupt checkpoints, a previous
+run is never silently started over, best/ only improves, non-finite updates are rolled back and
+never saved, SIGTERM stops with a checkpoint, and every user-side fault is a message with exit
+status 2."""
 
 import os
 import shutil

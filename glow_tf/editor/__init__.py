@@ -1,1 +1,2 @@
-"""The browser face editor (`demo.py`): a Flask app over a trained Glow, face alignment, static page."""
+"""The browser face editor (`demo.py`): a Flask app over a trained Glow, face alignment, and the
+static page."""

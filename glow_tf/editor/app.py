@@ -8,11 +8,14 @@ API (all answers are JSON; images are PNG data URLs `data:image/png;base64,...`)
     GET  /api/info                       model, attributes (all, default sliders), limits
     GET  /api/gallery                    {"faces": [{"id", "name", "image"}]}
     POST /api/encode   multipart field `image` (a photo: aligned + encoded), or JSON
-                       {"gallery": "<id>"}   ->  {"face", "input", "reconstruction", "exact",
-                                                 "alignment": {"method", "face_found", "notice", ...}}
-    POST /api/edit     {"face": id, "strengths": {"Smiling": 0.8, "Young": -0.5}}  -> {"image", "strengths"}
-    POST /api/mix      {"a": id, "b": id, "t": 0.3, "strengths": {...}?}            -> {"image"}
-    POST /api/sample   {"temperature": 0.7, "seed": 123?}   -> {"face", "image", "seed", "temperature"}
+                       {"gallery": "<id>"}
+                       -> {"face", "input", "reconstruction", "exact",
+                           "alignment": {"method", "face_found", "notice", ...}}
+    POST /api/edit     {"face": id, "strengths": {"Smiling": 0.8, "Young": -0.5}}
+                       -> {"image", "strengths"}
+    POST /api/mix      {"a": id, "b": id, "t": 0.3, "strengths": {...}?}  -> {"image"}
+    POST /api/sample   {"temperature": 0.7, "seed": 123?}
+                       -> {"face", "image", "seed", "temperature"}
 
 Errors: 4xx with {"error": "<what was wrong>"}: 400 malformed request, 404 unknown face or
 route, 405 wrong method, 413 upload larger than `max_upload_bytes`, 415 not an accepted image

@@ -1,10 +1,10 @@
 """The editor's model side: a trained flow, its attribute directions, and a cache of encoded faces.
 
 Every operation works on packed latents z (one image-shaped vector per face, see
-`glow_tf.tools.sampling`), exactly as `manipulate.py` does:
+`glow_tf.tools.latents`), exactly as `manipulate.py` does:
 
     encode:  z = encode(x)                          (exact: decode(z) == x after quantisation)
-    edit:    x' = decode(z + Σ_i α_i · d_i)         (d_i: direction of attribute i, α_i its strength)
+    edit:    x' = decode(z + Σ_i α_i · d_i)         (d_i: attribute i's direction, α_i: strength)
     mix:     x' = decode((1 − t) · z_a + t · z_b)   (+ the same Σ α_i d_i, if strengths are given)
     sample:  z = T · ε,  ε ~ N(0, I) from (seed, T) as `sample.py --seed` draws it
 
@@ -150,8 +150,9 @@ class FaceEditor:
     """Encode / edit / mix / sample faces with one trained flow (see the module docstring).
 
     Args:
-        flow: a `glow_tf.tools.sampling.Flow` (ModelFlow or ExportedFlow).
-        directions: `glow_tf.tools.manipulation.load_directions(path, flow)` output, or None (no sliders).
+        flow: a `glow_tf.tools.flow.Flow` (ModelFlow or ExportedFlow).
+        directions: `glow_tf.tools.manipulation.load_directions(path, flow)` output, or None
+            (no sliders).
         gallery: image file paths (already aligned faces, e.g. CelebA's); each is centre-cropped
             and resized to the model's size, as in training.
         cache_size: encoded faces kept (least recently used dropped first).
