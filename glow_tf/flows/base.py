@@ -93,22 +93,27 @@ def chain_forward(layers, x, inputs=None):
 
     `inputs`: a list to which each layer's input is appended (for checkpointing).
     """
-    total = tf.zeros([tf.shape(x)[0]], x.dtype)
+    total = None
     for layer in layers:
         if inputs is not None:
             inputs.append(x)
         x, log_det = layer.forward(x)
-        total += log_det
-    return x, total
+        total = log_det if total is None else total + log_det
+    return x, _zeros_if_none(total, x)
 
 
 def chain_inverse(layers, y):
     """Undo `chain_forward(layers, ·)`: y -> (x, Σ ildj [B]), the layers in reverse order."""
-    total = tf.zeros([tf.shape(y)[0]], y.dtype)
+    total = None
     for layer in reversed(list(layers)):
         y, log_det = layer.inverse(y)
-        total += log_det
-    return y, total
+        total = log_det if total is None else total + log_det
+    return y, _zeros_if_none(total, y)
+
+
+def _zeros_if_none(total, x):
+    """The log-det of an empty chain: zeros [B]."""
+    return tf.zeros([tf.shape(x)[0]], x.dtype) if total is None else total
 
 
 def spatial_size(x):

@@ -21,8 +21,9 @@ the top latent has shape [H/2^L, W/2^L, 4·C_{L-1}].
 Options are checked where they are used: `Glow` checks image_shape and n_levels (and that
 2**n_levels divides the image size); `Level` depth and memory_mode; `FlowStep` flow_permutation;
 `Coupling` flow_coupling; `CouplingNetwork` width; `TopPrior` n_classes and learntop_form.
-The constructor creates the top prior first and then the levels, each checking its arguments
-before it builds anything.
+The constructor creates the top prior first and then the levels; each layer checks its options
+when it is created (CouplingNetwork: when the first coupling is built), so a bad option fails
+before the model is built beyond its first step.
 """
 
 import math
