@@ -230,3 +230,11 @@ def test_keras_file_weight_layout_is_the_one_written_before_levels(tmp_path):
             lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None
         )
     assert sorted(found) == _old_keras_weight_layout(6, 2, learntop=True, n_classes=3)
+
+
+def test_level_config_round_trip():
+    level = Level((4, 4, 3), depth=2, split=False, width=4, coupling='additive', name='lvl')
+    again = Level.from_config(level.get_config())
+    assert again.get_config() == level.get_config()
+    assert [v.path for v in again.variables] == [v.path for v in level.variables]
+    assert again.split is None and again.steps[0].coupling_kind == 'additive'

@@ -72,7 +72,7 @@ class Level(keras.layers.Layer):
             raise ValueError(f"depth (flow steps per level) must be >= 1, got {depth}")
         self.level_input_shape = (height, width_px, channels)
         self.depth, self.width, self.seed = int(depth), int(width), int(seed)
-        self.permutation, self.coupling = permutation, coupling
+        self.permutation, self.coupling_kind = permutation, coupling
         self.lu_decomposed, self.edge_bias = bool(lu_decomposed), bool(edge_bias)
         self.memory_mode = memory_mode
         self.steps = [
@@ -151,7 +151,7 @@ class Level(keras.layers.Layer):
             'memory_mode': self.memory_mode,
             'width': self.width,
             'permutation': self.permutation,
-            'coupling': self.coupling,
+            'coupling': self.coupling_kind,
             'lu_decomposed': self.lu_decomposed,
             'seed': self.seed,
             'edge_bias': self.edge_bias,
