@@ -9,12 +9,15 @@ check is on the relative L2 error over all gradients (< 1e-3) and per variable (
 bug (a missing or misassigned variable gradient, a wrong reconstruction) gives O(1) errors.
 """
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import glow_tf
+from glow_tf.flows.base import chain_forward
 from glow_tf.model.memory import checkpointed_forward, reversible_forward
 
 CONFIGS = [('additive', False), ('affine', False), ('affine', True)]
@@ -99,16 +102,9 @@ def test_forward_matches_steps_and_input_gradient(fn, coupling):
     z = tf.constant(np.random.default_rng(0).normal(size=(2, 4, 4, 12)), tf.float32)
     w = tf.constant(np.random.default_rng(1).normal(size=(2, 4, 4, 12)), tf.float32)
 
-    def plain(z):
-        total = tf.zeros([2])
-        for s in steps:
-            z, ld = s.forward(z)
-            total += ld
-        return z, total
-
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(z)
-        y_p, ld_p = plain(z)
+        y_p, ld_p = chain_forward(steps, z)  # the plain mode
         y_r, ld_r = fn(steps, z)
         obj_p = tf.reduce_sum(y_p * w) + tf.reduce_sum(ld_p)
         obj_r = tf.reduce_sum(y_r * w) + tf.reduce_sum(ld_r)
@@ -156,3 +152,24 @@ def test_reversible_training_steps_under_tf_function_match_plain():
     assert sum(not np.array_equal(a, b) for a, b in zip(start, after_r)) > len(start) // 2
     for a, b in zip(after_p, after_r):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / 'models' / 'celeba64'
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason='models/celeba64 not present')
+def test_memory_modes_agree_on_the_shipped_model():
+    """The trained 64x64 model (4 levels x 8 steps): checkpoint and reversible give the plain
+    mode's log-likelihood and gradients on two of its bundled faces."""
+    from glow_tf.data import load_image_file
+
+    model, _ = glow_tf.load_model(str(SHIPPED))
+    files = sorted((SHIPPED / 'faces').iterdir())[:2]
+    x_uint8 = np.stack([load_image_file(str(f), model.image_shape[0]) for f in files])
+    noise = np.random.default_rng(0).uniform(size=x_uint8.shape).astype(np.float32)
+    x = glow_tf.preprocess(x_uint8, noise=noise)
+    loss_p, g_p = _loss_and_grads(model, x, 'plain')
+    for mode in ('checkpoint', 'reversible'):
+        loss, g = _loss_and_grads(model, x, mode)
+        np.testing.assert_allclose(loss.numpy(), loss_p.numpy(), rtol=1e-6)
+        _check_close(model, g_p, g)

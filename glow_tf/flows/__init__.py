@@ -1,6 +1,6 @@
 """Flow layers: invertible maps x -> (y, log|det dy/dx|) with an exact inverse (paper Table 1).
 
-    base.py             FlowLayer (the contract), sum_except_batch
+    base.py             FlowLayer (the contract), chain_forward / chain_inverse, sum_except_batch
     actnorm.py          ActNorm                       Table 1, line 1
     invertible_conv.py  InvertibleConv1x1             Table 1, line 2 (and its LU form)
     permutation.py      ChannelPermutation            section 4.1's reverse / shuffle

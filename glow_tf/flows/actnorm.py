@@ -22,7 +22,15 @@ from glow_tf.flows.base import FlowLayer, spatial_size
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class ActNorm(FlowLayer):
-    """Per-channel affine flow with data-dependent init. Input/output: [B, H, W, C]."""
+    """Per-channel affine flow with data-dependent init. Input/output: [B, H, W, C].
+
+    The init is armed by `begin_data_init` and performed (then disarmed) by the next forward
+    pass; `awaiting_data_init` says whether it is pending, `initialized` whether it ever ran.
+
+    Args:
+        logscale_factor: s = exp(logscale_factor · logs).
+        epsilon: added to the std in the data-dependent init, s = 1 / (std + epsilon).
+    """
 
     def __init__(self, logscale_factor=3.0, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
@@ -76,7 +84,7 @@ class ActNorm(FlowLayer):
         return kernel * scale, self.bias * scale
 
     def _forward(self, x):
-        if self._ddi_reduce is not None:
+        if self.awaiting_data_init:
             self._data_init(x)
         log_scale = self._log_scale()
         y = (x + self.bias) * tf.exp(log_scale)

@@ -9,6 +9,10 @@
 
 NN() is the paper's three-layer network, `glow_tf.nets.coupling_net.CouplingNetwork`; its last
 layer is zero-initialised, so every coupling starts as the identity map.
+
+Backward pass from the output alone (`reconstruct_and_backprop`, the reversible memory mode): x_a =
+y_a passes through unchanged, so one evaluation of NN(y_a) under a gradient tape gives both
+x_b = inverse(y_b) and the gradients of x_a, x_b and the network's weights.
 """
 
 import keras
@@ -16,11 +20,19 @@ import tensorflow as tf
 
 from glow_tf.flows.base import FlowLayer, sum_except_batch
 from glow_tf.nets.coupling_net import CouplingNetwork
+from glow_tf.variables import tf_variables
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class Coupling(FlowLayer):
-    """Coupling flow; kind='additive' or 'affine'. Input/output: [B, H, W, C], C >= 2."""
+    """Coupling flow. Input/output: [B, H, W, C], C >= 2; x_a = the first C//2 channels.
+
+    Args:
+        kind: 'affine' or 'additive' (the model's `flow_coupling`; checked here).
+        width: hidden channels of NN() (checked by `CouplingNetwork` when the layer is built).
+        seed: initialiser seed of NN()'s hidden kernels.
+        edge_bias: the original's border channel in NN()'s 3x3 convolutions.
+    """
 
     KINDS = ('additive', 'affine')
 
@@ -51,6 +63,10 @@ class Coupling(FlowLayer):
         )
         self.nn.build(tuple(input_shape[:-1]) + (self.n_a,))
 
+    def actnorm_layers(self):
+        """The ActNorms inside NN(), in forward order (none before the layer is built)."""
+        return self.nn.actnorm_layers() if self.nn is not None else []
+
     def _shift_and_log_scale(self, x_a):
         h = self.nn(x_a)
         if self.kind == 'additive':
@@ -72,6 +88,33 @@ class Coupling(FlowLayer):
             return tf.concat([y_a, y_b - shift], axis=-1), tf.zeros([tf.shape(y)[0]])
         x_b = y_b * tf.exp(-log_scale) - shift
         return tf.concat([y_a, x_b], axis=-1), -sum_except_batch(log_scale)
+
+    def reconstruct_and_backprop(self, y, dy, dlog_det):
+        """`FlowLayer.reconstruct_and_backprop` with one evaluation of NN(y_a) (see module)."""
+        n_a = self.n_a
+        x_a, y_b = y[..., :n_a], y[..., n_a:]
+        variables = tf_variables(self.trainable_variables)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x_a)
+            tape.watch(variables)
+            shift, log_scale = self._shift_and_log_scale(x_a)
+            if log_scale is None:
+                x_b = tf.stop_gradient(y_b - shift)
+                tape.watch(x_b)
+                outputs, out_grads = [x_b + shift], [dy[..., n_a:]]
+            else:
+                x_b = tf.stop_gradient(y_b * tf.exp(-log_scale) - shift)
+                tape.watch(x_b)
+                outputs = [(x_b + shift) * tf.exp(log_scale), sum_except_batch(log_scale)]
+                out_grads = [dy[..., n_a:], dlog_det]
+        grads = tape.gradient(
+            outputs,
+            [x_a, x_b] + variables,
+            output_gradients=out_grads,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        dx = tf.concat([dy[..., :n_a] + grads[0], grads[1]], axis=-1)
+        return tf.concat([x_a, x_b], axis=-1), dx, list(zip(variables, grads[2:]))
 
     def get_config(self):
         return {

@@ -9,7 +9,7 @@
 import keras
 
 from glow_tf.flows.actnorm import ActNorm
-from glow_tf.flows.base import FlowLayer
+from glow_tf.flows.base import FlowLayer, chain_forward, chain_inverse
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.invertible_conv import InvertibleConv1x1
 from glow_tf.flows.permutation import ChannelPermutation
@@ -19,12 +19,15 @@ PERMUTATIONS = ('reverse', 'shuffle', '1x1')
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class FlowStep(FlowLayer):
-    """Input/output: [B, H, W, C].
+    """Input/output: [B, H, W, C] (C >= 2).
+
+    `flow_layers` (also `invertible_parts()`) are the three layers in forward order; the
+    attribute name is part of the `.keras` weight layout, so it stays.
 
     Args:
         width: hidden channels of the coupling network.
-        permutation: '1x1', 'reverse' or 'shuffle'.
-        coupling: 'additive' or 'affine'.
+        permutation: '1x1', 'reverse' or 'shuffle' (the model's `flow_permutation`; checked here).
+        coupling: 'additive' or 'affine' (checked by `Coupling`).
         lu_decomposed: LU-parameterised 1x1 convolution.
         seed: initialiser / permutation seed.
         edge_bias: the original's border channel in the coupling network's 3x3 convolutions.
@@ -60,19 +63,19 @@ class FlowStep(FlowLayer):
         for layer in self.flow_layers:
             layer.build(input_shape)
 
+    def invertible_parts(self):
+        """ActNorm, the 1x1 convolution / permutation and the coupling, in forward order."""
+        return list(self.flow_layers)
+
+    def actnorm_layers(self):
+        """The step's ActNorm and the two inside its coupling network, in forward order."""
+        return [self.actnorm] + self.coupling.actnorm_layers()
+
     def _forward(self, x):
-        total = 0.0
-        for layer in self.flow_layers:
-            x, log_det = layer.forward(x)
-            total += log_det
-        return x, total
+        return chain_forward(self.flow_layers, x)
 
     def _inverse(self, y):
-        total = 0.0
-        for layer in reversed(self.flow_layers):
-            y, log_det = layer.inverse(y)
-            total += log_det
-        return y, total
+        return chain_inverse(self.flow_layers, y)
 
     def get_config(self):
         return {

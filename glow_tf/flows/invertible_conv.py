@@ -48,7 +48,12 @@ def lu_factors(w):
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class InvertibleConv1x1(FlowLayer):
-    """Learned channel mixing y = W x at every pixel. Input/output: [B, H, W, C]."""
+    """Learned channel mixing y = W x at every pixel. Input/output: [B, H, W, C].
+
+    Args:
+        lu_decomposed: W = P L (U + diag(s)) with P fixed (module docstring), else a free W.
+        seed: seed of the random rotation W starts from (the same rotation in both forms).
+    """
 
     def __init__(self, lu_decomposed=False, seed=0, **kwargs):
         super().__init__(**kwargs)

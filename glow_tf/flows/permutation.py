@@ -14,7 +14,12 @@ from glow_tf.flows.base import FlowLayer
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class ChannelPermutation(FlowLayer):
-    """Permute channels by a fixed order. kind='reverse' or 'shuffle'. Input/output: [B, H, W, C]."""
+    """Permute channels by a fixed order. Input/output: [B, H, W, C].
+
+    Args:
+        kind: 'reverse' or 'shuffle'.
+        seed: seed of the shuffled order (unused by 'reverse').
+    """
 
     KINDS = ('reverse', 'shuffle')
 

@@ -28,6 +28,16 @@ def standard_normal_log_prob(eps):
     return sum_except_batch(-0.5 * (tf.math.log(2.0 * 3.141592653589793) + tf.square(eps)))
 
 
+def log_prob_from_latents(eps_list, log_det):
+    """The change of variables (paper, eq. 3) for a flow onto standard-normal latents:
+
+        log p(x) = log|det dε/dx| + Σ_l log N(ε_l; 0, I)
+
+    eps_list: the latents ε_l, each [B, ...]; log_det: [B]. Returns [B] (nats).
+    """
+    return log_det + tf.add_n([standard_normal_log_prob(e) for e in eps_list])
+
+
 @keras.saving.register_keras_serializable(package='glow_tf')
 class TopPrior(keras.layers.Layer):
     """Standardises the top latent z [B, h, w, c] to ε [B, h, w, c] given an optional label y [B].
@@ -41,6 +51,8 @@ class TopPrior(keras.layers.Layer):
 
     def __init__(self, learntop=False, n_classes=0, edge_bias=True, learntop_form='conv', **kwargs):
         super().__init__(**kwargs)
+        if int(n_classes) < 0:
+            raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {n_classes}")
         if learntop_form not in LEARNTOP_FORMS:
             raise ValueError(
                 f"learntop_form must be one of {LEARNTOP_FORMS}, got {learntop_form!r}"

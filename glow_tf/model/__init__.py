@@ -1,7 +1,8 @@
 """The multi-scale model (paper figure 2b) and its views.
 
-    glow.py           Glow (keras.Model): L levels of squeeze -> K flow steps -> split, top prior
-    memory.py         what the backward pass recomputes: reversible / checkpointed flow steps
+    glow.py           Glow (keras.Model): L levels and the top prior
+    level.py          Level: squeeze -> K flow steps -> split, with its memory mode
+    memory.py         what the backward pass recomputes: plain / checkpointed / reversible steps
     preprocessing.py  n-bit images <-> the flow's continuous inputs, bits per dimension
     bijector.py       the flow as a tfp.bijectors.Bijector / TransformedDistribution
 

@@ -37,7 +37,13 @@ def unpack_latents(eps, latent_shapes):
 
 
 class GlowBijector(tfb.Bijector):
-    """Bijector view of a `glow_tf.Glow`; event_ndims = 3 ([H, W, C]) on both sides."""
+    """Bijector view of a `glow_tf.Glow`; event_ndims = 3 ([H, W, C]) on both sides.
+
+    Args:
+        model: the `glow_tf.Glow` (its weights are used, not copied).
+        validate_args: TFP's flag (no extra checks here).
+        name: the bijector's name scope.
+    """
 
     def __init__(self, model, validate_args=False, name='glow'):
         parameters = dict(locals())

@@ -1,17 +1,29 @@
-"""The multi-scale Glow model (paper figure 2b).
+"""The multi-scale Glow model (paper figure 2b): L levels and a prior on the top latent.
 
-    x --squeeze--> [K x FlowStep] --split--> ... --squeeze--> [K x FlowStep] --top prior--> ε_L
-                                      |
-                                      +--> ε_1 (standardised by the learned prior p(z_2 | z_1))
+    x --level 0--> z_1 --level 1--> ... --level L-1--> z_L --top prior--> ε_L
+          |              |
+          +--> ε_1       +--> ε_2 ...          (each level: squeeze -> K steps -> split,
+                                                `glow_tf.model.level.Level`; the last one
+                                                does not split)
 
-For L levels of K steps each, the model is a bijection from the (dequantised) image x to the
-per-level standard-normal latents ε_1..ε_L, and
+The model is a bijection from the (dequantised) image x to the per-level standard-normal
+latents ε_1..ε_L, and
 
     log p(x) = Σ_l log N(ε_l; 0, I) + Σ (log-dets of every layer)            (paper, eq. 3)
+
+    encode: for level in levels: z, ε, log-det = level.forward(z); then the top prior
+    decode: the top prior's inverse, then for level in reversed(levels): z = level.inverse(z, ε)
 
 Shapes for an image [H, W, C]: level l (0-based) runs its steps on [H/2^(l+1), W/2^(l+1), 4·C_l]
 with C_0 = C and C_{l+1} = 2·C_l; it factors out ε_l of shape [H/2^(l+1), W/2^(l+1), 2·C_l];
 the top latent has shape [H/2^L, W/2^L, 4·C_{L-1}].
+
+Options are checked where they are used: `Glow` checks image_shape and n_levels (and that
+2**n_levels divides the image size); `Level` depth and memory_mode; `FlowStep` flow_permutation;
+`Coupling` flow_coupling; `CouplingNetwork` width; `TopPrior` n_classes and learntop_form.
+The constructor creates the top prior first and then the levels; each layer checks its options
+when it is created (CouplingNetwork: when the first coupling is built), so a bad option fails
+before the model is built beyond its first step.
 """
 
 import math
@@ -21,20 +33,15 @@ import numpy as np
 import tensorflow as tf
 from keras.src.utils.tracking import no_automatic_dependency_tracking
 
-from glow_tf.flows.coupling import Coupling
-from glow_tf.flows.flow_step import PERMUTATIONS, FlowStep
-from glow_tf.flows.priors import TopPrior, standard_normal_log_prob
-from glow_tf.flows.split import Split
-from glow_tf.flows.squeeze import squeeze2d, unsqueeze2d
-from glow_tf.model.memory import checkpointed_forward, reversible_forward
+from glow_tf.flows.priors import TopPrior, log_prob_from_latents
+from glow_tf.model.level import Level
+from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, preprocess
 
-MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
+__all__ = ['Glow', 'MEMORY_MODES']
 
 
-def _validate(
-    image_shape, n_levels, depth, width, flow_permutation, flow_coupling, n_classes, memory_mode
-):
+def _validate(image_shape, n_levels):
     if len(image_shape) != 3 or any(int(d) <= 0 for d in image_shape):
         raise ValueError(
             f"image_shape must be (height, width, channels) with positive sizes, "
@@ -42,12 +49,6 @@ def _validate(
         )
     if int(n_levels) < 1:
         raise ValueError(f"n_levels must be >= 1, got {n_levels}")
-    if int(depth) < 1:
-        raise ValueError(f"depth (flow steps per level) must be >= 1, got {depth}")
-    if int(width) <= 0:
-        raise ValueError(
-            f"width (hidden channels of the coupling network) must be > 0, got {width}"
-        )
     height, img_width, _ = (int(d) for d in image_shape)
     factor = 2 ** int(n_levels)
     if height % factor or img_width % factor:
@@ -55,21 +56,16 @@ def _validate(
             f"image_shape {tuple(image_shape)}: height and width must be divisible by "
             f"2**n_levels = {factor} (n_levels={n_levels})"
         )
-    if flow_permutation not in PERMUTATIONS:
-        raise ValueError(
-            f"flow_permutation must be one of {PERMUTATIONS}, got {flow_permutation!r}"
-        )
-    if flow_coupling not in Coupling.KINDS:
-        raise ValueError(f"flow_coupling must be one of {Coupling.KINDS}, got {flow_coupling!r}")
-    if int(n_classes) < 0:
-        raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {n_classes}")
-    if memory_mode not in MEMORY_MODES:
-        raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class Glow(keras.Model):
     """Glow as a Keras model. `call(x, y)` returns log p(x) in nats, shape [B].
+
+    `levels` (L `Level`s) and `top_prior` are the model; `flow_steps` and `splits` list every
+    level's steps and splits in order. Keras tracks those flat lists and the top prior (in this
+    order), not the levels: the variable order, the `.keras` weight layout and the summary are
+    the ones the model had before it was organised in levels, so earlier files still load.
 
     Args:
         image_shape: (H, W, C) of the images; H and W divisible by 2**n_levels.
@@ -81,7 +77,8 @@ class Glow(keras.Model):
         lu_decomposed: LU-parameterised 1x1 convolutions.
         learntop: learned prior of the top latent (`glow_tf.flows.priors`).
         n_classes: > 0 for a class-conditional model with a class head.
-        memory_mode: 'plain', 'checkpoint' or 'reversible' (what the backward pass recomputes).
+        memory_mode: 'plain', 'checkpoint' or 'reversible' (what the backward pass recomputes);
+            can be changed later (`model.memory_mode = ...` sets every level's).
         seed: initialiser seed.
         edge_bias: the original's edge-bias padding in every 3x3 convolution (coupling networks,
             split priors, learntop); False reproduces models saved before glow_tf had it.
@@ -105,70 +102,56 @@ class Glow(keras.Model):
         learntop_form='conv',
         **kwargs,
     ):
-        _validate(
-            image_shape,
-            n_levels,
-            depth,
-            width,
-            flow_permutation,
-            flow_coupling,
-            n_classes,
-            memory_mode,
-        )
+        _validate(image_shape, n_levels)
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.n_levels, self.depth, self.width = int(n_levels), int(depth), int(width)
         self.flow_permutation, self.flow_coupling = flow_permutation, flow_coupling
         self.lu_decomposed, self.learntop = bool(lu_decomposed), bool(learntop)
-        self.n_classes, self.memory_mode, self.seed = int(n_classes), memory_mode, int(seed)
+        self.n_classes, self.seed = int(n_classes), int(seed)
         self.edge_bias, self.learntop_form = bool(edge_bias), learntop_form
 
-        self.flow_steps = [
-            FlowStep(
-                width=self.width,
-                permutation=flow_permutation,
-                coupling=flow_coupling,
-                lu_decomposed=self.lu_decomposed,
-                seed=self.seed * 100003 + i,
-                edge_bias=self.edge_bias,
-                name=f'level{i // self.depth}_step{i % self.depth}',
-            )
-            for i in range(self.n_levels * self.depth)
-        ]
-        self.splits = [
-            Split(edge_bias=self.edge_bias, name=f'level{i}_split')
-            for i in range(self.n_levels - 1)
-        ]
-        self.top_prior = TopPrior(
+        # The layers are built here, outside Keras's build wrapper (whose name scope would
+        # prefix every variable path, and so the optimiser slots in checkpoints, with the model's
+        # name); `build` then records the input shape through it.
+        top_prior = TopPrior(
             learntop=self.learntop,
             n_classes=self.n_classes,
             edge_bias=self.edge_bias,
             learntop_form=learntop_form,
             name='top_prior',
         )
-        # Build the layers outside Keras's build wrapper (whose name scope would prefix every
-        # variable path, and so the optimiser slots in checkpoints, with the model's name), then
-        # record the input shape through it.
-        self._build_layers()
+        levels, shape = [], self.image_shape
+        for index in range(self.n_levels):
+            level = Level(
+                shape,
+                self.depth,
+                split=index < self.n_levels - 1,
+                memory_mode=memory_mode,
+                width=self.width,
+                permutation=flow_permutation,
+                coupling=flow_coupling,
+                lu_decomposed=self.lu_decomposed,
+                seed=self.seed * 100003 + index * self.depth,
+                edge_bias=self.edge_bias,
+                name=f'level{index}',
+            )
+            levels.append(level)
+            shape = level.output_z_shape
+        top_prior.build((None,) + shape)
+        self.flow_steps = [step for level in levels for step in level.steps]
+        self.splits = [level.split for level in levels if level.split is not None]
+        self.top_prior = top_prior
+        self._set_levels(levels)
+        self.latent_shapes = tuple(
+            [level.eps_shape for level in levels if level.eps_shape is not None] + [shape]
+        )
         self.build((None,) + self.image_shape)
         self._decode_fn = None
 
-    # ---- construction -------------------------------------------------------------------------
-    def _build_layers(self):
-        height, width, channels = self.image_shape
-        shapes = []
-        for level in range(self.n_levels):
-            height, width, channels = height // 2, width // 2, channels * 4
-            for step in self.level_steps(level):
-                step.build((None, height, width, channels))
-            if level < self.n_levels - 1:
-                self.splits[level].build((None, height, width, channels))
-                shapes.append((height, width, channels - channels // 2))
-                channels //= 2
-        self.top_prior.build((None, height, width, channels))
-        shapes.append((height, width, channels))
-        self.latent_shapes = tuple(shapes)
-        self.built = True
+    @no_automatic_dependency_tracking  # Keras tracks the flat lists instead (class docstring)
+    def _set_levels(self, levels):
+        self.levels = tuple(levels)
 
     def build(self, input_shape):
         """Keras build: the layers' weights for images [B, H, W, C] = [B, *image_shape].
@@ -188,9 +171,19 @@ class Glow(keras.Model):
         # new state after build, e.g. metric trackers or layers added by a subclass.
         pass
 
+    @property
+    def memory_mode(self):
+        """'plain', 'checkpoint' or 'reversible'; setting it sets every level's."""
+        return self.levels[0].memory_mode
+
+    @memory_mode.setter
+    def memory_mode(self, mode):
+        for level in self.levels:
+            level.memory_mode = mode
+
     def level_steps(self, level):
-        """The K flow steps of one level, in encoding order."""
-        return self.flow_steps[level * self.depth : (level + 1) * self.depth]
+        """The K flow steps of level `level` (an index), in encoding order."""
+        return list(self.levels[level].steps)
 
     @property
     def n_dims(self):
@@ -198,30 +191,14 @@ class Glow(keras.Model):
         return int(np.prod(self.image_shape))
 
     # ---- the bijection x <-> ε ----------------------------------------------------------------
-    def _run_steps(self, level, z):
-        """One level's K flow steps; the memory mode decides what is kept for the backward pass."""
-        steps = self.level_steps(level)
-        if self.memory_mode == 'reversible':
-            return reversible_forward(steps, z)
-        if self.memory_mode == 'checkpoint':
-            return checkpointed_forward(steps, z)
-        total = tf.zeros([tf.shape(z)[0]])
-        for step in steps:
-            z, log_det = step.forward(z)
-            total += log_det
-        return z, total
-
     def encode_with_log_det(self, x, y=None):
         """x [B, H, W, C] -> (list of ε_l, log|det dε/dx| [B], top latent z_L)."""
         self._check_image(x)
         z, total, eps_list = x, tf.zeros([tf.shape(x)[0]]), []
-        for level in range(self.n_levels):
-            z = squeeze2d(z)
-            z, log_det = self._run_steps(level, z)
+        for level in self.levels:
+            z, eps, log_det = level.forward(z)
             total += log_det
-            if level < self.n_levels - 1:
-                z, eps, log_det = self.splits[level].forward(z)
-                total += log_det
+            if eps is not None:
                 eps_list.append(eps)
         eps, log_det = self.top_prior.forward(z, y)
         eps_list.append(eps)
@@ -231,14 +208,10 @@ class Glow(keras.Model):
         """list of ε_l -> (x [B, H, W, C], log|det dx/dε| [B])."""
         self._check_latents(eps_list)
         z, total = self.top_prior.inverse(eps_list[-1], y)
-        for level in reversed(range(self.n_levels)):
-            if level < self.n_levels - 1:
-                z, log_det = self.splits[level].inverse(z, eps_list[level])
-                total += log_det
-            for step in reversed(self.level_steps(level)):
-                z, log_det = step.inverse(z)
-                total += log_det
-            z = unsqueeze2d(z)
+        level_eps = list(eps_list[:-1]) + [None]  # the last level does not split
+        for level, eps in zip(reversed(self.levels), reversed(level_eps)):
+            z, log_det = level.inverse(z, eps)
+            total += log_det
         return z, total
 
     def encode(self, x, y=None):
@@ -253,7 +226,7 @@ class Glow(keras.Model):
     def log_prob(self, x, y=None):
         """Exact log-density (nats) of continuous inputs x [B, H, W, C] -> [B]."""
         eps_list, log_det, _ = self.encode_with_log_det(x, y)
-        return log_det + tf.add_n([standard_normal_log_prob(e) for e in eps_list])
+        return log_prob_from_latents(eps_list, log_det)
 
     def call(self, x, y=None):
         return self.log_prob(x, y)
@@ -270,7 +243,7 @@ class Glow(keras.Model):
         """
         x = preprocess(x_uint8, n_bits_x, noise=noise)
         eps_list, log_det, z_top = self.encode_with_log_det(x, y)
-        log_prob = log_det + tf.add_n([standard_normal_log_prob(e) for e in eps_list])
+        log_prob = log_prob_from_latents(eps_list, log_det)
         bits_x = nats_to_bits_per_dim(log_prob, self.n_dims, n_bits_x)
         if not self.n_classes:
             terms = (bits_x, tf.zeros_like(bits_x), tf.ones_like(bits_x))
@@ -298,10 +271,7 @@ class Glow(keras.Model):
     # ---- initialisation and sampling ----------------------------------------------------------
     def actnorm_layers(self):
         """Every ActNorm in the model (flow steps and coupling networks), in forward order."""
-        layers = []
-        for step in self.flow_steps:
-            layers += [step.actnorm, step.coupling.nn.norm1, step.coupling.nn.norm2]
-        return layers
+        return [layer for level in self.levels for layer in level.actnorm_layers()]
 
     def initialize(self, x, y=None, reduce_mean=None, force=False):
         """Data-dependent init of every ActNorm from a batch of preprocessed x [B, H, W, C].
@@ -331,7 +301,7 @@ class Glow(keras.Model):
             log_prob = self.log_prob(tf.convert_to_tensor(x, tf.float32), y)
         finally:
             self.memory_mode = mode
-        pending = [layer.name for layer in actnorms if layer._ddi_reduce is not None]
+        pending = [layer.name for layer in actnorms if layer.awaiting_data_init]
         if pending:
             raise RuntimeError(f"data-dependent init did not reach ActNorm layers {pending}")
         return log_prob

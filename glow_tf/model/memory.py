@@ -1,33 +1,40 @@
-"""Depth-independent activation memory: backpropagation through flow steps by exact inversion.
+"""Memory modes: what the backward pass through a stack of flow steps keeps and recomputes.
 
-A flow step is a bijection, so its input can be recomputed from its output. `reversible_forward`
-runs a stack of flow steps (one level of the model) under one `tf.custom_gradient`, so nothing
-inside the stack is kept for the backward pass except the stack's *output*. The backward pass
-walks the layers in reverse (for a FlowStep: coupling, 1x1 conv / permutation, ActNorm):
+    'plain'       autodiff keeps every activation of every step            (chain_forward)
+    'checkpoint'  keeps each step's input, recomputes the step             (checkpointed_forward)
+    'reversible'  keeps only the stack's output, reconstructs each input   (reversible_forward)
+
+Each is a function (steps, x [B, h, w, c]) -> (y, log_det [B]) with the same values as applying
+the steps in order and summing their log-dets; `steps_runner(mode)` picks one (a `Level` holds
+the one of its memory mode).
+
+Reversible: a flow step is a bijection, so its input can be recomputed from its output.
+`reversible_forward` runs the stack under one `tf.custom_gradient`, so nothing inside it is kept
+for the backward pass except the stack's *output*. The backward pass walks every step's
+`invertible_parts()` in reverse (for a FlowStep: coupling, 1x1 conv / permutation, ActNorm):
 
     for each layer, last to first:
-        x   = layer.inverse(y)                                  (exact reconstruction, no tape)
-        y', log_det = layer.forward(x)   under a GradientTape
-        (dx, dθ) = tape.gradient([y', log_det], [x, θ], output_gradients=[dy, dlogdet])
+        (x, dx, variable grads) = layer.reconstruct_and_backprop(y, dy, dlog_det)
         y, dy = x, dx
 
-so only one layer's activations are alive at a time and the stored activations do not grow with
-the number of steps (Gomez et al. 2017, "The Reversible Residual Network"; RealNVP/Glow note the
-property for invertible networks). For coupling layers the inverse and the re-run share one
-evaluation of the coupling network: the coupling passes x_a through unchanged (y_a = x_a), so
-NN(y_a) computed under the tape gives both x_b = inverse(y_b) and the gradients. The cost is
-then about one extra coupling-network forward per step plus the cheap inverses of ActNorm and the
-1x1 convolution (docs/performance.md has the measured overhead); the gradients differ from the
-plain mode's by the float32 round-off of the reconstruction (tests/test_reversible.py).
+(`glow_tf.flows.base.FlowLayer`: by default x = inverse(y), then forward(x) re-run under a
+GradientTape), so only one layer's activations are alive at a time and the stored activations do
+not grow with the number of steps (Gomez et al. 2017, "The Reversible Residual Network";
+RealNVP/Glow note the property for invertible networks). `Coupling` overrides the method so the
+inverse and the re-run share one evaluation of its network; the cost is then about one extra
+coupling-network forward per step plus the cheap inverses of ActNorm and the 1x1 convolution
+(docs/performance.md has the measured overhead); the gradients differ from the plain mode's by
+the float32 round-off of the reconstruction (tests/test_reversible.py).
 
-`checkpointed_forward` is the same machinery storing each step's *input* instead of inverting
-(per-step gradient checkpointing with one custom gradient per level): memory grows with depth by
-one step input per step, no inverse is needed, and tracing stays linear in depth (a
-`tf.recompute_grad` per step walks the whole graph built so far, quadratic in depth).
+Checkpoint: the same machinery storing each step's *input* instead of inverting (per-step
+gradient checkpointing with one custom gradient per level, `FlowLayer.recompute_and_backprop`
+per step): memory grows with depth by one step input per step, no inverse is needed, and tracing
+stays linear in depth (a `tf.recompute_grad` per step walks the whole graph built so far,
+quadratic in depth).
 
 Both work eagerly and inside `tf.function`. Keras 3 variables wrap tf.Variables; TF hands
-`grad_fn` the tf.Variables read in the forward pass, matched to each layer's
-`[v.value for v in layer.trainable_variables]` by `ref()`.
+`grad_fn` the tf.Variables read in the forward pass, matched to the layers' variable gradients by
+`ref()`.
 
 ActNorm's data-dependent init must not run through here (the model runs `initialize` in plain
 mode): a forward pass that changes variables would break the reconstruction.
@@ -38,11 +45,11 @@ import contextlib
 import tensorflow as tf
 from tensorflow.python.eager import record  # stop_recording: the public API has no equivalent
 
-from glow_tf.flows.base import sum_except_batch
-from glow_tf.flows.coupling import Coupling
-from glow_tf.variables import tf_variable
+from glow_tf.flows.base import chain_forward
 
-__all__ = ['reversible_forward', 'checkpointed_forward']
+__all__ = ['MEMORY_MODES', 'steps_runner', 'reversible_forward', 'checkpointed_forward']
+
+MEMORY_MODES = ('plain', 'checkpoint', 'reversible')
 
 
 def _ordered_after(dependency):
@@ -58,69 +65,10 @@ def _ordered_after(dependency):
     return tf.control_dependencies([dependency])
 
 
-def _layers(step):
-    """The invertible sub-layers of a FlowStep in forward order, or the step itself."""
-    return list(getattr(step, 'flow_layers', None) or [step])
-
-
-def _accumulate(grads, variables, values):
-    for v, g in zip(variables, values):
+def _accumulate(grads, var_grads):
+    for v, g in var_grads:
         key = v.ref()
         grads[key] = g if key not in grads else grads[key] + g
-
-
-def _grad_through(layer, x, dy, dlog_det, grads):
-    """Re-run layer.forward(x) under a tape; returns dx and adds the variables' grads to `grads`."""
-    variables = [tf_variable(v) for v in layer.trainable_variables]
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(x)
-        tape.watch(variables)
-        y, log_det = layer.forward(x)
-    out = tape.gradient(
-        [y, log_det],
-        [x] + variables,
-        output_gradients=[dy, dlog_det],
-        unconnected_gradients=tf.UnconnectedGradients.ZERO,
-    )
-    _accumulate(grads, variables, out[1:])
-    return out[0]
-
-
-def _invert_and_grad(layer, y, dy, dlog_det, grads):
-    """Reconstruct the layer's input from y and backpropagate dy through it: (x, dx)."""
-    if isinstance(layer, Coupling):
-        return _coupling_invert_and_grad(layer, y, dy, dlog_det, grads)
-    x = tf.stop_gradient(layer.inverse(y)[0])
-    return x, _grad_through(layer, x, dy, dlog_det, grads)
-
-
-def _coupling_invert_and_grad(layer, y, dy, dlog_det, grads):
-    """Coupling: one evaluation of NN(y_a) serves the inverse and the gradient (y_a = x_a)."""
-    n_a = layer.n_a
-    x_a, y_b = y[..., :n_a], y[..., n_a:]
-    variables = [tf_variable(v) for v in layer.trainable_variables]
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(x_a)
-        tape.watch(variables)
-        shift, log_scale = layer._shift_and_log_scale(x_a)
-        if log_scale is None:
-            x_b = tf.stop_gradient(y_b - shift)
-            tape.watch(x_b)
-            outputs, out_grads = [x_b + shift], [dy[..., n_a:]]
-        else:
-            x_b = tf.stop_gradient(y_b * tf.exp(-log_scale) - shift)
-            tape.watch(x_b)
-            outputs = [(x_b + shift) * tf.exp(log_scale), sum_except_batch(log_scale)]
-            out_grads = [dy[..., n_a:], dlog_det]
-    out = tape.gradient(
-        outputs,
-        [x_a, x_b] + variables,
-        output_gradients=out_grads,
-        unconnected_gradients=tf.UnconnectedGradients.ZERO,
-    )
-    _accumulate(grads, variables, out[2:])
-    dx = tf.concat([dy[..., :n_a] + out[0], out[1]], axis=-1)
-    return tf.concat([x_a, x_b], axis=-1), dx
 
 
 def _prepare(steps, x):
@@ -129,17 +77,6 @@ def _prepare(steps, x):
         if not step.built:
             step.build(tuple(x.shape))
     return steps
-
-
-def _run_forward(steps, x, keep_inputs):
-    """(y, log_det [B], each step's input or None): the steps applied in order."""
-    y, total, inputs = x, tf.zeros([tf.shape(x)[0]], x.dtype), []
-    for step in steps:
-        if keep_inputs:
-            inputs.append(y)
-        y, log_det = step.forward(y)
-        total += log_det
-    return y, total, inputs if keep_inputs else None
 
 
 def _with_custom_backward(steps, x, backward, keep_inputs):
@@ -156,8 +93,9 @@ def _with_custom_backward(steps, x, backward, keep_inputs):
     def run(x_in):
         # stop_recording keeps outer tapes from holding the activations; custom_gradient's
         # VariableWatcher still sees the variable reads and passes them to grad_fn.
+        inputs = [] if keep_inputs else None
         with record.stop_recording():
-            y, total, inputs = _run_forward(steps, x_in, keep_inputs)
+            y, total = chain_forward(steps, x_in, inputs)
 
         def grad_fn(dy, dlog_det, variables=None):
             dy = tf.zeros_like(y) if dy is None else dy
@@ -173,21 +111,23 @@ def _with_custom_backward(steps, x, backward, keep_inputs):
 
 def _backward_by_inversion(steps, y, inputs, dy, dlog_det, grads):
     for step in reversed(steps):
-        for layer in reversed(_layers(step)):
+        for layer in reversed(step.invertible_parts()):
             with _ordered_after(dy):
-                y, dy = _invert_and_grad(layer, y, dy, dlog_det, grads)
+                y, dy, var_grads = layer.reconstruct_and_backprop(y, dy, dlog_det)
+                _accumulate(grads, var_grads)
     return dy
 
 
 def _backward_by_recompute(steps, y, inputs, dy, dlog_det, grads):
     for step, x in zip(reversed(steps), reversed(inputs)):
         with _ordered_after(dy):
-            dy = _grad_through(step, x, dy, dlog_det, grads)
+            dy, var_grads = step.recompute_and_backprop(x, dy, dlog_det)
+            _accumulate(grads, var_grads)
     return dy
 
 
 def reversible_forward(steps, x):
-    """Run flow steps `steps` (each with forward/inverse) on x with O(1)-in-depth stored activations.
+    """Run flow steps `steps` (FlowLayers) on x with O(1)-in-depth stored activations.
 
     Returns (y, log_det [B]) exactly like applying the steps in order and summing their log-dets.
     """
@@ -202,3 +142,17 @@ def checkpointed_forward(steps, x):
     'checkpoint' memory mode with tracing linear in depth.
     """
     return _with_custom_backward(steps, x, _backward_by_recompute, keep_inputs=True)
+
+
+_RUNNERS = {
+    'plain': chain_forward,
+    'checkpoint': checkpointed_forward,
+    'reversible': reversible_forward,
+}
+
+
+def steps_runner(memory_mode):
+    """The function (steps, x) -> (y, log_det [B]) of a memory mode (one of MEMORY_MODES)."""
+    if memory_mode not in _RUNNERS:
+        raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
+    return _RUNNERS[memory_mode]

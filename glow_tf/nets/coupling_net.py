@@ -57,6 +57,10 @@ class CouplingNetwork(keras.layers.Layer):
         self.norm2.build(hidden)
         self.out.build(hidden)
 
+    def actnorm_layers(self):
+        """The two hidden-layer ActNorms, in forward order."""
+        return [self.norm1, self.norm2]
+
     def call(self, x):
         if self.norm1.awaiting_data_init or self.norm2.awaiting_data_init:
             return self._call_unfolded(x)  # the data-dependent init needs the conv statistics

@@ -62,7 +62,12 @@ class ZeroConv2D(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class ZeroDense(keras.layers.Layer):
-    """Dense layer, zero-initialised, with a learned output scale. [B, D_in] -> [B, units]."""
+    """Dense layer, zero-initialised, with a learned output scale. [B, D_in] -> [B, units].
+
+    Args:
+        units: output features.
+        logscale_factor: s = exp(logscale_factor · logs).
+    """
 
     def __init__(self, units, logscale_factor=3.0, **kwargs):
         super().__init__(**kwargs)

@@ -1,0 +1,158 @@
+"""One level of the multi-scale architecture (paper figure 2b, the part inside the "x L" box).
+
+    x [B, H, W, C] --squeeze--> [B, H/2, W/2, 4C] --K x FlowStep--> z --split--> (z_1, ε)
+
+    forward(x)       -> (z_1 [B, H/2, W/2, 2C], ε [B, H/2, W/2, 2C], log-det [B])
+    inverse(z_1, ε)  -> (x, log-det [B]),        log-det = -(forward's)
+
+The last level of a model does not split: forward returns (z [B, H/2, W/2, 4C], None, log-det)
+and the model's top prior standardises z. The log-det sums the K steps' and the split's
+(`Split`: ε = (z_2 - μ(z_1)) / σ(z_1) contributes -Σ log σ).
+
+The level owns its memory mode ('plain', 'checkpoint' or 'reversible'): how the backward pass
+through its K steps is computed (`glow_tf.model.memory`); the split runs plainly.
+
+Variable paths (and so checkpoint keys) are those of the steps and the split alone --
+`{name}_step{k}/actnorm/bias`, `{name}_split/prior/kernel` -- never prefixed with the level's
+own name: the constructor builds them (their shapes follow from `input_shape`) outside the name
+scope Keras opens around a layer's `build`, as `Glow` does for its layers.
+"""
+
+import keras
+
+from glow_tf.flows.base import chain_inverse
+from glow_tf.flows.flow_step import FlowStep
+from glow_tf.flows.split import Split
+from glow_tf.flows.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.model.memory import steps_runner
+
+
+@keras.saving.register_keras_serializable(package='glow_tf')
+class Level(keras.layers.Layer):
+    """squeeze -> K flow steps -> split (module docstring). Built by its constructor.
+
+    Args:
+        input_shape: (H, W, C) of the level's input, H and W even.
+        depth: K, the number of flow steps (>= 1).
+        split: factor out half the channels at the end (False for the model's last level).
+        memory_mode: 'plain', 'checkpoint' or 'reversible'; can be changed later.
+        width: hidden channels of every coupling network.
+        permutation: '1x1', 'reverse' or 'shuffle' (FlowStep).
+        coupling: 'affine' or 'additive' (FlowStep).
+        lu_decomposed: LU-parameterised 1x1 convolutions.
+        seed: seed of the first step; step k uses seed + k.
+        edge_bias: the original's border channel in the 3x3 convolutions (steps and split).
+        name: the level's name (Keras picks one if None), the prefix of its layers' names:
+            `{name}_step{k}`, `{name}_split`; `Glow` names its levels 'level0', 'level1', ...
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        depth,
+        split=True,
+        memory_mode='plain',
+        width=512,
+        permutation='1x1',
+        coupling='affine',
+        lu_decomposed=False,
+        seed=0,
+        edge_bias=True,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        height, width_px, channels = (int(d) for d in input_shape)
+        if height % 2 or width_px % 2:
+            raise ValueError(
+                f"a level squeezes 2x2 blocks: input_shape must have even height and width, "
+                f"got {tuple(input_shape)}"
+            )
+        if int(depth) < 1:
+            raise ValueError(f"depth (flow steps per level) must be >= 1, got {depth}")
+        self.level_input_shape = (height, width_px, channels)
+        self.depth, self.width, self.seed = int(depth), int(width), int(seed)
+        self.permutation, self.coupling_kind = permutation, coupling
+        self.lu_decomposed, self.edge_bias = bool(lu_decomposed), bool(edge_bias)
+        self.memory_mode = memory_mode
+        self.steps = [
+            FlowStep(
+                width=self.width,
+                permutation=permutation,
+                coupling=coupling,
+                lu_decomposed=self.lu_decomposed,
+                seed=self.seed + k,
+                edge_bias=self.edge_bias,
+                name=f'{self.name}_step{k}',
+            )
+            for k in range(self.depth)
+        ]
+        self.split = Split(edge_bias=self.edge_bias, name=f'{self.name}_split') if split else None
+
+        squeezed = (None, height // 2, width_px // 2, 4 * channels)
+        for step in self.steps:
+            step.build(squeezed)
+        if self.split is not None:
+            self.split.build(squeezed)
+            n_keep = self.split.n_keep
+            self.output_z_shape = squeezed[1:3] + (n_keep,)
+            self.eps_shape = squeezed[1:3] + (squeezed[3] - n_keep,)
+        else:
+            self.output_z_shape, self.eps_shape = squeezed[1:], None
+        self.built = True
+
+    @property
+    def memory_mode(self):
+        """'plain', 'checkpoint' or 'reversible': how the backward pass runs through the steps."""
+        return self._memory_mode
+
+    @memory_mode.setter
+    def memory_mode(self, mode):
+        self._run_steps = steps_runner(mode)  # ValueError naming memory_mode for an unknown mode
+        self._memory_mode = mode
+
+    def actnorm_layers(self):
+        """Every ActNorm of the level's steps (their own and their coupling networks'), in order."""
+        return [layer for step in self.steps for layer in step.actnorm_layers()]
+
+    def forward(self, x):
+        """x [B, H, W, C] -> (z, ε or None, log|det d(z, ε)/dx| [B]) (module docstring)."""
+        z, log_det = self._run_steps(self.steps, squeeze2d(x))
+        if self.split is None:
+            return z, None, log_det
+        z, eps, split_log_det = self.split.forward(z)
+        return z, eps, log_det + split_log_det
+
+    def inverse(self, z, eps=None):
+        """(z, ε) -> (x [B, H, W, C], log|det dx/d(z, ε)| [B]); ε is None on an unsplit level."""
+        log_det = 0.0
+        if self.split is not None:
+            if eps is None:
+                raise ValueError(f"level {self.name!r} splits: its inverse needs the latent ε")
+            z, log_det = self.split.inverse(z, eps)
+        z, steps_log_det = chain_inverse(self.steps, z)
+        return unsqueeze2d(z), log_det + steps_log_det
+
+    def call(self, x):
+        return self.forward(x)
+
+    def compute_output_shape(self, input_shape):
+        """[B, H, W, C] -> (z [B, ...], ε [B, ...] or None, log-det [B])."""
+        batch = input_shape[0]
+        eps = None if self.eps_shape is None else (batch,) + self.eps_shape
+        return (batch,) + self.output_z_shape, eps, (batch,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            'input_shape': list(self.level_input_shape),
+            'depth': self.depth,
+            'split': self.split is not None,
+            'memory_mode': self.memory_mode,
+            'width': self.width,
+            'permutation': self.permutation,
+            'coupling': self.coupling_kind,
+            'lu_decomposed': self.lu_decomposed,
+            'seed': self.seed,
+            'edge_bias': self.edge_bias,
+        }
