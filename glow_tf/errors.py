@@ -7,7 +7,12 @@
                                  shape); the message names it. sample.py, manipulate.py and the
                                  editor print it and exit with status 2 (the editor: HTTP 400).
 
-Both are ValueErrors, so library callers that catch ValueError keep working. Data problems have
+    ArgumentError(argument, message)
+                                 an invalid argument of the model or one of its layers,
+                                 naming the `Glow` argument (e.g. 'depth'); `runs.config` turns
+                                 it into a ConfigError naming the flag behind that argument.
+
+All are ValueErrors, so library callers that catch ValueError keep working. Data problems have
 their own type, `glow_tf.data.DataError`.
 """
 
@@ -28,3 +33,16 @@ class ConfigError(ValueError):
 class InputError(ValueError):
     """A user-facing problem with an input (file, model, latents, attribute...); the message
     names what is wrong. The command-line tools print it and exit with status 2."""
+
+
+class ArgumentError(ValueError):
+    """An invalid argument of `glow_tf.Glow` or one of its layers; str() is the message alone.
+
+    Args:
+        argument: the `Glow` argument it concerns (e.g. 'depth', 'flow_coupling', 'image_shape').
+        message: what is wrong and what was expected (names the argument too).
+    """
+
+    def __init__(self, argument, message):
+        self.argument = argument
+        super().__init__(message)

@@ -211,12 +211,14 @@ def test_adamax_matches_original_update():
 def test_flag_numbering_of_the_original_is_kept():
     """--flow_permutation / --flow_coupling integers mean what they meant in the original, while
     the names are defined once, by the model's layers."""
-    from glow_tf.model import glow as model
+    from glow_tf.flows.coupling import Coupling
+    from glow_tf.flows.flow_step import PERMUTATIONS
     from glow_tf.runs import config
 
     assert config.PERMUTATIONS == {0: 'reverse', 1: 'shuffle', 2: '1x1'}
     assert config.COUPLINGS == {0: 'additive', 1: 'affine'}
-    assert config.MEMORY_MODES is model.MEMORY_MODES
+    assert set(config.PERMUTATIONS.values()) == set(PERMUTATIONS)
+    assert set(config.COUPLINGS.values()) == set(Coupling.KINDS)
 
 
 def test_every_option_field_has_exactly_one_flag_and_every_flag_a_field():
@@ -245,9 +247,12 @@ def test_every_option_field_has_exactly_one_flag_and_every_flag_a_field():
 @pytest.mark.parametrize(
     'values,flag,message',
     [
-        ({'memory_mode': 'fast'}, '--memory_mode', "must be one of plain, checkpoint, reversible"),
+        ({'memory_mode': 'fast'}, '--memory_mode', "memory_mode must be one of ('plain', "),
         ({'edge_bias': 2}, '--edge_bias', 'must be one of 0, 1'),
         ({'depth': 0}, '--depth', 'must be >= 1, got 0'),
+        ({'width': 0}, '--width', 'width must be a positive number of hidden channels'),
+        ({'n_levels': 0}, '--n_levels', 'n_levels must be >= 1, got 0'),
+        ({'image_size': 30}, '--image_size', 'divisible by 2**n_levels = 8'),
         ({'anchor_size': -1}, '--anchor_size', 'must be >= 0, got -1'),
         ({'epochs_warmup': float('inf')}, '--epochs_warmup', 'must be a finite number'),
         ({'beta2': float('nan')}, '--beta2', 'must be a finite number'),
@@ -277,3 +282,37 @@ def test_model_flags_cover_every_glow_argument():
     assert set(kwargs) == set(config.MODEL_FLAGS) == params
     flags = {config.flag_name(f) for f in config.option_fields()}
     assert {f for f in config.MODEL_FLAGS.values() if f} <= flags
+
+
+@pytest.mark.parametrize(
+    'values,argument',
+    [
+        ({'depth': 0}, 'depth'),
+        ({'width': -4}, 'width'),
+        ({'n_levels': 0}, 'n_levels'),
+        ({'image_size': 12, 'n_levels': 3}, 'image_shape'),
+        ({'memory_mode': 'fast'}, 'memory_mode'),
+    ],
+)
+def test_the_config_checks_model_flags_with_the_models_own_check(values, argument):
+    """A model option is validated in one place, by the model: the config's error carries the
+    message Glow's constructor raises for the same value, blamed on the flag behind it."""
+    from glow_tf.errors import ArgumentError
+    from glow_tf.model.glow import Glow
+    from glow_tf.runs.config import MODEL_FLAGS
+
+    cfg = TrainConfig(**{'image_size': 16, 'n_levels': 2, 'depth': 1, 'width': 4, **values})
+    with pytest.raises(ConfigError) as from_config:
+        cfg.validate_flags()
+    kwargs = dict(
+        image_shape=(cfg.image_size, cfg.image_size, 3),
+        n_levels=cfg.n_levels,
+        depth=cfg.depth,
+        width=cfg.width,
+        memory_mode=cfg.resolved_memory_mode,
+    )
+    with pytest.raises(ArgumentError) as from_model:
+        Glow(**kwargs)
+    assert from_model.value.argument == argument
+    assert from_config.value.flag == MODEL_FLAGS[argument]
+    assert str(from_model.value) in str(from_config.value)

@@ -18,6 +18,7 @@ x_b = inverse(y_b) and the gradients of x_a, x_b and the network's weights.
 import keras
 import tensorflow as tf
 
+from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import FlowLayer, sum_except_batch
 from glow_tf.nets.coupling_net import CouplingNetwork
 from glow_tf.variables import tf_variables
@@ -38,13 +39,20 @@ class Coupling(FlowLayer):
 
     def __init__(self, kind='affine', width=512, seed=0, edge_bias=True, **kwargs):
         super().__init__(**kwargs)
-        if kind not in self.KINDS:
-            raise ValueError(f"flow_coupling must be one of {self.KINDS}, got {kind!r}")
+        Coupling.check_arguments(kind)
         self.kind = kind
         self.width = int(width)
         self.seed = int(seed)
         self.edge_bias = bool(edge_bias)
         self.nn = None
+
+    @classmethod
+    def check_arguments(cls, kind):
+        """ArgumentError('flow_coupling') unless `kind` is one of KINDS."""
+        if kind not in cls.KINDS:
+            raise ArgumentError(
+                'flow_coupling', f"flow_coupling must be one of {cls.KINDS}, got {kind!r}"
+            )
 
     def build(self, input_shape):
         channels = int(input_shape[-1])

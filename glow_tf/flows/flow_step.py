@@ -8,6 +8,7 @@
 
 import keras
 
+from glow_tf.errors import ArgumentError
 from glow_tf.flows.actnorm import ActNorm
 from glow_tf.flows.base import FlowLayer, chain_forward, chain_inverse
 from glow_tf.flows.coupling import Coupling
@@ -44,8 +45,7 @@ class FlowStep(FlowLayer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if permutation not in PERMUTATIONS:
-            raise ValueError(f"flow_permutation must be one of {PERMUTATIONS}, got {permutation!r}")
+        FlowStep.check_arguments(permutation)
         self.width, self.permutation, self.coupling_kind = int(width), permutation, coupling
         self.lu_decomposed, self.seed = bool(lu_decomposed), int(seed)
         self.edge_bias = bool(edge_bias)
@@ -58,6 +58,15 @@ class FlowStep(FlowLayer):
             coupling, width=width, seed=seed, edge_bias=self.edge_bias, name='coupling'
         )
         self.flow_layers = (self.actnorm, self.mix, self.coupling)
+
+    @staticmethod
+    def check_arguments(permutation):
+        """ArgumentError('flow_permutation') unless `permutation` is one of PERMUTATIONS."""
+        if permutation not in PERMUTATIONS:
+            raise ArgumentError(
+                'flow_permutation',
+                f"flow_permutation must be one of {PERMUTATIONS}, got {permutation!r}",
+            )
 
     def build(self, input_shape):
         for layer in self.flow_layers:

@@ -17,6 +17,7 @@ is kept so those models still load.
 import keras
 import tensorflow as tf
 
+from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import sum_except_batch
 from glow_tf.nets.zero_conv import ZeroConv2D, ZeroDense
 
@@ -51,16 +52,25 @@ class TopPrior(keras.layers.Layer):
 
     def __init__(self, learntop=False, n_classes=0, edge_bias=True, learntop_form='conv', **kwargs):
         super().__init__(**kwargs)
-        if int(n_classes) < 0:
-            raise ValueError(f"n_classes must be >= 0 (0 = unconditional), got {n_classes}")
-        if learntop_form not in LEARNTOP_FORMS:
-            raise ValueError(
-                f"learntop_form must be one of {LEARNTOP_FORMS}, got {learntop_form!r}"
-            )
+        TopPrior.check_arguments(n_classes, learntop_form)
         self.learntop = bool(learntop)
         self.n_classes = int(n_classes)
         self.edge_bias = bool(edge_bias)
         self.learntop_form = learntop_form
+
+    @staticmethod
+    def check_arguments(n_classes, learntop_form='conv'):
+        """ArgumentError('n_classes' / 'learntop_form') for a negative class count or an
+        unknown learntop form."""
+        if int(n_classes) < 0:
+            raise ArgumentError(
+                'n_classes', f"n_classes must be >= 0 (0 = unconditional), got {n_classes}"
+            )
+        if learntop_form not in LEARNTOP_FORMS:
+            raise ArgumentError(
+                'learntop_form',
+                f"learntop_form must be one of {LEARNTOP_FORMS}, got {learntop_form!r}",
+            )
 
     def build(self, input_shape):
         h, w, c = (int(d) for d in input_shape[1:])

@@ -18,12 +18,12 @@ Shapes for an image [H, W, C]: level l (0-based) runs its steps on [H/2^(l+1), W
 with C_0 = C and C_{l+1} = 2·C_l; it factors out ε_l of shape [H/2^(l+1), W/2^(l+1), 2·C_l];
 the top latent has shape [H/2^L, W/2^L, 4·C_{L-1}].
 
-Options are checked where they are used: `Glow` checks image_shape and n_levels (and that
-2**n_levels divides the image size); `Level` depth and memory_mode; `FlowStep` flow_permutation;
-`Coupling` flow_coupling; `CouplingNetwork` width; `TopPrior` n_classes and learntop_form.
-The constructor creates the top prior first and then the levels; each layer checks its options
-when it is created (CouplingNetwork: when the first coupling is built), so a bad option fails
-before the model is built beyond its first step.
+Options are checked where they are used, by each layer's `check_arguments`: `Level` depth and
+memory_mode; `FlowStep` flow_permutation; `Coupling` flow_coupling; `CouplingNetwork` width;
+`TopPrior` n_classes and learntop_form; `Glow` itself image_shape and n_levels (2**n_levels must
+divide the image size). `Glow.check_arguments` runs them all without building anything: the
+constructor calls it first, and the training config calls it to validate the model flags
+(`glow_tf.errors.ArgumentError` names the argument; the config names the flag behind it).
 """
 
 import math
@@ -33,29 +33,16 @@ import numpy as np
 import tensorflow as tf
 from keras.src.utils.tracking import no_automatic_dependency_tracking
 
+from glow_tf.errors import ArgumentError
+from glow_tf.flows.coupling import Coupling
+from glow_tf.flows.flow_step import FlowStep
 from glow_tf.flows.priors import TopPrior, log_prob_from_latents
 from glow_tf.model.level import Level
 from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, preprocess
+from glow_tf.nets.coupling_net import CouplingNetwork
 
 __all__ = ['Glow', 'MEMORY_MODES']
-
-
-def _validate(image_shape, n_levels):
-    if len(image_shape) != 3 or any(int(d) <= 0 for d in image_shape):
-        raise ValueError(
-            f"image_shape must be (height, width, channels) with positive sizes, "
-            f"got {image_shape!r}"
-        )
-    if int(n_levels) < 1:
-        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
-    height, img_width, _ = (int(d) for d in image_shape)
-    factor = 2 ** int(n_levels)
-    if height % factor or img_width % factor:
-        raise ValueError(
-            f"image_shape {tuple(image_shape)}: height and width must be divisible by "
-            f"2**n_levels = {factor} (n_levels={n_levels})"
-        )
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -102,7 +89,17 @@ class Glow(keras.Model):
         learntop_form='conv',
         **kwargs,
     ):
-        _validate(image_shape, n_levels)
+        self.check_arguments(
+            image_shape,
+            n_levels,
+            depth,
+            width,
+            flow_permutation,
+            flow_coupling,
+            n_classes,
+            memory_mode,
+            learntop_form,
+        )
         super().__init__(**kwargs)
         self.image_shape = tuple(int(d) for d in image_shape)
         self.n_levels, self.depth, self.width = int(n_levels), int(depth), int(width)
@@ -148,6 +145,48 @@ class Glow(keras.Model):
         )
         self.build((None,) + self.image_shape)
         self._decode_fn = None
+
+    @staticmethod
+    def check_arguments(
+        image_shape=None,
+        n_levels=3,
+        depth=32,
+        width=512,
+        flow_permutation='1x1',
+        flow_coupling='affine',
+        n_classes=0,
+        memory_mode='plain',
+        learntop_form='conv',
+    ):
+        """Check the constructor's arguments without building anything: `glow_tf.errors.
+        ArgumentError` (a ValueError naming the argument) for the first invalid one.
+
+        The constructor runs this first; each check is the one its layer runs (`Level`,
+        `FlowStep`, `Coupling`, `CouplingNetwork`, `TopPrior`), so a layer used on its own
+        rejects the same values. `runs.config` calls it to validate the model flags, with
+        `image_shape=None` (skipping the image checks) while the image size is still unknown.
+        """
+        if int(n_levels) < 1:
+            raise ArgumentError('n_levels', f"n_levels must be >= 1, got {n_levels}")
+        if image_shape is not None:
+            if len(image_shape) != 3 or any(int(d) <= 0 for d in image_shape):
+                raise ArgumentError(
+                    'image_shape',
+                    "image_shape must be (height, width, channels) with positive sizes, "
+                    f"got {image_shape!r}",
+                )
+            factor = 2 ** int(n_levels)
+            if int(image_shape[0]) % factor or int(image_shape[1]) % factor:
+                raise ArgumentError(
+                    'image_shape',
+                    f"image_shape {tuple(image_shape)}: height and width must be divisible by "
+                    f"2**n_levels = {factor} (n_levels={n_levels}); each level halves them",
+                )
+        Level.check_arguments(depth, memory_mode)
+        CouplingNetwork.check_arguments(width)
+        FlowStep.check_arguments(flow_permutation)
+        Coupling.check_arguments(flow_coupling)
+        TopPrior.check_arguments(n_classes, learntop_form)
 
     @no_automatic_dependency_tracking  # Keras tracks the flat lists instead (class docstring)
     def _set_levels(self, levels):

@@ -20,6 +20,7 @@ scope Keras opens around a layer's `build`, as `Glow` does for its layers.
 
 import keras
 
+from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import chain_inverse
 from glow_tf.flows.flow_step import FlowStep
 from glow_tf.flows.split import Split
@@ -68,8 +69,7 @@ class Level(keras.layers.Layer):
                 f"a level squeezes 2x2 blocks: input_shape must have even height and width, "
                 f"got {tuple(input_shape)}"
             )
-        if int(depth) < 1:
-            raise ValueError(f"depth (flow steps per level) must be >= 1, got {depth}")
+        Level.check_arguments(depth, memory_mode)
         self.level_input_shape = (height, width_px, channels)
         self.depth, self.width, self.seed = int(depth), int(width), int(seed)
         self.permutation, self.coupling_kind = permutation, coupling
@@ -100,6 +100,13 @@ class Level(keras.layers.Layer):
         else:
             self.output_z_shape, self.eps_shape = squeezed[1:], None
         self.built = True
+
+    @staticmethod
+    def check_arguments(depth, memory_mode='plain'):
+        """ArgumentError('depth' / 'memory_mode') for fewer than one step or an unknown mode."""
+        if int(depth) < 1:
+            raise ArgumentError('depth', f"depth (flow steps per level) must be >= 1, got {depth}")
+        steps_runner(memory_mode)
 
     @property
     def memory_mode(self):

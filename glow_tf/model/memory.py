@@ -45,6 +45,7 @@ import contextlib
 import tensorflow as tf
 from tensorflow.python.eager import record  # stop_recording: the public API has no equivalent
 
+from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import chain_forward
 
 __all__ = ['MEMORY_MODES', 'steps_runner', 'reversible_forward', 'checkpointed_forward']
@@ -154,5 +155,7 @@ _RUNNERS = {
 def steps_runner(memory_mode):
     """The function (steps, x) -> (y, log_det [B]) of a memory mode (one of MEMORY_MODES)."""
     if memory_mode not in _RUNNERS:
-        raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
+        raise ArgumentError(
+            'memory_mode', f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}"
+        )
     return _RUNNERS[memory_mode]

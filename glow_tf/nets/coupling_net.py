@@ -15,6 +15,7 @@ themselves go through `glow_tf.nets.conv.conv2d_same` (GEMM forms of the 1x1 and
 import keras
 import tensorflow as tf
 
+from glow_tf.errors import ArgumentError
 from glow_tf.flows.actnorm import ActNorm
 from glow_tf.nets.conv import conv2d_same
 from glow_tf.nets.zero_conv import ZeroConv2D
@@ -33,8 +34,7 @@ class CouplingNetwork(keras.layers.Layer):
 
     def __init__(self, width, out_channels, seed=0, edge_bias=True, **kwargs):
         super().__init__(**kwargs)
-        if int(width) <= 0:
-            raise ValueError(f"width must be a positive number of hidden channels, got {width}")
+        CouplingNetwork.check_arguments(width)
         self.width = int(width)
         self.out_channels = int(out_channels)
         self.seed = int(seed)
@@ -42,6 +42,14 @@ class CouplingNetwork(keras.layers.Layer):
         self.norm1 = ActNorm(name='actnorm1')
         self.norm2 = ActNorm(name='actnorm2')
         self.out = ZeroConv2D(self.out_channels, edge_bias=self.edge_bias, name='zero_conv')
+
+    @staticmethod
+    def check_arguments(width):
+        """ArgumentError('width') unless `width` is a positive number of channels."""
+        if int(width) <= 0:
+            raise ArgumentError(
+                'width', f"width must be a positive number of hidden channels, got {width}"
+            )
 
     def build(self, input_shape):
         init = lambda offset: keras.initializers.RandomNormal(stddev=0.05, seed=self.seed + offset)

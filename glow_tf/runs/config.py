@@ -11,7 +11,9 @@ kinds of field:
     derived(default)               computed by `resolve` from the data and the world size
 
 Each option is validated once, by `validate_flags` (ranges declared as `at_least=`, choices,
-finite floats, and the cross-flag rules), and mapped onto `glow_tf.Glow`'s arguments by
+finite floats, and the cross-flag rules; the model's options by the model's own checks,
+`Glow.check_arguments`, through `check_model_arguments`), and mapped onto `glow_tf.Glow`'s
+arguments by
 `to_model_kwargs` (`MODEL_FLAGS` names the flag behind each argument). Values that depend on the
 data source or on the number of workers (image size, test-set size, per-worker batch sizes,
 iterations per epoch, the Adam/Polyak beta2) are *derived* by `TrainConfig.resolve(...)`, which
@@ -32,11 +34,11 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from glow_tf.errors import ConfigError
+from glow_tf.errors import ArgumentError, ConfigError
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
-from glow_tf.model.glow import MEMORY_MODES
+from glow_tf.model.glow import Glow
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
 PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))  # 0 reverse, 1 shuffle, 2 1x1
@@ -224,9 +226,9 @@ class TrainConfig:
     fmap: int = option(1, 'data', "Accepted for compatibility; unused (tf.data autotunes).")
     pmap: int = option(16, 'data', "Accepted for compatibility; unused.")
     # --- model
-    n_levels: int = option(3, 'model', "Number of levels (L).", at_least=1)
-    depth: int = option(32, 'model', "Flow steps per level (K).", at_least=1)
-    width: int = option(512, 'model', "Channels of the coupling networks.", at_least=1)
+    n_levels: int = option(3, 'model', "Number of levels (L).")
+    depth: int = option(32, 'model', "Flow steps per level (K).")
+    width: int = option(512, 'model', "Channels of the coupling networks.")
     flow_permutation: int = option(
         2, 'model', "0 = reverse (RealNVP), 1 = shuffle, 2 = invertible 1x1 conv (Glow)."
     )
@@ -266,7 +268,6 @@ class TrainConfig:
         "New: 'plain' (store activations), 'checkpoint' (= --gradient_checkpointing 1), "
         "'reversible' (recompute activations by inverting the flow: memory independent of "
         "depth).",
-        choices=MEMORY_MODES,
     )
     # --- batches and optimisation
     n_batch_train: int = option(
@@ -609,8 +610,7 @@ class TrainConfig:
             raise ConfigError(
                 '--image_size', f"must be -1 (dataset's size) or >= 1, got {self.image_size}"
             )
-        if self.image_size > 0:
-            self._check_image_size(self.image_size)
+        self.check_model_arguments(self.image_size if self.image_size > 0 else None)
         if self.n_test != -1 and self.n_test < 1:
             raise ConfigError('--n_test', f"must be -1 (whole test set) or >= 1, got {self.n_test}")
         if self.dal not in (0, 1, 2):
@@ -619,14 +619,25 @@ class TrainConfig:
             raise ConfigError('--inference', "needs --restore_path or a --logdir with checkpoints")
         return self
 
-    def _check_image_size(self, size):
-        f = 2**self.n_levels
-        if size % f:
-            raise ConfigError(
-                '--image_size',
-                f"{size} is not divisible by 2**n_levels = {f} "
-                f"(--n_levels {self.n_levels}); each level halves the size",
+    def check_model_arguments(self, image_size=None):
+        """The model flags through the model's own checks (`Glow.check_arguments`, so each is
+        validated in one place); an invalid value is a ConfigError naming its flag (MODEL_FLAGS).
+        `image_size` None: the image checks wait for `resolve`, which knows the data's size."""
+        try:
+            Glow.check_arguments(
+                image_shape=None
+                if image_size is None
+                else (image_size, image_size, self.image_channels),
+                n_levels=self.n_levels,
+                depth=self.depth,
+                width=self.width,
+                flow_permutation=PERMUTATIONS[int(self.flow_permutation)],
+                flow_coupling=COUPLINGS[int(self.flow_coupling)],
+                memory_mode=self.resolved_memory_mode,
+                learntop_form=self.learntop_form,
             )
+        except ArgumentError as e:
+            raise ConfigError(MODEL_FLAGS[e.argument] or e.argument, str(e)) from None
 
     def resolve(self, image_shape, n_test_available, n_classes, world_size=1):
         """Fill the derived fields from the data source and the world size, and validate them.
@@ -648,7 +659,7 @@ class TrainConfig:
             raise ConfigError(
                 '--image_size', f"{c.image_size} requested but the data source delivers {h}x{w}"
             )
-        c._check_image_size(c.image_size)
+        c.check_model_arguments(c.image_size)
         if c.ycond and c.n_classes < 1:
             raise ConfigError('--ycond', f"problem {c.problem!r} has no class labels")
         if c.n_test == -1:
