@@ -51,7 +51,8 @@ def test_fit_trains_the_glow_objective_on_mnist(mnist):
 
     assert model.is_initialized  # fit ran the data-dependent init on its first batch
     assert set(history) == {'loss', 'bits_x'} and len(history['loss']) == 3
-    # the loss is bits/dim (unconditional: loss == bits_x); measured 6.9 -> 5.2 train, 9.5 -> 4.9 test
+    # the loss is bits/dim (unconditional: loss == bits_x);
+    # measured 6.9 -> 5.2 train, 9.5 -> 4.9 test
     assert history['loss'] == pytest.approx(history['bits_x'])
     assert history['loss'][-1] < history['loss'][0] - 0.8, history
     assert after['bits_x'] < before['bits_x'] - 2.0, (before, after)

@@ -2,9 +2,9 @@
 a tiny *trained* Glow saved as a training log directory in the trainer's format.
 
 The log dir is built once per session: a Glow 16x16x3, 2 levels x 2 steps, width 16 (additive
-coupling, invertible 1x1), ActNorm-initialised on real CelebA faces, then a few (eager) Adam steps with a
-Polyak EMA (decay 0.5, so the EMA and raw weights differ). It is written exactly as train.py
-writes it -- `config.json` (a resolved TrainConfig) and `checkpoints/ckpt-N` from
+coupling, invertible 1x1), ActNorm-initialised on real CelebA faces, then a few (eager) Adam
+steps with a Polyak EMA (decay 0.5, so the EMA and raw weights differ). It is written exactly
+as train.py writes it -- `config.json` (a resolved TrainConfig) and `checkpoints/ckpt-N` from
 `glow_tf.runs.checkpoint.make_checkpoint(model, ema, optimizer, state)` through a
 tf.train.CheckpointManager -- and read back by `load_model` / `load_flow`.
 """

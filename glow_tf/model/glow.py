@@ -254,7 +254,7 @@ class Glow(keras.Model):
         return z, total
 
     def encode(self, x, y=None):
-        """Preprocessed images [B, H, W, C] -> list of standard-normal latents ε_l (latent_shapes)."""
+        """Preprocessed images [B, H, W, C] -> standard-normal latents ε_l (`latent_shapes`)."""
         return self.encode_with_log_det(x, y)[0]
 
     def decode(self, eps_list, y=None):
@@ -388,7 +388,8 @@ class Glow(keras.Model):
             optimizer: any Keras optimizer (default 'adamax', the original's default).
             n_bits_x: bits per colour channel the images are reduced to (1..8).
             weight_y: weight of the class term (class-conditional models only).
-            jit_compile: XLA-compile the steps (off: the flow compiles slowly and gains little on CPU).
+            jit_compile: XLA-compile the steps (off: the flow compiles slowly and gains little
+                on CPU).
             **kwargs: other `keras.Model.compile` arguments (`steps_per_execution`, ...).
         """
         if kwargs.get('loss') is not None:

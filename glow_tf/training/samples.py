@@ -1,7 +1,7 @@
 """Sample grids at the paper's temperatures (rank 0), as PNG files and TensorBoard images.
 
-Samples come from `glow_tf.tools.flow.ModelFlow` with the run's seed, so a grid written during training
-shows the same images that `sample.py --seed SEED` draws from the saved checkpoint.
+Samples come from `glow_tf.tools.flow.ModelFlow` with the run's seed, so a grid written during
+training shows the same images that `sample.py --seed SEED` draws from the saved checkpoint.
 """
 
 import os
