@@ -1,8 +1,11 @@
 """glow_tf: Glow (Kingma & Dhariwal, 2018) in TensorFlow 2 / Keras 3.
 
-Layers (one module per concept): ActNorm, InvertibleConv1x1, ChannelPermutation, Coupling,
-squeeze2d / unsqueeze2d, Split, TopPrior, FlowStep; the multi-scale model `Glow`; the TFP view
-`GlowBijector`; and `preprocess` / `postprocess` for n-bit images.
+The package face. Flow layers (`glow_tf.flows`, one module per concept): ActNorm,
+InvertibleConv1x1, ChannelPermutation, Coupling (its network: CouplingNetwork, `glow_tf.nets`),
+squeeze2d / unsqueeze2d, Split, TopPrior, FlowStep; the model (`glow_tf.model`): a `Level`
+(squeeze -> K steps -> split) and the multi-scale `Glow`, whose `bijector` / `distribution` are
+the TFP view; `preprocess` / `postprocess` for n-bit images; `load_model(logdir)` for a trained
+run. The layout and the way imports run: docs/architecture.md.
 """
 
 import os as _os
@@ -23,6 +26,7 @@ from glow_tf.flows.priors import TopPrior, standard_normal_log_prob
 from glow_tf.flows.split import Split
 from glow_tf.flows.squeeze import squeeze2d, unsqueeze2d
 from glow_tf.model.glow import Glow
+from glow_tf.model.level import Level
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
 from glow_tf.nets.coupling_net import CouplingNetwork
 from glow_tf.runs.load import load_model
@@ -38,6 +42,7 @@ __all__ = [
     'FlowStep',
     'Glow',
     'InvertibleConv1x1',
+    'Level',
     'Split',
     'TopPrior',
     'load_model',
