@@ -148,15 +148,16 @@ def evaluate_checkpoints(logdir, scratch):
         ema = trainer.evaluate(use_ema=True)
         points.append(
             {
-                'step': trainer.step,
-                'train_time': trainer.train_time,
+                'step': trainer.counters.step,
+                'train_time': trainer.counters.train_time,
                 'raw': raw['bits_x'],
                 'ema': ema['bits_x'],
                 'n_test': raw['n_test'],
             }
         )
         print(
-            f"  step {trainer.step:5d}  {trainer.train_time:7.1f} s  raw {raw['bits_x']:.4f}  "
+            f"  step {trainer.counters.step:5d}  {trainer.counters.train_time:7.1f} s  "
+            f"raw {raw['bits_x']:.4f}  "
             f"averaged {ema['bits_x']:.4f}",
             flush=True,
         )

@@ -76,12 +76,6 @@ class NonFiniteLossError(RuntimeError):
     """Raised after `max_nonfinite` consecutive steps with a non-finite loss or gradient."""
 
 
-def _counter(name):
-    return property(
-        lambda self: getattr(self.counters, name), doc=f"`counters.{name}` (read-only view)"
-    )
-
-
 class Trainer:
     """Trains (or, with `config.inference`, evaluates) one Glow run; see the module docstring.
 
@@ -99,16 +93,6 @@ class Trainer:
         self.source = source
         self._noise_fn = noise_fn
         self.result = {}
-
-    # the run's counters (counters.py owns them; these are read-only views)
-    step = _counter('step')
-    epoch = _counter('epoch')
-    epoch_step = _counter('epoch_step')
-    n_processed = _counter('n_processed')
-    n_images = _counter('n_images')
-    best_test_loss = _counter('best_test_loss')
-    n_skipped = _counter('n_skipped')
-    train_time = _counter('train_time')
 
     # ================================================================== setup
     def setup(self):
@@ -394,12 +378,12 @@ class Trainer:
         ema = self.evaluate(use_ema=True) if int(self.ema.num_updates.numpy()) else raw
         self.use_ema = bool(ema['loss'] < raw['loss'])
         res, weights = (ema, 'ema') if self.use_ema else (raw, 'raw')
-        improved = record and res['loss'] < self.best_test_loss
+        improved = record and res['loss'] < self.counters.best_test_loss
         if improved:
             self.counters.best_test_loss = res['loss']
         rec = {
-            'step': self.step,
-            'epoch': self.epoch if self.epoch_step else self.epoch - 1,
+            'step': self.counters.step,
+            'epoch': self.counters.epoch if self.counters.epoch_step else self.counters.epoch - 1,
             'loss': res['loss'],
             'bits_x': res['bits_x'],
             'bits_y': res['bits_y'],
@@ -423,7 +407,7 @@ class Trainer:
             else ''
         )
         self.log.print(
-            f"test  step {self.step}: bits/dim {res['bits_x']:.4f} loss {res['loss']:.4f}"
+            f"test  step {self.counters.step}: bits/dim {res['bits_x']:.4f} loss {res['loss']:.4f}"
             f"{y_part}{' *' if improved else ''} [{weights} weights; raw "
             f"{raw['bits_x']:.4f}, averaged {ema['bits_x']:.4f}] ({res['n_test']} images, "
             f"{time.time() - t:.1f}s){tag}"
@@ -434,11 +418,11 @@ class Trainer:
                 for k in ('step', 'weights', 'loss_raw', 'bits_x_raw', 'loss_ema', 'bits_x_ema')
             }
             ckpt_lib.write_weights_choice(self.logdir, 'latest', choice)
-            if improved and self.step > 0:
+            if improved and self.counters.step > 0:
                 ckpt_lib.write_weights_choice(self.logdir, 'best', choice)
-        if improved and self.step > 0:
+        if improved and self.counters.step > 0:
             self.save(best=True)
-        self.last_test_step = self.step
+        self.last_test_step = self.counters.step
         self.result['test'] = rec
         return rec
 
@@ -459,7 +443,7 @@ class Trainer:
                 chunk=max(1, min(100, cfg.local_batch_train)),
                 seed=cfg.seed,
                 logger=self.log,
-                step=self.step,
+                step=self.counters.step,
             )
         temperatures = ', '.join(os.path.basename(p)[len(tag) + 2 : -4] for p in paths)
         self.log.print(f"sample grids (T = {temperatures}): {os.path.join(outdir, tag)}_t*.png")
@@ -489,7 +473,7 @@ class Trainer:
         packed to [N, H, W, C] as in `glow_tf.tools.latents`; decoding z gives x back exactly)."""
         res = self.run_test(tag=' [inference]', record=False)
         outdir = os.path.join(self.logdir, 'inference')
-        paths = self.draw_samples(f'inference_step{self.step}', outdir)
+        paths = self.draw_samples(f'inference_step{self.counters.step}', outdir)
         self.result.update({'inference': True, 'samples': paths})
         if self.chief:
             arrays = self.encode_test_set(outdir)
