@@ -115,3 +115,24 @@ def test_a_violation_is_caught(tmp_path):
     assert not allowed('glow_tf.tools.sampling', 'glow_tf.training.checkpoint')
     assert not allowed('glow_tf.nets.conv', 'glow_tf.flows.coupling')
     assert allowed('glow_tf.nets.coupling_net', 'glow_tf.flows.actnorm')
+
+
+def test_public_constructors_document_their_arguments():
+    """Every public class of the package whose constructor takes arguments has an `Args:`
+    section in its docstring (the house style of TFP's and Keras's layers)."""
+    missing = []
+    for name, path in modules():
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.ClassDef) or node.name.startswith('_'):
+                continue
+            inits = [
+                f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == '__init__'
+            ]
+            if not inits:
+                continue
+            args = inits[0].args
+            if (args.args[1:] or args.kwonlyargs) and 'Args:' not in (
+                ast.get_docstring(node) or ''
+            ):
+                missing.append(f'{name}.{node.name}')
+    assert not missing, f"public classes without an Args: section: {missing}"

@@ -53,7 +53,12 @@ log = logging.getLogger('glow_tf.editor')
 
 
 class ApiError(Exception):
-    """An error answered as JSON {"error": message} with an HTTP status."""
+    """An error answered as JSON {"error": message} with an HTTP status.
+
+    Args:
+        status: the HTTP status code (400, 404, 413, 415, 422, ...).
+        message: what was wrong with the request, for the page to show.
+    """
 
     def __init__(self, status, message):
         super().__init__(message)

@@ -25,7 +25,12 @@ from glow_tf.variables import tf_variables
 
 
 class Distributed:
-    """Horovod (if importable) or a single-process stand-in with the same interface."""
+    """Horovod (if importable) or a single-process stand-in with the same interface.
+
+    Args:
+        use_horovod: True / False; None (default): Horovod unless GLOW_NO_HOROVOD=1. Horovod
+            that fails to import falls back to the single-process stand-in.
+    """
 
     def __init__(self, use_horovod=None):
         if use_horovod is None:

@@ -32,6 +32,12 @@ def _clean(v):
 
 
 class JsonlWriter:
+    """Appends one JSON record per line to a `.jsonl` file (flushed per line).
+
+    Args:
+        path: the file; created on the first write.
+    """
+
     def __init__(self, path):
         self.path = path
 
@@ -58,6 +64,14 @@ class JsonlWriter:
 
 
 class RunLogger:
+    """The run's outputs (module docstring): train.jsonl, test.jsonl, TensorBoard, console.
+
+    Args:
+        logdir: the run's log directory (created if missing).
+        enabled: False on ranks other than 0: every method is then a no-op.
+        tensorboard: also write TensorBoard summaries under logdir/tensorboard.
+    """
+
     def __init__(self, logdir, enabled=True, tensorboard=True):
         self.enabled = enabled
         self.logdir = logdir

@@ -26,7 +26,13 @@ def exit_code(signum):
 
 
 class StoppedBySignal(Exception):
-    """Training stopped cleanly on a signal after writing `checkpoint` (None on ranks > 0)."""
+    """Training stopped cleanly on a signal after writing `checkpoint` (None on ranks > 0).
+
+    Args:
+        signum: the signal received (SIGTERM, SIGINT); the exit status is 128 + signum.
+        step: the step the run stopped after.
+        checkpoint: the checkpoint prefix written, or None.
+    """
 
     def __init__(self, signum, step, checkpoint):
         self.signum, self.step, self.checkpoint = int(signum), int(step), checkpoint
@@ -43,7 +49,12 @@ class StoppedBySignal(Exception):
 
 
 class StopRequest:
-    """Context manager turning STOP_SIGNALS into `signum` (see module docstring)."""
+    """Context manager turning STOP_SIGNALS into `signum` (see module docstring).
+
+    Args:
+        signals: the signals to catch (default SIGTERM and SIGINT).
+        announce: print a line when the first signal arrives.
+    """
 
     def __init__(self, signals=STOP_SIGNALS, announce=True):
         self.signals = tuple(signals)
