@@ -1,9 +1,12 @@
 """Command-line entry points (train.py; sample.py and manipulate.py live alongside), and what
-they share: the program name, the help formatter and the worker rank under horovodrun."""
+they share: the program name, the help formatter, the worker rank under horovodrun, and how a
+user's mistake ends a command (one line, exit status 2)."""
 
 import argparse
 import os
 import sys
+
+from glow_tf.errors import InputError
 
 
 def prog_name(script):
@@ -37,3 +40,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         ):
             return text
         return super()._get_help_string(action)
+
+
+def exit_on_input_error(action, prog):
+    """`action()`'s result; an InputError (a user's mistake: a file, model, attribute...) becomes
+    one line `prog: error: message` on stderr and exit status 2, without a traceback."""
+    try:
+        return action()
+    except InputError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from glow_tf.cli import exit_on_input_error
+
 DEFAULT_MODEL_NAME = 'celeba64'
 
 
@@ -71,13 +73,10 @@ def main(argv=None):
         parser.error(f"the shipped model is missing ({model}); pass --model LOGDIR_OR_EXPORT")
     from glow_tf.editor.app import create_app
     from glow_tf.editor.engine import build_editor
-    from glow_tf.errors import InputError
 
-    try:
-        editor = build_editor(model, args.directions, args.gallery, args.n_gallery)
-    except InputError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    editor = exit_on_input_error(
+        lambda: build_editor(model, args.directions, args.gallery, args.n_gallery), parser.prog
+    )
     app = create_app(editor, max_upload_bytes=int(args.max_upload_mb * 2**20))
     print(
         f"glow_tf editor: {editor.flow.description}, {len(editor.names)} attributes, "

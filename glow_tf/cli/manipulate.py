@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from glow_tf.cli import HelpFormatter, prog_name
+from glow_tf.cli import HelpFormatter, exit_on_input_error, prog_name
 from glow_tf.cli.sample import add_model_args, flow_from_args
 
 
@@ -307,13 +307,7 @@ def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
     args = parser.parse_args(argv)
-    from glow_tf.errors import InputError
-
-    try:
-        return run(args)
-    except InputError as e:
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return exit_on_input_error(lambda: run(args), f"{parser.prog} {args.command}")
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from glow_tf.cli import HelpFormatter, prog_name
+from glow_tf.cli import HelpFormatter, exit_on_input_error, prog_name
 
 EXAMPLES = """examples:
   # 16 samples at temperature 0.7 from a training run's Polyak-averaged weights
@@ -267,13 +267,7 @@ def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
     args = parser.parse_args(argv)
-    from glow_tf.errors import InputError
-
-    try:
-        return run(args)
-    except InputError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return exit_on_input_error(lambda: run(args), parser.prog)
 
 
 if __name__ == '__main__':
