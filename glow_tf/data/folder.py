@@ -39,6 +39,19 @@ class FolderIndex:
     class_names: list[str]
     split_rule: str
 
+    @classmethod
+    def from_pairs(cls, root, train, test, class_names, split_rule):
+        """An index from (file, label) pairs of each split."""
+        return cls(
+            root,
+            [f for f, _ in train],
+            [y for _, y in train],
+            [f for f, _ in test],
+            [y for _, y in test],
+            class_names,
+            split_rule,
+        )
+
 
 def _images_under(d: Path) -> list[str]:
     out = []
@@ -115,14 +128,8 @@ def scan_folder(root: str | os.PathLike) -> FolderIndex:
         idx = {c: i for i, c in enumerate(names)}
         trf = [(f, idx[c]) for c in names for f in tr_classes[c]]
         tef = [(f, idx[c]) for c in sorted(te_classes) for f in te_classes[c]]
-        return FolderIndex(
-            root,
-            [f for f, _ in trf],
-            [y for _, y in trf],
-            [f for f, _ in tef],
-            [y for _, y in tef],
-            names,
-            f'explicit split {train_dir.name}/ and {test_dir.name}/',
+        return FolderIndex.from_pairs(
+            root, trf, tef, names, f'explicit split {train_dir.name}/ and {test_dir.name}/'
         )
     classes, top = _scan(root)
     rule = f'no train/ + test/ subfolders: last {TEST_FRACTION:.0%} of files by path'
@@ -135,15 +142,7 @@ def scan_folder(root: str | os.PathLike) -> FolderIndex:
         tr, te = _tail_split(classes[c])
         trf += [(f, i) for f in tr]
         tef += [(f, i) for f in te]
-    return FolderIndex(
-        root,
-        [f for f, _ in trf],
-        [y for _, y in trf],
-        [f for f, _ in tef],
-        [y for _, y in tef],
-        names,
-        rule + ' (per class)',
-    )
+    return FolderIndex.from_pairs(root, trf, tef, names, rule + ' (per class)')
 
 
 def check_nonempty(index: FolderIndex) -> None:
