@@ -183,6 +183,7 @@ class GlowTFRunner:
         import tensorflow as tf
 
         import glow_tf
+        from glow_tf.variables import tf_variables
 
         self.case = case
         self.model = glow_tf.Glow(
@@ -198,7 +199,7 @@ class GlowTFRunner:
         )
         x_init = glow_tf.preprocess(tf.constant(random_images(case, 2, seed + 1)))
         self.model.initialize(x_init)  # data-dependent ActNorm init (plain mode, 2 images)
-        self.variables = [v.value for v in self.model.trainable_variables]
+        self.variables = tf_variables(self.model.trainable_variables)
         self.opt = Adam(self.variables)
         self.x = tf.constant(random_images(case, seed=seed))
         model, opt, variables = self.model, self.opt, self.variables
@@ -355,7 +356,7 @@ def forward_flops_per_image(model):
     for level in range(model.n_levels):
         height, width = height // 2, width // 2
         pixels = height * width
-        layers = list(model.level_steps(level))
+        layers = list(model.levels[level].steps)
         if level < model.n_levels - 1:
             layers.append(model.splits[level])
         for layer in layers:

@@ -77,7 +77,7 @@ def interleaved_noise(size):
     """Noise of a single process = ranks' default noise interleaved like the data shards."""
     import tensorflow as tf
 
-    from glow_tf.training.trainer import default_noise, rank_noise_seed
+    from glow_tf.training.steps import default_noise, rank_noise_seed
 
     def noise(shape, step):
         per = tf.concat([[shape[0] // size], shape[1:]], 0)

@@ -112,7 +112,6 @@ def test_glow_is_its_levels_and_the_top_prior():
     assert model.flow_steps == [s for level in model.levels for s in level.steps]
     assert model.splits == [level.split for level in model.levels[:-1]]
     assert model.levels[-1].split is None
-    assert model.level_steps(1) == list(model.levels[1].steps)
     assert model.latent_shapes == ((4, 4, 6), (2, 2, 12), (1, 1, 48))
     assert model.actnorm_layers() == [
         a for level in model.levels for step in level.steps for a in step.actnorm_layers()

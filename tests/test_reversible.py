@@ -98,7 +98,7 @@ def test_gradients_match_plain_tf_function(coupling, lu):
 def test_forward_matches_steps_and_input_gradient(fn, coupling):
     """Direct use on a list of steps: outputs, log-det and d/dx match running the steps plainly."""
     model, _ = _model(coupling, False, seed=7)
-    steps = model.level_steps(0)
+    steps = list(model.levels[0].steps)
     z = tf.constant(np.random.default_rng(0).normal(size=(2, 4, 4, 12)), tf.float32)
     w = tf.constant(np.random.default_rng(1).normal(size=(2, 4, 4, 12)), tf.float32)
 

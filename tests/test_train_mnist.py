@@ -93,9 +93,9 @@ def test_mnist_short_run_lowers_test_bits(tmp_path, shared_data, capsys):
     # the reported bits/dim is within 0.05 of the better one, and the default is that one.
     import tensorflow as tf
 
+    from glow_tf import load_model
     from glow_tf.data.images import area_downsample
     from glow_tf.data.mnist import load_mnist_split
-    from glow_tf.training import load_model
 
     x_test = area_downsample(load_mnist_split(shared_data / 'mnist', 'test')[0][:1000], 16, 'mnist')
 

@@ -196,7 +196,7 @@ def test_nonfinite_steps_are_skipped_then_stop_training(tmp_path, shared_data, c
     assert recs[1]['lr'] < recs[2]['lr'] == recs[3]['lr'] < recs[4]['lr']
     assert recs[2]['n_processed'] == recs[1]['n_processed'] < recs[3]['n_processed']
     assert recs[2]['n_images'] > recs[1]['n_images']
-    from glow_tf.training import load_model
+    from glow_tf import load_model
 
     model, _ = load_model(str(logdir))
     assert all(np.all(np.isfinite(v.numpy())) for v in model.variables)

@@ -17,7 +17,7 @@ import numpy as np
 
 from glow_tf.data.errors import DataError
 from glow_tf.data.images import decode_images
-from glow_tf.fileio import atomic_write_bytes  # noqa: F401  (re-exported: the cache writes through it)
+from glow_tf.fileio import atomic_write_bytes
 
 CACHE_VERSION = 1
 

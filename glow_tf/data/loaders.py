@@ -30,7 +30,6 @@ PROBLEMS = (
     'folder',
     'tfr',
 )
-TFR_PROBLEMS = ('celeba-tfr', 'imagenet-oord', 'imagenet', 'lsun_realnvp', 'lsun', 'tfr')
 
 # Default image sizes: the original Glow defaults; CelebA from img_align_celeba defaults to 64.
 DEFAULT_IMAGE_SIZE = {

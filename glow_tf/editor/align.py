@@ -32,8 +32,6 @@ CELEBA_EYES = ((67.6, 112.0), (108.0, 112.0))  # (x, y) of the left / right eye 
 CELEBA_FACE_BOX = (36.0, 71.0, 105.0)  # x, y, side of the detector's face box
 DETECT_MAX_SIDE = 640  # photos are shrunk to this for detection
 
-METHODS = ('eyes', 'face', 'centre')
-
 _local = threading.local()  # cv2 classifiers are not documented as thread-safe: one per thread
 
 

@@ -15,7 +15,7 @@ from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.invertible_conv import InvertibleConv1x1
 from glow_tf.flows.permutation import ChannelPermutation
 
-PERMUTATIONS = ('reverse', 'shuffle', '1x1')
+PERMUTATIONS = ChannelPermutation.KINDS + ('1x1',)  # 'reverse', 'shuffle', '1x1'
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')

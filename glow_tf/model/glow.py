@@ -39,10 +39,17 @@ from glow_tf.flows.flow_step import FlowStep
 from glow_tf.flows.priors import TopPrior, log_prob_from_latents
 from glow_tf.model.level import Level
 from glow_tf.model.memory import MEMORY_MODES
-from glow_tf.model.preprocessing import nats_to_bits_per_dim, preprocess
+from glow_tf.model.preprocessing import check_n_bits, nats_to_bits_per_dim, preprocess
 from glow_tf.nets.coupling_net import CouplingNetwork
 
-__all__ = ['Glow', 'MEMORY_MODES']
+__all__ = ['Glow', 'MEMORY_MODES', 'glow_loss']
+
+
+def glow_loss(bits_x, bits_y, weight_y=0.0):
+    """The training loss per example, bits_x + weight_y · bits_y ([B] each -> [B]): dequantised
+    bits/dim plus the weighted class cross-entropy in bits (the original's objective; the batch
+    loss is its mean)."""
+    return bits_x + weight_y * bits_y
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -220,10 +227,6 @@ class Glow(keras.Model):
         for level in self.levels:
             level.memory_mode = mode
 
-    def level_steps(self, level):
-        """The K flow steps of level `level` (an index), in encoding order."""
-        return list(self.levels[level].steps)
-
     @property
     def n_dims(self):
         """D = H·W·C, the number of sub-pixels."""
@@ -277,7 +280,7 @@ class Glow(keras.Model):
         bits_y: classifier cross-entropy in bits (zeros for an unconditional model);
         error: 1 where the class head's argmax is not y (the original's pred_loss; ones for an
         unconditional model, as the original logged).
-        Loss = mean(bits_x) + weight_y · mean(bits_y).
+        Loss = mean(glow_loss(bits_x, bits_y, weight_y)) = mean(bits_x) + weight_y · mean(bits_y).
         `noise`: the dequantisation draw, as in `preprocess` (True, or a U[0, 1) tensor).
         """
         x = preprocess(x_uint8, n_bits_x, noise=noise)
@@ -397,8 +400,7 @@ class Glow(keras.Model):
                 "Glow.compile takes no `loss`: fit trains the Glow objective "
                 "(bits/dim); set n_bits_x / weight_y instead"
             )
-        if not isinstance(n_bits_x, int) or not 1 <= n_bits_x <= 8:
-            raise ValueError(f"n_bits_x must be an integer in 1..8, got {n_bits_x!r}")
+        check_n_bits(n_bits_x)
         if float(weight_y) < 0 or (float(weight_y) > 0 and not self.n_classes):
             raise ValueError(
                 f"weight_y must be >= 0, and > 0 only for a class-conditional model "
@@ -432,8 +434,7 @@ class Glow(keras.Model):
                 "evaluate need (images, labels)"
             )
         bits_x, bits_y = self.objective(x, y if self.n_classes else None, self.n_bits_x)
-        loss = tf.reduce_mean(bits_x) + self.weight_y * tf.reduce_mean(bits_y)
-        return loss, bits_x, bits_y
+        return tf.reduce_mean(glow_loss(bits_x, bits_y, self.weight_y)), bits_x, bits_y
 
     def _fit_logs(self, loss, bits_x, bits_y):
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(bits_x)[0])  # per image

@@ -69,7 +69,7 @@ class Level(keras.layers.Layer):
                 f"a level squeezes 2x2 blocks: input_shape must have even height and width, "
                 f"got {tuple(input_shape)}"
             )
-        Level.check_arguments(depth, memory_mode)
+        Level.check_arguments(depth)  # the memory mode: checked by its setter below
         self.level_input_shape = (height, width_px, channels)
         self.depth, self.width, self.seed = int(depth), int(width), int(seed)
         self.permutation, self.coupling_kind = permutation, coupling

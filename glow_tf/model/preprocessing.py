@@ -11,10 +11,13 @@ import math
 
 import tensorflow as tf
 
+from glow_tf.errors import ArgumentError
 
-def _check_bits(n_bits_x):
-    if not isinstance(n_bits_x, int) or not 1 <= n_bits_x <= 8:
-        raise ValueError(f"n_bits_x must be an integer in 1..8, got {n_bits_x!r}")
+
+def check_n_bits(n_bits_x):
+    """n_bins = 2**n_bits_x; ArgumentError('n_bits_x') unless it is an integer in 1..8."""
+    if isinstance(n_bits_x, bool) or not isinstance(n_bits_x, int) or not 1 <= n_bits_x <= 8:
+        raise ArgumentError('n_bits_x', f"n_bits_x must be an integer in 1..8, got {n_bits_x!r}")
     return 2**n_bits_x
 
 
@@ -25,7 +28,7 @@ def preprocess(x_uint8, n_bits_x=8, noise=True, seed=None):
     adds none; a float tensor shaped like the images is used as the draw u itself (so a trainer
     can make the noise a function of step and rank, and reproduce it on resume).
     """
-    n_bins = _check_bits(n_bits_x)
+    n_bins = check_n_bits(n_bits_x)
     x = tf.cast(x_uint8, tf.float32)
     if n_bits_x < 8:
         x = tf.floor(x / 2 ** (8 - n_bits_x))
@@ -44,12 +47,12 @@ def preprocess(x_uint8, n_bits_x=8, noise=True, seed=None):
 
 def postprocess(x, n_bits_x=8):
     """float images in [-0.5, 0.5] -> uint8 [B, H, W, C] (the bin each value falls in)."""
-    n_bins = _check_bits(n_bits_x)
+    n_bins = check_n_bits(n_bits_x)
     x = tf.floor((x + 0.5) * n_bins) * (256.0 / n_bins)
     return tf.cast(tf.clip_by_value(x, 0, 255), tf.uint8)
 
 
 def nats_to_bits_per_dim(log_prob, n_dims, n_bits_x=8):
     """Discrete bits per sub-pixel from the continuous log-density (nats) of dequantised data."""
-    n_bins = _check_bits(n_bits_x)
+    n_bins = check_n_bits(n_bits_x)
     return -(log_prob - n_dims * math.log(n_bins)) / (n_dims * math.log(2.0))

@@ -39,6 +39,7 @@ from glow_tf.fileio import atomic_write_bytes
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
 from glow_tf.model.glow import Glow
+from glow_tf.model.preprocessing import check_n_bits
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
 PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))  # 0 reverse, 1 shuffle, 2 1x1
@@ -580,8 +581,10 @@ class TrainConfig:
                     f"{self.gradient_checkpointing} contradicts --memory_mode "
                     f"{self.memory_mode}; give only one",
                 )
-        if not 1 <= self.n_bits_x <= 8:
-            raise ConfigError('--n_bits_x', f"must be in 1..8, got {self.n_bits_x}")
+        try:
+            check_n_bits(self.n_bits_x)  # the model's own check
+        except ArgumentError as e:
+            raise ConfigError('--n_bits_x', str(e)) from None
         if not 0 < self.lr <= MAX_LR:
             raise ConfigError(
                 '--lr',

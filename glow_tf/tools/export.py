@@ -39,9 +39,11 @@ prod(shape_l) values, reshape).
 
 import json
 import os
+from pathlib import Path
 
 import tensorflow as tf
 
+from glow_tf.fileio import atomic_write_bytes
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
 from glow_tf.tools.flow import BIN_CENTRE
 from glow_tf.tools.latents import block_latents, pack, unpack
@@ -164,7 +166,6 @@ def export_saved_model(model, export_dir, n_bits_x=8, extra_meta=None):
         'log_likelihood': module.log_likelihood.get_concrete_function(),
     }
     tf.saved_model.save(module, export_dir, signatures=signatures)
-    with open(os.path.join(export_dir, EXPORT_META), 'w') as f:
-        json.dump(meta, f, indent=2, sort_keys=True)
-        f.write('\n')
+    text = json.dumps(meta, indent=2, sort_keys=True) + '\n'
+    atomic_write_bytes(Path(export_dir) / EXPORT_META, lambda f: f.write(text.encode()))
     return export_dir

@@ -13,6 +13,9 @@ import numpy as np
 from glow_tf.tools.flow import as_flow
 from glow_tf.tools.images import tile_images
 
+# the paper's sample temperatures (figure 8): one row each in a sample grid
+TEMPERATURES = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0)
+
 
 def sample_images(
     model, n, temperatures=(1.0,), seed=0, y=None, n_bits_x=8, batch_size=64, timings=None
@@ -24,7 +27,7 @@ def sample_images(
 
 def sample_grid(
     model,
-    temperatures=(0.0, 0.5, 0.7, 0.8, 0.9, 1.0),
+    temperatures=TEMPERATURES,
     n_per_row=8,
     seed=0,
     y=None,

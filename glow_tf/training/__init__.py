@@ -10,11 +10,11 @@ distributed.py  Horovod, or one process behind the same interface
 optim.py        the optimiser and learning rate; ema.py Polyak averaging; stop.py SIGTERM/SIGINT;
 logs.py         train.jsonl / test.jsonl / TensorBoard; samples.py sample grids;
 callbacks.py    Polyak averaging as a Keras callback (for model.fit)
+
+A trained run is loaded with `glow_tf.load_model` (glow_tf/runs/load.py), not from here.
 """
 
-from glow_tf.runs.checkpoint import find_checkpoint
-from glow_tf.runs.load import load_model
 from glow_tf.training.callbacks import PolyakAveraging
 from glow_tf.training.trainer import NonFiniteLossError, Trainer
 
-__all__ = ['Trainer', 'NonFiniteLossError', 'PolyakAveraging', 'load_model', 'find_checkpoint']
+__all__ = ['Trainer', 'NonFiniteLossError', 'PolyakAveraging']

@@ -10,8 +10,7 @@ import numpy as np
 
 from glow_tf.tools.flow import ModelFlow
 from glow_tf.tools.images import save_png, tile_images
-
-TEMPERATURES = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0)
+from glow_tf.tools.sampling import TEMPERATURES
 
 
 def write_sample_grids(

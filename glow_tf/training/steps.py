@@ -32,6 +32,7 @@ per-worker seed `rank_noise_seed(seed, rank)` (so a resumed run draws the same n
 
 import tensorflow as tf
 
+from glow_tf.model.glow import glow_loss
 from glow_tf.training.optim import step_learning_rate
 from glow_tf.variables import tf_variables
 
@@ -101,7 +102,7 @@ class TrainSteps:
         noise = self.noise(tf.shape(x), step)
         with tf.GradientTape() as tape:
             bits_x, bits_y, error = self.objective(x, y, noise)
-            loss = tf.reduce_mean(bits_x) + float(self.cfg.weight_y) * tf.reduce_mean(bits_y)
+            loss = tf.reduce_mean(glow_loss(bits_x, bits_y, float(self.cfg.weight_y)))
             if self.loss_hook is not None:
                 loss = self.loss_hook(loss, step)
         grads = self.dist.gradient_tape(tape).gradient(loss, self.tvars)
@@ -173,7 +174,7 @@ class TrainSteps:
     def _eval_step(self, x, y, index):
         noise = default_noise(tf.shape(x), index, self.eval_seed)
         bits_x, bits_y, error = self.objective(x, y, noise)
-        loss = bits_x + float(self.cfg.weight_y) * bits_y
+        loss = glow_loss(bits_x, bits_y, float(self.cfg.weight_y))
         return tf.stack(
             [
                 tf.reduce_sum(loss),

@@ -49,6 +49,8 @@ import tensorflow as tf
 
 from glow_tf.errors import ConfigError
 from glow_tf.fileio import atomic_write_bytes
+from glow_tf.model.glow import Glow
+from glow_tf.model.preprocessing import preprocess
 from glow_tf.progress import progress_bar, stage
 from glow_tf.runs import checkpoint as ckpt_lib
 from glow_tf.runs.config import TrainConfig
@@ -69,7 +71,7 @@ from glow_tf.training.samples import write_sample_grids
 from glow_tf.training.steps import TrainSteps, default_noise, mix_seed, rank_noise_seed
 from glow_tf.training.stop import StoppedBySignal, StopRequest
 
-__all__ = ['Trainer', 'NonFiniteLossError', 'default_noise', 'mix_seed', 'rank_noise_seed']
+__all__ = ['Trainer', 'NonFiniteLossError']
 
 
 class NonFiniteLossError(RuntimeError):
@@ -166,8 +168,6 @@ class Trainer:
         """Model, optimiser, EMA, counters, checkpoint and its writers, compiled steps."""
         import keras
 
-        import glow_tf
-
         cfg = self.cfg
         # Identical initial weights on every worker and in every run with this seed (rank 0's
         # are broadcast anyway); per-worker randomness uses explicit stateless seeds instead.
@@ -176,7 +176,7 @@ class Trainer:
             f"building the model ({cfg.n_levels} levels x {cfg.depth} steps, width {cfg.width})",
             enabled=self.chief and cfg.progress,
         ):
-            self.model = glow_tf.Glow(**cfg.to_model_kwargs())
+            self.model = Glow(**cfg.to_model_kwargs())
             self.optimizer = make_optimizer(cfg)
             self.optimizer.build(self.model.trainable_variables)
         self.ema = EMA(self.model.trainable_variables, cfg.resolved_beta2)
@@ -306,13 +306,9 @@ class Trainer:
     def _initialize(self):
         """Data-dependent init on n_batch_init images per worker (statistics averaged over the
         workers), then rank 0's values everywhere and a fresh EMA."""
-        import glow_tf
-
         cfg = self.cfg
         x, y = self.init_batch()
-        xf = glow_tf.preprocess(x, int(cfg.n_bits_x), noise=False) + self.noise(
-            tf.shape(x), -1
-        ) / float(2 ** int(cfg.n_bits_x))
+        xf = preprocess(x, int(cfg.n_bits_x), noise=self.noise(tf.shape(x), -1))
         with stage(
             f"data-dependent init on {x.shape[0]} images{' per worker' if self.size > 1 else ''}",
             enabled=self.chief and cfg.progress,
