@@ -29,7 +29,7 @@ def test_tile_and_save_grid(tmp_path):
 
 
 def test_latents_depend_only_on_seed_and_index():
-    from glow_tf.tools.latents import block_latents
+    from glow_tf.model.latents import block_latents
 
     shapes = ((4, 4, 6), (2, 2, 24))
     full = block_latents(shapes, 7, 0, 40)
@@ -150,3 +150,18 @@ def test_cli_sample_errors(cli, tmp_path, logdir, capsys):
     with pytest.raises(SystemExit) as e:
         cli(['--model', str(logdir), '--n', '2', '--y', '1', '--out', str(tmp_path / 'x.png')])
     assert e.value.code == 2 and 'unconditional' in capsys.readouterr().err
+
+
+def test_glow_sample_with_a_seed_is_the_tools_sample():
+    """One latent random scheme: `Glow.sample(n, T, seed=s)` decodes the latents that
+    `sample.py --seed s` (a ModelFlow) decodes, so both give the same images."""
+    import glow_tf
+    from glow_tf.model.preprocessing import postprocess
+    from glow_tf.tools.flow import ModelFlow
+
+    model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=2, depth=1, width=4)
+    model.initialize(glow_tf.preprocess(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3))))
+    from_model = postprocess(model.sample(5, temperature=0.7, seed=11)).numpy()
+    from_tools = ModelFlow(model, batch_size=2).sample(5, 0.7, 11)
+    np.testing.assert_array_equal(from_model, from_tools)
+    assert not np.array_equal(from_model, ModelFlow(model).sample(5, 0.7, 12))

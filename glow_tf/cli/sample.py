@@ -155,7 +155,7 @@ def run(args, out=None):
     from glow_tf.progress import stage
     from glow_tf.tools.flow import ModelFlow
     from glow_tf.tools.images import save_image_grid, save_images, save_npz
-    from glow_tf.tools.latents import random_seed
+    from glow_tf.tools.sampling import random_seed
 
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")

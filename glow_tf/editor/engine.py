@@ -1,7 +1,7 @@
 """The editor's model side: a trained flow, its attribute directions, and a cache of encoded faces.
 
 Every operation works on packed latents z (one image-shaped vector per face, see
-`glow_tf.tools.latents`), exactly as `manipulate.py` does:
+`glow_tf.model.latents`), exactly as `manipulate.py` does:
 
     encode:  z = encode(x)                          (exact: decode(z) == x after quantisation)
     edit:    x' = decode(z + Σ_i α_i · d_i)         (d_i: attribute i's direction, α_i: strength)

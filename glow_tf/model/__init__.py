@@ -3,6 +3,8 @@
     glow.py           Glow (keras.Model): L levels and the top prior
     level.py          Level: squeeze -> K flow steps -> split, with its memory mode
     memory.py         what the backward pass recomputes: plain / checkpointed / reversible steps
+    latents.py        the latent random scheme (same seed, same images everywhere); packing
+                      the per-level latents into one image-shaped tensor
     preprocessing.py  n-bit images <-> the flow's continuous inputs, bits per dimension
     bijector.py       the flow as a tfp.bijectors.Bijector / TransformedDistribution
 

@@ -13,27 +13,12 @@ for a conditional bijector's input; `y` is taken by `Bijector.inverse(y)`):
 `model.distribution.log_prob(x, bijector_kwargs={'conditional_input': labels})`.
 """
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from glow_tf.model.latents import pack_latents, unpack_latents
+
 tfb, tfd = tfp.bijectors, tfp.distributions
-
-
-def pack_latents(eps_list, image_shape):
-    """list of ε_l [B, ...] -> [B, H, W, C]."""
-    flat = [tf.reshape(e, [tf.shape(e)[0], -1]) for e in eps_list]
-    return tf.reshape(tf.concat(flat, axis=1), [-1, *image_shape])
-
-
-def unpack_latents(eps, latent_shapes):
-    """[B, H, W, C] -> list of ε_l [B, *latent_shapes[l]]."""
-    flat = tf.reshape(eps, [tf.shape(eps)[0], -1])
-    sizes = [int(np.prod(s)) for s in latent_shapes]
-    return [
-        tf.reshape(part, [-1, *shape])
-        for part, shape in zip(tf.split(flat, sizes, axis=1), latent_shapes)
-    ]
 
 
 class GlowBijector(tfb.Bijector):

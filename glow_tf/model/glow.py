@@ -37,6 +37,7 @@ from glow_tf.errors import ArgumentError
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import FlowStep
 from glow_tf.flows.priors import TopPrior, log_prob_from_latents
+from glow_tf.model.latents import block_latents
 from glow_tf.model.level import Level
 from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import check_n_bits, nats_to_bits_per_dim, preprocess
@@ -349,17 +350,12 @@ class Glow(keras.Model):
         return log_prob
 
     def sample_latents(self, n, temperature=1.0, seed=None):
-        """ε_l ~ N(0, T² I) for every level; `seed` (int) makes them reproducible."""
-        eps = []
-        for i, shape in enumerate(self.latent_shapes):
-            full = (n,) + tuple(shape)
-            draw = (
-                tf.random.stateless_normal(full, seed=[int(seed), i])
-                if seed is not None
-                else tf.random.normal(full)
-            )
-            eps.append(draw * temperature)
-        return eps
+        """ε_l ~ N(0, T² I) for every level. With an int `seed` they follow the latent random
+        scheme of `glow_tf.model.latents` (image i depends only on (seed, i, T)), the one
+        sample.py, the training grids and exported models use."""
+        if seed is not None:
+            return block_latents(self.latent_shapes, int(seed), 0, int(n), temperature)
+        return [tf.random.normal((n,) + tuple(shape)) * temperature for shape in self.latent_shapes]
 
     def sample(self, n, temperature=1.0, y=None, seed=None):
         """n samples at `temperature`, as preprocessed images [n, H, W, C] in about [-0.5, 0.5]."""

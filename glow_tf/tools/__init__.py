@@ -2,9 +2,8 @@
 
     flow.py          the tools' view of a model: `load_flow` -> a Flow (a Keras model or an
                      exported SavedModel) with batched encode / decode / sample on numpy arrays
-    latents.py       the reproducible latent random scheme; packing per-level latents
     images.py        PNG grids and files, input images at the model's size, .npz files
-    sampling.py      samples at several temperatures, sample grids
+    sampling.py      samples at several temperatures, sample grids, fresh seeds
     manipulation.py  latents files, attribute directions, edits, interpolation
     export.py        a SavedModel with sample / encode / decode / log_likelihood signatures
 

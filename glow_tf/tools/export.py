@@ -28,11 +28,11 @@ The same functions are the serving signatures `sample`, `encode`, `decode`, `log
 (`m.signatures['sample'](n=..., temperature=..., seed=...)`). Class-conditional models take an
 extra `y` (int32 [B]; for `sample`, [n]) in every signature.
 
-Semantics are those of `glow_tf.tools.flow` and `glow_tf.tools.latents`: `sample(n, T, seed)`
+Semantics are those of `glow_tf.tools.flow` and `glow_tf.model.latents`: `sample(n, T, seed)`
 gives exactly the images `sample.py --seed seed --temperature T` gives for the same model (same
 counter-based latents);
 `encode` maps each pixel to its bin centre (no noise) so `decode(encode(x)) == x`; latents are
-the per-level ε packed into the image shape (`glow_tf.model.bijector.pack_latents`; unpack with
+the per-level ε packed into the image shape (`glow_tf.model.latents.pack_latents`; unpack with
 `latent_shapes` from `config_json`: flatten each example, split into consecutive chunks of
 prod(shape_l) values, reshape).
 """
@@ -44,9 +44,9 @@ from pathlib import Path
 import tensorflow as tf
 
 from glow_tf.fileio import atomic_write_bytes
+from glow_tf.model.latents import block_latents, pack_latents, unpack_latents
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
 from glow_tf.tools.flow import BIN_CENTRE
-from glow_tf.tools.latents import block_latents, pack, unpack
 from glow_tf.variables import tf_variables
 
 EXPORT_META = 'glow_export.json'  # a readable copy of config_json next to saved_model.pb
@@ -65,8 +65,7 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         'n_bits_x': n_bits_x,
         'n_classes': n_classes,
         'model_config': model.get_config(),
-        'latents': 'per-level eps packed into the image shape '
-        '(glow_tf.model.bijector.pack_latents)',
+        'latents': 'per-level eps packed into the image shape (glow_tf.model.latents.pack_latents)',
         'signatures': {
             'sample': ['n', 'temperature', 'seed'] + (['y'] if n_classes else []),
             'encode': ['images'] + (['y'] if n_classes else []),
@@ -88,7 +87,7 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
     lat_spec = tf.TensorSpec([None, *image_shape], tf.float32, name='latents')
 
     def _decode(latents, y):
-        x = model.decode(unpack(latents, latent_shapes), *y)
+        x = model.decode(unpack_latents(latents, latent_shapes), *y)
         return postprocess(x, n_bits_x)
 
     n_spec = [
@@ -99,11 +98,11 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
 
     def _sample(n, temperature, seed, y):
         eps = block_latents(latent_shapes, seed, 0, n, temperature)
-        return {'images': _decode(pack(eps, image_shape), y)}
+        return {'images': _decode(pack_latents(eps, image_shape), y)}
 
     def _encode(images, y):
         x = preprocess(images, n_bits_x, noise=BIN_CENTRE)
-        return {'latents': pack(model.encode(x, *y), image_shape)}
+        return {'latents': pack_latents(model.encode(x, *y), image_shape)}
 
     def _log_likelihood(images, y):
         x = preprocess(images, n_bits_x, noise=BIN_CENTRE)

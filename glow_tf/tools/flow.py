@@ -7,11 +7,12 @@ calls on numpy arrays:
 
     flow.encode(images_uint8 [B,H,W,C], y=None) -> packed latents float32 [B,H,W,C]
     flow.decode(latents [B,H,W,C], y=None)      -> uint8 images [B,H,W,C]
-    flow.sample(n, temperature, seed, y=None)   -> uint8 [n,H,W,C]   (`glow_tf.tools.latents`)
+    flow.sample(n, temperature, seed, y=None)   -> uint8 [n,H,W,C]   (`glow_tf.model.latents`)
 
 "Packed latents": the per-level ε_1..ε_L flattened, concatenated and reshaped to the image shape
-(`glow_tf.tools.latents.pack`). Encoding uses the bin centre of each pixel (`preprocess` with the
-dequantisation draw fixed at u = 1/2: x/n_bins - 1/2 + 1/(2 n_bins), no noise), so
+(`glow_tf.model.latents.pack_latents`). Encoding uses the bin centre of each pixel
+(`preprocess` with the dequantisation draw fixed at u = 1/2: x/n_bins - 1/2 + 1/(2 n_bins), no
+noise), so
 decode(encode(x)) == x exactly after quantisation.
 
 `model_fingerprint` hashes a model's shapes and weights: attribute directions store it so that
@@ -26,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.errors import InputError
+from glow_tf.model.latents import block_latents, pack_latents, unpack_latents
 from glow_tf.model.preprocessing import postprocess, preprocess
-from glow_tf.tools.latents import block_latents, pack, unpack
 
 # The dequantisation draw u that puts every pixel at the centre of its bin (see `preprocess`).
 BIN_CENTRE = 0.5
@@ -101,7 +102,7 @@ class Flow:
     def latents(self, n, temperature=1.0, seed=0, start=0):
         """Packed latents of images [start, start + n) for `seed` (numpy float32)."""
         eps = block_latents(self.latent_shapes, seed, start, start + n, temperature)
-        return pack(eps, self.image_shape).numpy()
+        return pack_latents(eps, self.image_shape).numpy()
 
     def sample(self, n, temperature=1.0, seed=0, y=None, timings=None):
         """n samples (uint8 [n, H, W, C]) at `temperature`, decoded in batches of batch_size.
@@ -161,10 +162,10 @@ class ModelFlow(Flow):
 
         def encode(images, *y):
             x = preprocess(images, n_bits, noise=BIN_CENTRE)
-            return pack(model.encode(x, *y), image_shape)
+            return pack_latents(model.encode(x, *y), image_shape)
 
         def decode(latents, *y):
-            x = model.decode(unpack(latents, shapes), *y)
+            x = model.decode(unpack_latents(latents, shapes), *y)
             return postprocess(x, n_bits)
 
         self.encode_fn = tf.function(encode, input_signature=[img_spec] + y_spec, autograph=False)

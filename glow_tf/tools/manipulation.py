@@ -1,7 +1,7 @@
 """Latent-space manipulation with a trained Glow (paper section 5.2, the original demo).
 
 Latents. An image x is encoded to the full list of per-level latents ε_1..ε_L
-(`Glow.encode`), packed into one image-shaped tensor z (`glow_tf.model.bijector.pack_latents`:
+(`Glow.encode`), packed into one image-shaped tensor z (`glow_tf.model.latents.pack_latents`:
 flatten each level, concatenate, reshape to [H, W, C]). Every operation below is linear in that
 single vector z, exactly as the original worked on its concatenated latent:
 
@@ -25,8 +25,8 @@ import warnings
 import numpy as np
 
 from glow_tf.errors import InputError
+from glow_tf.model.latents import pack_latents, unpack_latents
 from glow_tf.tools.images import list_image_files, load_images, save_npz
-from glow_tf.tools.latents import pack, unpack
 
 LATENTS_FORMAT = 'glow_tf.latents/1'
 DIRECTIONS_FORMAT = 'glow_tf.directions/1'
@@ -58,7 +58,7 @@ def save_latents(path, flow, latents, files=None, y=None):
     """npz with one array per level (`eps_0` .. `eps_{L-1}`, [N, *latent_shape_l]) plus the
     packed `latents` [N, H, W, C], `files`, `image_shape`, `latent_shapes`, `n_bits_x` (and `y`)."""
     latents = np.asarray(latents, np.float32)
-    levels = [e.numpy() for e in unpack(latents, flow.latent_shapes)]
+    levels = [e.numpy() for e in unpack_latents(latents, flow.latent_shapes)]
     arrays = {f'eps_{i}': e for i, e in enumerate(levels)}
     arrays.update(
         latents=latents,
@@ -101,7 +101,7 @@ def load_latents(path, flow):
             f"model ({flow.description}), which has {len(want)} levels of shapes "
             f"{shape_text(want)} for images {'x'.join(map(str, flow.image_shape))}"
         )
-    packed = pack([data[k].astype(np.float32) for k in levels], flow.image_shape).numpy()
+    packed = pack_latents([data[k].astype(np.float32) for k in levels], flow.image_shape).numpy()
     return packed, data.get('y')
 
 

@@ -3,7 +3,7 @@
     sample_images(model, n, temperatures, seed) -> uint8 [T, n, H, W, C]
     sample_grid(model, temperatures, n_per_row, seed) -> one uint8 grid, a row per temperature
 
-The same n base latents are used at every temperature (`glow_tf.tools.latents`: image i of a
+The same n base latents are used at every temperature (`glow_tf.model.latents`: image i of a
 seed always draws the same ε), so a grid shows the same samples at each T. `model` is a
 `glow_tf.Glow` or a `glow_tf.tools.flow.Flow` (e.g. from `load_flow`).
 """
@@ -39,3 +39,8 @@ def sample_grid(
     or one int) is required."""
     images = sample_images(model, n_per_row, temperatures, seed, y, n_bits_x, batch_size)
     return tile_images(images.reshape(-1, *images.shape[2:]), n_cols=n_per_row)
+
+
+def random_seed():
+    """A fresh seed (printed by the tools so a run can be repeated)."""
+    return int(np.random.default_rng().integers(0, 2**31 - 1))

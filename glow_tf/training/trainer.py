@@ -466,7 +466,7 @@ class Trainer:
     def infer(self):
         """--inference: evaluate, sample, and (as the original) write the encoded test set,
         LOGDIR/inference/x.npy (uint8 test images [N, H, W, C]) and z.npy (their latents,
-        packed to [N, H, W, C] as in `glow_tf.tools.latents`; decoding z gives x back exactly)."""
+        packed to [N, H, W, C] as in `glow_tf.model.latents`; decoding z gives x back exactly)."""
         res = self.run_test(tag=' [inference]', record=False)
         outdir = os.path.join(self.logdir, 'inference')
         paths = self.draw_samples(f'inference_step{self.counters.step}', outdir)

@@ -1,5 +1,8 @@
 """The latent random scheme: reproducible per-level latents, and packing them into one tensor.
 
+`Glow.sample(n, T, seed=s)`, `sample.py --seed s`, the training sample grids and an exported
+SavedModel's `sample` all draw with this scheme, so they show the same images for the same seed.
+
 Image i of a run with seed s draws its latents from counter-based (stateless) random numbers
 keyed by (s, block, level), in fixed blocks of `LATENT_BLOCK` images, so the images depend only
 on (seed, i, temperature) -- not on the batch size, on how many images are drawn, or on whether
@@ -13,7 +16,8 @@ Several temperatures reuse the same base noise scaled by T, so a grid shows the 
 at each temperature (one block of rows per temperature).
 
 "Packed latents": the per-level ε_1..ε_L flattened, concatenated and reshaped to the image shape
-[B, H, W, C] (`pack`; `unpack` is its inverse; both are `glow_tf.model.bijector`'s).
+[B, H, W, C] (`pack_latents`; `unpack_latents` is its inverse): the TFP view's base sample
+(`glow_tf.model.bijector`) and what the tools encode images to.
 """
 
 import numpy as np
@@ -52,20 +56,17 @@ def block_latents(latent_shapes, seed, start, stop, temperature=1.0):
     return out
 
 
-def pack(eps_list, image_shape):
+def pack_latents(eps_list, image_shape):
     """Per-level latents [B, *latent_shape_l] -> packed latents [B, *image_shape]."""
-    from glow_tf.model.bijector import pack_latents
+    flat = [tf.reshape(e, [tf.shape(e)[0], -1]) for e in eps_list]
+    return tf.reshape(tf.concat(flat, axis=1), [-1, *image_shape])
 
-    return pack_latents(eps_list, image_shape)
 
-
-def unpack(latents, latent_shapes):
+def unpack_latents(latents, latent_shapes):
     """Packed latents [B, H, W, C] -> the list of per-level latents [B, *latent_shapes[l]]."""
-    from glow_tf.model.bijector import unpack_latents
-
-    return unpack_latents(latents, latent_shapes)
-
-
-def random_seed():
-    """A fresh seed (printed by the tools so a run can be repeated)."""
-    return int(np.random.default_rng().integers(0, 2**31 - 1))
+    flat = tf.reshape(latents, [tf.shape(latents)[0], -1])
+    sizes = [int(np.prod(s)) for s in latent_shapes]
+    return [
+        tf.reshape(part, [-1, *shape])
+        for part, shape in zip(tf.split(flat, sizes, axis=1), latent_shapes)
+    ]
