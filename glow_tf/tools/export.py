@@ -44,9 +44,9 @@ from pathlib import Path
 import tensorflow as tf
 
 from glow_tf.fileio import atomic_write_bytes
-from glow_tf.model.latents import block_latents, pack_latents, unpack_latents
-from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
-from glow_tf.tools.flow import BIN_CENTRE
+from glow_tf.model.latents import block_latents, pack_latents
+from glow_tf.model.preprocessing import nats_to_bits_per_dim, preprocess
+from glow_tf.tools.flow import BIN_CENTRE, decode_to_uint8, encode_bin_centres
 from glow_tf.variables import tf_variables
 
 EXPORT_META = 'glow_export.json'  # a readable copy of config_json next to saved_model.pb
@@ -87,8 +87,7 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
     lat_spec = tf.TensorSpec([None, *image_shape], tf.float32, name='latents')
 
     def _decode(latents, y):
-        x = model.decode(unpack_latents(latents, latent_shapes), *y)
-        return postprocess(x, n_bits_x)
+        return decode_to_uint8(model, latents, n_bits_x, *y)
 
     n_spec = [
         tf.TensorSpec([], tf.int32, name='n'),
@@ -101,8 +100,7 @@ def build_export_module(model, n_bits_x=8, extra_meta=None):
         return {'images': _decode(pack_latents(eps, image_shape), y)}
 
     def _encode(images, y):
-        x = preprocess(images, n_bits_x, noise=BIN_CENTRE)
-        return {'latents': pack_latents(model.encode(x, *y), image_shape)}
+        return {'latents': encode_bin_centres(model, images, n_bits_x, *y)}
 
     def _log_likelihood(images, y):
         x = preprocess(images, n_bits_x, noise=BIN_CENTRE)

@@ -34,6 +34,19 @@ from glow_tf.model.preprocessing import postprocess, preprocess
 BIN_CENTRE = 0.5
 
 
+def encode_bin_centres(model, images, n_bits_x, *y):
+    """uint8 images [B, H, W, C] -> packed latents [B, H, W, C] (bin-centre encoding: no noise,
+    so decode_to_uint8(encode_bin_centres(x)) == x). The tools' and the SavedModel's encode."""
+    x = preprocess(images, n_bits_x, noise=BIN_CENTRE)
+    return pack_latents(model.encode(x, *y), model.image_shape)
+
+
+def decode_to_uint8(model, latents, n_bits_x, *y):
+    """Packed latents [B, H, W, C] -> uint8 images [B, H, W, C]. The tools' and the SavedModel's
+    decode."""
+    return postprocess(model.decode(unpack_latents(latents, model.latent_shapes), *y), n_bits_x)
+
+
 class Flow:
     """Common interface; see the module docstring. Subclasses set image_shape, latent_shapes,
     n_bits_x, n_classes, description, and implement `_encode_batch` / `_decode_batch`,
@@ -158,15 +171,13 @@ class ModelFlow(Flow):
         img_spec = tf.TensorSpec([None, *self.image_shape], tf.uint8)
         lat_spec = tf.TensorSpec([None, *self.image_shape], tf.float32)
         y_spec = [tf.TensorSpec([None], tf.int32)] if self.n_classes else []
-        shapes, image_shape, n_bits = self.latent_shapes, self.image_shape, self.n_bits_x
+        n_bits = self.n_bits_x
 
         def encode(images, *y):
-            x = preprocess(images, n_bits, noise=BIN_CENTRE)
-            return pack_latents(model.encode(x, *y), image_shape)
+            return encode_bin_centres(model, images, n_bits, *y)
 
         def decode(latents, *y):
-            x = model.decode(unpack_latents(latents, shapes), *y)
-            return postprocess(x, n_bits)
+            return decode_to_uint8(model, latents, n_bits, *y)
 
         self.encode_fn = tf.function(encode, input_signature=[img_spec] + y_spec, autograph=False)
         self.decode_fn = tf.function(decode, input_signature=[lat_spec] + y_spec, autograph=False)
