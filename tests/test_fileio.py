@@ -27,3 +27,20 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
+    """For writers that need a file name (TFRecordWriter): the file appears whole or not at all."""
+    from glow_tf.fileio import atomic_path
+
+    path = tmp_path / 'shard.tfrecords'
+    with pytest.raises(RuntimeError, match='killed'):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(b'half a shard')
+            raise RuntimeError('killed mid-write')
+    assert os.listdir(tmp_path) == []
+    with atomic_path(path) as tmp:
+        assert tmp.parent == path.parent and tmp != path
+        tmp.write_bytes(b'whole shard')
+        assert not path.exists()
+    assert path.read_bytes() == b'whole shard' and os.listdir(tmp_path) == ['shard.tfrecords']

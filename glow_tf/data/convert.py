@@ -28,6 +28,7 @@ from glow_tf.data.errors import DataError, describe, summarise_skipped
 from glow_tf.data.folder import check_nonempty, scan_folder
 from glow_tf.data.images import load_image_file
 from glow_tf.data.tfrecords import META_FILE, assign_shards, make_example, res_log2, shard_path
+from glow_tf.fileio import atomic_path
 from glow_tf.progress import progress_bar
 
 
@@ -117,8 +118,7 @@ def convert(
             bar = progress_bar(total=len(files), desc=split, enabled=progress, unit='img')
             for s, ids in enumerate(assign_shards(len(files), n_sh, seed)):
                 path = shard_path(out, split, res, s, n_sh)
-                tmp = path.with_name(path.name + '.tmp')
-                try:
+                with atomic_path(path) as tmp:
                     with tf.io.TFRecordWriter(str(tmp)) as w:
                         for i in ids:
                             try:
@@ -133,10 +133,7 @@ def convert(
                             )
                             written += 1
                             bar.update(1)
-                    os.replace(tmp, path)
-                    done.append(path)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                done.append(path)
                 if not quiet:
                     bar.write(f'{path}: {len(ids)} images', file=sys.stderr)
             bar.close()
