@@ -316,3 +316,24 @@ def test_the_config_checks_model_flags_with_the_models_own_check(values, argumen
     assert from_model.value.argument == argument
     assert from_config.value.flag == MODEL_FLAGS[argument]
     assert str(from_model.value) in str(from_config.value)
+
+
+@pytest.mark.parametrize(
+    'values,flag,check,args',
+    [
+        ({'weight_y': 0.5}, '--weight_y', 'check_weight_y', (0.5, 0)),
+        ({'n_bits_x': 9}, '--n_bits_x', 'check_n_bits', (9,)),
+    ],
+)
+def test_training_options_are_checked_by_the_models_own_functions(values, flag, check, args):
+    """--weight_y and --n_bits_x are checked once, by the model's functions (which Glow.compile
+    uses too); the config only names the flag."""
+    from glow_tf.errors import ArgumentError
+    from glow_tf.model import glow, preprocessing
+
+    function = getattr(glow, check, None) or getattr(preprocessing, check)
+    with pytest.raises(ArgumentError) as from_model:
+        function(*args)
+    with pytest.raises(ConfigError) as from_config:
+        TrainConfig(**values).validate_flags()
+    assert from_config.value.flag == flag and str(from_model.value) in str(from_config.value)

@@ -43,7 +43,7 @@ from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import check_n_bits, nats_to_bits_per_dim, preprocess
 from glow_tf.nets.coupling_net import CouplingNetwork
 
-__all__ = ['Glow', 'MEMORY_MODES', 'glow_loss']
+__all__ = ['Glow', 'MEMORY_MODES', 'check_weight_y', 'glow_loss']
 
 
 def glow_loss(bits_x, bits_y, weight_y=0.0):
@@ -51,6 +51,17 @@ def glow_loss(bits_x, bits_y, weight_y=0.0):
     bits/dim plus the weighted class cross-entropy in bits (the original's objective; the batch
     loss is its mean)."""
     return bits_x + weight_y * bits_y
+
+
+def check_weight_y(weight_y, n_classes):
+    """ArgumentError('weight_y') for a negative weight, or a positive one for a model without a
+    class head (n_classes = 0)."""
+    if float(weight_y) < 0 or (float(weight_y) > 0 and not n_classes):
+        raise ArgumentError(
+            'weight_y',
+            "weight_y must be >= 0, and > 0 only for a class-conditional model (n_classes > 0, "
+            f"--ycond); got {weight_y} with n_classes={n_classes}",
+        )
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -397,11 +408,7 @@ class Glow(keras.Model):
                 "(bits/dim); set n_bits_x / weight_y instead"
             )
         check_n_bits(n_bits_x)
-        if float(weight_y) < 0 or (float(weight_y) > 0 and not self.n_classes):
-            raise ValueError(
-                f"weight_y must be >= 0, and > 0 only for a class-conditional model "
-                f"(n_classes={self.n_classes}); got {weight_y}"
-            )
+        check_weight_y(weight_y, self.n_classes)
         kwargs.pop('loss', None)
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self.n_bits_x, self.weight_y = int(n_bits_x), float(weight_y)

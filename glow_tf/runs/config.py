@@ -38,7 +38,7 @@ from glow_tf.errors import ArgumentError, ConfigError
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
-from glow_tf.model.glow import Glow
+from glow_tf.model.glow import Glow, check_weight_y
 from glow_tf.model.preprocessing import check_n_bits
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
@@ -254,7 +254,7 @@ class TrainConfig:
     )
     ycond: bool = option(False, 'model', "Class-conditional prior (+ classifier head).")
     weight_y: float = option(
-        0.0, 'model', "Weight of the classification loss in bits (needs --ycond).", at_least=0
+        0.0, 'model', "Weight of the classification loss in bits (needs --ycond)."
     )
     n_bits_x: int = option(8, 'model', "Bits per colour channel (1..8).")
     gradient_checkpointing: Optional[int] = option(
@@ -603,12 +603,10 @@ class TrainConfig:
                 "is a multiplicative decay in (0, 1] (1 = off, as in the original), got "
                 f"{self.weight_decay}",
             )
-        if self.weight_y > 0 and not self.ycond:
-            raise ConfigError(
-                '--weight_y',
-                f"{self.weight_y} needs --ycond (the class head exists only in a "
-                "class-conditional model)",
-            )
+        try:
+            check_weight_y(self.weight_y, 1 if self.ycond else 0)  # the model's own check
+        except ArgumentError as e:
+            raise ConfigError('--weight_y', str(e)) from None
         if self.image_size != -1 and self.image_size < 1:
             raise ConfigError(
                 '--image_size', f"must be -1 (dataset's size) or >= 1, got {self.image_size}"
