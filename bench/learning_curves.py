@@ -144,8 +144,8 @@ def evaluate_checkpoints(logdir, scratch):
     for prefix in prefixes:
         trainer.restore_prefix = prefix
         trainer.initialize_or_restore()
-        raw = trainer.evaluate(use_ema=False)
-        ema = trainer.evaluate(use_ema=True)
+        raw = trainer.tests.evaluate(use_ema=False)
+        ema = trainer.tests.evaluate(use_ema=True)
         points.append(
             {
                 'step': trainer.counters.step,

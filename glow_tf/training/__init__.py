@@ -4,6 +4,8 @@ trainer.py      Trainer: setup, the main loop, test passes, inference (what trai
 counters.py     RunCounters (step, epoch, ... : the checkpointed variables), IntervalStats
 steps.py        TrainSteps: the compiled gradient, guarded update and test steps; noise seeds
 checkpoints.py  where to resume from, compatibility, restore, save, keep-best
+evaluation.py   TestPasses: the test set's bits/dim with raw and averaged weights; --inference
+                arrays; the test.jsonl record and console line of a pass
 faults.py       FaultInjection: the reliability tests' NaN / inf faults (absent otherwise)
 recovery.py     checkpoint files on disk: loadable or not, stale temp dirs, --start_over
 distributed.py  Horovod, or one process behind the same interface

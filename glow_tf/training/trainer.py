@@ -37,21 +37,18 @@ sees the same batches and noise as an uninterrupted one (exact for deterministic
 bounded cost: at most one epoch of input reading).
 """
 
-import contextlib
 import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from glow_tf.errors import ConfigError
-from glow_tf.fileio import atomic_write_bytes
 from glow_tf.model.glow import Glow
 from glow_tf.model.preprocessing import preprocess
-from glow_tf.progress import progress_bar, stage
+from glow_tf.progress import stage
 from glow_tf.runs import checkpoint as ckpt_lib
 from glow_tf.runs.config import TrainConfig
 from glow_tf.training import recovery
@@ -64,6 +61,7 @@ from glow_tf.training.checkpoints import (
 from glow_tf.training.counters import IntervalStats, RunCounters
 from glow_tf.training.distributed import Distributed
 from glow_tf.training.ema import EMA
+from glow_tf.training.evaluation import TestPasses, test_line, test_record
 from glow_tf.training.faults import FaultInjection
 from glow_tf.training.logs import RunLogger
 from glow_tf.training.optim import make_optimizer
@@ -202,6 +200,7 @@ class Trainer:
         self.tvars = self.steps.tvars
         self.grad_step, self.apply_step = self.steps.grad_step, self.steps.apply_step
         self.eval_step = self.steps.eval_step
+        self.tests = TestPasses(self.model, self.ema, self.source, self.eval_step, self.dist, cfg)
 
     def noise(self, shape, step):
         """The training steps' dequantisation noise u ~ U[0, 1) of `shape` for `step`."""
@@ -335,90 +334,36 @@ class Trainer:
         self.dist.broadcast_variables(variables, root_rank=0)
 
     # ================================================================== evaluation / samples
-    def weights_in_use(self, use_ema):
-        """Context: the model holds the Polyak averages (use_ema) or its raw weights."""
-        return self.ema.swapped() if use_ema else contextlib.nullcontext()
-
-    def evaluate(self, use_ema=False):
-        """Full test pass over all workers with the raw or the averaged weights; a dict of
-        loss, bits_x, bits_y, pred_loss (class error rate) and n_test."""
-        cfg = self.cfg
-        sums = tf.zeros([5], tf.float64)  # float64: sums over up to ~1e5 images stay exact
-        with self.weights_in_use(use_ema):
-            ds = self.source.test(cfg.local_batch_test, rank=self.rank, size=self.size)
-            batches = progress_bar(
-                ds.take(cfg.full_test_its),
-                total=cfg.full_test_its,
-                desc='test',
-                enabled=self.chief and cfg.progress,
-            )
-            for i, (x, y) in enumerate(batches):
-                sums += tf.cast(self.eval_step(x, y, tf.constant(i, tf.int64)), tf.float64)
-        sums = self.dist.allreduce_sum(sums).numpy().astype(np.float64)
-        n = max(sums[4], 1.0)
-        return {
-            'loss': sums[0] / n,
-            'bits_x': sums[1] / n,
-            'bits_y': sums[2] / n,
-            'pred_loss': sums[3] / n,
-            'n_test': int(sums[4]),
-        }
-
     def run_test(self, tag='', record=True):
-        """Full test pass with the raw and with the averaged weights; the better one is the run's
-        result (its weights are used for samples, best/ and load_model). With `record`
-        (training) log it and keep the best checkpoint."""
+        """Full test pass with the raw and with the averaged weights (`evaluation.TestPasses`);
+        the better one is the run's result (its weights are used for samples, best/ and
+        load_model). With `record` (training) log it and keep the best checkpoint."""
         t = time.time()
-        raw = self.evaluate(use_ema=False)
+        raw = self.tests.evaluate(use_ema=False)
         # before the first update the averages are the raw weights: one pass is enough
-        ema = self.evaluate(use_ema=True) if int(self.ema.num_updates.numpy()) else raw
+        ema = self.tests.evaluate(use_ema=True) if int(self.ema.num_updates.numpy()) else raw
         self.use_ema = bool(ema['loss'] < raw['loss'])
-        res, weights = (ema, 'ema') if self.use_ema else (raw, 'raw')
-        improved = record and res['loss'] < self.counters.best_test_loss
+        c = self.counters
+        loss = (ema if self.use_ema else raw)['loss']
+        improved = record and loss < c.best_test_loss
         if improved:
-            self.counters.best_test_loss = res['loss']
-        rec = {
-            'step': self.counters.step,
-            'epoch': self.counters.epoch if self.counters.epoch_step else self.counters.epoch - 1,
-            'loss': res['loss'],
-            'bits_x': res['bits_x'],
-            'bits_y': res['bits_y'],
-            'n_test': res['n_test'],
-            'best': bool(improved),
-            'weights': weights,
-            'ema': self.use_ema,
-            'loss_raw': raw['loss'],
-            'bits_x_raw': raw['bits_x'],
-            'loss_ema': ema['loss'],
-            'bits_x_ema': ema['bits_x'],
-            'time': time.time() - t,
-        }
-        if self.model.n_classes:
-            rec['pred_loss'] = res['pred_loss']
+            c.best_test_loss = loss
+        epoch = c.epoch if c.epoch_step else c.epoch - 1
+        rec = test_record(c.step, epoch, raw, ema, improved, time.time() - t, self.model.n_classes)
         if record:
             self.log.log_test(rec)
-        y_part = (
-            f" bits_y {res['bits_y']:.4f} class error {res['pred_loss']:.4f}"
-            if self.model.n_classes
-            else ''
-        )
-        self.log.print(
-            f"test  step {self.counters.step}: bits/dim {res['bits_x']:.4f} loss {res['loss']:.4f}"
-            f"{y_part}{' *' if improved else ''} [{weights} weights; raw "
-            f"{raw['bits_x']:.4f}, averaged {ema['bits_x']:.4f}] ({res['n_test']} images, "
-            f"{time.time() - t:.1f}s){tag}"
-        )
+        self.log.print(test_line(rec, tag))
         if record and self.chief:
             choice = {
                 k: rec[k]
                 for k in ('step', 'weights', 'loss_raw', 'bits_x_raw', 'loss_ema', 'bits_x_ema')
             }
             ckpt_lib.write_weights_choice(self.logdir, 'latest', choice)
-            if improved and self.counters.step > 0:
+            if improved and c.step > 0:
                 ckpt_lib.write_weights_choice(self.logdir, 'best', choice)
-        if improved and self.counters.step > 0:
+        if improved and c.step > 0:
             self.save(best=True)
-        self.last_test_step = self.counters.step
+        self.last_test_step = c.step
         self.result['test'] = rec
         return rec
 
@@ -428,7 +373,7 @@ class Trainer:
             return []
         cfg = self.cfg
         outdir = outdir or os.path.join(self.logdir, 'samples')
-        with self.weights_in_use(self.use_ema):
+        with self.tests.weights(self.use_ema):
             paths = write_sample_grids(
                 self.model,
                 outdir,
@@ -472,7 +417,8 @@ class Trainer:
         paths = self.draw_samples(f'inference_step{self.counters.step}', outdir)
         self.result.update({'inference': True, 'samples': paths})
         if self.chief:
-            arrays = self.encode_test_set(outdir)
+            arrays = self.tests.encode_test_set(outdir, self.use_ema)
+            self.log.print(f"encoded test set: {arrays['x']}, {arrays['z']}")
             ckpt_lib.write_json_atomic(
                 os.path.join(outdir, 'result.json'),
                 {
@@ -484,25 +430,6 @@ class Trainer:
             )
             self.result['arrays'] = arrays
         return self.result
-
-    def encode_test_set(self, outdir):
-        """Rank 0: x.npy / z.npy of the n_test test images (see `infer`); returns their paths."""
-        from glow_tf.tools.flow import ModelFlow
-
-        cfg = self.cfg
-        flow = ModelFlow(self.model, n_bits_x=int(cfg.n_bits_x), batch_size=cfg.local_batch_test)
-        xs, zs = [], []
-        with self.weights_in_use(self.use_ema):
-            for x, y in self.source.test(cfg.local_batch_test).take(
-                cfg.n_test // cfg.local_batch_test
-            ):
-                xs.append(x.numpy())
-                zs.append(flow.encode(xs[-1], y.numpy() if self.model.n_classes else None))
-        paths = {'x': os.path.join(outdir, 'x.npy'), 'z': os.path.join(outdir, 'z.npy')}
-        for key, arrays in (('x', xs), ('z', zs)):
-            atomic_write_bytes(Path(paths[key]), lambda f: np.save(f, np.concatenate(arrays, 0)))
-        self.log.print(f"encoded test set: {paths['x']}, {paths['z']}")
-        return paths
 
     def _should_stop(self):
         cfg, c = self.cfg, self.counters
