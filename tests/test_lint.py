@@ -10,60 +10,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def needs_ruff(test):
-    """ruff is a test dependency (setup.py's `test` extra, installed by scripts/install.sh): its
+def ruff(command, *args):
+    """`python -m ruff COMMAND --no-cache --config ruff.toml ARGS .` at the repository root.
+
+    ruff is a test dependency (setup.py's `test` extra, installed by scripts/install.sh): its
     absence fails the check instead of skipping it, so CI cannot pass without linting."""
-
-    def run():
-        assert importlib.util.find_spec('ruff') is not None, (
-            "ruff is not installed: `pip install -e .[test]` (or bash scripts/install.sh)"
-        )
-        test()
-
-    run.__name__, run.__doc__ = test.__name__, test.__doc__
-    return run
-
-
-@needs_ruff
-def test_ruff_finds_nothing():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'ruff',
-            'check',
-            '--no-cache',
-            '--config',
-            str(REPO / 'ruff.toml'),
-            '--output-format',
-            'concise',
-            '.',
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    assert importlib.util.find_spec('ruff') is not None, (
+        "ruff is not installed: `pip install -e .[test]` (or bash scripts/install.sh)"
     )
+    cmd = [sys.executable, '-m', 'ruff', command, '--no-cache', '--config', str(REPO / 'ruff.toml')]
+    return subprocess.run([*cmd, *args, '.'], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_ruff_finds_nothing():
+    proc = ruff('check', '--output-format', 'concise')
     assert proc.returncode == 0, f"ruff check found problems:\n{proc.stdout}{proc.stderr}"
 
 
-@needs_ruff
 def test_ruff_format_would_change_nothing():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'ruff',
-            'format',
-            '--check',
-            '--no-cache',
-            '--config',
-            str(REPO / 'ruff.toml'),
-            '.',
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = ruff('format', '--check')
     assert proc.returncode == 0, f"ruff format would reformat:\n{proc.stdout}{proc.stderr}"
