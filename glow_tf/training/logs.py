@@ -22,6 +22,10 @@ import numpy as np
 
 from glow_tf.fileio import atomic_write_bytes
 
+# the fields of a train / test record that also go to TensorBoard (as train/<key>, test/<key>)
+TRAIN_SCALARS = ('loss', 'bits_x', 'bits_y', 'pred_loss', 'lr', 'images_per_sec')
+TEST_SCALARS = ('loss', 'bits_x', 'bits_y', 'bits_x_raw', 'bits_x_ema', 'pred_loss')
+
 
 def _clean(v):
     if isinstance(v, (np.floating, np.integer)):
@@ -113,32 +117,17 @@ class RunLogger:
         self._tb.flush()
 
     def log_train(self, record):
-        if not self.enabled:
-            return
-        self.train.write(record)
-        self.scalars(
-            'train',
-            record['step'],
-            {
-                k: record[k]
-                for k in ('loss', 'bits_x', 'bits_y', 'pred_loss', 'lr', 'images_per_sec')
-                if k in record
-            },
-        )
+        self._log(self.train, 'train', record, TRAIN_SCALARS)
 
     def log_test(self, record):
+        self._log(self.test, 'test', record, TEST_SCALARS)
+
+    def _log(self, writer, prefix, record, scalar_keys):
+        """One record to its .jsonl file and the scalars among `scalar_keys` to TensorBoard."""
         if not self.enabled:
             return
-        self.test.write(record)
-        self.scalars(
-            'test',
-            record['step'],
-            {
-                k: record[k]
-                for k in ('loss', 'bits_x', 'bits_y', 'bits_x_raw', 'bits_x_ema', 'pred_loss')
-                if k in record
-            },
-        )
+        writer.write(record)
+        self.scalars(prefix, record['step'], {k: record[k] for k in scalar_keys if k in record})
 
     def hparams(
         self,
