@@ -1,8 +1,6 @@
 """SavedModel export: loads without glow_tf, gives the same images as the checkpoint."""
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -57,23 +55,7 @@ def test_export_loads_without_glow_tf_and_gives_the_same_images(
 
     flow = fx.tiny_flow(tmp_path_factory)
     x = load_images(fx.celeba_files(4, start=300), flow.image_shape)
-    np.save(tmp_path / 'x.npy', x)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-c',
-            LOADER,
-            str(export_dir),
-            str(tmp_path / 'x.npy'),
-            str(tmp_path / 'out.npz'),
-        ],
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(tmp_path / 'out.npz')
+    got = fx.run_on_export(LOADER, export_dir, x, tmp_path)
     assert not bool(got['glow_loaded'])
     assert got['sample'].dtype == np.uint8 and got['sample'].shape == (6, 16, 16, 3)
     np.testing.assert_array_equal(got['sample'], flow.sample(6, 0.7, seed=5))  # same seed -> same

@@ -1,8 +1,6 @@
 """The SavedModel export's log_likelihood signature: bits/dim per image, deterministic (bin
 centres), equal to the model's own objective at dequantisation u = 1/2, usable without glow_tf."""
 
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -32,23 +30,7 @@ def test_exported_log_likelihood_scores_images_without_glow_tf(flow, tmp_path):
 
     export_saved_model(flow.model, tmp_path / 'exp', n_bits_x=flow.n_bits_x)
     x = load_images(fx.celeba_files(5, start=700), flow.image_shape)
-    np.save(tmp_path / 'x.npy', x)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-c',
-            SCORER,
-            str(tmp_path / 'exp'),
-            str(tmp_path / 'x.npy'),
-            str(tmp_path / 'out.npz'),
-        ],
-        cwd=str(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(tmp_path / 'out.npz')
+    got = fx.run_on_export(SCORER, tmp_path / 'exp', x, tmp_path)
     assert got['bits'].shape == (5,) and np.isfinite(got['bits']).all()
     # the model's own objective with the dequantisation draw fixed at the bin centre
     bits, _ = flow.model.objective(

@@ -10,6 +10,8 @@ tf.train.CheckpointManager -- and read back by `load_model` / `load_flow`.
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +141,19 @@ def read_png(path):
     from PIL import Image
 
     return np.asarray(Image.open(os.fspath(path)).convert('RGB'))
+
+
+def run_on_export(script, export_dir, images, workdir):
+    """Run `script` (Python source) in a fresh process, as a user without glow_tf would:
+    argv = export dir, an .npy of `images`, the .npz it must write. Returns that .npz."""
+    np.save(workdir / 'x.npy', images)
+    argv = [str(export_dir), str(workdir / 'x.npy'), str(workdir / 'out.npz')]
+    proc = subprocess.run(
+        [sys.executable, '-c', script, *argv],
+        cwd=str(workdir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(workdir / 'out.npz')
