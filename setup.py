@@ -24,6 +24,7 @@ setup(
         'flask==3.1.3',  # the face editor's server (demo.py)
         'opencv-python-headless==4.10.0.84',  # face alignment; its Haar cascades ship in the wheel
         'PyYAML==6.0.3',  # train.py --config FILE.yaml
+        'imageio-ffmpeg==0.8.1',  # MP4 exports: its wheel ships an ffmpeg binary
     ],
     extras_require={
         'cpu': ['tensorflow-cpu==2.18.1'],

@@ -44,7 +44,7 @@ have tf-keras 2.18.0 || $PIP --no-deps tf-keras==2.18.0
 here=$PWD
 if ! have glow_tf "$("$PY" -c "import re;print(re.search(r\"version='([^']+)'\", open('setup.py').read()).group(1))")" \
    || ! (cd / && "$PY" -c "import glow_tf, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(glow_tf.__file__), '$here/glow_tf') else 1)") 2>/dev/null \
-   || ! "$PY" -c "import flask, cv2, selenium" 2>/dev/null; then
+   || ! "$PY" -c "import flask, cv2, selenium, imageio_ffmpeg" 2>/dev/null; then
   $PIP -e ".[test]"
 fi
 

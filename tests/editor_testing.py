@@ -9,6 +9,7 @@ import shutil
 import threading
 
 import numpy as np
+import pytest
 
 from tests import tiny_model as fx
 
@@ -42,6 +43,26 @@ def make_editor(tmp_path_factory):
 
     logdir, directions, gallery = editor_files(tmp_path_factory)
     return build_editor(str(logdir), str(directions), str(gallery))
+
+
+@pytest.fixture(scope='module', name='editor')
+def editor_fixture(tmp_path_factory):
+    """Fixture `editor`: a module's FaceEditor (import editor_fixture into the test module)."""
+    return make_editor(tmp_path_factory)
+
+
+@pytest.fixture(scope='module', name='client')
+def client_fixture(editor):
+    """Fixture `client`: a Flask test client of `editor`'s app (import client_fixture)."""
+    from glow_tf.editor.app import create_app
+
+    return create_app(editor).test_client()
+
+
+def post(client, path, body):
+    """(status, JSON answer) of a JSON POST through a Flask test client."""
+    resp = client.post(path, json=body)
+    return resp.status_code, resp.get_json()
 
 
 @contextlib.contextmanager

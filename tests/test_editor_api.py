@@ -14,26 +14,10 @@ import pytest
 
 from tests import editor_testing as ed
 from tests import tiny_model as fx
+from tests.editor_testing import client_fixture, editor_fixture, post  # noqa: F401
 
 pytest.importorskip('flask')
 pytest.importorskip('cv2')
-
-
-@pytest.fixture(scope='module')
-def editor(tmp_path_factory):
-    return ed.make_editor(tmp_path_factory)
-
-
-@pytest.fixture(scope='module')
-def client(editor):
-    from glow_tf.editor.app import create_app
-
-    return create_app(editor).test_client()
-
-
-def post(client, path, body):
-    resp = client.post(path, json=body)
-    return resp.status_code, resp.get_json()
 
 
 def direction(editor, name):

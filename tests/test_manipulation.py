@@ -243,12 +243,7 @@ def test_cli_errors_name_what_is_wrong(cli, logdir, flow, faces, tmp_path, capsy
     from glow_tf.tools.manipulation import save_directions
 
     def fails(argv, *needles):
-        with pytest.raises(SystemExit) as e:
-            cli(argv)
-        assert e.value.code == 2
-        err = capsys.readouterr().err
-        for n in needles:
-            assert n in err, (n, err)
+        fx.assert_usage_error(cli, argv, capsys, *needles)
 
     files, _ = faces
     m = ['--model', str(logdir)]

@@ -157,3 +157,15 @@ def run_on_export(script, export_dir, images, workdir):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return np.load(workdir / 'out.npz')
+
+
+def assert_usage_error(cli, argv, capsys, *needles):
+    """`cli(argv)` exits with status 2 and its stderr contains every one of `needles`."""
+    import pytest
+
+    with pytest.raises(SystemExit) as e:
+        cli(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    for n in needles:
+        assert n in err, (n, err)

@@ -11,6 +11,10 @@
     manipulate.py edit        --model M --directions directions.npz --attribute Smiling
                               --strengths -1 -0.5 0 0.5 1 --images face.jpg --out edit.png
     manipulate.py interpolate --model M --images a.jpg b.jpg --n 8 --out interp.png
+    manipulate.py edit        ... --levels 3 4      (move only levels 3 and 4; 1 = finest)
+    manipulate.py animate     --model M --directions directions.npz --attribute Smiling
+                              --images face.jpg --out smile.gif   (a sweep -1 .. +1, looped)
+    manipulate.py animate     --model M --images a.jpg b.jpg --out mix.mp4   (interpolation)
 
 Latents are the model's per-level ε packed into one image-shaped vector z; a direction is
 mean(z | attribute) - mean(z | not attribute); an edit decodes z + strength * direction; see
@@ -113,6 +117,7 @@ def build_parser():
     s.add_argument(
         '--with_input', action='store_true', help="Prepend the (resized) input image to each row."
     )
+    _add_levels(s)
 
     s = sub.add_parser(
         'interpolate', help="images along the latent line between two images", formatter_class=fmt
@@ -122,7 +127,59 @@ def build_parser():
     s.add_argument('--n', type=int, default=8, help="Number of images, endpoints included.")
     s.add_argument('--out', required=True, help="Output PNG: one row.")
     s.add_argument('--out_dir', default=None, help="Also write each image as its own PNG here.")
+
+    s = sub.add_parser(
+        'animate',
+        help="GIF / MP4 of an attribute sweep (--attribute) or of an interpolation (two images)",
+        formatter_class=fmt,
+    )
+    _add_common(s)
+    s.add_argument(
+        '--images',
+        nargs='+',
+        required=True,
+        help="One image (a sweep along --attribute) or two (an interpolation from the first to "
+        "the second).",
+    )
+    s.add_argument('--directions', default=None, help="A .npz written by `directions` (sweeps).")
+    s.add_argument('--attribute', default=None, help="Sweep along this attribute (e.g. Smiling).")
+    s.add_argument(
+        '--scale',
+        type=float,
+        default=1.0,
+        help="Sweeps: strengths run from -scale to +scale (0 = the input).",
+    )
+    _add_levels(s)
+    s.add_argument('--points', type=int, default=24, help="Frames from start to end.")
+    s.add_argument('--fps', type=float, default=12.0, help="Frames per second.")
+    s.add_argument(
+        '--enlarge',
+        type=int,
+        default=4,
+        help="Enlarge every frame by this integer factor (nearest-neighbour).",
+    )
+    s.add_argument(
+        '--no_loop',
+        dest='loop',
+        action='store_false',
+        help="Play start -> end once, without holding the ends and playing back.",
+    )
+    s.add_argument(
+        '--out', required=True, help="Output .gif (Pillow) or .mp4 (ffmpeg from imageio-ffmpeg)."
+    )
     return p
+
+
+def _add_levels(s):
+    s.add_argument(
+        '--levels',
+        type=int,
+        nargs='+',
+        default=None,
+        metavar='L',
+        help="Move only these latent levels (1 = finest .. L = coarsest); the others keep the "
+        "input's latents exactly. Default: all levels.",
+    )
 
 
 def _y(flow, args, n):
@@ -257,7 +314,8 @@ def cmd_edit(args, out):
     direction, name = M.direction_for(dirs, args.attribute, where=args.directions)
     files = list_image_files(args.images)
     images = load_images(files, flow.image_shape)
-    rows = M.edit(flow, images, direction, args.strengths, _y(flow, args, len(images)))
+    levels = _levels(flow, args)
+    rows = M.edit(flow, images, direction, args.strengths, _y(flow, args, len(images)), levels)
     grid = rows
     if args.with_input:
         grid = np.concatenate([quantise(images, flow.n_bits_x)[:, None], rows], 1)
@@ -268,7 +326,9 @@ def cmd_edit(args, out):
                 save_png(os.path.join(args.out_dir, f'edit_{i:03d}_{name}_{a:+g}.png'), im)
     print(
         f"edited {len(images)} image(s) along {name!r} at strengths "
-        f"{', '.join(f'{a:g}' for a in args.strengths)} -> {args.out} (one row per image"
+        f"{', '.join(f'{a:g}' for a in args.strengths)}"
+        f"{'' if levels is None else ' on levels ' + ', '.join(map(str, levels))}"
+        f" -> {args.out} (one row per image"
         f"{', input first' if args.with_input else ''})",
         file=out,
     )
@@ -289,12 +349,73 @@ def cmd_interpolate(args, out):
     return 0
 
 
+def _levels(flow, args):
+    from glow_tf.tools.levels import check_levels
+
+    if args.levels is None:
+        return None
+    return check_levels(args.levels, len(flow.latent_shapes), '--levels')
+
+
+def cmd_animate(args, out):
+    from glow_tf.errors import InputError
+    from glow_tf.tools import animation as A
+    from glow_tf.tools import manipulation as M
+    from glow_tf.tools.images import load_images
+
+    A.format_of(args.out)
+    A.check_fps(args.fps)
+    if args.points < 2:
+        raise InputError(f"--points must be >= 2 (the two ends), got {args.points}")
+    if not 0 < args.scale <= 10:
+        raise InputError(f"--scale must be in (0, 10], got {args.scale:g}")
+    if args.enlarge < 1:
+        raise InputError(f"--enlarge must be an integer >= 1, got {args.enlarge}")
+    sweep = args.attribute is not None
+    if sweep and (len(args.images) != 1 or args.directions is None):
+        raise InputError(
+            "an attribute sweep (--attribute) takes one image (--images FACE) and --directions"
+        )
+    if not sweep and len(args.images) != 2:
+        raise InputError(
+            f"--images: give two images to interpolate between (got {len(args.images)}), or one "
+            "image with --attribute and --directions for a sweep"
+        )
+    if not sweep and args.levels is not None:
+        raise InputError("--levels applies to attribute sweeps (--attribute), not interpolation")
+    flow = flow_from_args(args)
+    images = load_images(args.images, flow.image_shape)
+    t0 = time.perf_counter()
+    if sweep:
+        dirs = M.load_directions(args.directions, flow)
+        direction, name = M.direction_for(dirs, args.attribute, where=args.directions)
+        strengths = A.sweep_strengths(args.points, args.scale)
+        y = _y(flow, args, 1)
+        frames = M.edit(flow, images, direction, strengths, y, _levels(flow, args))[0]
+        what = f"{name} from {-args.scale:g} to {args.scale:g}"
+    else:
+        frames = M.interpolate(flow, images[0], images[1], args.points, args.y)
+        what = f"{args.images[0]} -> {args.images[1]}"
+    dt = time.perf_counter() - t0
+    if args.loop:
+        frames = A.ping_pong(frames)
+    size = A.save_animation(args.out, A.enlarge(frames, args.enlarge), args.fps)
+    print(
+        f"{args.points} frames ({what}) decoded in {dt:.1f}s; wrote {args.out}: {len(frames)} "
+        f"frames at {args.fps:g} fps{', looped' if args.loop else ''}, "
+        f"{frames.shape[2] * args.enlarge}x{frames.shape[1] * args.enlarge}, {size:,} bytes",
+        file=out,
+    )
+    return 0
+
+
 COMMANDS = {
     'encode': cmd_encode,
     'decode': cmd_decode,
     'directions': cmd_directions,
     'edit': cmd_edit,
     'interpolate': cmd_interpolate,
+    'animate': cmd_animate,
 }
 
 

@@ -28,6 +28,9 @@ EXAMPLES = """examples:
   # export a self-contained SavedModel (sample / encode / decode), then sample from it
   sample.py --model runs/celeba32 --export export/celeba32
   sample.py --model export/celeba32 --n 16 --seed 0 --out from_export.png
+  # 8 variations of a face at T = 0.3 and 0.6: keep levels 3 and 4 (coarse), resample 1 and 2
+  sample.py --model models/celeba64 --variations_of face.jpg --keep_levels 3 4 --n 8 \
+    --temperature 0.3 0.6 --seed 0 --out variations.png
 """
 
 
@@ -124,6 +127,24 @@ def build_parser():
         help="Class label(s) for a class-conditional "
         "model: one label for all samples, or a comma-separated list cycled over them.",
     )
+    g = p.add_argument_group(
+        'variations of an image (levels: 1 = finest .. L = coarsest, see docs/manipulation.md)'
+    )
+    g.add_argument(
+        '--variations_of',
+        default=None,
+        metavar='IMAGE',
+        help="Instead of samples: --n variations of this image at each --temperature, keeping "
+        "its --keep_levels and resampling the other levels with --seed's noise.",
+    )
+    g.add_argument(
+        '--keep_levels',
+        type=int,
+        nargs='+',
+        default=None,
+        metavar='L',
+        help="Levels of the image to keep (default: all but level 1, the finest).",
+    )
     g = p.add_argument_group('outputs')
     g.add_argument(
         '--out',
@@ -162,6 +183,8 @@ def run(args, out=None):
     for t in args.temperature:
         if not t >= 0:
             raise InputError(f"--temperature must be >= 0, got {t}")
+    if args.keep_levels is not None and args.variations_of is None:
+        raise InputError("--keep_levels applies to --variations_of IMAGE; give the image too")
     if args.out and os.path.isdir(args.out):
         raise InputError(
             f"--out {args.out} is a directory; give a PNG file name (e.g. "
@@ -210,24 +233,27 @@ def run(args, out=None):
 
     timings, images = [], []
     t_start = time.perf_counter()
-    for t in args.temperature:
-        images.append(flow.sample(args.n, t, seed, y, timings))
+    if args.variations_of is not None:
+        images = sample_variations(flow, args, seed, y, out)
+    else:
+        for t in args.temperature:
+            images.append(flow.sample(args.n, t, seed, y, timings))
+        images = np.stack(images)  # [T, n, H, W, C]
     wall = time.perf_counter() - t_start
-    images = np.stack(images)  # [T, n, H, W, C]
     n_total = images.shape[0] * images.shape[1]
-    first_n, first_s = timings[0]
-    rest = timings[1:]
+    what = 'variations' if args.variations_of is not None else 'images'
     msg = (
-        f"sampled {n_total} images (n={args.n} x {len(args.temperature)} temperature(s), seed "
+        f"sampled {n_total} {what} (n={args.n} x {len(args.temperature)} temperature(s), seed "
         f"{seed}, batch {args.batch}) in {wall:.2f}s: {1000 * wall / n_total:.2f} ms/image overall"
     )
-    if rest:
+    if len(timings) > 1:
+        (first_n, first_s), rest = timings[0], timings[1:]
         n_rest, s_rest = sum(r[0] for r in rest), sum(r[1] for r in rest)
         msg += (
             f"; {1000 * s_rest / n_rest:.2f} ms/image after the first batch (which took "
             f"{first_s:.2f}s for {first_n} images, including tf.function tracing)"
         )
-    else:
+    elif timings:
         msg += " (one batch, including tf.function tracing; more batches show the steady rate)"
     print(msg, file=out)
 
@@ -261,6 +287,30 @@ def run(args, out=None):
         save_npz(args.npz, arrays)
         print(f"wrote {args.npz}", file=out)
     return 0
+
+
+def sample_variations(flow, args, seed, y, out):
+    """uint8 [T, n, H, W, C]: --n variations of --variations_of at each --temperature."""
+    from glow_tf.errors import InputError
+    from glow_tf.tools.images import load_images
+    from glow_tf.tools.levels import check_levels, level_names, variations
+
+    n_levels = len(flow.latent_shapes)
+    if args.keep_levels is None:
+        keep = tuple(range(2, n_levels + 1))
+    else:
+        keep = check_levels(args.keep_levels, n_levels, '--keep_levels', allow_empty=False)
+    if y is not None and len(set(y.tolist())) > 1:
+        raise InputError("--variations_of takes one class label (--y N), not a list")
+    image = load_images([args.variations_of], flow.image_shape)
+    names = level_names(flow.latent_shapes)
+    kept = ', '.join(names[k - 1] for k in keep) or 'none'
+    resampled = ', '.join(n for i, n in enumerate(names) if i + 1 not in keep) or 'none'
+    print(f"variations of {args.variations_of}: keep {kept}; resample {resampled}", file=out)
+    yy = None if y is None else y[:1]
+    return np.stack(
+        [variations(flow, image, keep, args.n, t, seed, yy)[0] for t in args.temperature]
+    )
 
 
 def main(argv=None):

@@ -11,11 +11,15 @@ API (all answers are JSON; images are PNG data URLs `data:image/png;base64,...`)
                        {"gallery": "<id>"}
                        -> {"face", "input", "reconstruction", "exact",
                            "alignment": {"method", "face_found", "notice", ...}}
-    POST /api/edit     {"face": id, "strengths": {"Smiling": 0.8, "Young": -0.5}}
-                       -> {"image", "strengths"}
+    POST /api/edit     {"face": id, "strengths": {"Smiling": 0.8, "Young": -0.5},
+                        "levels": [3, 4]?}   (levels: 1 = finest; default all)
+                       -> {"image", "strengths", "levels"}
     POST /api/mix      {"a": id, "b": id, "t": 0.3, "strengths": {...}?}  -> {"image"}
     POST /api/sample   {"temperature": 0.7, "seed": 123?}
                        -> {"face", "image", "seed", "temperature"}
+    POST /api/variations, /api/manipulate_range, /api/mix_range, /api/animate
+                       level-wise variations, the original demo's range endpoints and GIF /
+                       MP4 downloads: see glow_tf/editor/ranges.py
 
 Errors: 4xx with {"error": "<what was wrong>"}: 400 malformed request, 404 unknown face or
 route, 405 wrong method, 413 upload larger than `max_upload_bytes`, 415 not an accepted image
@@ -255,8 +259,9 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
     @app.post('/api/edit')
     def edit():
         body = _json_body(request)
-        image, used = editor.edit(body.get('face'), body.get('strengths', {}))
-        return jsonify(face=body.get('face'), image=data_url(image), strengths=used)
+        levels = editor.check_levels(body.get('levels'))
+        image, used = editor.edit(body.get('face'), body.get('strengths', {}), levels)
+        return jsonify(face=body.get('face'), image=data_url(image), strengths=used, levels=levels)
 
     @app.post('/api/mix')
     def mix():
@@ -282,6 +287,10 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
             temperature=face.meta['temperature'],
         )
         return jsonify(out)
+
+    from glow_tf.editor.ranges import add_range_routes
+
+    add_range_routes(app, editor, _json_body, data_url, ApiError)
 
     # Editor errors: a bad value is 422, an unknown face 404.
     @app.errorhandler(InputError)

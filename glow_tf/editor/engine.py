@@ -7,6 +7,10 @@ Every operation works on packed latents z (one image-shaped vector per face, see
     edit:    x' = decode(z + Σ_i α_i · d_i)         (d_i: attribute i's direction, α_i: strength)
     mix:     x' = decode((1 − t) · z_a + t · z_b)   (+ the same Σ α_i d_i, if strengths are given)
     sample:  z = T · ε,  ε ~ N(0, I) from (seed, T) as `sample.py --seed` draws it
+    variations: z's kept levels, the others T · ε_i from (seed, i)   (`glow_tf.tools.levels`)
+    ranges:  a sweep z + α_k d (α_k = -s .. s) or a mix line, `points` images in one call
+
+Levels are numbered 1 (finest) .. L (coarsest); an edit may be restricted to some of them.
 
 An encoded face is cached under an id (`gallery-<name>`, `upload-<hash of its pixels>`,
 `sample-<seed>-<T>`), so moving a slider only decodes: one model call of batch 1. The cache keeps
@@ -33,11 +37,14 @@ import numpy as np
 from glow_tf.errors import InputError
 from glow_tf.tools.flow import load_flow
 from glow_tf.tools.images import quantise
-from glow_tf.tools.manipulation import find_attribute, load_directions
+from glow_tf.tools.levels import check_levels, variation_latents
+from glow_tf.tools.manipulation import find_attribute, load_directions, shift_latents
 
 DEFAULT_ATTRIBUTES = ('Smiling', 'Young', 'Male', 'Eyeglasses', 'Blond_Hair', 'Mustache', 'Bald')
 MAX_STRENGTH = 5.0  # |α| accepted per attribute
 MAX_TEMPERATURE = 1.5
+MAX_POINTS = 48  # images in one range request (sweep, mix range, animation)
+MAX_VARIATIONS = 16
 MODEL_MANIFEST = 'model.json'  # in a packaged editor model directory (see docs/editor.md)
 
 
@@ -68,6 +75,25 @@ class Face:
     @property
     def exact(self):
         return bool(np.array_equal(self.input, self.reconstruction))
+
+
+def check_number(value, name, low, high):
+    """A finite int or float in [low, high] as float; InputError naming `name` otherwise."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise InputError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r:.40}")
+    return float(value)
+
+
+def check_count(value, name, low, high):
+    """An int in [low, high]; InputError naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{name} must be an integer in [{low}, {high}], got {value!r:.40}")
+    return int(value)
 
 
 def png_bytes(image):
@@ -303,15 +329,17 @@ class FaceEditor:
             self.timings[what] = time.perf_counter() - t0
         return image
 
-    def edit(self, face_id, strengths=None):
+    def edit(self, face_id, strengths=None, levels=None):
         """decode(z + Σ α_i d_i) of a cached face -> (uint8 [H, W, C], {attribute: α} applied).
-        All strengths 0 gives the input back exactly (the cached reconstruction)."""
+        levels: None (all) or level numbers (1 = finest) the edit may change; the others keep
+        the face's latents exactly. All strengths 0 gives the input back exactly."""
         face = self.face(face_id)
         alpha, used = self.strength_vector(strengths)
+        levels = self.check_levels(levels)
         offset = self._offset(alpha)
         if offset is None:
             return face.reconstruction, used
-        return self._decode(face.z + offset, 'edit'), used
+        return self._decode(shift_latents(face.z, offset, 1.0, self.flow, levels), 'edit'), used
 
     def mix(self, face_a, face_b, t, strengths=None):
         """decode((1 − t) z_a + t z_b + Σ α_i d_i), t in [0, 1]."""
@@ -328,19 +356,10 @@ class FaceEditor:
     def sample(self, temperature=0.7, seed=None):
         """A random face at `temperature` (same draw as `sample.py --seed S --temperature T`, image
         0); cached and editable like any other face."""
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float))
-            or not 0.0 <= float(temperature) <= MAX_TEMPERATURE
-        ):
-            raise InputError(
-                f"temperature must be a number in [0, {MAX_TEMPERATURE:g}], got {temperature!r:.40}"
-            )
+        temperature = check_number(temperature, 'temperature', 0.0, MAX_TEMPERATURE)
         if seed is None:
             seed = int(np.random.default_rng().integers(0, 2**31 - 1))
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-            raise InputError(f"seed must be an integer in [0, 2^31), got {seed!r:.40}")
-        temperature = float(temperature)
+        seed = check_count(seed, 'seed', 0, 2**31 - 1)
         face_id = f'sample-{seed}-{temperature:g}'
         with self.lock:
             cached = self._faces.get(face_id)
@@ -351,6 +370,55 @@ class FaceEditor:
             return self._remember(
                 Face(face_id, z, image, image, 'sample', {'seed': seed, 'temperature': temperature})
             )
+
+    # ---- level-wise operations and ranges (the original demo's *_range endpoints) -----------
+    def check_levels(self, levels, what='levels'):
+        """None (all levels) or a sorted tuple of level numbers 1..L (1 = finest)."""
+        if levels is None:
+            return None
+        return check_levels(levels, len(self.flow.latent_shapes), what)
+
+    def _decode_many(self, zs, what):
+        with self.lock:
+            t0 = time.perf_counter()
+            images = self.flow.decode(np.asarray(zs, np.float32))
+            self.timings[what] = time.perf_counter() - t0
+        return images
+
+    def variations(self, face_id, keep, temperature=0.7, n=6, seed=0):
+        """n variations of a cached face: its `keep` levels kept, the others resampled at
+        `temperature` with seed's noise (`glow_tf.tools.levels`) -> uint8 [n, H, W, C]."""
+        face = self.face(face_id)
+        keep = check_levels(keep, len(self.flow.latent_shapes), 'keep', allow_empty=True)
+        temperature = check_number(temperature, 'temperature', 0.0, MAX_TEMPERATURE)
+        n = check_count(n, 'n', 1, MAX_VARIATIONS)
+        seed = check_count(seed, 'seed', 0, 2**31 - 1)
+        zs = variation_latents(face.z, self.flow.latent_shapes, keep, n, temperature, seed)
+        return self._decode_many(zs, 'variations')
+
+    def strength_range(self, face_id, attribute, points=5, scale=1.0, levels=None):
+        """A sweep of one attribute: strengths -scale .. +scale in `points` steps ->
+        (uint8 [points, H, W, C], strengths)."""
+        face = self.face(face_id)
+        if not isinstance(attribute, str):
+            raise InputError(f"attribute must be a name, got {attribute!r:.40}")
+        points = check_count(points, 'points', 2, MAX_POINTS)
+        scale = check_number(scale, 'scale', 0.0, MAX_STRENGTH)
+        levels = self.check_levels(levels)
+        strengths = [float(a) for a in np.linspace(-scale, scale, points)]
+        _, used = self.strength_vector({attribute: scale})
+        direction = self._matrix[self.names.index(next(iter(used)))].reshape(self.image_shape)
+        zs = [shift_latents(face.z, direction, a, self.flow, levels) for a in strengths]
+        return self._decode_many(zs, 'strength_range'), strengths
+
+    def mix_range(self, face_a, face_b, points=5):
+        """decode((1 − t) z_a + t z_b) for t = 0 .. 1 in `points` steps -> (uint8 [points, ...],
+        ts)."""
+        a, b = self.face(face_a), self.face(face_b)
+        points = check_count(points, 'points', 2, MAX_POINTS)
+        ts = np.linspace(0.0, 1.0, points, dtype=np.float32)
+        zs = (np.float32(1.0) - ts)[:, None, None, None] * a.z + ts[:, None, None, None] * b.z
+        return self._decode_many(zs, 'mix_range'), [float(t) for t in ts]
 
     def info(self):
         return {
@@ -363,6 +431,9 @@ class FaceEditor:
             'gallery': list(self.gallery),
             'max_strength': MAX_STRENGTH,
             'max_temperature': MAX_TEMPERATURE,
+            'levels': [list(map(int, shape)) for shape in self.flow.latent_shapes],
+            'max_points': MAX_POINTS,
+            'max_variations': MAX_VARIATIONS,
         }
 
 

@@ -6,7 +6,8 @@ flatten each level, concatenate, reshape to [H, W, C]). Every operation below is
 single vector z, exactly as the original worked on its concatenated latent:
 
     direction(attribute) = mean z over images with the attribute - mean z over images without it
-    edit(x, attribute, α) = decode(z(x) + α · direction(attribute))
+    edit(x, attribute, α) = decode(z(x) + α · direction(attribute))   (optionally on chosen
+                            levels only: `glow_tf.tools.levels`)
     interpolate(a, b, t)  = decode((1 - t) · z(a) + t · z(b)),    t = 0, 1/(N-1), ..., 1
 
 Encoding is exact and noise-free: each pixel maps to the centre of its quantisation bin
@@ -27,6 +28,7 @@ import numpy as np
 from glow_tf.errors import InputError
 from glow_tf.model.latents import pack_latents, unpack_latents
 from glow_tf.tools.images import list_image_files, load_images, save_npz
+from glow_tf.tools.levels import level_mask
 
 LATENTS_FORMAT = 'glow_tf.latents/1'
 DIRECTIONS_FORMAT = 'glow_tf.directions/1'
@@ -41,6 +43,7 @@ __all__ = [
     'FingerprintWarning',
     'find_attribute',
     'edit',
+    'shift_latents',
     'interpolate',
     'celeba_labels',
     'folder_labels',
@@ -316,9 +319,11 @@ def direction_for(directions, name, where='directions'):
 # ---------------------------------------------------------------------------------------------
 # edits and interpolation
 # ---------------------------------------------------------------------------------------------
-def edit(flow, images, direction, strengths, y=None):
+def edit(flow, images, direction, strengths, y=None, levels=None):
     """uint8 [N, H, W, C] -> uint8 [N, len(strengths), H, W, C]: decode(z + α · direction).
 
+    levels: None (all) or level numbers (1 = finest, `glow_tf.tools.levels`): the direction
+    is added on those levels only; the others keep the input's latents bit for bit.
     α = 0 returns the (quantised) input exactly."""
     z = flow.encode(images, y)
     direction = np.asarray(direction, np.float32)
@@ -327,10 +332,20 @@ def edit(flow, images, direction, strengths, y=None):
             f"direction of shape {direction.shape} does not match the latents {z.shape[1:]}"
         )
     strengths = [float(a) for a in strengths]
-    zs = np.stack([z + np.float32(a) * direction for a in strengths], 1)  # [N, S, H, W, C]
+    zs = np.stack([shift_latents(z, direction, a, flow, levels) for a in strengths], 1)
     yy = None if y is None else np.repeat(np.asarray(y, np.int32).reshape(-1), len(strengths))
     out = flow.decode(zs.reshape(-1, *z.shape[1:]), yy)
     return out.reshape(len(images), len(strengths), *out.shape[1:])
+
+
+def shift_latents(z, direction, strength, flow, levels=None):
+    """z + α · direction (packed latents [..., H, W, C]), on `levels` only when given (the
+    other levels keep z's values exactly)."""
+    moved = z + np.float32(strength) * direction
+    if levels is None:
+        return moved
+    mask = level_mask(flow.latent_shapes, flow.image_shape, levels)
+    return np.where(mask, moved, z)
 
 
 def interpolate(flow, image_a, image_b, n, y=None):
