@@ -88,10 +88,13 @@ function requestEdit() {
   schedule(async () => {
     const face = state.face;
     const strengths = Object.fromEntries(activeStrengths());
-    const data = await api('/api/edit', { face, strengths });
+    const levels = checkedLevels('#edit-levels');
+    if (levels && !levels.length) { notice('Tick at least one level for the sliders to change.', true); return; }
+    const data = await api('/api/edit', levels ? { face, strengths, levels } : { face, strengths });
     if (face !== state.face) return;
     const desc = Object.entries(data.strengths).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v.toFixed(2)}`).join(', ');
-    setResult(data.image, desc ? `edit: ${desc}` : 'edit (no slider moved)');
+    const on = data.levels ? ` (levels ${data.levels.join(', ')})` : '';
+    setResult(data.image, desc ? `edit: ${desc}${on}` : 'edit (no slider moved)');
     status(`edit: ${data._ms.toFixed(0)} ms round trip`);
   });
 }
@@ -161,7 +164,7 @@ function resetSliders() {
 function switchTab(tab) {
   state.mode = tab;
   document.querySelectorAll('.tab').forEach((b) => b.classList.toggle('active', b.dataset.tab === tab));
-  for (const t of ['edit', 'mix', 'random']) $(`#panel-${t}`).classList.toggle('hidden', t !== tab);
+  for (const t of ['edit', 'mix', 'variations', 'random']) $(`#panel-${t}`).classList.toggle('hidden', t !== tab);
   if (tab === 'mix') { requestMix(); } else if (tab === 'edit' && state.face) { requestEdit(); }
 }
 
@@ -228,6 +231,83 @@ function randomFace() {
   });
 }
 
+// Level checkboxes (1 = finest .. L = coarsest) in `box`; `checked(level)` sets the default.
+function levelBoxes(box, name, checked, onChange) {
+  state.info.levels.forEach((shape, i) => {
+    const label = document.createElement('label');
+    const input = document.createElement('input');
+    Object.assign(input, { type: 'checkbox', value: i + 1, checked: checked(i + 1), name });
+    input.addEventListener('change', onChange);
+    label.append(input, ` ${i + 1} (${shape.join('\u00d7')})`);
+    label.title = i === 0 ? 'finest level' : (i === state.info.levels.length - 1 ? 'coarsest level' : '');
+    $(box).append(label);
+  });
+}
+
+// The ticked levels of a box; null when all are ticked (no restriction).
+function checkedLevels(box) {
+  const boxes = [...document.querySelectorAll(`${box} input[type=checkbox]`)];
+  const on = boxes.filter((b) => b.checked).map((b) => parseInt(b.value, 10));
+  return on.length === boxes.length ? null : on;
+}
+
+function requestVariations() {
+  if (!state.face) { notice('Pick a face first: variations keep its coarse levels.'); return; }
+  const keep = checkedLevels('#keep-levels') || state.info.levels.map((_, i) => i + 1);
+  const temperature = parseFloat($('#var-temperature').value);
+  schedule(async () => {
+    const face = state.face;
+    const data = await api('/api/variations', { face, keep, temperature, n: 6 });
+    const box = $('#variations');
+    box.textContent = '';
+    data.images.forEach((url, i) => {
+      const img = document.createElement('img');
+      Object.assign(img, { src: url, alt: `variation ${i + 1}`, className: 'thumb', tabIndex: 0 });
+      img.addEventListener('click', () => setResult(url, `variation ${i + 1}: keep levels ${data.keep.join(', ') || 'none'}, T = ${data.temperature}, seed ${data.seed}`));
+      box.append(img);
+    });
+    setResult(data.images[0], `variation 1: keep levels ${data.keep.join(', ') || 'none'}, T = ${data.temperature}, seed ${data.seed}`);
+    document.body.dataset.variations = String(data.images.length);
+    status(`${data.images.length} variations: ${data._ms.toFixed(0)} ms round trip`);
+  });
+}
+
+// Download an animated sweep (of the chosen attribute) or mix (A -> B) as GIF or MP4.
+function downloadAnimation(kind, format) {
+  let body;
+  if (kind === 'sweep') {
+    if (!state.face) { notice('Pick a face first.'); return; }
+    const levels = checkedLevels('#edit-levels');
+    body = { kind, face: state.face, attribute: $('#sweep-attr').value, points: 24, format };
+    if (levels) body.levels = levels;
+  } else {
+    if (!state.mix.a || !state.mix.b) { notice('Mix: choose a face for A and for B first.'); return; }
+    body = { kind, a: state.mix.a, b: state.mix.b, points: 24, format };
+  }
+  status(`making the ${format.toUpperCase()}\u2026`);
+  schedule(async () => {
+    const resp = await fetch('/api/animate', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    if (!resp.ok) {
+      let msg = `HTTP ${resp.status}`;
+      try { msg = (await resp.json()).error || msg; } catch (e) { /* not JSON */ }
+      throw new Error(msg);
+    }
+    const blob = await resp.blob();
+    const name = (resp.headers.get('Content-Disposition') || '').match(/filename="([^"]+)"/);
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = name ? name[1] : `glow-${kind}.${format}`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    document.body.dataset.downloaded = `${a.download} ${blob.size}`;
+    status(`${a.download}: ${(blob.size / 1024).toFixed(0)} KiB`);
+  });
+}
+
 async function init() {
   try {
     state.info = await api('/api/info');
@@ -252,6 +332,19 @@ async function init() {
   $('#mix-t').addEventListener('input', (e) => { $('#mix-t-out').textContent = parseFloat(e.target.value).toFixed(2); requestMix(); });
   $('#temperature').addEventListener('input', (e) => { $('#temperature-out').textContent = parseFloat(e.target.value).toFixed(2); });
   $('#random').addEventListener('click', randomFace);
+  const nLevels = info.levels.length;
+  levelBoxes('#edit-levels', 'edit-level', () => true, () => { if (state.face) requestEdit(); });
+  levelBoxes('#keep-levels', 'keep-level', (l) => l > 1 || nLevels === 1, () => {});
+  for (const name of info.attributes) {
+    const opt = document.createElement('option');
+    opt.value = name;
+    opt.textContent = name.replace(/_/g, ' ');
+    $('#sweep-attr').append(opt);
+  }
+  if (info.default_attributes.length) $('#sweep-attr').value = info.default_attributes[0];
+  document.querySelectorAll('button.animate').forEach((b) => b.addEventListener('click', () => downloadAnimation(b.dataset.kind, b.dataset.format)));
+  $('#var-temperature').addEventListener('input', (e) => { $('#var-temperature-out').textContent = parseFloat(e.target.value).toFixed(2); });
+  $('#make-variations').addEventListener('click', requestVariations);
   $('#file').addEventListener('change', (e) => upload(e.target.files[0]));
   const dz = $('#dropzone');
   dz.addEventListener('dragover', (e) => { e.preventDefault(); dz.classList.add('over'); });
