@@ -72,6 +72,7 @@ function showFace(data, label) {
   $('#input-img').src = data.input;
   $('#recon-img').src = data.reconstruction;
   $('#recon-caption').textContent = data.exact ? 'reconstruction (exact)' : 'reconstruction';
+  $('#variations').textContent = '';
   document.querySelectorAll('#gallery img').forEach((img) =>
     img.classList.toggle('selected', img.dataset.id === data.face));
   status(label);
