@@ -142,6 +142,62 @@ def run_digits(args, out_dir, stem):
     return rows, judge_info, table
 
 
+def run_faces(args, out_dir, stem):
+    import numpy as np
+
+    from bench.face_judge import RECIPE, box_blur, face_features, face_judge, load_faces
+    from bench.frechet import features_frechet
+    from bench.judge_cache import judge_path, recipe_hash
+
+    flow = load_model_flow(args.model, args.batch)
+    if tuple(flow.image_shape) != (64, 64, 3):
+        raise InputError(
+            f'--model {args.model}: images are {flow.image_shape}, the face judge needs a '
+            '64x64x3 face model'
+        )
+    x_train, _, x_held, _ = load_faces()
+    if args.n > len(x_held):
+        raise InputError(f'--n: at most {len(x_held)} (the held-out faces), got {args.n}')
+    judge = face_judge()
+    samples = model_samples(flow, args.n, args.temperatures, args.seed)
+    held = face_features(x_held[: args.n], judge)
+    pick = np.sort(np.random.default_rng(args.seed).choice(len(x_train), args.n, replace=False))
+    train = x_train[pick]
+    sets = [(f'samples T={t:g}', t, x, f't{t:g}') for t, x in zip(args.temperatures, samples)]
+    sets += [
+        ('real training faces', None, train, 'real_train'),
+        ('real, box 32x32 + upsampled', None, box_blur(train, 32), 'blur32'),
+        ('real, box 16x16 + upsampled', None, box_blur(train, 16), 'blur16'),
+    ]
+    rows = []
+    for what, t, x, tag in sets:
+        d = features_frechet(face_features(x, judge), held)
+        grid = save_grid(x, out_dir / f'{stem}_{tag}.png')
+        rows.append({'what': what, 'temperature': t, 'n': len(x), 'frechet': d, 'grid': grid})
+    rows.append(
+        {
+            'what': 'real held-out faces (the reference)',
+            'temperature': None,
+            'n': args.n,
+            'frechet': 0.0,
+            'grid': save_grid(x_held[: args.n], out_dir / f'{stem}_real_heldout.png'),
+        }
+    )
+    judge_info = {
+        'recipe': RECIPE,
+        'hash': recipe_hash(RECIPE),
+        'weights': str(judge_path('faces', RECIPE)),
+        'reference': f'the first {args.n} of the {len(x_held)} held-out faces',
+        'training_faces': f'{args.n} random training faces (seed {args.seed})',
+    }
+    table = [
+        f'Frechet distance to {args.n} real held-out faces (face-attribute CNN features, '
+        'not Inception FID)',
+        *(f"{r['what']:<36} {r['n']:>5}  {r['frechet']:>10.3f}" for r in rows[:-1]),
+    ]
+    return rows, judge_info, table
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,8 +239,6 @@ def run(args):
     if args.judge == 'digits':
         rows, judge_info, table = run_digits(args, out_dir, stem)
     else:
-        from bench.face_quality import run_faces
-
         rows, judge_info, table = run_faces(args, out_dir, stem)
     import tensorflow as tf
 

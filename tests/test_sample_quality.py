@@ -74,3 +74,40 @@ def test_cli_names_a_bad_model_flag(tmp_path):
     assert proc.returncode == 2
     assert '--model' in proc.stderr and 'missing' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_frechet_distance_matches_closed_forms():
+    from bench.frechet import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 6))
+    cov = a @ a.T + 0.1 * np.eye(6)  # a full, non-diagonal covariance
+    mu = rng.normal(size=6)
+    assert frechet_distance(mu, cov, mu, cov) == pytest.approx(0.0, abs=1e-8)
+    shift = np.arange(6.0)
+    assert frechet_distance(mu, cov, mu + shift, cov) == pytest.approx(np.sum(shift**2), rel=1e-8)
+    # diagonal covariances: d^2 = sum (sqrt(a_i) - sqrt(b_i))^2
+    va, vb = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
+    d = frechet_distance(np.zeros(3), np.diag(va), np.ones(3), np.diag(vb))
+    assert d == pytest.approx(3.0 + np.sum((np.sqrt(va) - np.sqrt(vb)) ** 2), rel=1e-10)
+
+
+def test_features_frechet_estimates_the_distance_of_the_sampled_gaussians():
+    from bench.frechet import features_frechet
+
+    rng = np.random.default_rng(1)
+    fa = rng.normal(0.0, 1.0, (20000, 3))
+    fb = rng.normal(1.0, 2.0, (20000, 3))  # d^2 = 3 * 1^2 + 3 * (2 - 1)^2 = 6
+    assert features_frechet(fa, fb) == pytest.approx(6.0, rel=0.05)
+
+
+def test_box_blur_keeps_flat_images_and_removes_detail():
+    from bench.face_judge import box_blur
+
+    flat = np.full((2, 64, 64, 3), 137, np.uint8)
+    np.testing.assert_array_equal(box_blur(flat, 16), flat)
+    checker = ((np.indices((64, 64)).sum(axis=0) % 2) * 255).astype(np.uint8)
+    checker = np.repeat(checker[None, ..., None], 3, axis=-1)
+    blurred = box_blur(checker, 32)
+    assert blurred.shape == checker.shape
+    assert blurred.std() < 2  # 2x2 blocks of a 1-pixel checkerboard all average to ~127
