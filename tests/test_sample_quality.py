@@ -111,3 +111,15 @@ def test_box_blur_keeps_flat_images_and_removes_detail():
     blurred = box_blur(checker, 32)
     assert blurred.shape == checker.shape
     assert blurred.std() < 2  # 2x2 blocks of a 1-pixel checkerboard all average to ~127
+
+
+def test_judge_path_follows_the_cache_variables_and_the_recipe(tmp_path, monkeypatch):
+    from bench.judge_cache import judge_path
+
+    monkeypatch.delenv('GLOW_CACHE_DIR', raising=False)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    recipe = {'judge': 'digits', 'seed': 0}
+    assert judge_path('digits', recipe).parent == tmp_path / 'xdg' / 'glow_tf' / 'judges'
+    monkeypatch.setenv('GLOW_CACHE_DIR', str(tmp_path / 'glow'))
+    assert judge_path('digits', recipe).parent == tmp_path / 'glow' / 'judges'
+    assert judge_path('digits', recipe) != judge_path('digits', {**recipe, 'seed': 1})
