@@ -23,9 +23,12 @@ CACHE_VERSION = 1
 
 
 def cache_root() -> Path:
-    """``$GLOW_CACHE_DIR`` if set, else ``~/.cache/glow_tf``."""
+    """``$GLOW_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/glow_tf``, else ``~/.cache/glow_tf``."""
     env = os.environ.get('GLOW_CACHE_DIR')
-    return Path(env) if env else Path.home() / '.cache' / 'glow_tf'
+    if env:
+        return Path(env)
+    xdg = os.environ.get('XDG_CACHE_HOME')
+    return (Path(xdg) if xdg else Path.home() / '.cache') / 'glow_tf'
 
 
 def _key(paths: list[str], image_size: int) -> str:
