@@ -114,7 +114,7 @@ def test_score_cli_report_and_bad_files(tmp_path, logdir, capsys):
     rows = (out / 'scores.csv').read_text().splitlines()
     assert len(rows) == 1 + 11 and 'broken.jpg' not in ''.join(rows)
     assert (out / 'histogram.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    assert '| faces | 6 |' in (out / 'summary.md').read_text()
+    assert '| faces | 6 | 0 |' in (out / 'summary.md').read_text()
     # deterministic: the same command gives the same numbers
     score(tmp_path / 'again')
     again = json.loads((tmp_path / 'again' / 'report.json').read_text())

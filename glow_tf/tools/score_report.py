@@ -12,13 +12,34 @@ from glow_tf.tools import ood_stats
 
 
 def set_entry(bits, parts):
-    """The report's entry of one set from its bits/dim [N] and per-level parts [N, L] or None."""
+    """The report's entry of one set from its bits/dim [N] and per-level parts [N, L] or None.
+
+    Mean, std and per-level means are over the images with a finite score; `n_nonfinite` counts
+    the others (a float32 overflow inside the flow on inputs far from the training data)."""
+    finite = np.isfinite(bits)
+    kept = bits[finite] if finite.any() else bits
     return {
         'n': int(len(bits)),
-        'bits_per_dim_mean': float(bits.mean()),
-        'bits_per_dim_std': float(bits.std()),
-        'per_level_bits_per_dim': None if parts is None else [float(v) for v in parts.mean(0)],
+        'n_nonfinite': int((~finite).sum()),
+        'bits_per_dim_mean': float(kept.mean()),
+        'bits_per_dim_std': float(kept.std()),
+        'per_level_bits_per_dim': (
+            None
+            if parts is None
+            else [float(v) for v in parts[finite if finite.any() else ...].mean(0)]
+        ),
     }
+
+
+def finite_or_none(obj):
+    """`obj` with every non-finite float replaced by None (JSON has no inf / NaN)."""
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
 
 
 def comparison(ref, other, typicality_batch=16):
@@ -58,14 +79,15 @@ def summary_markdown(report):
     """summary.md: one table of the sets, one of the comparisons."""
     lines = [f"# Scores of {report['model']['path']}", '', report['model']['scoring'], '']
     lines += [
-        '| set | n | bits/dim mean | std | per level (top prior last) |',
-        '|---|---|---|---|---|',
+        '| set | n | non-finite | bits/dim mean | std | per level (top prior last) |',
+        '|---|---|---|---|---|---|',
     ]
     for name, s in report['sets'].items():
         levels = s['per_level_bits_per_dim']
-        levels = ' / '.join(f'{v:.3f}' for v in levels) if levels else 'n/a'
+        levels = ' / '.join(f'{v:.4g}' for v in levels) if levels else 'n/a'
         lines.append(
-            f"| {name} | {s['n']} | {s['bits_per_dim_mean']:.4f} | {s['bits_per_dim_std']:.4f} "
+            f"| {name} | {s['n']} | {s['n_nonfinite']} | {s['bits_per_dim_mean']:.4g} "
+            f"| {s['bits_per_dim_std']:.4g} "
             f"| {levels} |"
         )
     ref = next(iter(report['sets']))
@@ -85,7 +107,7 @@ def summary_markdown(report):
         llr = c.get('auroc_likelihood_ratio')
         lines.append(
             f"| {name} | {c['auroc_bits_per_dim']:.3f} | {c['auroc_complexity']:.3f} "
-            f"| {c['fpr95_bits_per_dim']:.3f} | {t['statistic']:.3f} ({t['threshold']:.3f}) "
+            f"| {c['fpr95_bits_per_dim']:.3f} | {t['statistic']:.4g} ({t['threshold']:.3f}) "
             f"| {t['detection_rate']:.2f} | {'n/a' if llr is None else f'{llr:.3f}'} |"
         )
     return '\n'.join(lines) + '\n'
@@ -102,13 +124,18 @@ def histogram_png(path, sets, width=640, height=320, n_bins=60, span=8.0):
     and the legend says how many there are (e.g. noise under a face model)."""
     from PIL import Image, ImageDraw
 
-    ref = next(iter(sets.values()))['bits']
-    lo = min(float(np.quantile(s['bits'], 0.01)) for s in sets.values())
-    hi = max(float(np.quantile(s['bits'], 0.99)) for s in sets.values())
+    finite = {k: s['bits'][np.isfinite(s['bits'])] for k, s in sets.items()}
+    finite = {k: v if len(v) else np.zeros(1) for k, v in finite.items()}
+    ref = next(iter(finite.values()))
+    lo = min(float(np.quantile(v, 0.01)) for v in finite.values())
+    hi = max(float(np.quantile(v, 0.99)) for v in finite.values())
     hi = min(hi, float(np.quantile(ref, 0.99)) + span)
     hi = hi if hi > lo else lo + 1.0
     edges = np.linspace(lo, hi, n_bins + 1)
-    clipped = {k: np.clip(s['bits'], lo, hi) for k, s in sets.items()}
+    clipped = {
+        k: np.clip(np.nan_to_num(s['bits'], nan=hi, posinf=hi, neginf=lo), lo, hi)
+        for k, s in sets.items()
+    }
     hists = {k: np.histogram(v, edges, density=True)[0] for k, v in clipped.items()}
     top = max(float(h.max()) for h in hists.values()) or 1.0
     img = Image.new('RGB', (width, height), 'white')
@@ -131,7 +158,7 @@ def histogram_png(path, sets, width=640, height=320, n_bins=60, span=8.0):
             pts += [(x0, y), (x1, y)]
         d.line([(left, lower)] + pts + [(right, lower)], fill=colour, width=2)
         bits = sets[name]['bits']
-        off = int(np.sum((bits < lo) | (bits > hi)))
+        off = int(np.sum(~((bits >= lo) & (bits <= hi))))
         label = f'{name} (n={len(bits)}, mean {np.mean(bits):.3g})'
         label += f', {off} off scale' if off else ''
         d.text((left + 10, upper + 4 + 14 * i), label, fill=colour)
@@ -141,7 +168,10 @@ def histogram_png(path, sets, width=640, height=320, n_bins=60, span=8.0):
 def write_report(out_dir, report, sets):
     """Write report.json, scores.csv, summary.md, histogram.png into out_dir."""
     os.makedirs(out_dir, exist_ok=True)
-    _write_text(os.path.join(out_dir, 'report.json'), json.dumps(report, indent=2) + '\n')
+    _write_text(
+        os.path.join(out_dir, 'report.json'),
+        json.dumps(finite_or_none(report), indent=2, allow_nan=False) + '\n',
+    )
     write_csv(os.path.join(out_dir, 'scores.csv'), sets)
     _write_text(os.path.join(out_dir, 'summary.md'), summary_markdown(report))
     histogram_png(os.path.join(out_dir, 'histogram.png'), sets)
