@@ -38,6 +38,7 @@ setup(
             'glow-sample=glow_tf.cli.sample:main',
             'glow-manipulate=glow_tf.cli.manipulate:main',
             'glow-demo=glow_tf.cli.demo:main',
+            'glow-score=glow_tf.cli.score:main',
         ]
     },
     package_data={'glow_tf.editor': ['static/*']},

@@ -53,7 +53,8 @@ class FolderIndex:
         )
 
 
-def _images_under(d: Path) -> list[str]:
+def images_under(d: Path) -> list[str]:
+    """Every image file under `d` (recursively, hidden folders skipped), sorted by path."""
     out = []
     for dirpath, dirnames, filenames in os.walk(d):
         dirnames[:] = sorted(x for x in dirnames if not x.startswith('.'))
@@ -71,7 +72,7 @@ def _scan(d: Path) -> tuple[dict[str, list[str]] | None, list[str]]:
     classes = {}
     for e in entries:
         if not e.startswith('.') and (d / e).is_dir():
-            files = _images_under(d / e)
+            files = images_under(d / e)
             if files:
                 classes[e] = files
     if classes and top:

@@ -36,7 +36,7 @@ from keras.src.utils.tracking import no_automatic_dependency_tracking
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import FlowStep
-from glow_tf.flows.priors import TopPrior, log_prob_from_latents
+from glow_tf.flows.priors import TopPrior, log_prob_from_latents, standard_normal_log_prob
 from glow_tf.model.latents import block_latents
 from glow_tf.model.level import Level
 from glow_tf.model.memory import MEMORY_MODES
@@ -315,6 +315,48 @@ class Glow(keras.Model):
         """Dequantised NLL of uint8 images [B, H, W, C] in bits per sub-pixel -> [B]."""
         x = preprocess(x_uint8, n_bits_x, noise=True)
         return nats_to_bits_per_dim(self.log_prob(x, y), self.n_dims, n_bits_x)
+
+    def log_prob_per_level(self, x, y=None):
+        """log p(x) of preprocessed x [B, H, W, C] split into one part per level -> [B, L] (nats).
+
+        Level l's part is the log-det of its squeeze, K steps and split plus the log-density of
+        the latent it factors out; the last level's part adds the top prior's log-det and
+        log N(ε_L; 0, I):
+
+            part_l     = log|det_l| + log N(ε_l; 0, I)                          (l < L-1)
+            part_{L-1} = log|det_{L-1}| + log|det_top| + log N(ε_L; 0, I)
+            Σ_l part_l = log p(x)                                                   (eq. 3)
+        """
+        self._check_image(x)
+        z, parts = x, []
+        for level in self.levels:
+            z, eps, log_det = level.forward(z)
+            parts.append(log_det + (0.0 if eps is None else standard_normal_log_prob(eps)))
+        eps, log_det = self.top_prior.forward(z, y)
+        parts[-1] = parts[-1] + log_det + standard_normal_log_prob(eps)
+        return tf.stack(parts, axis=1)
+
+    def latent_dims_per_level(self):
+        """d_l, the sub-pixels level l factors out (the top latent's for the last level);
+        Σ d_l = D."""
+        return [int(np.prod(shape)) for shape in self.latent_shapes]
+
+    def bits_per_dim_per_level(self, x_uint8, y=None, n_bits_x=8, noise=True):
+        """`bits_per_dim` of uint8 images [B, H, W, C] split into one part per level -> [B, L],
+        the top level (with the top prior) last; the parts sum to the total bits/dim.
+
+        With part_l from `log_prob_per_level` and d_l = `latent_dims_per_level()[l]`, the
+        quantisation term D·log(n_bins) of `nats_to_bits_per_dim` is shared out by latent size:
+
+            bits_l = -(part_l - d_l · log n_bins) / (D · log 2),     Σ_l bits_l = bits/dim
+
+        `noise`: the dequantisation draw, as in `preprocess` (True: U[0, 1); 0.5: bin centres).
+        """
+        x = preprocess(x_uint8, n_bits_x, noise=noise)
+        parts = self.log_prob_per_level(x, y)
+        dims = tf.constant(self.latent_dims_per_level(), tf.float32)
+        n_bins = check_n_bits(n_bits_x)
+        return -(parts - dims * math.log(n_bins)) / (self.n_dims * math.log(2.0))
 
     def class_logits(self, x, y_for_prior=None):
         """Classifier logits [B, n_classes] of preprocessed x (class-conditional models only)."""

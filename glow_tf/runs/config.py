@@ -172,8 +172,18 @@ class TrainConfig:
     restore_path: str = option(
         '',
         'run',
-        "Checkpoint to resume from: a log dir, its checkpoints/ dir or a ckpt-N prefix (ignored "
-        "if --logdir has its own).",
+        "Warm start (fine-tuning): a log dir, its checkpoints/ dir or a ckpt-N prefix whose "
+        "weights (--restore_weights) start a new run; step, epoch, optimiser, learning-rate "
+        "warm-up and averages start fresh, and any data of the same image shape may be used. "
+        "Ignored if --logdir has its own checkpoints (the run resumes from them). With "
+        "--inference: the checkpoint to evaluate.",
+    )
+    restore_weights: str = option(
+        'auto',
+        'run',
+        "Which weights of --restore_path start the run: 'raw', 'ema' (Polyak-averaged) or "
+        "'auto' (the ones that scored better at that run's last test pass, as sample.py).",
+        choices=('auto', 'raw', 'ema'),
     )
     inference: bool = option(
         False,

@@ -108,6 +108,13 @@ def find_restore(logdir, cfg):
     return None, notes
 
 
+def is_warm_start(cfg, prefix):
+    """True when `prefix` comes from --restore_path (not this log dir) for training: only its
+    weights start the run (`glow_tf.training.trainer.Trainer.warm_start`)."""
+    logdir = os.path.abspath(cfg.logdir)
+    return not cfg.inference and not os.path.abspath(prefix).startswith(logdir + os.sep)
+
+
 def check_compatible(cfg, prefix):
     """A resumed run must describe the same model as the checkpoint (a ConfigError naming the
     flag that differs). Returns the saved learntop_form (which no flag sets)."""
@@ -115,8 +122,10 @@ def check_compatible(cfg, prefix):
     if path is None:
         return cfg.learntop_form
     saved = TrainConfig.load(path)
-    # Not model arguments, but what the curves and bits/dim mean: the data and its bit depth.
-    for k in ('problem', 'category', 'n_bits_x'):
+    # Not model arguments, but what the curves and bits/dim mean: the data and its bit depth. A
+    # warm start (--restore_path into a new log dir) may fine-tune on other data.
+    warm = is_warm_start(cfg, prefix)
+    for k in ('n_bits_x',) if warm else ('problem', 'category', 'n_bits_x'):
         if getattr(cfg, k) != getattr(saved, k):
             raise ConfigError(
                 f'--{k}',

@@ -56,6 +56,7 @@ from glow_tf.training.checkpoints import (
     RunCheckpoints,
     check_compatible,
     find_restore,
+    is_warm_start,
     read_checkpoint,
 )
 from glow_tf.training.counters import IntervalStats, RunCounters
@@ -275,6 +276,9 @@ class Trainer:
         if not self.restore_prefix:
             self._initialize()
             return False
+        if is_warm_start(cfg, self.restore_prefix):
+            self.warm_start()
+            return False
         if self.chief:
             # Inference needs neither the optimiser slots nor a matching optimiser.
             ckpt = (
@@ -301,6 +305,32 @@ class Trainer:
                 )
         c.world_size = self.size
         return True
+
+    def warm_start(self):
+        """--restore_path into a new log dir: rank 0 reads the checkpoint's model variables and
+        its raw or Polyak-averaged weights (--restore_weights; 'auto': the ones that scored
+        better in that run), then every worker gets them; the counters, optimiser, learning-rate
+        warm-up and averages start fresh (the averages from the loaded weights)."""
+        cfg, prefix = self.cfg, self.restore_prefix
+        which = cfg.restore_weights
+        if which == 'auto':
+            which = ckpt_lib.selected_weights(prefix)
+        if self.chief:
+            groups = ckpt_lib.list_groups(prefix)
+            if which == 'ema' and 'ema' not in groups:
+                raise ConfigError(
+                    '--restore_weights', f"ema: {prefix} holds no Polyak averages; use raw"
+                )
+            ckpt = ckpt_lib.make_checkpoint(self.model, self.ema if which == 'ema' else None)
+            read_checkpoint(ckpt, prefix, self.logdir, cfg)
+            if which == 'ema':
+                self.ema.copy_to_model()
+        self._share_rank0_state()
+        self.ema.reset()
+        self.counters.world_size = self.size
+        if self.chief:
+            self.log.truncate_after(0)
+            self.log.print(f"Warm start from {prefix} ({which} weights); step 0, fresh optimiser")
 
     def _initialize(self):
         """Data-dependent init on n_batch_init images per worker (statistics averaged over the

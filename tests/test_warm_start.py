@@ -1,0 +1,51 @@
+"""--restore_path: a warm start (fine-tuning) takes only a checkpoint's weights into a new run,
+here an MNIST model fine-tuned on the CIFAR-10 subset; resuming a log dir is unchanged."""
+
+import json
+
+import numpy as np
+import pytest
+
+from glow_tf.cli.train import main
+from tests.test_train_resume import read_ckpt, tiny_argv
+
+
+def _group(state, group):
+    return {k.split('/', 1)[1]: v for k, v in state.items() if k.startswith(group + '/')}
+
+
+def _set(argv, flag, value):
+    argv = list(argv)
+    argv[argv.index(flag) + 1] = value
+    return argv
+
+
+@pytest.mark.parametrize('weights', ['raw', 'ema'])
+def test_warm_start_mnist_model_on_cifar(tmp_path, shared_data, weights):
+    source = tmp_path / 'mnist'
+    main(_set(tiny_argv(source, '--max_steps', '4'), '--problem', 'mnist'))
+    _, before = read_ckpt(source)
+    assert int(before['state/vars/step/.ATTRIBUTES/VARIABLE_VALUE']) == 4
+
+    # lr 1e-9: the fine-tuning steps leave the weights as loaded (to ~1e-8), so they compare
+    tuned = tmp_path / 'cifar'
+    argv = tiny_argv(tuned, '--max_steps', '2', '--lr', '1e-9', '--restore_path', str(source))
+    main(argv + ['--restore_weights', weights])
+    _, after = read_ckpt(tuned)
+    assert int(after['state/vars/step/.ATTRIBUTES/VARIABLE_VALUE']) == 2  # counters fresh
+    loaded = _group(after, 'model')
+    expected = _group(before, 'model' if weights == 'raw' else 'ema')
+    for k, v in expected.items():
+        np.testing.assert_allclose(loaded[k], v, rtol=0, atol=1e-6, err_msg=k)
+    raw, ema = _group(before, 'model'), _group(before, 'ema')
+    assert any(not np.allclose(raw[k], ema[k], rtol=0, atol=1e-5) for k in ema)  # they differ
+    # the optimiser starts fresh: its iteration count is this run's steps, not 4 + 2
+    iterations = [v for k, v in after.items() if k.startswith('optimizer/') and 'iteration' in k]
+    assert iterations and int(iterations[0]) == 2
+    config = json.loads((tuned / 'config.json').read_text())
+    assert config['restore_path'] == str(source) and config['restore_weights'] == weights
+    assert config['problem'] == 'cifar10'
+
+    # a later run in the same log dir resumes from its own checkpoint, as before
+    result = main(_set(argv, '--max_steps', '3'))
+    assert result['step'] == 3
