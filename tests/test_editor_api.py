@@ -136,6 +136,27 @@ def test_uploaded_photo_is_aligned_like_celeba_and_encoded(client, editor):
     np.testing.assert_array_equal(ed.decode_data_url(e['image']), ed.decode_data_url(out['input']))
 
 
+def test_truncated_jpeg_upload_is_a_422_naming_the_file(client):
+    """A JPEG cut short anywhere (inside its header or its scan data) is the user's file's fault:
+    422 with the file's name, never a 500, and the server keeps answering."""
+    jpeg = ed.png_file_bytes(ed.photo_with_face(angle=0, scale=2.0), 'JPEG')
+    for cut in (100, 300, 600, len(jpeg) // 2):
+        resp = client.post(
+            '/api/encode',
+            data={'image': (io.BytesIO(jpeg[:cut]), 'holiday.jpg')},
+            content_type='multipart/form-data',
+        )
+        out = resp.get_json()
+        assert resp.status_code == 422, (cut, out)
+        assert 'holiday.jpg' in out['error'] and 'truncated' in out['error'], out
+    resp = client.post(
+        '/api/encode',
+        data={'image': (io.BytesIO(jpeg), 'holiday.jpg')},
+        content_type='multipart/form-data',
+    )
+    assert resp.status_code == 200
+
+
 def test_photo_without_a_face_gets_a_centre_crop_and_a_notice(client):
     rng = np.random.default_rng(0)
     flat = np.clip(rng.normal(128, 3, (300, 500, 3)), 0, 255).astype(np.uint8)

@@ -95,6 +95,10 @@ def decode_upload(data, max_pixels=MAX_PIXELS, name='upload'):
             raise ApiError(
                 422, f"{name}: image has too many pixels (at most {max_pixels:,})"
             ) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:  # e.g. a header cut short
+            raise ApiError(
+                422, f"{name}: cannot read the image; the file is corrupt or truncated ({e})"
+            ) from None
         w, h = img.size
         if w < 1 or h < 1:
             raise ApiError(422, f"{name}: image has no pixels ({w}x{h})")
