@@ -157,6 +157,14 @@ def test_truncated_jpeg_upload_is_a_422_naming_the_file(client):
     assert resp.status_code == 200
 
 
+def test_favicon_is_served_as_a_png(client):
+    from PIL import Image
+
+    resp = client.get('/favicon.ico')
+    assert resp.status_code == 200 and resp.mimetype == 'image/png'
+    assert Image.open(io.BytesIO(resp.data)).size == (32, 32)
+
+
 def test_photo_without_a_face_gets_a_centre_crop_and_a_notice(client):
     rng = np.random.default_rng(0)
     flat = np.clip(rng.normal(128, 3, (300, 500, 3)), 0, 255).astype(np.uint8)

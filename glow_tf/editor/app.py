@@ -124,6 +124,22 @@ def decode_upload(data, max_pixels=MAX_PIXELS, name='upload'):
     return np.asarray(img, np.uint8)
 
 
+def favicon_png(size=32):
+    """PNG bytes of the page's icon: a face-coloured disc with two eyes (drawn, no file)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new('RGBA', (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((2, 2, size - 3, size - 3), fill=(224, 172, 140, 255))
+    for x in (size * 11 // 32, size * 19 // 32):
+        draw.ellipse(
+            (x - 2, size * 12 // 32 - 2, x + 2, size * 12 // 32 + 2), fill=(40, 30, 30, 255)
+        )
+    out = io.BytesIO()
+    img.save(out, 'PNG')
+    return out.getvalue()
+
+
 def _json_body(request):
     if not request.is_json:
         raise ApiError(400, "expected a JSON body (Content-Type: application/json)")
@@ -191,6 +207,12 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
     @app.get('/')
     def index():
         return send_from_directory(STATIC_DIR, 'index.html')
+
+    favicon = favicon_png()
+
+    @app.get('/favicon.ico')
+    def favicon_ico():  # browsers ask for it whatever the page links; answer, not 404
+        return app.response_class(favicon, mimetype='image/png')
 
     @app.get('/api/info')
     def info():
