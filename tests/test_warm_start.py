@@ -46,6 +46,12 @@ def test_warm_start_mnist_model_on_cifar(tmp_path, shared_data, weights):
     assert config['restore_path'] == str(source) and config['restore_weights'] == weights
     assert config['problem'] == 'cifar10'
 
+    # the test records split bits/dim by level (the top prior's level last); the parts add up
+    record = json.loads((tuned / 'test.jsonl').read_text().splitlines()[-1])
+    assert len(record['bits_x_per_level']) == 2
+    assert sum(record['bits_x_per_level']) == pytest.approx(record['bits_x'], rel=1e-5)
+    assert record['bits_x_level1'] == record['bits_x_per_level'][1]
+
     # a later run in the same log dir resumes from its own checkpoint, as before
     result = main(_set(argv, '--max_steps', '3'))
     assert result['step'] == 3

@@ -285,7 +285,9 @@ class Glow(keras.Model):
     def call(self, x, y=None):
         return self.log_prob(x, y)
 
-    def objective(self, x_uint8, y=None, n_bits_x=8, noise=True, with_error=False):
+    def objective(
+        self, x_uint8, y=None, n_bits_x=8, noise=True, with_error=False, with_levels=False
+    ):
         """Training objective terms: (bits_x [B], bits_y [B]) (+ error [B] with `with_error`).
 
         bits_x: dequantised negative log-likelihood in bits per sub-pixel;
@@ -294,10 +296,15 @@ class Glow(keras.Model):
         unconditional model, as the original logged).
         Loss = mean(glow_loss(bits_x, bits_y, weight_y)) = mean(bits_x) + weight_y · mean(bits_y).
         `noise`: the dequantisation draw, as in `preprocess` (True, or a U[0, 1) tensor).
+        `with_levels`: also bits_x split by level [B, L] (`bits_per_dim_per_level`), last.
         """
         x = preprocess(x_uint8, n_bits_x, noise=noise)
-        eps_list, log_det, z_top = self.encode_with_log_det(x, y)
-        log_prob = log_prob_from_latents(eps_list, log_det)
+        if with_levels:
+            parts, z_top = self._encode_per_level(x, y)
+            log_prob = tf.reduce_sum(parts, axis=1)
+        else:
+            eps_list, log_det, z_top = self.encode_with_log_det(x, y)
+            log_prob = log_prob_from_latents(eps_list, log_det)
         bits_x = nats_to_bits_per_dim(log_prob, self.n_dims, n_bits_x)
         if not self.n_classes:
             terms = (bits_x, tf.zeros_like(bits_x), tf.ones_like(bits_x))
@@ -309,7 +316,8 @@ class Glow(keras.Model):
             ) / math.log(2.0)
             wrong = tf.not_equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
             terms = (bits_x, bits_y, tf.cast(wrong, tf.float32))
-        return terms if with_error else terms[:2]
+        terms = terms if with_error else terms[:2]
+        return terms + (self._parts_to_bits(parts, n_bits_x),) if with_levels else terms
 
     def bits_per_dim(self, x_uint8, y=None, n_bits_x=8):
         """Dequantised NLL of uint8 images [B, H, W, C] in bits per sub-pixel -> [B]."""
@@ -327,14 +335,19 @@ class Glow(keras.Model):
             part_{L-1} = log|det_{L-1}| + log|det_top| + log N(ε_L; 0, I)
             Σ_l part_l = log p(x)                                                   (eq. 3)
         """
+        return self._encode_per_level(x, y)[0]
+
+    def _encode_per_level(self, x, y=None):
+        """(`log_prob_per_level` [B, L], the top latent z_L)."""
         self._check_image(x)
         z, parts = x, []
         for level in self.levels:
             z, eps, log_det = level.forward(z)
             parts.append(log_det + (0.0 if eps is None else standard_normal_log_prob(eps)))
+        z_top = z
         eps, log_det = self.top_prior.forward(z, y)
         parts[-1] = parts[-1] + log_det + standard_normal_log_prob(eps)
-        return tf.stack(parts, axis=1)
+        return tf.stack(parts, axis=1), z_top
 
     def latent_dims_per_level(self):
         """d_l, the sub-pixels level l factors out (the top latent's for the last level);
@@ -353,7 +366,9 @@ class Glow(keras.Model):
         `noise`: the dequantisation draw, as in `preprocess` (True: U[0, 1); 0.5: bin centres).
         """
         x = preprocess(x_uint8, n_bits_x, noise=noise)
-        parts = self.log_prob_per_level(x, y)
+        return self._parts_to_bits(self.log_prob_per_level(x, y), n_bits_x)
+
+    def _parts_to_bits(self, parts, n_bits_x):
         dims = tf.constant(self.latent_dims_per_level(), tf.float32)
         n_bins = check_n_bits(n_bits_x)
         return -(parts - dims * math.log(n_bins)) / (self.n_dims * math.log(2.0))

@@ -34,7 +34,7 @@ class TestPasses:
         model: the `Glow` being trained.
         ema: its `EMA` (`weights(use_ema=True)` swaps the averages in).
         source: the data source (`source.test(batch, rank=, size=)`).
-        eval_step: the compiled step (x, y, batch index) -> sums [5] (`TrainSteps.eval_step`).
+        eval_step: the compiled step (x, y, batch index) -> sums [5 + L] (`TrainSteps.eval_step`).
         dist: the `Distributed` (its rank, size and allreduce_sum).
         cfg: the resolved `TrainConfig` (test batch, number of batches, n_bits_x, progress).
     """
@@ -49,9 +49,11 @@ class TestPasses:
 
     def evaluate(self, use_ema=False):
         """One full test pass over all workers; a dict of loss, bits_x, bits_y, pred_loss (the
-        class head's error rate) and n_test."""
+        class head's error rate), n_test and bits_x_per_level (one entry per level, the top
+        prior's level last, summing to bits_x)."""
         cfg = self.cfg
-        sums = tf.zeros([5], tf.float64)  # float64: sums over up to ~1e5 images stay exact
+        # float64: sums over up to ~1e5 images stay exact; [5] then bits_x per level [L]
+        sums = tf.zeros([5 + self.model.n_levels], tf.float64)
         with self.weights(use_ema):
             ds = self.source.test(cfg.local_batch_test, rank=self.dist.rank, size=self.dist.size)
             batches = progress_bar(
@@ -70,6 +72,7 @@ class TestPasses:
             'bits_y': sums[2] / n,
             'pred_loss': sums[3] / n,
             'n_test': int(sums[4]),
+            'bits_x_per_level': [float(v) for v in sums[5:] / n],
         }
 
     def encode_test_set(self, outdir, use_ema):
@@ -111,8 +114,10 @@ def test_record(step, epoch, raw, ema, improved, seconds, n_classes):
         'bits_x_raw': raw['bits_x'],
         'loss_ema': ema['loss'],
         'bits_x_ema': ema['bits_x'],
+        'bits_x_per_level': res['bits_x_per_level'],
         'time': seconds,
     }
+    rec.update({f'bits_x_level{i}': v for i, v in enumerate(res['bits_x_per_level'])})
     if n_classes:
         rec['pred_loss'] = res['pred_loss']
     return rec

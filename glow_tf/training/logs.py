@@ -120,7 +120,8 @@ class RunLogger:
         self._log(self.train, 'train', record, TRAIN_SCALARS)
 
     def log_test(self, record):
-        self._log(self.test, 'test', record, TEST_SCALARS)
+        levels = tuple(k for k in record if k.startswith('bits_x_level'))  # per level
+        self._log(self.test, 'test', record, TEST_SCALARS + levels)
 
     def _log(self, writer, prefix, record, scalar_keys):
         """One record to its .jsonl file and the scalars among `scalar_keys` to TensorBoard."""

@@ -24,6 +24,7 @@ iteration count and the EMA are restored exactly from the pre-step copy: ok is F
 learning rate handed to the optimiser.
 
 eval_step. The sums over a test batch of [loss, bits_x, bits_y, class error, batch size] [5]
+followed by bits_x per level [L] (`Glow.bits_per_dim_per_level`)
 (float32), with test-pass noise that is a stateless function of (eval_seed, index).
 
 Randomness needs no saved state: `default_noise` is a stateless function of (seed, step) and the
@@ -173,14 +174,21 @@ class TrainSteps:
     # ------------------------------------------------------------------ test step
     def _eval_step(self, x, y, index):
         noise = default_noise(tf.shape(x), index, self.eval_seed)
-        bits_x, bits_y, error = self.objective(x, y, noise)
-        loss = glow_loss(bits_x, bits_y, float(self.cfg.weight_y))
-        return tf.stack(
-            [
-                tf.reduce_sum(loss),
-                tf.reduce_sum(bits_x),
-                tf.reduce_sum(bits_y),
-                tf.reduce_sum(error),
-                tf.cast(tf.shape(x)[0], tf.float32),
-            ]
+        model = self.model
+        bits_x, bits_y, error, levels = model.objective(
+            x,
+            y if model.n_classes else None,
+            int(self.cfg.n_bits_x),
+            noise=noise,
+            with_error=True,
+            with_levels=True,
         )
+        loss = glow_loss(bits_x, bits_y, float(self.cfg.weight_y))
+        sums = [
+            tf.reduce_sum(loss),
+            tf.reduce_sum(bits_x),
+            tf.reduce_sum(bits_y),
+            tf.reduce_sum(error),
+            tf.cast(tf.shape(x)[0], tf.float32),
+        ]
+        return tf.concat([tf.stack(sums), tf.reduce_sum(levels, axis=0)], axis=0)
