@@ -10,7 +10,9 @@ afterwards every checkpoint is evaluated on the run's full test set with its raw
 Polyak-averaged weights, by the trainer's own evaluation code (`Trainer.evaluate`). The x axes
 are the step and the training time stored in the checkpoint (wall-clock seconds spent in
 training steps, without the evaluations). Prints a table and one `JSON ` line per run, writes
-all points as JSON and a PNG plot (needs matplotlib: `pip install -e .[bench]`).
+all points as JSON and a PNG plot. The plot needs matplotlib, which scripts/install.sh does not
+install (`pip install -e '.[bench]'`); without it the script stops at once with that advice, and
+`--plot ''` writes the JSON only.
 
 Runs:
   main   the README's main job (MNIST, 3 levels x depth 8, width 64, 600 steps of 32)
@@ -164,15 +166,27 @@ def evaluate_checkpoints(logdir, scratch):
     return points
 
 
-def plot(results, path):
-    try:
-        import matplotlib
+MATPLOTLIB_MISSING = (
+    "--plot needs matplotlib, which scripts/install.sh does not install: "
+    "pip install -e '.[bench]' (matplotlib==3.10.9), or pass --plot '' for the JSON only"
+)
 
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
+
+def have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
     except ImportError:
-        print("no plot: matplotlib is not installed (pip install -e .[bench]); JSON only")
-        return None
+        return False
+    return True
+
+
+def plot(results, path):
+    """Plot every run's raw and averaged test bits/dim against steps and seconds; write `path`."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(len(results), 2, figsize=(10, 3.6 * len(results)), squeeze=False)
     for row, (name, res) in zip(axes, results.items()):
         pts = res['points']
@@ -217,15 +231,22 @@ def main(argv=None):
         help="no training: merge these JSON outputs and re-plot them",
     )
     args = p.parse_args(argv)
+    if args.plot and not have_matplotlib():  # before any training, not after it
+        p.error(MATPLOTLIB_MISSING)
     if args.from_json:
         results = {}
         for path in args.from_json:
-            with open(path) as f:
-                results.update(json.load(f))
+            try:
+                with open(path) as f:
+                    results.update(json.load(f))
+            except (OSError, ValueError) as e:
+                p.error(f"--from-json {path}: not a readable JSON output of this script ({e})")
         if args.json_out:
             with open(args.json_out, 'w') as f:
                 json.dump(results, f, indent=1)
-        print(f"wrote {plot(results, args.plot)}")
+            print(f"wrote {args.json_out}")
+        if args.plot:
+            print(f"wrote {plot(results, args.plot)}")
         return
     names = [n for n in args.runs.split(',') if n]
     unknown = [n for n in names if n not in RUNS]
@@ -255,8 +276,8 @@ def main(argv=None):
         with open(args.json_out, 'w') as f:
             json.dump(results, f, indent=1)
         print(f"wrote {args.json_out}")
-    if args.plot and (path := plot(results, args.plot)):
-        print(f"wrote {path}")
+    if args.plot:
+        print(f"wrote {plot(results, args.plot)}")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

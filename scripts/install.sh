@@ -40,12 +40,31 @@ have tf-keras 2.18.0 || $PIP --no-deps tf-keras==2.18.0
 
 # The package itself (pins TFP, numpy, pillow, tqdm, tensorboard, flask, opencv, pytest, selenium
 # through setup.py; re-run when a dependency added since the last install is missing).
-# (The check runs from / so that the checkout's own glow_tf/ does not shadow the installed one.)
+# The install is editable and there is one per Python: when it points at another checkout, this
+# one takes it over (import glow_tf and the glow-* commands then run this checkout's code) and
+# says so on stderr; GLOW_KEEP_INSTALL=1 leaves it where it is. (The checks run from / so that
+# the checkout's own glow_tf/ does not shadow the installed one.)
 here=$PWD
+installed=$(cd / && "$PY" -c "import glow_tf, os; print(os.path.dirname(os.path.dirname(os.path.realpath(glow_tf.__file__))))" 2>/dev/null || true)
+other_checkout=0
+if [ -n "$installed" ] && ! [ "$installed" -ef "$here" ]; then
+  other_checkout=1
+fi
 if ! have glow_tf "$("$PY" -c "import re;print(re.search(r\"version='([^']+)'\", open('setup.py').read()).group(1))")" \
-   || ! (cd / && "$PY" -c "import glow_tf, os, sys; sys.exit(0 if os.path.samefile(os.path.dirname(glow_tf.__file__), '$here/glow_tf') else 1)") 2>/dev/null \
+   || [ "$other_checkout" = 1 ] \
    || ! "$PY" -c "import flask, cv2, selenium, imageio_ffmpeg" 2>/dev/null; then
-  $PIP -e ".[test]"
+  if [ "$other_checkout" = 1 ] && [ "${GLOW_KEEP_INSTALL:-0}" = "1" ]; then
+    echo "glow_tf install: GLOW_KEEP_INSTALL=1: glow_tf stays installed from $installed and is" \
+         "not reinstalled (scripts and tests run from $here still use this checkout's glow_tf/)" >&2
+  else
+    if [ "$other_checkout" = 1 ]; then
+      echo "glow_tf install: RE-POINTING the editable install of glow_tf for $("$PY" -c 'import sys; print(sys.executable)')" \
+           "from $installed to $here: import glow_tf and glow-train / glow-sample / glow-manipulate /" \
+           "glow-demo will run this checkout's code. Run scripts/install.sh in $installed to point it" \
+           "back, or use GLOW_KEEP_INSTALL=1 to leave the install alone." >&2
+    fi
+    $PIP -e ".[test]"
+  fi
 fi
 
 # Horovod: compiled against the installed TF, so it must come after TF, without build isolation.

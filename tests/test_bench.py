@@ -120,3 +120,28 @@ def test_revisions_runs_this_tree_against_a_git_revision(tmp_path):
         cwd=str(REPO),
     )
     assert bad.returncode != 0 and "--base 'no-such-rev' is not a commit" in bad.stderr
+
+
+def test_learning_curves_from_json_without_matplotlib(tmp_path, monkeypatch, capsys):
+    """Without matplotlib, learning_curves.py asks for it by name before doing anything (exit 2);
+    `--plot ''` merges the JSON outputs and reports the file it wrote."""
+    import pytest
+
+    from bench import learning_curves
+
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)  # `import matplotlib` raises
+    run = {'main': {'points': [{'step': 100, 'train_time': 9.0, 'raw': 2.0, 'ema': 2.1}]}}
+    (tmp_path / 'm.json').write_text(json.dumps(run))
+    merged = tmp_path / 'merged.json'
+    argv = ['--from-json', str(tmp_path / 'm.json'), '--json-out', str(merged)]
+    with pytest.raises(SystemExit) as e:
+        learning_curves.main(argv + ['--plot', str(tmp_path / 'c.png')])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert 'matplotlib' in err and ".[bench]" in err and not merged.exists()
+    learning_curves.main(argv + ['--plot', ''])
+    assert capsys.readouterr().out.strip() == f'wrote {merged}'
+    assert json.loads(merged.read_text()) == run
+    with pytest.raises(SystemExit) as e:
+        learning_curves.main(['--from-json', str(tmp_path / 'absent.json'), '--plot', ''])
+    assert e.value.code == 2 and 'absent.json' in capsys.readouterr().err

@@ -209,6 +209,30 @@ def test_top_prior_round_trip_and_log_det(learntop, n_classes):
             prior.forward(z)
 
 
+@pytest.mark.parametrize('direction', ['forward', 'inverse', 'class_logits'])
+def test_top_prior_builds_on_first_use(direction):
+    """An unbuilt TopPrior builds from the first tensor it is given, in either direction, like
+    the flow layers; its weights then have the shapes an explicit build() gives."""
+    prior = glow_tf.TopPrior(learntop=True, n_classes=3)
+    built = glow_tf.TopPrior(learntop=True, n_classes=3)
+    built.build(SHAPE)
+    z, y = _x(seed=11), tf.constant([0, 2])
+    assert not prior.built
+    if direction == 'class_logits':
+        assert prior.class_logits(z).shape == (2, 3)
+    else:
+        out, log_det = getattr(prior, direction)(z, y)
+        assert out.shape == SHAPE and log_det.shape == (2,)
+    assert prior.built
+    assert [tuple(w.shape) for w in prior.weights] == [tuple(w.shape) for w in built.weights]
+    perturb_weights(prior, seed=12)
+    eps, fldj = prior.forward(z, y)
+    z_back, ildj = prior.inverse(eps, y)
+    np.testing.assert_allclose(z_back.numpy(), z.numpy(), atol=2e-5)
+    np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=1e-5)
+    assert np.abs(fldj.numpy()).max() > 0  # the perturbed prior is not the identity
+
+
 def test_invalid_layer_arguments_name_the_argument():
     with pytest.raises(ValueError, match='flow_coupling'):
         glow_tf.Coupling('multiplicative')

@@ -74,6 +74,32 @@ def test_default_weights_are_the_ones_that_scored_better(tmp_path_factory, tmp_p
     np.testing.assert_array_equal(chosen.sample(6, 0.7, seed=1), raw.sample(6, 0.7, seed=1))
 
 
+def test_packaged_weights_are_named_by_what_they_are(tmp_path_factory, tmp_path):
+    """A packaged editor model keeps the averaged weights as its model/ group (weights.json:
+    weights 'raw', packaged_weights 'ema'): sample.py's load_flow and the editor both call them
+    Polyak-averaged, while the values read are the model/ group's."""
+    import json
+    import shutil
+
+    from glow_tf.editor.engine import MODEL_MANIFEST, load_editor_flow
+    from glow_tf.tools.flow import load_flow
+
+    raw = fx.tiny_flow(tmp_path_factory, use_ema=False)
+    pkg = tmp_path / 'pkg'
+    shutil.copytree(fx.tiny_logdir(tmp_path_factory), pkg)
+    record = {'step': 5, 'weights': 'raw', 'packaged_weights': 'ema'}
+    (pkg / 'weights.json').write_text(json.dumps({'latest': record}))
+    (pkg / MODEL_MANIFEST).write_text(json.dumps({'weights': 'ema'}))
+    flow = load_flow(str(pkg), batch_size=16)
+    editor_flow, _ = load_editor_flow(str(pkg))
+    assert flow.weights == 'ema'
+    assert flow.description == editor_flow.description == f'{pkg} (Polyak-averaged weights)'
+    np.testing.assert_array_equal(flow.sample(4, 0.7, seed=1), raw.sample(4, 0.7, seed=1))
+    assert (
+        'raw weights' in load_flow(str(fx.tiny_logdir(tmp_path_factory)), use_ema=False).description
+    )
+
+
 def test_sample_grid_rows_are_temperatures(flow):
     from glow_tf.tools.sampling import sample_grid
 

@@ -5,8 +5,9 @@
     python sample.py --model LOGDIR --export export_dir          # SavedModel: sample/encode/decode
     python sample.py --model export_dir --n 16 --seed 0           # sampling from the export
 
---model: a training log dir (EMA weights of the latest checkpoint by default), a checkpoint
-dir / ckpt-N prefix, or a SavedModel written by --export. No training data is read.
+--model: a training log dir (by default the latest checkpoint's weights that scored better at
+the run's last test pass, raw or Polyak-averaged: --weights auto), a checkpoint dir / ckpt-N
+prefix, or a SavedModel written by --export. No training data is read.
 Same --seed and temperature => same images (independent of --batch; also across the export).
 Exit status 0 ok, 2 bad arguments or inputs (the message names what is wrong).
 """
@@ -21,7 +22,7 @@ import numpy as np
 from glow_tf.cli import HelpFormatter, exit_on_input_error, prog_name
 
 EXAMPLES = """examples:
-  # 16 samples at temperature 0.7 from a training run's Polyak-averaged weights
+  # 16 samples at temperature 0.7 from a training run (its better weights: --weights auto)
   sample.py --model runs/celeba32 --n 16 --temperature 0.7 --seed 0 --out samples.png
   # one grid row block per temperature, plus every image as a PNG and all as an .npz
   sample.py --model runs/celeba32 --n 8 --temperature 0 0.5 0.7 1 --out_dir pngs/ --npz s.npz

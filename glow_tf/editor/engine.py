@@ -133,11 +133,8 @@ def load_editor_flow(path, batch_size=8):
     manifest = read_manifest(path) if path and os.path.isdir(path) else None
     if manifest is not None:
         # The packaged checkpoint holds one set of weights (the better of raw / averaged) as the
-        # model's own variables, so it is read as "raw".
-        flow = load_flow(path, use_ema=False, batch_size=batch_size)
-        kind = {'ema': 'Polyak-averaged', 'raw': 'raw'}.get(manifest.get('weights'), 'packaged')
-        flow.description = f"{path} ({kind} weights)"
-        return flow, manifest
+        # model's own variables, so it is read as "raw"; load_flow names which they were.
+        return load_flow(path, use_ema=False, batch_size=batch_size), manifest
     return load_flow(path, batch_size=batch_size), {}
 
 

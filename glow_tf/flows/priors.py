@@ -104,20 +104,28 @@ class TopPrior(keras.layers.Layer):
         h = h + tf.zeros([batch, 1, 1, 1])
         return h[..., : self.channels], h[..., self.channels :]
 
+    def _build_for(self, t):
+        """Build from the top latent's shape [B, h, w, c] on first use, as Keras layers do."""
+        if not self.built:
+            self.build(tuple(t.shape))
+
     def forward(self, z, y=None):
         """z -> (ε, fldj [B])."""
+        self._build_for(z)
         mean, log_scale = self.mean_log_scale(tf.shape(z)[0], y)
         eps = (z - mean) * tf.exp(-log_scale)
         return eps, -sum_except_batch(log_scale + tf.zeros_like(z))
 
     def inverse(self, eps, y=None):
         """ε -> (z, ildj [B])."""
+        self._build_for(eps)
         mean, log_scale = self.mean_log_scale(tf.shape(eps)[0], y)
         z = mean + tf.exp(log_scale) * eps
         return z, sum_except_batch(log_scale + tf.zeros_like(eps))
 
     def class_logits(self, z):
         """Classifier logits [B, n_classes] from the top latent z [B, h, w, c]."""
+        self._build_for(z)
         return self.classifier(tf.reduce_mean(z, axis=[1, 2]))
 
     def call(self, z, y=None):

@@ -210,14 +210,27 @@ def read_weights_choices(path):
         return {}
 
 
+def _weights_choice(prefix):
+    """weights.json's record for this checkpoint (its 'best' entry for one in best/), or {}."""
+    ckpt_dir = os.path.dirname(os.path.abspath(prefix))
+    key = 'best' if os.path.basename(ckpt_dir) == BEST_SUBDIR else 'latest'
+    choice = read_weights_choices(os.path.join(os.path.dirname(ckpt_dir), WEIGHTS_NAME)).get(key)
+    return choice if isinstance(choice, dict) else {}
+
+
 def selected_weights(prefix):
     """'ema' or 'raw': the weights that scored better on the test set for this checkpoint's run
     (weights.json beside the checkpoint's log dir; its 'best' entry for a checkpoint in best/).
     Runs without a weights.json (written before it existed) use the averages, as they did."""
-    ckpt_dir = os.path.dirname(os.path.abspath(prefix))
-    key = 'best' if os.path.basename(ckpt_dir) == BEST_SUBDIR else 'latest'
-    choice = read_weights_choices(os.path.join(os.path.dirname(ckpt_dir), WEIGHTS_NAME)).get(key)
-    return choice.get('weights', 'ema') if isinstance(choice, dict) else 'ema'
+    return _weights_choice(prefix).get('weights', 'ema')
+
+
+def packaged_weights(prefix):
+    """'ema' or 'raw' for a checkpoint written by scripts/package_editor_model.py: which weights
+    of the original run its model/ group holds (weights.json's `packaged_weights`); None for an
+    ordinary training checkpoint."""
+    kind = _weights_choice(prefix).get('packaged_weights')
+    return kind if kind in ('ema', 'raw') else None
 
 
 def read_state(prefix):

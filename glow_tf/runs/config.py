@@ -188,7 +188,8 @@ class TrainConfig:
     inference: bool = option(
         False,
         'run',
-        "Restore (EMA weights), evaluate test bits/dim and write sample grids to "
+        "Restore the checkpoint, evaluate test bits/dim with its raw and its Polyak-averaged "
+        "weights, write sample grids and the encoded test set from the better of the two to "
         "LOGDIR/inference/, then exit.",
     )
     verbose: bool = option(False, 'run', "Print every log record to stdout too.")
@@ -315,7 +316,7 @@ class TrainConfig:
         None,
         'optimisation',
         "New: Adam(ax) beta2 and Polyak decay; default 1 - 1/(its per epoch * polyak_epochs) as "
-        "in the original.",
+        "in the original (config.json: the value used is resolved_beta2).",
     )
     polyak_epochs: float = option(
         1.0, 'optimisation', "Averaging horizon in epochs for Polyak (EMA) weights and beta2."

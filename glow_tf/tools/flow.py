@@ -32,6 +32,7 @@ from glow_tf.model.preprocessing import postprocess, preprocess
 
 # The dequantisation draw u that puts every pixel at the centre of its bin (see `preprocess`).
 BIN_CENTRE = 0.5
+WEIGHTS_DESCRIPTIONS = {'ema': 'Polyak-averaged', 'raw': 'raw'}  # how messages name the weights
 
 
 def encode_bin_centres(model, images, n_bits_x, *y):
@@ -267,6 +268,8 @@ def load_flow(path, use_ema=None, which='latest', batch_size=64):
     Checkpoints are rebuilt by `glow_tf.runs.load.load_run`: use_ema=None (default)
     takes the weights that scored better at the run's last test pass, True the Polyak averages,
     False the raw weights; n_bits_x comes from the run's config.json. Raises InputError.
+    `flow.weights` ('ema' / 'raw') and `flow.description` say which weights were loaded (for a
+    packaged editor model: which of the original run's weights it holds).
     """
     if not path:
         raise InputError("no model given (pass --model LOGDIR_OR_EXPORT_DIR)")
@@ -278,20 +281,23 @@ def load_flow(path, use_ema=None, which='latest', batch_size=64):
             f"{path}: no such file or directory (expected a training log dir, a "
             "checkpoint or an exported SavedModel directory)"
         )
+    from glow_tf.runs.checkpoint import packaged_weights
     from glow_tf.runs.load import load_run
 
     try:
         run = load_run(path, use_ema=use_ema, which=which)
     except (FileNotFoundError, ValueError) as e:
         raise InputError(str(e)) from None
-    model, config, use_ema = run.model, run.config, run.use_ema
+    model, config = run.model, run.config
+    # a packaged editor model keeps its chosen weights as the model's own (raw) variables
+    weights = 'ema' if run.use_ema else (packaged_weights(run.prefix) or 'raw')
     flow = ModelFlow(
         model,
         n_bits_x=int(config.n_bits_x),
         batch_size=batch_size,
-        description=f"{path} ({'EMA (Polyak-averaged)' if use_ema else 'raw'} weights)",
+        description=f"{path} ({WEIGHTS_DESCRIPTIONS[weights]} weights)",
     )
-    flow.weights = 'ema' if use_ema else 'raw'
+    flow.weights = weights
     return flow
 
 

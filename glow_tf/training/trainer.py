@@ -23,8 +23,9 @@ What one run does, on every worker unless noted:
     SIGTERM / SIGINT on any worker: all stop after the current step, rank 0 checkpoints, and
     StoppedBySignal is raised (stop.py). Checkpoints also every --ckpt_every_minutes.
  6. Each epoch (n_train images): train.jsonl record, checkpoint; every epochs_full_valid epochs
-    a full test pass with the EMA weights (allreduced), best checkpoint kept; sample grids at
-    epochs 1, 10 and every epochs_full_sample epochs (rank 0, EMA weights).
+    a full test pass with the raw and with the EMA weights (allreduced; the better one is
+    reported and recorded in weights.json), best checkpoint kept; sample grids at epochs 1, 10
+    and every epochs_full_sample epochs (rank 0, the better weights of the last test pass).
 Tests inject faults (--inject_nan_steps, --inject_inf_lr_steps) through faults.py; without them
 the steps hold no injection op.
 
