@@ -33,6 +33,7 @@ def test_info_and_gallery(client, editor):
     assert len(info['attributes']) >= 35 and 'Smiling' in info['attributes']
     assert set(info['default_attributes']) <= set(info['attributes'])
     assert 'Smiling' in info['default_attributes'] and info['image_shape'] == [16, 16, 3]
+    assert info['sample_temperature'] == 0.7  # no manifest: the paper's temperature
     assert info['fingerprint'] == editor.flow.fingerprint
     faces = client.get('/api/gallery').get_json()['faces']
     assert [f['name'] for f in faces] == list(ed.GALLERY)
@@ -379,6 +380,7 @@ def test_packaged_model_serves_its_bundled_faces_without_shared_data(
     import glow_tf.data
     from glow_tf.editor.app import create_app
     from glow_tf.editor.engine import build_editor
+    from glow_tf.errors import InputError
     from glow_tf.tools import manipulation as M
 
     logdir = fx.tiny_logdir(tmp_path_factory)
@@ -402,6 +404,7 @@ def test_packaged_model_serves_its_bundled_faces_without_shared_data(
                 'directions': 'directions.npz',
                 'faces': 'faces',
                 'about': {'test_bits_per_dim': 9.9},
+                'sample_temperature': 0.85,
             }
         )
     )
@@ -412,5 +415,10 @@ def test_packaged_model_serves_its_bundled_faces_without_shared_data(
     client = create_app(editor).test_client()
     info = client.get('/api/info').get_json()
     assert info['about'] == {'test_bits_per_dim': 9.9} and '(raw weights)' in info['model']
+    assert info['sample_temperature'] == 0.85  # the Random tab starts there
+    manifest = _json.loads((pkg / 'model.json').read_text())
+    (pkg / 'model.json').write_text(_json.dumps({**manifest, 'sample_temperature': 'warm'}))
+    with pytest.raises(InputError, match=r'model\.json: sample_temperature must be a number'):
+        build_editor(str(pkg))
     code, face = post(client, '/api/encode', {'gallery': 'gallery-008201'})
     assert code == 200 and face['exact']

@@ -46,6 +46,7 @@ def browser():
         '--window-size=1300,900',
     ):
         opts.add_argument(arg)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})  # the page's console, read below
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
         yield driver
@@ -77,6 +78,31 @@ def shown(driver, element_id):
     """The PNG an <img> shows, decoded (uint8 [H, W, 3]), or None."""
     src = driver.find_element('id', element_id).get_attribute('src') or ''
     return ed.decode_data_url(src) if src.startswith('data:image/png') else None
+
+
+def test_opens_with_a_face_selected_and_a_quiet_console(page):
+    """A new user's first move, a slider, edits a face at once: the page has already selected
+    the first gallery face (no click), and loading it logged no error (no 404, e.g. favicon)."""
+    from selenium.webdriver.common.keys import Keys
+
+    body = page.find_element('tag name', 'body')
+    assert body.get_attribute('data-face') == 'gallery-' + ed.GALLERY[0].split('.')[0]
+    first = page.find_elements('css selector', '#gallery img.thumb')[0]
+    assert 'selected' in first.get_attribute('class').split()
+    start = shown(page, 'result-img')
+    np.testing.assert_array_equal(start, shown(page, 'input-img'))
+    severe = [e for e in page.get_log('browser') if e['level'] == 'SEVERE']
+    assert not severe, severe
+
+    young = page.find_element('css selector', 'input[data-attr="Young"]')
+    young.send_keys(Keys.ARROW_LEFT)  # focus is given by send_keys; no click on the page's faces
+    for _ in range(9):
+        young.send_keys(Keys.ARROW_LEFT)
+    wait(page, lambda d: 'Young -0.50' in d.find_element('id', 'result-caption').text)
+    assert (shown(page, 'result-img') != start).mean() > 0.2
+    page.find_element('id', 'reset').click()
+    wait(page, lambda d: np.array_equal(shown(d, 'result-img'), start))
+    assert not [e for e in page.get_log('browser') if e['level'] == 'SEVERE']
 
 
 def test_pick_a_face_and_move_a_slider(page):

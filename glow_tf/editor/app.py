@@ -222,7 +222,11 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
             'max_pixels': int(max_pixels),
             'image_types': list(ACCEPTED_FORMATS),
         }
-        out['about'] = getattr(editor, 'manifest', {}).get('about', {})
+        manifest = getattr(editor, 'manifest', None) or {}
+        out['about'] = manifest.get('about', {})
+        # the Random tab's starting temperature: the one the face judge scored best for a
+        # packaged model (model.json `sample_temperature`), else the paper's 0.7
+        out['sample_temperature'] = float(manifest.get('sample_temperature', 0.7))
         out['fingerprint'] = editor.flow.fingerprint
         return jsonify(out)
 

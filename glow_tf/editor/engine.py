@@ -123,6 +123,10 @@ def read_manifest(model_dir):
         raise InputError(f"{path}: unreadable model manifest ({e})") from None
     if not isinstance(manifest, dict):
         raise InputError(f"{path}: expected a JSON object")
+    if 'sample_temperature' in manifest:  # the Random tab's default (the judge's best)
+        check_number(
+            manifest['sample_temperature'], f"{path}: sample_temperature", 0.0, MAX_TEMPERATURE
+        )
     return manifest
 
 

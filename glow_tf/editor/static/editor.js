@@ -332,6 +332,8 @@ async function init() {
   $('#use-current').addEventListener('click', () => { if (state.face) setSlot(state.slot, state.face); });
   $('#mix-t').addEventListener('input', (e) => { $('#mix-t-out').textContent = parseFloat(e.target.value).toFixed(2); requestMix(); });
   $('#temperature').addEventListener('input', (e) => { $('#temperature-out').textContent = parseFloat(e.target.value).toFixed(2); });
+  $('#temperature').value = info.sample_temperature;
+  $('#temperature-out').textContent = info.sample_temperature.toFixed(2);
   $('#random').addEventListener('click', randomFace);
   const nLevels = info.levels.length;
   levelBoxes('#edit-levels', 'edit-level', () => true, () => { if (state.face) requestEdit(); });
@@ -371,9 +373,17 @@ async function init() {
     img.addEventListener('keydown', (e) => { if (e.key === 'Enter') img.click(); });
     box.append(img);
   }
-  if (!gal.faces.length) $('#gallery').textContent = 'No gallery faces: upload a photo or make a random face.';
+  if (!gal.faces.length) {
+    $('#gallery').textContent = 'No gallery faces: upload a photo or make a random face.';
+    status('Upload a photo or make a random face.');
+  } else {
+    // The page opens with the first gallery face selected, so the sliders work at once.
+    try {
+      const data = await api('/api/encode', { gallery: gal.faces[0].id });
+      showFace(data, `gallery face ${data.meta.file || gal.faces[0].id}: move a slider to edit it, or pick another face, upload a photo or make a random face.`);
+    } catch (e) { notice(e.message, true); }
+  }
   document.body.dataset.ready = '1';
-  status('Pick a face, upload a photo, or make a random face.');
 }
 
 document.addEventListener('DOMContentLoaded', init);
