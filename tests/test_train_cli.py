@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from glow_tf.cli.train import build_parser, main, parse_config
@@ -281,3 +282,39 @@ def test_console_script_prints_no_tensorflow_banner():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith('usage: glow-train')
     assert proc.stderr == 'level 2\n', proc.stderr  # set before TensorFlow was imported
+
+
+def test_sample_grids_go_to_tensorboard_per_temperature(tmp_path, shared_data):
+    """Every full-sample epoch (1, then each --epochs_full_sample-th) logs one image summary per
+    temperature, tagged with it; the logged image is the PNG grid written beside it."""
+    import tensorflow as tf
+
+    from PIL import Image
+
+    from glow_tf.tools.sampling import TEMPERATURES
+
+    logdir = tmp_path / 'run'
+    # 16 images, batch 8: 2 steps an epoch, 4 epochs; grids at epochs 1, 2 and 4, not 3
+    main(
+        [
+            *('--problem', 'cifar10', '--data_dir', str(shared_data / 'cifar10-subset')),
+            *('--image_size', '8', '--n_levels', '2', '--depth', '1', '--width', '8'),
+            *('--n_batch_train', '8', '--n_batch_init', '16', '--anchor_size', '0'),
+            *('--n_train', '16', '--n_test', '50', '--max_steps', '8', '--epochs_full_valid', '1'),
+            *('--epochs_full_sample', '2', '--gradient_checkpointing', '0', '--no_progress'),
+            *('--logdir', str(logdir)),
+        ]
+    )
+    images = {}
+    for step, value in _events(logdir):
+        if value.metadata.plugin_data.plugin_name == 'images':
+            width, height, png = tf.make_ndarray(value.tensor)
+            images[(value.tag, step)] = (int(width), int(height), tf.io.decode_png(png).numpy())
+    tags = [f'samples/T={t:.1f}' for t in TEMPERATURES]
+    assert sorted(images) == sorted((tag, step) for tag in tags for step in (2, 4, 8))
+    for (tag, step), (width, height, grid) in images.items():
+        assert (width, height) == (80, 80) and grid.shape == (80, 80, 3)  # 10 x 10 of 8 x 8
+    for t in (0.0, 0.7, 1.0):
+        png = np.asarray(Image.open(logdir / 'samples' / f'epoch4_t{t:.1f}.png').convert('RGB'))
+        np.testing.assert_array_equal(images[(f'samples/T={t:.1f}', 8)][2], png)
+    assert not np.array_equal(images[('samples/T=0.0', 8)][2], images[('samples/T=1.0', 8)][2])
