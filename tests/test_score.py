@@ -128,3 +128,87 @@ def test_score_cli_rejects_unknown_set(logdir, capsys):
         main(['--model', str(logdir), '--data', 'cifar10:validation', '--no_progress'])
     assert e.value.code == 2
     assert 'cifar10:validation' in capsys.readouterr().err
+
+
+def test_saved_model_scores_and_background_likelihood_ratio(
+    tmp_path, tmp_path_factory, logdir, capsys
+):
+    """An exported SavedModel scores a set as its checkpoint does, and as --background_model it
+    gives each image's likelihood ratio: model bits/dim minus background bits/dim."""
+    import csv
+    import shutil
+
+    from glow_tf import Glow
+    from glow_tf.cli.score import main
+    from glow_tf.tools.export import export_saved_model
+    from tests import tiny_model as fx
+
+    ema = fx.tiny_flow(tmp_path_factory, use_ema=True)
+    saved = tmp_path / 'ema_saved'
+    export_saved_model(ema.model, saved, n_bits_x=ema.n_bits_x)
+    folder = tmp_path / 'faces'
+    folder.mkdir()
+    for f in fx.celeba_files(8, start=8990):
+        shutil.copy(f, folder)
+    noise = tmp_path / 'noise.npz'
+    rng = np.random.default_rng(1)
+    np.savez(noise, images=rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8))
+
+    def score(out, *flags):
+        data = ['--data', f'faces={folder}', '--data', f'noise={noise}']
+        main([*flags, *data, '--out', str(out), '--no_progress'])
+        report = json.loads((out / 'report.json').read_text())
+        with open(out / 'scores.csv') as f:
+            rows = list(csv.DictReader(f))
+        return report, rows
+
+    ckpt, ckpt_rows = score(tmp_path / 'ckpt', '--model', str(logdir), '--weights', 'ema')
+    exp, exp_rows = score(tmp_path / 'exp', '--model', str(saved))
+    for name in ('faces', 'noise'):
+        assert exp['sets'][name]['bits_per_dim_mean'] == pytest.approx(
+            ckpt['sets'][name]['bits_per_dim_mean'], rel=1e-5
+        )
+    assert exp['sets']['faces']['per_level_bits_per_dim'] is None  # the export gives totals only
+    np.testing.assert_allclose(
+        [float(r['bits_per_dim']) for r in exp_rows],
+        [float(r['bits_per_dim']) for r in ckpt_rows],
+        rtol=1e-5,
+    )
+
+    raw, raw_rows = score(tmp_path / 'raw', '--model', str(logdir), '--weights', 'raw')
+    lr, lr_rows = score(
+        tmp_path / 'lr',
+        '--model',
+        str(logdir),
+        '--weights',
+        'raw',
+        '--background_model',
+        str(saved),
+    )
+    assert lr['model']['background_model'] == str(saved)
+    llr = np.array([float(r['likelihood_ratio']) for r in lr_rows])
+    expected = np.array([float(r['bits_per_dim']) for r in raw_rows]) - np.array(
+        [float(r['bits_per_dim']) for r in exp_rows]
+    )
+    np.testing.assert_allclose(llr, expected, atol=2e-5)
+    assert np.abs(llr).max() > 1e-3  # raw and averaged weights differ: the ratio is not trivially 0
+    is_face = np.array([r['set'] == 'faces' for r in lr_rows])
+    assert lr['comparisons']['noise']['auroc_likelihood_ratio'] == pytest.approx(
+        ood_stats.auroc(llr[is_face], llr[~is_face])
+    )
+    assert 'auroc_likelihood_ratio' not in raw['comparisons']['noise']
+
+    other = tmp_path / 'other_saved'  # a background model of another image size is refused
+    small = Glow(image_shape=(8, 8, 3), n_levels=1, depth=1, width=8)
+    small.initialize(tf_uniform((4, 8, 8, 3)))
+    export_saved_model(small, other)
+    with pytest.raises(SystemExit) as e:
+        main(['--model', str(logdir), '--data', str(noise), '--background_model', str(other)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and '--background_model' in err and 'Traceback' not in err
+
+
+def tf_uniform(shape):
+    import tensorflow as tf
+
+    return tf.random.uniform(shape, -0.5, 0.5, seed=0)

@@ -288,7 +288,6 @@ def test_sample_grids_go_to_tensorboard_per_temperature(tmp_path, shared_data):
     """Every full-sample epoch (1, then each --epochs_full_sample-th) logs one image summary per
     temperature, tagged with it; the logged image is the PNG grid written beside it."""
     import tensorflow as tf
-
     from PIL import Image
 
     from glow_tf.tools.sampling import TEMPERATURES
