@@ -123,3 +123,38 @@ def test_judge_path_follows_the_cache_variables_and_the_recipe(tmp_path, monkeyp
     monkeypatch.setenv('GLOW_CACHE_DIR', str(tmp_path / 'glow'))
     assert judge_path('digits', recipe).parent == tmp_path / 'glow' / 'judges'
     assert judge_path('digits', recipe) != judge_path('digits', {**recipe, 'seed': 1})
+
+
+def test_edit_scores_count_flips_gain_and_drift_by_hand():
+    from bench.edit_quality import edit_scores
+
+    before = np.array([[-1.0, 0.5, 2.0], [0.5, -1.0, 0.0], [-2.0, 0.0, 1.0]])
+    after = np.array([[1.0, 0.0, 2.0], [1.5, -1.0, 1.0], [-0.5, 0.5, 1.0]])
+    add = edit_scores(before, after, 0, +1)  # attribute 0 added
+    assert add['n'] == 3 and add['flip'] == pytest.approx(2 / 3)  # rows 0, 1 end > 0
+    assert add['already'] == pytest.approx(1 / 3)
+    assert add['gain'] == pytest.approx((2.0 + 1.0 + 1.5) / 3)
+    assert add['drift'] == pytest.approx((0.5 + 0 + 0 + 1.0 + 0.5 + 0) / 6)
+    remove = edit_scores(before, after, 0, -1)  # the same logits read as a removal
+    assert remove['flip'] == pytest.approx(1 / 3) and remove['gain'] == pytest.approx(-1.5)
+
+
+def test_edit_quality_cli_names_missing_directions(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / 'bench' / 'edit_quality.py'),
+            '--model',
+            str(REPO / 'models' / 'celeba64'),
+            '--directions',
+            str(tmp_path / 'none.npz'),
+            '--out',
+            str(tmp_path / 'out'),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert '--directions' in proc.stderr and 'none.npz' in proc.stderr
+    assert 'Traceback' not in proc.stderr
