@@ -61,7 +61,7 @@ def photo_jpeg(angle, size=(1024, 768)):
     if os.path.exists(full):
         face = np.asarray(Image.open(full).convert('RGB'))
     else:  # the packaged model's bundled faces
-        faces = os.path.join(REPO, 'models', 'celeba64', 'faces')
+        faces = os.path.join(REPO, 'models', 'celeba64_5bit', 'faces')
         face = np.asarray(
             Image.open(os.path.join(faces, sorted(os.listdir(faces))[0]))
             .convert('RGB')
@@ -104,7 +104,7 @@ def main(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    p.add_argument('--model', default=os.path.join(REPO, 'models', 'celeba64'))
+    p.add_argument('--model', default=os.path.join(REPO, 'models', 'celeba64_5bit'))
     p.add_argument('--directions', default=None, help="Default: the packaged model's.")
     p.add_argument('--attribute', default='Smiling')
     p.add_argument('--n', type=int, default=40, help="Timed tries per measurement.")

@@ -35,6 +35,27 @@ def du(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
+def judged_temperature(path):
+    """{'sample_temperature': the temperature with the lowest Frechet distance, 'sample_quality':
+    the table} from a `bench/sample_quality.py faces` JSON record."""
+    with open(path) as f:
+        record = json.load(f)
+    rows = [r for r in record.get('rows', []) if r.get('temperature') is not None]
+    if record.get('judge') != 'faces' or not rows:
+        sys.exit(f"--sample_quality {path}: expected a bench/sample_quality.py faces record")
+    best = min(rows, key=lambda r: r['frechet'])
+    return {
+        'sample_temperature': best['temperature'],
+        'sample_quality': {
+            'judge': 'bench/sample_quality.py faces (Frechet distance to the held-out faces in '
+            'the face judge\'s features; not Inception FID)',
+            'judge_hash': record.get('judge_info', {}).get('hash'),
+            'n': record.get('n'),
+            'frechet': {r['what']: round(r['frechet'], 3) for r in record['rows']},
+        },
+    }
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -53,6 +74,13 @@ def main(argv=None):
         help="The training console log(s), in order, with 'start <time>' / 'end <time>' lines.",
     )
     p.add_argument('--max_mb', type=float, default=25.0, help="Refuse to write more than this.")
+    p.add_argument(
+        '--sample_quality',
+        default=None,
+        help="bench/sample_quality.py faces JSON of this run: its Frechet table goes in the "
+        "manifest, and the best-scoring temperature becomes the Random tab's default "
+        "(model.json sample_temperature).",
+    )
     args = p.parse_args(argv)
 
     import tensorflow as tf
@@ -147,6 +175,7 @@ def main(argv=None):
             k: getattr(cfg, k)
             for k in (
                 'image_size',
+                'n_bits_x',
                 'n_levels',
                 'depth',
                 'width',
@@ -166,6 +195,8 @@ def main(argv=None):
         'faces': 'faces',
         'about': about,
     }
+    if args.sample_quality:
+        manifest.update(judged_temperature(args.sample_quality))
     with open(os.path.join(out, MODEL_MANIFEST), 'w') as f:
         json.dump(manifest, f, indent=2)
         f.write('\n')

@@ -2,7 +2,7 @@
 """The pictures of the shipped face model in README.md and docs/editor.md, made with the editor's
 own engine (the same calls the page makes):
 
-    python docs/images/make_editor_figures.py                    # models/celeba64 -> docs/images/
+    python docs/images/make_editor_figures.py  # models/celeba64_5bit -> docs/images/
 
   editor_edits.png    rows: held-out faces; columns: input, then one attribute each at a strength
   editor_mix.png      one row per pair: face A, blends at t = 0.25, 0.5, 0.75, face B
@@ -40,7 +40,7 @@ def enlarge(grid, k=3):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--model', default=os.path.join(REPO, 'models', 'celeba64'))
+    p.add_argument('--model', default=os.path.join(REPO, 'models', 'celeba64_5bit'))
     p.add_argument('--directions', default=None)
     p.add_argument('--out_dir', default=os.path.join(REPO, 'docs', 'images'))
     args = p.parse_args(argv)

@@ -2,7 +2,7 @@
 """The level-wise pictures of the shipped face model in docs/manipulation.md and docs/editor.md,
 made with the editor's own engine (the calls /api/variations, /api/edit and /api/animate make):
 
-    python docs/images/make_variation_figures.py                 # models/celeba64 -> docs/images/
+    python docs/images/make_variation_figures.py  # models/celeba64_5bit -> docs/images/
 
   variations.png        the first face, then 6 variations keeping levels 2-4, 3-4 and 4
                         (one row each; T = 0.5, seed 0)
@@ -31,7 +31,7 @@ LEVEL_EDITS = (None, (3, 4), (1, 2))
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--model', default=os.path.join(REPO, 'models', 'celeba64'))
+    p.add_argument('--model', default=os.path.join(REPO, 'models', 'celeba64_5bit'))
     p.add_argument('--out_dir', default=os.path.join(REPO, 'docs', 'images'))
     p.add_argument('--temperature', type=float, default=0.5)
     args = p.parse_args(argv)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from glow_tf.cli import exit_on_input_error
 
-DEFAULT_MODEL_NAME = 'celeba64'
+DEFAULT_MODEL_NAME = 'celeba64_5bit'
 
 
 def default_model():

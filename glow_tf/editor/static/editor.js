@@ -316,7 +316,7 @@ async function init() {
   const info = state.info;
   const about = info.about || {};
   $('#model-info').textContent = `${info.image_shape[0]}\u00d7${info.image_shape[1]} Glow: ${info.model}` +
-    (about.test_bits_per_dim ? `, ${about.test_bits_per_dim} bits/dim on held-out faces` : '') +
+    (about.test_bits_per_dim ? `, ${about.test_bits_per_dim} bits/dim on held-out faces at ${info.n_bits_x} bits` : '') +
     `. ${info.attributes.length} attribute directions.`;
   if (!info.attributes.length) notice('This model has no attribute directions: start demo.py with --directions FILE for sliders.');
   for (const name of info.default_attributes) addSlider(name);
