@@ -157,7 +157,7 @@ def test_cli_sample_end_to_end(cli, logdir, flow, tmp_path, capsys):
     )
     assert rc == 0
     text = capsys.readouterr().out
-    assert 'ms/image' in text and 'seed 11' in text and 'EMA' in text
+    assert 'ms/image' in text and 'seed 11' in text and '(Polyak-averaged weights)' in text
     data = np.load(npz)
     assert data['images'].shape == (2, 5, 16, 16, 3) and int(data['seed']) == 11
     np.testing.assert_allclose(data['temperatures'], [0.5, 1.0])
