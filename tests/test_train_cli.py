@@ -214,6 +214,7 @@ def test_run_writes_hparams_config_and_scalars_and_fixes_the_test_batch(
     assert 'building the model (2 levels x 2 steps, width 16): ' in err
     assert 'data-dependent init on 32 images: ' in err
     assert 'epoch 1:' in err and 'test:' in err and '/113' in err
+    assert '\r' not in err  # stderr is not a terminal here: whole lines, no redrawn bar
     final = [json.loads(line) for line in (logdir / 'test.jsonl').read_text().splitlines()][-1]
     assert final['n_test'] == 1017 and final['step'] == 4
 

@@ -40,7 +40,6 @@ bounded cost: at most one epoch of input reading).
 
 import os
 import signal
-import sys
 import time
 
 import numpy as np
@@ -49,7 +48,7 @@ import tensorflow as tf
 from glow_tf.errors import ConfigError
 from glow_tf.model.glow import Glow
 from glow_tf.model.preprocessing import preprocess
-from glow_tf.progress import stage
+from glow_tf.progress import progress_bar, stage
 from glow_tf.runs import checkpoint as ckpt_lib
 from glow_tf.runs.config import TrainConfig
 from glow_tf.training import recovery
@@ -510,18 +509,13 @@ class Trainer:
 
     def _train_epoch(self, stop):
         """Steps of the epoch in progress from its `epoch_step` on; True if it is complete."""
-        from tqdm import tqdm
-
         cfg, c = self.cfg, self.counters
         it = self.train_iterator(c.epoch, skip=c.epoch_step)
-        with tqdm(
+        with progress_bar(
             total=cfg.train_its,
             initial=c.epoch_step,
             desc=f'epoch {c.epoch}',
-            disable=not (self.chief and cfg.progress),
-            leave=False,
-            dynamic_ncols=True,
-            file=sys.stderr,
+            enabled=self.chief and cfg.progress,
         ) as bar:
             while c.epoch_step < cfg.train_its and not (cfg.max_steps and c.step >= cfg.max_steps):
                 stop_requested = self._train_step(it, stop.signum, bar)
