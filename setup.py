@@ -21,7 +21,8 @@ setup(
         'pillow>=10',
         'tqdm>=4.66',
         'tensorboard>=2.18,<2.19',
-        'flask==3.1.3',  # the face editor's server (demo.py)
+        'flask==3.1.3',  # the face editor's app (demo.py)
+        'waitress==3.0.2',  # ... and its production WSGI server
         'opencv-python-headless==4.10.0.84',  # face alignment; its Haar cascades ship in the wheel
         'PyYAML==6.0.3',  # train.py --config FILE.yaml
         'imageio-ffmpeg==0.8.1',  # MP4 exports: its wheel ships an ffmpeg binary

@@ -38,7 +38,7 @@ fi
 # second copy of TF beside tensorflow-cpu; it needs nothing else, so install it without deps.
 have tf-keras 2.18.0 || $PIP --no-deps tf-keras==2.18.0
 
-# The package itself (pins TFP, numpy, pillow, tqdm, tensorboard, flask, opencv, pytest, selenium
+# The package itself (pins TFP, numpy, pillow, tqdm, tensorboard, flask, waitress, opencv, pytest, selenium
 # through setup.py; re-run when a dependency added since the last install is missing).
 # The install is editable and there is one per Python: when it points at another checkout, this
 # one takes it over (import glow_tf and the glow-* commands then run this checkout's code) and
@@ -52,7 +52,7 @@ if [ -n "$installed" ] && ! [ "$installed" -ef "$here" ]; then
 fi
 if ! have glow_tf "$("$PY" -c "import re;print(re.search(r\"version='([^']+)'\", open('setup.py').read()).group(1))")" \
    || [ "$other_checkout" = 1 ] \
-   || ! "$PY" -c "import flask, cv2, selenium, imageio_ffmpeg" 2>/dev/null; then
+   || ! "$PY" -c "import flask, waitress, cv2, selenium, imageio_ffmpeg" 2>/dev/null; then
   if [ "$other_checkout" = 1 ] && [ "${GLOW_KEEP_INSTALL:-0}" = "1" ]; then
     echo "glow_tf install: GLOW_KEEP_INSTALL=1: glow_tf stays installed from $installed and is" \
          "not reinstalled (scripts and tests run from $here still use this checkout's glow_tf/)" >&2

@@ -67,16 +67,17 @@ def post(client, path, body):
 
 @contextlib.contextmanager
 def serve(app):
-    """Run a Flask app on a real threaded server at 127.0.0.1:<free port>; yields its base URL."""
-    from werkzeug.serving import make_server
+    """Run a Flask app on demo.py's own server (waitress, threaded) at 127.0.0.1:<free port>;
+    yields its base URL."""
+    from glow_tf.editor.server import make_server
 
-    server = make_server('127.0.0.1', 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    server = make_server(app, '127.0.0.1', 0, max_upload_bytes=10 * 2**20)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield f'http://127.0.0.1:{server.server_port}'
+        yield f'http://127.0.0.1:{server.effective_port}'
     finally:
-        server.shutdown()
+        server.close()
         thread.join(10)
 
 

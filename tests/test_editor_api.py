@@ -422,3 +422,35 @@ def test_packaged_model_serves_its_bundled_faces_without_shared_data(
         build_editor(str(pkg))
     code, face = post(client, '/api/encode', {'gallery': 'gallery-008201'})
     assert code == 200 and face['exact']
+
+
+def test_demo_serves_through_waitress_and_cuts_off_huge_bodies(editor):
+    """demo.py's server is waitress (threaded, production), not Werkzeug's development server;
+    a body far over the upload limit is refused by the server before the app reads it."""
+    import threading
+
+    from glow_tf.editor.app import create_app
+    from glow_tf.editor.server import BODY_MARGIN_BYTES, make_server
+
+    limit = 100_000
+    server = make_server(create_app(editor, max_upload_bytes=limit), '127.0.0.1', 0, limit)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f'http://127.0.0.1:{server.effective_port}'
+    try:
+        with urllib.request.urlopen(base + '/api/info', timeout=60) as resp:
+            assert resp.status == 200 and resp.headers['Server'] == 'glow_tf editor'
+        # over the app's limit but within the server's margin: the app's own 413 with a message
+        code, body = _request(base + '/api/encode', *_multipart('image', 'a.jpg', b'x' * 150_000))
+        assert code == 413 and 'too large' in body['error'], body
+        # far over: waitress answers 413 itself, and keeps serving
+        huge = b'x' * (limit + BODY_MARGIN_BYTES + 10)
+        req = urllib.request.Request(base + '/api/encode', data=huge, method='POST')
+        req.add_header('Content-Type', 'application/octet-stream')
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=60)
+        assert e.value.code == 413
+        assert _request(base + '/api/info')[0] == 200
+    finally:
+        server.close()
+        thread.join(10)

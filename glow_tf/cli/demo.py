@@ -12,6 +12,7 @@ an exported SavedModel; --directions a file from `manipulate.py directions` for 
 """
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -83,8 +84,21 @@ def main(argv=None):
         f"{len(editor.gallery)} gallery faces",
         flush=True,
     )
+    from glow_tf.editor.server import make_server
+
+    max_upload_bytes = int(args.max_upload_mb * 2**20)
+    try:
+        server = make_server(app, args.host, args.port, max_upload_bytes)
+    except OSError as e:  # the port is taken, or the host is not this machine's
+        parser.error(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror})")
     print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
-    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        print("glow_tf editor: stopped", flush=True)
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C while closing
+            server.close()
     return 0
 
 
