@@ -318,3 +318,24 @@ def test_sample_grids_go_to_tensorboard_per_temperature(tmp_path, shared_data):
         png = np.asarray(Image.open(logdir / 'samples' / f'epoch4_t{t:.1f}.png').convert('RGB'))
         np.testing.assert_array_equal(images[(f'samples/T={t:.1f}', 8)][2], png)
     assert not np.array_equal(images[('samples/T=0.0', 8)][2], images[('samples/T=1.0', 8)][2])
+
+
+def test_verbose_prints_a_line_per_step_as_the_original(tmp_path, shared_data, capsys):
+    common = [
+        *('--problem', 'cifar10', '--data_dir', str(shared_data / 'cifar10-subset')),
+        *('--image_size', '8', '--n_levels', '2', '--depth', '1', '--width', '8'),
+        *('--n_batch_train', '8', '--n_batch_init', '16', '--anchor_size', '0'),
+        *('--n_train', '16', '--n_test', '50', '--max_steps', '5', '--log_every', '5'),
+        *('--epochs_full_sample', '0', '--gradient_checkpointing', '0', '--no_progress'),
+    ]
+    main([*common, '--verbose', '--logdir', str(tmp_path / 'v')])
+    out = capsys.readouterr().out.splitlines()
+    steps = [line for line in out if line.startswith('step ')]
+    assert [line.split()[1] for line in steps] == ['1', '2', '3', '4', '5']
+    assert all('bits/dim' in line and ' ms' in line for line in steps)
+    records = [
+        json.loads(line) for line in (tmp_path / 'v' / 'train.jsonl').read_text().splitlines()
+    ]
+    assert records[-1]['step'] == 5  # the interval record is still written
+    main([*common, '--logdir', str(tmp_path / 'q')])
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith('step ')]

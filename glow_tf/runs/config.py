@@ -192,7 +192,12 @@ class TrainConfig:
         "weights, write sample grids and the encoded test set from the better of the two to "
         "LOGDIR/inference/, then exit.",
     )
-    verbose: bool = option(False, 'run', "Print every log record to stdout too.")
+    verbose: bool = option(
+        False,
+        'run',
+        "Print a line per training step (loss, bits/dim, lr, step time) as the original did, "
+        "besides every --log_every record.",
+    )
     seed: int = option(
         0,
         'run',

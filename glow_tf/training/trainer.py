@@ -562,6 +562,12 @@ class Trainer:
         if self._traced:  # the first step of a process includes tf.function tracing
             self._interval.add_time(dt, images)
         self._traced = True
+        if cfg.verbose and self.chief:  # as the original's --verbose: a line per step
+            self.log.print(
+                f"step {c.step} epoch {c.epoch}: loss {float(stats[0]):.4f} bits/dim "
+                f"{float(stats[1]):.4f} lr {lr:.2e} {1000 * dt:.0f} ms"
+                + ('' if applied else ' (skipped)')
+            )
         bar.update(1)
         if self._interval.n_steps and ((step + 1) % 10 == 0 or epoch_step == 0):
             bar.set_postfix(bpd=f'{self._interval.means()[1]:.3f}', lr=f'{lr:.2e}')
