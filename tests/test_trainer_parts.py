@@ -37,11 +37,11 @@ def test_counters_are_the_checkpointed_variables(tmp_path):
 
 def test_interval_stats():
     s = IntervalStats()
-    assert s.empty and np.isnan(s.means()).all() and s.images_per_sec() is None
-    s.add_step(np.array([1.0, 2.0, 0.0, 0.5]))
-    s.add_step(np.array([3.0, 4.0, 0.0, 0.5]))
+    assert s.empty and np.isnan(list(s.means().values())).all() and s.images_per_sec() is None
+    s.add_step({'loss': 1.0, 'bits_x': 2.0, 'bits_y': 0.0, 'error': 0.5, 'stop': 0.0})
+    s.add_step({'bits_x': 4.0, 'loss': 3.0, 'error': 0.5, 'bits_y': 0.0})  # by name, any order
     s.add_time(2.0, 64)
-    np.testing.assert_allclose(s.means(), [2.0, 3.0, 0.0, 0.5])
+    assert s.means() == {'loss': 2.0, 'bits_x': 3.0, 'bits_y': 0.0, 'error': 0.5}
     assert s.images_per_sec() == 32.0 and not s.empty
     s.reset()
     assert s.empty and s.n_steps == 0
@@ -110,3 +110,21 @@ def test_every_optimizer_the_config_accepts_has_a_class():
     from glow_tf.training.optim import OPTIMIZER_CLASSES
 
     assert set(OPTIMIZER_CLASSES) == set(OPTIMIZERS)
+
+
+def test_step_statistics_are_unpacked_by_name():
+    from glow_tf.training.stats import TEST_SUMS, TRAIN_STEP, unpack
+
+    named, rest = unpack(TRAIN_STEP, np.array([3.5, 3.4, 0.0, 0.25, 1.0], np.float32))
+    assert named == {
+        'loss': 3.5,
+        'bits_x': pytest.approx(3.4),
+        'bits_y': 0.0,
+        'error': 0.25,
+        'stop': 1.0,
+    }
+    assert rest.shape == (0,)
+    named, levels = unpack(TEST_SUMS, [10.0, 9.0, 0.0, 1.0, 4.0, 5.0, 4.0])
+    assert named['n'] == 4.0 and list(levels) == [5.0, 4.0]  # per-level sums follow
+    with pytest.raises(ValueError, match='at least 5'):
+        unpack(TEST_SUMS, [1.0, 2.0])

@@ -27,6 +27,7 @@ checkpoint saves, a restore loads and a broadcast sends is what the loop reads.
 import numpy as np
 
 from glow_tf.runs.checkpoint import TrainState
+from glow_tf.training.stats import TRAIN_STATS
 
 
 def _field(name):
@@ -84,12 +85,12 @@ class IntervalStats:
         self.reset()
 
     def reset(self):
-        self.sums, self.n_steps = np.zeros(4), 0
+        self.sums, self.n_steps = np.zeros(len(TRAIN_STATS)), 0
         self.seconds, self.images = 0.0, 0
 
     def add_step(self, stats):
-        """An applied step's [loss, bits_x, bits_y, error]."""
-        self.sums += stats
+        """An applied step's statistics: {name: value} for every name in TRAIN_STATS."""
+        self.sums += [stats[k] for k in TRAIN_STATS]
         self.n_steps += 1
 
     def add_time(self, seconds, images):
@@ -101,8 +102,9 @@ class IntervalStats:
         return not (self.n_steps or self.images)
 
     def means(self):
-        """[loss, bits_x, bits_y, error] averaged over the applied steps (NaN if none)."""
-        return self.sums / self.n_steps if self.n_steps else np.full(4, np.nan)
+        """{name: mean over the applied steps} for TRAIN_STATS (NaN if none)."""
+        means = self.sums / self.n_steps if self.n_steps else np.full(len(TRAIN_STATS), np.nan)
+        return dict(zip(TRAIN_STATS, (float(m) for m in means)))
 
     def images_per_sec(self):
         return self.images / self.seconds if self.seconds > 0 else None

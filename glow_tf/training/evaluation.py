@@ -25,6 +25,7 @@ import tensorflow as tf
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.progress import progress_bar
 from glow_tf.tools.flow import ModelFlow
+from glow_tf.training.stats import TEST_SUMS, unpack
 
 
 class TestPasses:
@@ -53,7 +54,7 @@ class TestPasses:
         prior's level last, summing to bits_x)."""
         cfg = self.cfg
         # float64: sums over up to ~1e5 images stay exact; [5] then bits_x per level [L]
-        sums = tf.zeros([5 + self.model.n_levels], tf.float64)
+        sums = tf.zeros([len(TEST_SUMS) + self.model.n_levels], tf.float64)
         with self.weights(use_ema):
             ds = self.source.test(cfg.local_batch_test, rank=self.dist.rank, size=self.dist.size)
             batches = progress_bar(
@@ -64,15 +65,15 @@ class TestPasses:
             )
             for i, (x, y) in enumerate(batches):
                 sums += tf.cast(self.eval_step(x, y, tf.constant(i, tf.int64)), tf.float64)
-        sums = self.dist.allreduce_sum(sums).numpy().astype(np.float64)
-        n = max(sums[4], 1.0)
+        total, levels = unpack(TEST_SUMS, self.dist.allreduce_sum(sums).numpy())
+        n = max(total['n'], 1.0)
         return {
-            'loss': sums[0] / n,
-            'bits_x': sums[1] / n,
-            'bits_y': sums[2] / n,
-            'pred_loss': sums[3] / n,
-            'n_test': int(sums[4]),
-            'bits_x_per_level': [float(v) for v in sums[5:] / n],
+            'loss': total['loss'] / n,
+            'bits_x': total['bits_x'] / n,
+            'bits_y': total['bits_y'] / n,
+            'pred_loss': total['error'] / n,
+            'n_test': int(total['n']),
+            'bits_x_per_level': [float(v) for v in levels / n],
         }
 
     def encode_test_set(self, outdir, use_ema):

@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from glow_tf.model.glow import glow_loss
 from glow_tf.training.optim import step_learning_rate
+from glow_tf.training.stats import STOP, TEST_SUMS, TRAIN_STEP
 from glow_tf.variables import tf_variables
 
 
@@ -111,8 +112,14 @@ class TrainSteps:
             tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
             for g, v in zip(grads, self.tvars)
         ]
-        means = [loss, tf.reduce_mean(bits_x), tf.reduce_mean(bits_y), tf.reduce_mean(error)]
-        stats = self.dist.allreduce_mean(tf.stack(means + [stop]))
+        means = {
+            'loss': loss,
+            'bits_x': tf.reduce_mean(bits_x),
+            'bits_y': tf.reduce_mean(bits_y),
+            'error': tf.reduce_mean(error),
+            STOP: stop,
+        }
+        stats = self.dist.allreduce_mean(tf.stack([means[k] for k in TRAIN_STEP]))
         finite = tf.reduce_all(tf.math.is_finite(stats))
         for g in grads:
             finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
@@ -184,11 +191,12 @@ class TrainSteps:
             with_levels=True,
         )
         loss = glow_loss(bits_x, bits_y, float(self.cfg.weight_y))
-        sums = [
-            tf.reduce_sum(loss),
-            tf.reduce_sum(bits_x),
-            tf.reduce_sum(bits_y),
-            tf.reduce_sum(error),
-            tf.cast(tf.shape(x)[0], tf.float32),
-        ]
-        return tf.concat([tf.stack(sums), tf.reduce_sum(levels, axis=0)], axis=0)
+        sums = {
+            'loss': tf.reduce_sum(loss),
+            'bits_x': tf.reduce_sum(bits_x),
+            'bits_y': tf.reduce_sum(bits_y),
+            'error': tf.reduce_sum(error),
+            'n': tf.cast(tf.shape(x)[0], tf.float32),
+        }
+        named = tf.stack([sums[k] for k in TEST_SUMS])
+        return tf.concat([named, tf.reduce_sum(levels, axis=0)], axis=0)

@@ -67,6 +67,7 @@ from glow_tf.training.faults import FaultInjection
 from glow_tf.training.logs import RunLogger
 from glow_tf.training.optim import make_optimizer
 from glow_tf.training.samples import write_sample_grids
+from glow_tf.training.stats import STOP, TRAIN_STEP, unpack
 from glow_tf.training.steps import TrainSteps, default_noise, mix_seed, rank_noise_seed
 from glow_tf.training.stop import StoppedBySignal, StopRequest
 
@@ -539,8 +540,8 @@ class Trainer:
         grads, stats, finite = self.grad_step(
             x, y, tf.constant(step, tf.int64), tf.constant(float(signum))
         )
-        stats = stats.numpy()
-        stop_requested, stats = stats[4] > 0, stats[:4]
+        stats, _ = unpack(TRAIN_STEP, stats.numpy())
+        stop_requested = stats[STOP] > 0
         applied = bool(finite.numpy())
         if applied:
             step_lr = self.faults.learning_rate(lr, step + 1) if self.faults else lr
@@ -548,7 +549,7 @@ class Trainer:
             applied = bool(ok.numpy())
             why = "the update made weights or their averages non-finite; rolled back"
         else:
-            why = f"non-finite loss/gradients (loss={float(stats[0])}); step skipped"
+            why = f"non-finite loss/gradients (loss={stats['loss']}); step skipped"
         if applied:
             self._nonfinite = 0
             self._interval.add_step(stats)
@@ -564,13 +565,13 @@ class Trainer:
         self._traced = True
         if cfg.verbose and self.chief:  # as the original's --verbose: a line per step
             self.log.print(
-                f"step {c.step} epoch {c.epoch}: loss {float(stats[0]):.4f} bits/dim "
-                f"{float(stats[1]):.4f} lr {lr:.2e} {1000 * dt:.0f} ms"
+                f"step {c.step} epoch {c.epoch}: loss {stats['loss']:.4f} bits/dim "
+                f"{stats['bits_x']:.4f} lr {lr:.2e} {1000 * dt:.0f} ms"
                 + ('' if applied else ' (skipped)')
             )
         bar.update(1)
         if self._interval.n_steps and ((step + 1) % 10 == 0 or epoch_step == 0):
-            bar.set_postfix(bpd=f'{self._interval.means()[1]:.3f}', lr=f'{lr:.2e}')
+            bar.set_postfix(bpd=f"{self._interval.means()['bits_x']:.3f}", lr=f'{lr:.2e}')
         if cfg.log_every and (step + 1) % cfg.log_every == 0:
             self._log_train()
         return stop_requested
@@ -632,21 +633,21 @@ class Trainer:
             'epoch': c.epoch - (1 if c.epoch_step == 0 else 0),
             'n_processed': c.n_processed,
             'n_images': c.n_images,
-            'loss': mean[0],
-            'bits_x': mean[1],
-            'bits_y': mean[2],
+            'loss': mean['loss'],
+            'bits_x': mean['bits_x'],
+            'bits_y': mean['bits_y'],
             'lr': lr,
             'images_per_sec': interval.images_per_sec(),
             'n_skipped': c.n_skipped,
             'time': c.train_time,
         }
         if self.model.n_classes:
-            rec['pred_loss'] = mean[3]
+            rec['pred_loss'] = mean['error']
         interval.reset()
         self.result['train'] = rec
         self.log.log_train(rec)
         if cfg.verbose or not cfg.progress:
             self.log.print(
-                f"train step {c.step} epoch {rec['epoch']}: bits/dim {mean[1]:.4f} "
+                f"train step {c.step} epoch {rec['epoch']}: bits/dim {mean['bits_x']:.4f} "
                 f"lr {lr:.2e} {rec['images_per_sec'] or 0:.1f} img/s"
             )
