@@ -166,12 +166,10 @@ def build_parser():
 
 
 def main(argv=None):
+    from glow_tf.cli import exit_on_input_error
+
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except InputError as e:
-        print(f'edit_quality.py: error: {e}', file=sys.stderr)
-        return 2
+    exit_on_input_error(lambda: run(args), 'edit_quality.py')
     return 0
 
 

@@ -261,12 +261,11 @@ def run(args):
 
 
 def main(argv=None):
+    from glow_tf.cli import exit_on_input_error
+
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except InputError as e:
-        print(f'sample_quality.py: error: {e}', file=sys.stderr)
-        sys.exit(2)
+    exit_on_input_error(lambda: run(args), 'sample_quality.py')
+    return 0
 
 
 if __name__ == '__main__':
