@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf.data.augment import CIFAR_FULL, NONE, SHIFTS, augment, augmentation_for
+from glow_tf.data.augment import CIFAR_FULL, NONE, SHIFTS, augment
 from glow_tf.data.errors import DataError
+from glow_tf.data.problems import augmentation_for
 
 
 def test_levels_follow_the_original_per_problem():

@@ -6,9 +6,9 @@
 
 --model is a packaged editor model directory (models/celeba64), a training log dir, a checkpoint or
 an exported SavedModel; --directions a file from `manipulate.py directions` for that same model
-(default: the packaged model's). The gallery shows held-out CelebA faces: the test split of
-../shared/data/celeba-subset when it is there, else the faces bundled with the model, or
---gallery DIR. Exit status 2 for bad arguments (the message names the flag or file).
+(default: the packaged model's). The gallery shows held-out CelebA faces: the test split of the
+CelebA data under ../shared/data (docs/data.md) when it is there, else the faces bundled with the
+model, or --gallery DIR. Exit status 2 for bad arguments (the message names the flag or file).
 """
 
 import argparse

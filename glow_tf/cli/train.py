@@ -69,6 +69,10 @@ def add_option(group, f, default):
     """The flag of one `TrainConfig` option field `f` (see `glow_tf.runs.config.option`)."""
     md, flag = f.metadata, flag_name(f)
     help = argparse.SUPPRESS if md['hidden'] else md['help']
+    if f.name == 'problem':  # the datasets are registered in glow_tf.data.problems
+        from glow_tf.data import PROBLEMS
+
+        help += f" One of: {', '.join(PROBLEMS)}."
     if f.type == 'bool':  # a switch: --name sets True, --no_name (metadata flag) sets False
         action = 'store_false' if flag.startswith('--no_') else 'store_true'
         return group.add_argument(flag, dest=f.name, action=action, help=help)

@@ -9,7 +9,9 @@ Entry points::
     for x, y in src.test(batch_size=50, rank=r, size=n): ...
 
 Every bad-input problem raises :class:`DataError` (a ValueError) naming the file and what was
-expected. See docs/data.md for formats, layouts and choices. This package does not import the model.
+expected. Each dataset is one `Problem` record in `glow_tf.data.problems` (`PROBLEMS`); a new one
+is one `register_problem(...)` call. See docs/data.md for formats, layouts and choices. This
+package does not import the model.
 """
 
 from glow_tf.data.cache import cache_root
@@ -18,8 +20,16 @@ from glow_tf.data.convert import convert
 from glow_tf.data.download import download, md5sum
 from glow_tf.data.errors import DataError, DataWarning
 from glow_tf.data.images import load_image_file
-from glow_tf.data.loaders import PROBLEMS, load_source, resolve_data_dir, shared_data_root
+from glow_tf.data.loaders import load_source, resolve_data_dir, shared_data_root
 from glow_tf.data.mnist import read_idx
+from glow_tf.data.problems import (
+    PROBLEMS,
+    Problem,
+    get_problem,
+    register_problem,
+    unregister_problem,
+)
+from glow_tf.data.readers import LoadRequest
 from glow_tf.data.source import ArraySource, DataSource, TFRecordSource, describe_source
 from glow_tf.data.tfrecords import make_example, scan_tfrecord_file
 
@@ -30,6 +40,11 @@ __all__ = [
     'ArraySource',
     'TFRecordSource',
     'PROBLEMS',
+    'Problem',
+    'LoadRequest',
+    'get_problem',
+    'register_problem',
+    'unregister_problem',
     'load_source',
     'resolve_data_dir',
     'shared_data_root',

@@ -8,6 +8,9 @@ openai/glow augmented MNIST and CIFAR-10 with Keras's `ImageDataGenerator` and n
                                                    degrees, zoom 0.9-1.1, shear up to 0.02 degrees
     others    none      none                       none (the TFRecord problems had none)
 
+Each problem's levels are its record's `augmentation` (`glow_tf.data.problems`, which also has
+`augmentation_for(problem, level)`).
+
 Each image is resampled at the affine map of its output coordinates p (pixel centres, about the
 image centre c), bilinearly, with the nearest edge pixel outside the image (Keras's
 fill_mode='nearest'), and floored back to uint8 as the original did:
@@ -24,8 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from glow_tf.data.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -56,17 +57,6 @@ class Augmentation:
 NONE = Augmentation()
 SHIFTS = Augmentation(shift=0.1)
 CIFAR_FULL = Augmentation(shift=0.1, flip=True, rotation=15.0, zoom=0.1, shear=0.02)
-
-
-def augmentation_for(problem: str, level: int) -> Augmentation:
-    """The original's augmentation for `--problem` at `--dal` (module table)."""
-    if level not in (0, 1, 2):
-        raise DataError(f'--dal {level}: expected 0, 1 or 2')
-    if level == 0 or problem not in ('mnist', 'cifar10'):
-        return NONE
-    if problem == 'cifar10' and level == 2:
-        return CIFAR_FULL
-    return SHIFTS
 
 
 def augment(x, aug: Augmentation, seed_pair):

@@ -441,17 +441,18 @@ class FaceEditor:
 def build_editor(model, directions=None, gallery=None, n_gallery=24, cache_size=256, check=True):
     """A FaceEditor from paths: `model` (see load_editor_flow), `directions` (.npz; default the
     packaged model's), `gallery` (a directory of aligned faces, a CelebA root whose test split is
-    used, or None: the shared CelebA subset's test split when present, else the packaged model's
-    bundled faces). `check=False` skips the directions' model-fingerprint check."""
+    used, or None: the test split of the CelebA data in the shared data directory
+    (`glow_tf.data.shared_data_root`) when present, else the packaged model's bundled faces).
+    `check=False` skips the directions' model-fingerprint check."""
     flow, manifest = load_editor_flow(model)
     if directions is None and manifest.get('directions'):
         directions = os.path.join(model, manifest['directions'])
     dirs = load_directions(directions, flow, check_fingerprint=check) if directions else None
+    from glow_tf.data.celeba import looks_like_celeba
+
     files = []
     if gallery:
         from pathlib import Path
-
-        from glow_tf.data.celeba import looks_like_celeba
 
         files = (
             celeba_test_files(gallery, n_gallery)
@@ -459,11 +460,12 @@ def build_editor(model, directions=None, gallery=None, n_gallery=24, cache_size=
             else gallery_files(gallery, n_gallery)
         )
     else:
-        from glow_tf.data import shared_data_root
+        from glow_tf.data import get_problem, shared_data_root
 
-        shared = shared_data_root() / 'celeba-subset'
-        if shared.is_dir():
-            files = celeba_test_files(shared, n_gallery)
+        root = shared_data_root()  # CelebA as load_source('celeba') finds it there
+        shared = [root / d for d in get_problem('celeba').folders if looks_like_celeba(root / d)]
+        if shared:
+            files = celeba_test_files(shared[0], n_gallery)
         elif manifest.get('faces'):
             files = gallery_files(os.path.join(model, manifest['faces']), n_gallery)
     editor = FaceEditor(flow, dirs, files, cache_size=cache_size)

@@ -208,8 +208,7 @@ class TrainConfig:
     problem: str = option(
         'cifar10',
         'data',
-        "mnist | cifar10 | celeba | imagenet-oord | imagenet | lsun_realnvp | lsun | folder ... "
-        "(see glow_tf.data).",
+        "The dataset: a problem registered in glow_tf.data.problems (docs/data.md).",
     )
     data_dir: str = option('', 'data', "Location of the data ('' = default).")
     category: str = option('', 'data', "LSUN category (e.g. bedroom).")

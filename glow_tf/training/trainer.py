@@ -113,7 +113,7 @@ class Trainer:
         self.cfg = cfg
         self.logdir = os.path.abspath(os.path.expanduser(cfg.logdir))
         self.rank_seed = rank_noise_seed(cfg.seed, self.rank)
-        from glow_tf.data.augment import augmentation_for
+        from glow_tf.data.problems import augmentation_for
 
         self.augmentation = augmentation_for(cfg.problem, cfg.dal)
         self.restore_prefix, notes = self._decide_restore()
