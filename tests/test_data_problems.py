@@ -196,3 +196,24 @@ def test_no_machine_layout_in_the_package():
             assert not re.search(r"['\"/](celeba|cifar10)-subset", text), rel
         if rel != 'data/loaders.py':
             assert "'shared'" not in text, rel
+
+
+def test_the_documented_example_registers_a_loadable_problem(tmp_path, monkeypatch, data_cache):
+    """docs/data.md's "Adding a dataset" example, run as written."""
+    text = (PACKAGE.parent / 'docs' / 'data.md').read_text()
+    section = text[text.index('### Adding a dataset') :]
+    code = re.search(r'```python\n(.*?)```', section, re.S).group(1)
+    exec(compile(code, 'docs/data.md', 'exec'), {})
+    try:
+        d = tmp_path / 'root' / 'my-npz'
+        d.mkdir(parents=True)
+        x = np.arange(4 * 32 * 32 * 3, dtype=np.int64).reshape(4, 32, 32, 3).astype(np.uint8)
+        for split in ('train', 'test'):
+            np.savez(d / f'{split}.npz', x=x, y=np.arange(4, dtype=np.int32))
+        monkeypatch.setattr(loaders, 'shared_data_root', lambda: tmp_path / 'no-shared')
+        monkeypatch.setenv('GLOW_DATA_DIR', str(tmp_path / 'root'))
+        src = load_source('my-npz', image_size=16)
+        assert (src.image_shape, src.n_train, src.n_classes) == ((16, 16, 3), 4, 10)
+        assert augmentation_for('my-npz', 1) == SHIFTS
+    finally:
+        unregister_problem('my-npz')
