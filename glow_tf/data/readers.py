@@ -65,6 +65,18 @@ def _even_subset(n_avail: int, n: int) -> np.ndarray:
     return np.floor(np.arange(n) * (n_avail / n)).astype(np.int64) if n else np.zeros(0, np.int64)
 
 
+def _array_source(problem: Problem, size: int, arrays: dict, **fields) -> ArraySource:
+    """An ArraySource of ``arrays`` (``{split: (x, y, attr)}``) of ``size`` x ``size`` images."""
+    return ArraySource(
+        problem=problem.name,
+        image_shape=(size, size, 3),
+        n_train=len(arrays['train'][0]),
+        n_test=len(arrays['test'][0]),
+        arrays=arrays,
+        **fields,
+    )
+
+
 def load_arrays(
     problem: Problem,
     root: Path,
@@ -81,16 +93,14 @@ def load_arrays(
         k = _limit(f'n_{split}', n, len(x), root)
         x, y = x[:k], y[:k]
         arrays[split] = (area_downsample(x, size, f'{problem.name} at {root}'), y, None)
-    return ArraySource(
-        problem=problem.name,
-        image_shape=(size, size, 3),
-        n_train=len(arrays['train'][0]),
-        n_test=len(arrays['test'][0]),
+    return _array_source(
+        problem,
+        size,
+        arrays,
         n_classes=problem.n_classes,
         class_names=list(problem.class_names),
         split_rule='official train / test files',
         location=str(root),
-        arrays=arrays,
     )
 
 
@@ -117,17 +127,15 @@ def load_folder(problem: Problem, root: Path, req: LoadRequest) -> ArraySource:
         warn(summarise_skipped(skipped, total, root))
     if not len(arrays['train'][0]):
         raise describe(root, 'no usable training images left after skipping bad files')
-    return ArraySource(
-        problem=problem.name,
-        image_shape=(size, size, 3),
-        n_train=len(arrays['train'][0]),
-        n_test=len(arrays['test'][0]),
+    return _array_source(
+        problem,
+        size,
+        arrays,
         n_classes=len(index.class_names),
         class_names=list(index.class_names),
         skipped=skipped,
         split_rule=index.split_rule,
         location=str(root),
-        arrays=arrays,
     )
 
 
@@ -152,17 +160,15 @@ def load_celeba(problem: Problem, root: Path, req: LoadRequest) -> ArraySource:
         raise describe(
             index.image_dir, 'no usable training images (after the split and skipping bad files)'
         )
-    return ArraySource(
-        problem=problem.name,
-        image_shape=(size, size, 3),
-        n_train=len(arrays['train'][0]),
-        n_test=len(arrays['test'][0]),
+    return _array_source(
+        problem,
+        size,
+        arrays,
         n_classes=problem.n_classes,
         attribute_names=list(index.names),
         skipped=skipped,
         split_rule=index.split_rule,
         location=str(index.image_dir),
-        arrays=arrays,
     )
 
 
