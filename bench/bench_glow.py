@@ -3,11 +3,14 @@
     python bench/bench_glow.py                       # every case, full sizes (~20 min, 2 cores)
     python bench/bench_glow.py --quick               # tiny sizes, for CI / development
     python bench/bench_glow.py --cases a_affine,mem_sweep --iters 5
+    python bench/bench_glow.py --cases a_additive,s_mnist --variants bf16,gemm,native
 
 Cases (see bench/common.py and bench/README.md):
   a_additive, a_affine  32x32x3, L=3, K=8,  width 512, batch 16
   b_cifar               32x32x3, L=3, K=32, width 512, batch 16 (the paper's CIFAR-10 model)
   c_64                  64x64x3, L=4, K=16, width 512, batch 8
+  s_mnist               32x32x1, L=3, K=8,  width 64,  batch 32 (the README main job's model)
+  s_cifar128            32x32x3, L=3, K=8,  width 128, batch 32 (a small CIFAR model)
   mem_sweep             64x64x3, L=4, K in --sweep-depths, every memory mode (width --sweep-width)
 
 Per comparison case, glow_tf and TFP's Glow at the matching configuration are built in this
@@ -45,6 +48,7 @@ from bench.common import (
     Case,  # noqa: E402
     ConvReference,
     conv_throughput,
+    cpu_flags_line,
     dumps,
     forward_flops_per_image,
     interleaved,
@@ -53,7 +57,14 @@ from bench.common import (
     train_flops_per_image,
 )
 
-COMPARISON_CASES = ('a_additive', 'a_affine', 'b_cifar', 'c_64')
+COMPARISON_CASES = ('a_additive', 'a_affine', 'b_cifar', 'c_64', 's_mnist', 's_cifar128')
+# --variants: glow_tf at other settings, timed interleaved with the default (fp32, conv_forms auto)
+VARIANTS = {
+    'bf16': {'precision': 'bf16'},
+    'fp16': {'precision': 'fp16'},
+    'gemm': {'conv_forms': 'gemm'},
+    'native': {'conv_forms': 'native'},
+}
 ALL_CASES = COMPARISON_CASES + ('mem_sweep',)
 
 
@@ -93,6 +104,8 @@ def timed_first_call(fn):
 def run_comparison(case, args):
     """glow_tf vs TFP at one configuration: interleaved timing, memory, FLOPs."""
     runners = {'glow_tf': make_runner('glow_tf', case)}
+    for variant in args.variants:  # e.g. glow_tf[bf16], glow_tf[native]
+        runners[f'glow_tf[{variant}]'] = make_runner('glow_tf', case, **VARIANTS[variant])
     if not args.no_tfp:
         runners['tfp'] = make_runner('tfp', case)
     out = {'case': case.name, 'config': case.as_dict(), 'iters': args.iters}
@@ -146,6 +159,12 @@ def run_comparison(case, args):
             ]
         )
     out['train_gflop_per_image'] = flops / 1e9
+    for k in runners:
+        if k.startswith('glow_tf['):  # a variant against the default, per round (same load)
+            out[k]['over_default'] = {
+                'train_throughput': median([d / v for d, v in zip(train['glow_tf'], train[k])]),
+                'sample_throughput': median([d / v for d, v in zip(sample['glow_tf'], sample[k])]),
+            }
     if 'tfp' in runners:
         # per-round paired ratios (same round, adjacent in time), then the median
         pairs = [t / g for g, t in zip(train['glow_tf'], train['tfp'])]
@@ -248,9 +267,8 @@ def print_tables(results, sweep_rows, conv, conv_end):
         print('| ' + ' | '.join(head) + ' |')
         print('|' + '---|' * len(head))
         for r in results:
-            for impl in ('glow_tf', 'tfp'):
-                if impl not in r:
-                    continue
+            impls = [k for k in r if k == 'tfp' or k.startswith('glow_tf')]
+            for impl in sorted(impls, key=lambda k: (k == 'tfp', k)):
                 d = r[impl]
                 pct = fmt(100 * d['fraction_of_conv_peak'], '.0f')
                 print(
@@ -270,6 +288,14 @@ def print_tables(results, sweep_rows, conv, conv_end):
                     f"**{fmt(q['sample_throughput'])}x** | | {fmt(q['peak_memory'])}x | "
                     "| | | | | | |"
                 )
+            for impl in impls:
+                if 'over_default' in r[impl]:
+                    q = r[impl]['over_default']
+                    print(
+                        f"| {r['case']} | **{impl} / glow_tf** | "
+                        f"**{fmt(q['train_throughput'])}x** | | "
+                        f"**{fmt(q['sample_throughput'])}x** | | | | | | | | | |"
+                    )
     if sweep_rows:
         print()
         ref = [k for k in sweep_rows[0] if k.startswith('time_over_')][0]
@@ -313,6 +339,11 @@ def parse_args(argv=None):
     )
     p.add_argument('--no-tfp', action='store_true', help='skip the TFP baseline')
     p.add_argument(
+        '--variants',
+        default='',
+        help=f'comma-separated glow_tf variants timed beside the default: {",".join(VARIANTS)}',
+    )
+    p.add_argument(
         '--memory',
         choices=('inprocess', 'subprocess', 'off'),
         default='inprocess',
@@ -333,6 +364,9 @@ def parse_args(argv=None):
     p.add_argument('--json-out', default=None, help='also append the JSON lines to this file')
     args = p.parse_args(argv)
     args.cases = [c.strip() for c in args.cases.split(',') if c.strip()]
+    args.variants = [v.strip() for v in args.variants.split(',') if v.strip()]
+    if set(args.variants) - set(VARIANTS):
+        p.error(f'unknown variant(s) {sorted(set(args.variants) - set(VARIANTS))}')
     bad = [c for c in args.cases if c not in ALL_CASES]
     if bad:
         p.error(f'unknown case(s) {bad}; choose from {ALL_CASES}')
@@ -358,6 +392,7 @@ def main(argv=None):
         f"cases={args.cases}, iters={args.iters}, memory={args.memory}",
         flush=True,
     )
+    print(f"# {cpu_flags_line()}", flush=True)
     conv_before = conv_throughput(quick=args.quick)
     emit = []
 

@@ -89,6 +89,27 @@ FULL_CASES = {
         'affine',
         description='64x64x3, L=4, K=16, width 512, batch 8, affine',
     ),
+    # small models, where per-step overhead rather than convolution arithmetic sets the pace
+    's_mnist': Case(
+        's_mnist',
+        (32, 32, 1),
+        3,
+        8,
+        64,
+        32,
+        'affine',
+        description="the README main job's model: 32x32x1, L=3, K=8, width 64, batch 32, affine",
+    ),
+    's_cifar128': Case(
+        's_cifar128',
+        (32, 32, 3),
+        3,
+        8,
+        128,
+        32,
+        'affine',
+        description='a small CIFAR model: 32x32x3, L=3, K=8, width 128, batch 32, affine',
+    ),
 }
 
 QUICK_CASES = {
@@ -96,6 +117,8 @@ QUICK_CASES = {
     'a_affine': Case('a_affine', (8, 8, 3), 2, 2, 16, 4, 'affine', description='quick'),
     'b_cifar': Case('b_cifar', (8, 8, 3), 2, 4, 16, 4, 'affine', description='quick'),
     'c_64': Case('c_64', (16, 16, 3), 3, 2, 16, 2, 'affine', description='quick'),
+    's_mnist': Case('s_mnist', (8, 8, 1), 2, 2, 8, 4, 'affine', description='quick'),
+    's_cifar128': Case('s_cifar128', (8, 8, 3), 2, 2, 16, 4, 'affine', description='quick'),
 }
 
 SWEEP_MODES = MEMORY_MODES
@@ -179,7 +202,7 @@ class GlowTFRunner:
 
     impl = 'glow_tf'
 
-    def __init__(self, case, memory_mode='plain', seed=0, edge_bias=True):
+    def __init__(self, case, memory_mode='plain', seed=0, edge_bias=True, **model_options):
         import tensorflow as tf
 
         import glow_tf
@@ -196,6 +219,7 @@ class GlowTFRunner:
             seed=seed,
             memory_mode=memory_mode,
             edge_bias=edge_bias,
+            **model_options,
         )
         x_init = glow_tf.preprocess(tf.constant(random_images(case, 2, seed + 1)))
         self.model.initialize(x_init)  # data-dependent ActNorm init (plain mode, 2 images)
@@ -332,12 +356,25 @@ class TFPRunner:
         return int(sum(v.shape.num_elements() for v in self.variables))
 
 
-def make_runner(impl, case, memory_mode='plain', seed=0):
+def make_runner(impl, case, memory_mode='plain', seed=0, **model_options):
+    """A runner of `impl` ('glow_tf' or 'tfp'); model_options (precision, conv_forms) go to
+    glow_tf.Glow."""
     if impl == 'glow_tf':
-        return GlowTFRunner(case, memory_mode=memory_mode, seed=seed)
+        return GlowTFRunner(case, memory_mode=memory_mode, seed=seed, **model_options)
     if impl == 'tfp':
         return TFPRunner(case, seed=seed)
     raise ValueError(impl)
+
+
+def cpu_flags_line():
+    """'CPU: <model>; vector units: avx2 avx512f avx512_bf16 amx_bf16 ...' (the flags that decide
+    which kernels run), for the head of every benchmark table."""
+    from glow_tf.nets.conv_forms import cpu_model_and_flags
+
+    model, flags = cpu_model_and_flags()
+    wanted = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16', 'amx_bf16')
+    units = [f for f in wanted if f in flags] + sorted(f for f in flags if f.startswith('amx_'))
+    return f"CPU: {model}; vector units: {' '.join(dict.fromkeys(units)) or 'none listed'}"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
-"""glow_tf.nets.conv: every form of conv2d_same equals tf.nn.conv2d, values and gradients."""
+"""glow_tf.nets.conv: every form of conv2d_same equals tf.nn.conv2d, values and gradients;
+glow_tf.nets.conv_forms: the measured choice, its cache and the three policies."""
+
+import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf.nets.conv import conv2d_same, conv_form
+from glow_tf.nets import conv_forms
+from glow_tf.nets.conv import candidate_forms, conv2d_same, conv_form
 
 
 @pytest.mark.parametrize(
@@ -14,21 +18,24 @@ from glow_tf.nets.conv import conv2d_same, conv_form
         ((3, 3, 32, 3), 'shift_add'),
         ((3, 3, 36, 4), 'shift_add'),  # kh·kw·C_out == C_in: the boundary case
         ((3, 3, 4, 16), 'conv2d'),
+        ((3, 3, 4, 36), 'im2col'),  # kh·kw·C_in == C_out: the boundary case
+        ((3, 3, 7, 512), 'im2col'),  # the coupling network's input layer with edge bias
     ],
 )
 def test_conv_form_chosen_from_the_kernel_shape(kernel_shape, form):
     assert conv_form(kernel_shape) == form
 
 
-@pytest.mark.parametrize('form', ['matmul', 'shift_add', 'conv2d'])
+@pytest.mark.parametrize('form', ['matmul', 'shift_add', 'im2col', 'conv2d'])
 @pytest.mark.parametrize('spatial', [(5, 7), (4, 4), (1, 3)])
 def test_every_form_equals_tf_conv2d_with_gradients(form, spatial):
     k = 1 if form == 'matmul' else 3
+    c_in, c_out = (2, 20) if form == 'im2col' else (20, 2)
     rng = np.random.default_rng(sum(spatial) + k)
-    x = tf.constant(rng.standard_normal((2,) + spatial + (20,)), tf.float32)
-    kernel = tf.constant(rng.standard_normal((k, k, 20, 2)), tf.float32)
-    bias = tf.constant(rng.standard_normal(2), tf.float32)
-    upstream = tf.constant(rng.standard_normal((2,) + spatial + (2,)), tf.float32)
+    x = tf.constant(rng.standard_normal((2,) + spatial + (c_in,)), tf.float32)
+    kernel = tf.constant(rng.standard_normal((k, k, c_in, c_out)), tf.float32)
+    bias = tf.constant(rng.standard_normal(c_out), tf.float32)
+    upstream = tf.constant(rng.standard_normal((2,) + spatial + (c_out,)), tf.float32)
 
     def value_and_grads(fn):
         with tf.GradientTape() as tape:
@@ -106,3 +113,102 @@ def test_edge_bias_skips_1x1_kernels():
     np.testing.assert_array_equal(
         conv2d_same(x, kernel, edge_bias=True).numpy(), conv2d_same(x, kernel).numpy()
     )
+
+
+@pytest.fixture
+def fresh_form_cache(tmp_path, monkeypatch):
+    """conv_forms with an empty cache directory and nothing measured in this process yet."""
+    monkeypatch.setenv('GLOW_CACHE_DIR', str(tmp_path))
+    monkeypatch.setattr(conv_forms, '_choices', {})
+    monkeypatch.setattr(conv_forms, '_loaded', False)
+    return tmp_path
+
+
+def test_auto_times_every_candidate_once_and_caches_the_fastest(fresh_form_cache, monkeypatch):
+    timed = []
+    real_time_form = conv_forms._time_form
+
+    def counting(form, *args):
+        timed.append(form)
+        return real_time_form(form, *args)
+
+    monkeypatch.setattr(conv_forms, '_time_form', counting)
+    kernel = (3, 3, 2, 40)
+    form = conv_forms.choose_form('auto', (None, 6, 6, 2), kernel)
+    assert sorted(timed) == sorted(candidate_forms(kernel)) == ['conv2d', 'im2col']
+    ((x, k, dtype, ms, chosen),) = conv_forms.measured_choices()
+    assert (x, k, dtype) == ('16x6x6x2', '3x3x2x40', 'float32')  # unknown batch timed at 16
+    assert chosen == form == min(ms, key=ms.get) and all(t > 0 for t in ms.values())
+    # the choice is in the per-machine file; a new process (simulated) reads it, timing nothing
+    stored = json.loads(conv_forms.cache_path().read_text())
+    assert stored['choices']['16x6x6x2|3x3x2x40|float32']['form'] == form
+    monkeypatch.setattr(conv_forms, '_choices', {})
+    monkeypatch.setattr(conv_forms, '_loaded', False)
+    timed.clear()
+    assert conv_forms.choose_form('auto', (16, 6, 6, 2), kernel) == form
+    assert timed == []
+
+
+def test_auto_measures_inside_a_trace_and_under_a_custom_gradient(fresh_form_cache):
+    """The first use may come while a tf.function is traced, inside a custom gradient's
+    forward pass (the reversible mode): timing still sees real gradients."""
+    kernel = tf.random.stateless_normal([1, 1, 8, 8], seed=[2, 1])
+
+    @tf.function(autograph=False)
+    def f(x):
+        @tf.custom_gradient
+        def inner(x):
+            y = conv_forms.conv2d(x, kernel, policy='auto')
+            return y, lambda dy: dy
+
+        return inner(x)
+
+    x = tf.random.stateless_normal([2, 5, 5, 8], seed=[2, 2])
+    np.testing.assert_allclose(
+        f(x).numpy(), tf.nn.conv2d(x, kernel, 1, 'SAME').numpy(), rtol=1e-5, atol=1e-5
+    )
+    assert len(conv_forms.measured_choices()) == 1
+
+
+def test_policies_gemm_and_native_measure_nothing(fresh_form_cache):
+    assert conv_forms.choose_form('native', (4, 8, 8, 64), (1, 1, 64, 64)) == 'conv2d'
+    assert conv_forms.choose_form('gemm', (4, 8, 8, 64), (1, 1, 64, 64)) == 'matmul'
+    assert conv_forms.choose_form('gemm', (4, 8, 8, 64), (3, 3, 64, 6)) == 'shift_add'
+    assert conv_forms.measured_choices() == []
+    with pytest.raises(ValueError, match='conv_forms must be one of'):
+        conv_forms.choose_form('fastest', (4, 8, 8, 64), (1, 1, 64, 64))
+
+
+def test_an_unreadable_cache_file_is_measured_again(fresh_form_cache):
+    path = conv_forms.cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text('{not json')
+    form = conv_forms.choose_form('auto', (2, 4, 4, 8), (1, 1, 8, 8))
+    assert form in ('conv2d', 'matmul')
+    assert json.loads(path.read_text())['choices']  # rewritten whole
+
+
+@pytest.mark.parametrize('policy', ['auto', 'gemm', 'native'])
+def test_a_model_computes_the_same_function_under_every_policy(policy, fresh_form_cache):
+    """log p(x) and its gradients of a Glow with random (non-zero) weights are equal, within
+    float32 summation order, whichever forms compute the convolutions."""
+    from glow_tf.model.glow import Glow
+    from tests.flow_testing import perturb_weights
+
+    x = tf.random.stateless_uniform([3, 8, 8, 3], seed=[3, 1], minval=-0.5, maxval=0.5)
+
+    def value_and_grads(model):
+        with tf.GradientTape() as tape:
+            lp = model.log_prob(x)
+            loss = tf.reduce_mean(lp)
+        return [lp] + tape.gradient(loss, [v.value for v in model.trainable_variables])
+
+    def model_with(conv_forms_policy):
+        model = Glow((8, 8, 3), n_levels=2, depth=2, width=16, conv_forms=conv_forms_policy)
+        model.initialize(x)
+        perturb_weights(model, scale=0.05, seed=4)
+        return model
+
+    ours, ref = value_and_grads(model_with(policy)), value_and_grads(model_with('native'))
+    for i, (a, b) in enumerate(zip(ours, ref)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=2e-5, err_msg=str(i))

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / 'glow_tf'
 
 # layer of a module (by its dotted name under glow_tf) -> the layers it may import from
-UTILITIES = {'errors', 'fileio', 'progress', 'variables'}
+UTILITIES = {'cachedir', 'errors', 'fileio', 'progress', 'variables'}
 LAYERS = ['utilities', 'data', 'flows', 'nets', 'model', 'runs', 'tools', 'training', 'editor']
 RULES = {
     # the package face (glow_tf/__init__.py) re-exports every layer's public names; inside the

@@ -84,6 +84,8 @@ def test_model_kwargs():
         seed=0,
         edge_bias=True,
         learntop_form='conv',
+        precision='fp32',
+        conv_forms='auto',
     )
     assert (
         parse(['--edge_bias', '0']).resolve((32, 32, 3), 100, 10).to_model_kwargs()['edge_bias']

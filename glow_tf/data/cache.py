@@ -15,20 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from glow_tf.cachedir import cache_root
 from glow_tf.data.errors import DataError
 from glow_tf.data.images import decode_images
 from glow_tf.fileio import atomic_write_bytes
 
 CACHE_VERSION = 1
-
-
-def cache_root() -> Path:
-    """``$GLOW_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/glow_tf``, else ``~/.cache/glow_tf``."""
-    env = os.environ.get('GLOW_CACHE_DIR')
-    if env:
-        return Path(env)
-    xdg = os.environ.get('XDG_CACHE_HOME')
-    return (Path(xdg) if xdg else Path.home() / '.cache') / 'glow_tf'
 
 
 def _key(paths: list[str], image_size: int) -> str:

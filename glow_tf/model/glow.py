@@ -41,7 +41,9 @@ from glow_tf.model.latents import block_latents
 from glow_tf.model.level import Level
 from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import check_n_bits, nats_to_bits_per_dim, preprocess
+from glow_tf.nets.conv_forms import check_policy
 from glow_tf.nets.coupling_net import CouplingNetwork
+from glow_tf.nets.precision import policy_name
 
 __all__ = ['Glow', 'MEMORY_MODES', 'check_weight_y', 'glow_loss']
 
@@ -89,6 +91,11 @@ class Glow(keras.Model):
         edge_bias: the original's edge-bias padding in every 3x3 convolution (coupling networks,
             split priors, learntop); False reproduces models saved before glow_tf had it.
         learntop_form: 'conv' (the original's learntop) or 'position' (earlier glow_tf models).
+        precision: 'fp32', 'bf16' or 'fp16': what the coupling networks compute in
+            (`glow_tf.nets.precision`; the rest of the flow and the weights stay float32); can be
+            changed later (`model.precision = ...`).
+        conv_forms: 'auto' (each convolution shape in the form that times fastest on this
+            machine), 'gemm' or 'native' (`glow_tf.nets.conv_forms`); can be changed later.
     """
 
     def __init__(
@@ -106,6 +113,8 @@ class Glow(keras.Model):
         seed=0,
         edge_bias=True,
         learntop_form='conv',
+        precision='fp32',
+        conv_forms='auto',
         **kwargs,
     ):
         self.check_arguments(
@@ -162,6 +171,8 @@ class Glow(keras.Model):
         self.latent_shapes = tuple(
             [level.eps_shape for level in levels if level.eps_shape is not None] + [shape]
         )
+        self.precision = precision
+        self.conv_forms = conv_forms
         self.build((None,) + self.image_shape)
         self._decode_fn = None
 
@@ -238,6 +249,37 @@ class Glow(keras.Model):
     def memory_mode(self, mode):
         for level in self.levels:
             level.memory_mode = mode
+
+    @property
+    def precision(self):
+        """'fp32', 'bf16' or 'fp16' (`glow_tf.nets.precision`); setting it sets every coupling
+        network's compute precision (the weights are float32 in every precision)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, precision):
+        policy_name(precision)  # ArgumentError('precision') for an unknown name
+        for step in self.flow_steps:
+            step.coupling.nn.set_precision(precision)
+        self._precision = precision
+
+    @property
+    def conv_forms(self):
+        """'auto', 'gemm' or 'native' (`glow_tf.nets.conv_forms`); setting it sets every
+        network's and prior's."""
+        return self._conv_forms
+
+    @conv_forms.setter
+    def conv_forms(self, policy):
+        check_policy(policy)
+        for step in self.flow_steps:
+            step.coupling.nn.set_conv_forms(policy)
+        priors = [split.prior for split in self.splits]
+        priors += [getattr(self.top_prior, 'top_conv', None)]
+        for prior in priors:
+            if prior is not None:
+                prior.conv_forms = policy
+        self._conv_forms = policy
 
     @property
     def n_dims(self):
@@ -407,11 +449,14 @@ class Glow(keras.Model):
             )
         for layer in actnorms:
             layer.begin_data_init(reduce_mean)
+        # the statistics are taken in plain mode and float32, whatever the model trains in
         mode, self.memory_mode = self.memory_mode, 'plain'
+        precision, self.precision = self.precision, 'fp32'
         try:
             log_prob = self.log_prob(tf.convert_to_tensor(x, tf.float32), y)
         finally:
             self.memory_mode = mode
+            self.precision = precision
         pending = [layer.name for layer in actnorms if layer.awaiting_data_init]
         if pending:
             raise RuntimeError(f"data-dependent init did not reach ActNorm layers {pending}")
@@ -615,6 +660,8 @@ class Glow(keras.Model):
             'seed': self.seed,
             'edge_bias': self.edge_bias,
             'learntop_form': self.learntop_form,
+            'precision': self.precision,
+            'conv_forms': self.conv_forms,
             'name': self.name,
         }
 

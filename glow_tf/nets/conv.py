@@ -2,7 +2,7 @@
 
     y[b, i, j, :] = sum_{p, q} x[b, i + p - kh//2, j + q - kw//2, :] · K[p, q]    (zero padding)
 
-The same sum is computed in one of three ways, chosen from the kernel shape:
+The same sum is computed in one of four ways (forms):
 
 * 1x1 kernels (the coupling network's width x width hidden layer, most of its FLOPs):
   one matrix product over all pixels, y = x · K, with x as [B·H·W, C_in].
@@ -10,7 +10,14 @@ The same sum is computed in one of three ways, chosen from the kernel shape:
   output layer, width -> C or 2C): "product, then shift and add": z = x · K~ with
   K~ = K rearranged to [C_in, kh·kw·C_out] (one matrix product), then
   y[i, j] = sum_{p, q} z[i + p - kh//2, j + q - kw//2, (p, q)] (nine shifted slices of a padded z).
-* anything else (the network's input layer C/2 -> width): `tf.nn.conv2d`.
+* 3x3 kernels with few input channels (kh·kw·C_in <= C_out: the network's input layer
+  C/2 -> width): "im2col": the kh·kw shifted copies of the padded x side by side,
+  [B·H·W, kh·kw·C_in], times K as [kh·kw·C_in, C_out] (one matrix product).
+* `tf.nn.conv2d` (oneDNN on a CPU, cuDNN on a GPU), for any shape.
+
+`conv_form(kernel_shape)` is the fixed rule "a GEMM form wherever one exists" (`--conv_forms gemm`);
+`glow_tf.nets.conv_forms` chooses among the forms by timing them on the running machine
+(`--conv_forms auto`, the default).
 
 On this project's CPU machine oneDNN's Conv2D ran the two rewritten shapes, forward and both
 gradients, at 10-25 GFLOP/s against 100+ for large convolutions, which made the width -> C
@@ -39,20 +46,33 @@ import tensorflow as tf
 
 
 @functools.lru_cache(maxsize=1)
-def _gpu_visible():
+def gpu_visible():
     return bool(tf.config.list_physical_devices('GPU'))
 
 
-def conv_form(kernel_shape):
-    """'matmul', 'shift_add' or 'conv2d': how conv2d_same computes a kernel of this shape."""
+FORMS = ('conv2d', 'matmul', 'shift_add', 'im2col')
+
+
+def candidate_forms(kernel_shape):
+    """The forms that can compute a kernel of this shape: 'conv2d' first, then its GEMM forms."""
     kh, kw, c_in, c_out = (int(d) for d in kernel_shape)
-    if _gpu_visible():
-        return 'conv2d'
     if kh == kw == 1:
-        return 'matmul'
-    if kh % 2 == 1 and kw % 2 == 1 and kh * kw * c_out <= c_in:
-        return 'shift_add'
-    return 'conv2d'
+        return ('conv2d', 'matmul')
+    forms = ['conv2d']
+    if kh % 2 == 1 and kw % 2 == 1:
+        if kh * kw * c_out <= c_in:
+            forms.append('shift_add')
+        if kh * kw * c_in <= c_out:
+            forms.append('im2col')
+    return tuple(forms)
+
+
+def conv_form(kernel_shape):
+    """The fixed rule: the GEMM form of this kernel shape if it has one, else 'conv2d' (and
+    'conv2d' for every shape when a GPU is visible)."""
+    if gpu_visible():
+        return 'conv2d'
+    return candidate_forms(kernel_shape)[-1]
 
 
 def edge_bias_map(edge_kernel, height, width):
@@ -62,7 +82,7 @@ def edge_bias_map(edge_kernel, height, width):
     edge_kernel is K_e, [kh, kw, 1, C_out].
     """
     kh, kw = int(edge_kernel.shape[0]), int(edge_kernel.shape[1])
-    inside = tf.ones([1, height, width, 1])
+    inside = tf.ones([1, height, width, 1], edge_kernel.dtype)
     border = 1.0 - tf.pad(inside, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
     return tf.nn.conv2d(border, edge_kernel, strides=1, padding='VALID')[0]
 
@@ -88,10 +108,12 @@ def conv2d_same(x, kernel, bias=None, relu=False, form=None, edge_bias=False):
         return _matmul_1x1(x, kernel, bias, relu)
     if form == 'shift_add':
         y = _shift_add(x, kernel)
+    elif form == 'im2col':
+        y = _im2col(x, kernel)
     elif form == 'conv2d':
         y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
     else:
-        raise ValueError(f"form must be 'matmul', 'shift_add' or 'conv2d', got {form!r}")
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     if bias is not None:
         y = tf.nn.bias_add(y, bias) if len(bias.shape) == 1 else y + bias
     return tf.nn.relu(y) if relu else y
@@ -117,6 +139,21 @@ def _shift_add(x, kernel):
     z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)  # [B·H·W, kh·kw·C_out]
     z = tf.reshape(z, tf.concat([shape[:3], [kh * kw * c_out]], axis=0))
     return _sum_of_shifted_taps(z, kh, kw, c_out)
+
+
+def _im2col(x, kernel):
+    kh, kw, c_in, c_out = (int(d) for d in kernel.shape)
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"the im2col form needs a static height and width, got {x.shape}")
+    padded = tf.pad(x, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
+    columns = tf.concat(
+        [padded[:, p : p + height, q : q + width, :] for p in range(kh) for q in range(kw)],
+        axis=-1,
+    )  # [B, H, W, kh·kw·C_in], (p, q, c) order = the kernel's row-major order
+    shape = tf.shape(x)
+    y = tf.matmul(tf.reshape(columns, [-1, kh * kw * c_in]), tf.reshape(kernel, [-1, c_out]))
+    return tf.reshape(y, tf.concat([shape[:3], [c_out]], axis=0))
 
 
 def _sum_of_shifted_taps(z, kh, kw, c_out):

@@ -9,7 +9,11 @@ Each ActNorm is folded into the convolution before it when the network runs,
 s ⊙ (conv(x, K) + b) = conv(x, K·s) + b·s: the same function and parameters, but one fused
 conv + bias + ReLU per layer, and fewer width-sized activations kept for the backward pass.
 The data-dependent init pass runs unfolded, as it needs the conv statistics. The convolutions
-themselves go through `glow_tf.nets.conv.conv2d_same` (GEMM forms of the 1x1 and output layers).
+themselves go through `glow_tf.nets.conv_forms.conv2d` (the fastest form on this machine).
+
+Precision: the network computes in its Keras dtype policy's compute dtype (`set_precision`,
+`glow_tf.nets.precision`): inputs and weights are cast on the way in (Keras autocasting), and the
+output is cast back to float32, so the flow around it stays float32.
 """
 
 import keras
@@ -17,7 +21,8 @@ import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.actnorm import ActNorm
-from glow_tf.nets.conv import conv2d_same
+from glow_tf.nets.conv_forms import check_policy, conv2d
+from glow_tf.nets.precision import policy_name
 from glow_tf.nets.zero_conv import ZeroConv2D
 
 
@@ -30,18 +35,28 @@ class CouplingNetwork(keras.layers.Layer):
         out_channels: C_b (additive) or 2·C_b (affine: shift and scale).
         seed: initialiser seed of the two hidden kernels.
         edge_bias: the original's border channel in both 3x3 convolutions.
+        conv_forms: how the convolutions are computed, 'auto' (timed on this machine), 'gemm' or
+            'native' (`glow_tf.nets.conv_forms`); the function is the same.
+        dtype: Keras dtype policy (float32 by default; `set_precision` sets it by name).
     """
 
-    def __init__(self, width, out_channels, seed=0, edge_bias=True, **kwargs):
+    def __init__(self, width, out_channels, seed=0, edge_bias=True, conv_forms='auto', **kwargs):
         super().__init__(**kwargs)
         CouplingNetwork.check_arguments(width)
         self.width = int(width)
         self.out_channels = int(out_channels)
         self.seed = int(seed)
         self.edge_bias = bool(edge_bias)
+        self.conv_forms = check_policy(conv_forms)
         self.norm1 = ActNorm(name='actnorm1')
         self.norm2 = ActNorm(name='actnorm2')
-        self.out = ZeroConv2D(self.out_channels, edge_bias=self.edge_bias, name='zero_conv')
+        self.out = ZeroConv2D(
+            self.out_channels,
+            edge_bias=self.edge_bias,
+            conv_forms=self.conv_forms,
+            dtype=self.dtype_policy,
+            name='zero_conv',
+        )
 
     @staticmethod
     def check_arguments(width):
@@ -65,6 +80,16 @@ class CouplingNetwork(keras.layers.Layer):
         self.norm2.build(hidden)
         self.out.build(hidden)
 
+    def set_precision(self, precision):
+        """Compute in 'fp32', 'bf16' or 'fp16' (`glow_tf.nets.precision`); weights stay float32."""
+        policy = keras.DTypePolicy(policy_name(precision))
+        self.dtype_policy = policy
+        self.out.dtype_policy = policy
+
+    def set_conv_forms(self, policy):
+        """'auto', 'gemm' or 'native' for all three convolutions (`glow_tf.nets.conv_forms`)."""
+        self.conv_forms = self.out.conv_forms = check_policy(policy)
+
     def actnorm_layers(self):
         """The two hidden-layer ActNorms, in forward order."""
         return [self.norm1, self.norm2]
@@ -72,18 +97,18 @@ class CouplingNetwork(keras.layers.Layer):
     def call(self, x):
         if self.norm1.awaiting_data_init or self.norm2.awaiting_data_init:
             return self._call_unfolded(x)  # the data-dependent init needs the conv statistics
-        h = conv2d_same(
-            x, *self.norm1.fold_into_conv(self.kernel1), relu=True, edge_bias=self.edge_bias
-        )
-        h = conv2d_same(h, *self.norm2.fold_into_conv(self.kernel2), relu=True)
-        return self.out(h)
+        forms = self.conv_forms
+        kernel1, bias1 = self.norm1.fold_into_conv(self.kernel1)
+        h = conv2d(x, kernel1, bias1, relu=True, edge_bias=self.edge_bias, policy=forms)
+        h = conv2d(h, *self.norm2.fold_into_conv(self.kernel2), relu=True, policy=forms)
+        return tf.cast(self.out(h), tf.float32)
 
     def _call_unfolded(self, x):
-        h = tf.nn.relu(
-            self.norm1.forward(conv2d_same(x, self.kernel1, edge_bias=self.edge_bias))[0]
-        )
-        h = tf.nn.relu(self.norm2.forward(conv2d_same(h, self.kernel2))[0])
-        return self.out(h)
+        forms = self.conv_forms
+        h = conv2d(x, self.kernel1, edge_bias=self.edge_bias, policy=forms)
+        h = tf.nn.relu(self.norm1.forward(h)[0])
+        h = tf.nn.relu(self.norm2.forward(conv2d(h, self.kernel2, policy=forms))[0])
+        return tf.cast(self.out(h), tf.float32)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.out_channels,)
@@ -95,4 +120,5 @@ class CouplingNetwork(keras.layers.Layer):
             'out_channels': self.out_channels,
             'seed': self.seed,
             'edge_bias': self.edge_bias,
+            'conv_forms': self.conv_forms,
         }

@@ -9,7 +9,7 @@ paper section 3.3) and for the learned priors (so they start as N(0, I)).
 import keras
 import tensorflow as tf
 
-from glow_tf.nets.conv import conv2d_same
+from glow_tf.nets.conv_forms import check_policy, conv2d
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -24,14 +24,24 @@ class ZeroConv2D(keras.layers.Layer):
         logscale_factor: s = exp(logscale_factor · logs).
         edge_bias: pad with the original's border channel (`glow_tf.nets.conv`); the kernel then has
             C_in + 1 input channels. False reproduces models saved before edge bias existed.
+        conv_forms: 'auto', 'gemm' or 'native' (`glow_tf.nets.conv_forms`).
     """
 
-    def __init__(self, filters, kernel_size=3, logscale_factor=3.0, edge_bias=True, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        logscale_factor=3.0,
+        edge_bias=True,
+        conv_forms='auto',
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_size = int(kernel_size)
         self.logscale_factor = float(logscale_factor)
         self.edge_bias = bool(edge_bias) and self.kernel_size > 1
+        self.conv_forms = check_policy(conv_forms)
 
     def build(self, input_shape):
         k = self.kernel_size
@@ -45,7 +55,13 @@ class ZeroConv2D(keras.layers.Layer):
     def call(self, x):
         # (conv(x, W) + b) · s == conv(x, W · s) + b · s: one fused conv + bias op
         scale = tf.exp(self.logs * self.logscale_factor)
-        return conv2d_same(x, self.kernel * scale, self.bias * scale, edge_bias=self.edge_bias)
+        return conv2d(
+            x,
+            self.kernel * scale,
+            self.bias * scale,
+            edge_bias=self.edge_bias,
+            policy=self.conv_forms,
+        )
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
@@ -57,6 +73,7 @@ class ZeroConv2D(keras.layers.Layer):
             'kernel_size': self.kernel_size,
             'logscale_factor': self.logscale_factor,
             'edge_bias': self.edge_bias,
+            'conv_forms': self.conv_forms,
         }
 
 

@@ -40,6 +40,8 @@ from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
 from glow_tf.model.glow import Glow, check_weight_y
 from glow_tf.model.preprocessing import check_n_bits
+from glow_tf.nets.conv_forms import POLICIES as CONV_FORM_POLICIES
+from glow_tf.nets.precision import POLICIES as PRECISIONS
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
 PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))  # 0 reverse, 1 shuffle, 2 1x1
@@ -64,6 +66,8 @@ MODEL_FLAGS = {
     'learntop_form': None,  # not a flag: read from a run's config.json
     'n_classes': '--ycond',
     'memory_mode': '--memory_mode',
+    'precision': '--precision',
+    'conv_forms': '--conv_forms',
     'seed': '--seed',
 }
 
@@ -284,6 +288,24 @@ class TrainConfig:
         "New: 'plain' (store activations), 'checkpoint' (= --gradient_checkpointing 1), "
         "'reversible' (recompute activations by inverting the flow: memory independent of "
         "depth).",
+    )
+    precision: str = option(
+        'fp32',
+        'model',
+        "New: what the coupling networks compute in: 'fp32'; 'bf16' (bfloat16; pays off on CPUs "
+        "with AVX512_BF16 or AMX, and on GPUs/TPUs); 'fp16' (float16 with dynamic loss scaling; "
+        "GPUs). Weights, log-determinants, priors and the loss stay float32, so checkpoints move "
+        "between precisions (docs/performance.md).",
+        choices=tuple(PRECISIONS),
+    )
+    conv_forms: str = option(
+        'auto',
+        'model',
+        "New: how the coupling networks' convolutions are computed: 'auto' times each shape's "
+        "forms (oneDNN's conv, GEMM forms) on this machine the first time and caches the choice "
+        "per CPU and TF version; 'gemm' and 'native' (tf.nn.conv2d) force one. Same function, "
+        "different speed (docs/performance.md).",
+        choices=CONV_FORM_POLICIES,
     )
     # --- batches and optimisation
     n_batch_train: int = option(
@@ -547,6 +569,8 @@ class TrainConfig:
             learntop_form=self.learntop_form,
             n_classes=int(self.n_classes) if self.ycond else 0,
             memory_mode=self.resolved_memory_mode,
+            precision=self.precision,
+            conv_forms=self.conv_forms,
             seed=int(self.seed),
         )
 

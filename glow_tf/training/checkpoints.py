@@ -135,7 +135,8 @@ def check_compatible(cfg, prefix):
             )
     mine, theirs = cfg.to_model_kwargs(), saved.to_model_kwargs()
     for k in mine:
-        if k in ('memory_mode', 'learntop_form'):  # a memory mode may change on resume
+        # how the same function is computed may change on resume: memory mode, precision, forms
+        if k in ('memory_mode', 'precision', 'conv_forms', 'learntop_form'):
             continue
         if tuple(np.atleast_1d(mine[k])) != tuple(np.atleast_1d(theirs[k])):
             raise ConfigError(

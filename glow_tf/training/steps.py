@@ -34,6 +34,7 @@ per-worker seed `rank_noise_seed(seed, rank)` (so a resumed run draws the same n
 import tensorflow as tf
 
 from glow_tf.model.glow import glow_loss
+from glow_tf.training.loss_scale import DynamicLossScale
 from glow_tf.training.optim import step_learning_rate
 from glow_tf.training.stats import STOP, TEST_SUMS, TRAIN_STEP
 from glow_tf.variables import tf_variables
@@ -79,6 +80,8 @@ class TrainSteps:
         self.model, self.optimizer, self.ema, self.dist, self.cfg = model, optimizer, ema, dist, cfg
         self.noise, self.eval_seed, self.loss_hook = noise, eval_seed, loss_hook
         self.tvars = tf_variables(model.trainable_variables)
+        # float16 coupling networks: gradients of S·loss, divided by S (training/loss_scale.py)
+        self.loss_scale = DynamicLossScale() if model.precision == 'fp16' else None
         self._build_backup()
         # autograph=False: no tensor-dependent Python control flow here or in the model, and
         # AutoGraph's conversion of every layer call doubled the trace time (docs/performance.md)
@@ -107,11 +110,14 @@ class TrainSteps:
             loss = tf.reduce_mean(glow_loss(bits_x, bits_y, float(self.cfg.weight_y)))
             if self.loss_hook is not None:
                 loss = self.loss_hook(loss, step)
-        grads = self.dist.gradient_tape(tape).gradient(loss, self.tvars)
+            target = loss if self.loss_scale is None else self.loss_scale.scaled(loss)
+        grads = self.dist.gradient_tape(tape).gradient(target, self.tvars)
         grads = [
             tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
             for g, v in zip(grads, self.tvars)
         ]
+        if self.loss_scale is not None:
+            grads = self.loss_scale.unscaled(grads)
         means = {
             'loss': loss,
             'bits_x': tf.reduce_mean(bits_x),
@@ -123,6 +129,9 @@ class TrainSteps:
         finite = tf.reduce_all(tf.math.is_finite(stats))
         for g in grads:
             finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+        if self.loss_scale is not None:
+            with tf.control_dependencies(self.loss_scale.update(finite)):
+                finite = tf.identity(finite)
         return grads, stats, finite
 
     # ------------------------------------------------------------------ guarded update

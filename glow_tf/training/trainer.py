@@ -550,9 +550,17 @@ class Trainer:
             why = "the update made weights or their averages non-finite; rolled back"
         else:
             why = f"non-finite loss/gradients (loss={stats['loss']}); step skipped"
+        # --precision fp16: a finite loss with overflowing scaled gradients lowers the loss scale
+        overflow = not applied and self.steps.loss_scale is not None and np.isfinite(stats['loss'])
         if applied:
             self._nonfinite = 0
             self._interval.add_step(stats)
+        elif overflow:
+            self.counters.n_skipped += 1
+            self.log.print(
+                f"step {step + 1}: float16 gradients overflowed; step skipped, loss scale now "
+                f"{float(self.steps.loss_scale.scale.numpy()):g}"
+            )
         else:
             self._note_nonfinite(step + 1, why)
         images = self.size * cfg.local_batch_train

@@ -1,0 +1,40 @@
+"""Mixed precision of the coupling networks: the arithmetic that dominates a Glow step.
+
+    precision   Keras dtype policy   variables   coupling-network arithmetic
+    'fp32'      float32              float32     float32
+    'bf16'      mixed_bfloat16       float32     bfloat16 (CPUs with AVX512_BF16 / AMX, TPUs, GPUs)
+    'fp16'      mixed_float16        float32     float16 (GPUs; training needs loss scaling)
+
+Only NN() of each coupling layer (`CouplingNetwork`: its three convolutions, the folded ActNorms
+and the zero-initialised output layer) computes in the low precision; it casts its output back to
+float32. ActNorm, the invertible 1x1 convolutions, the coupling's shift and scale arithmetic,
+every log-determinant, the priors and the loss stay float32, so log p(x) is summed in float32.
+The weights themselves are float32 in every precision: a checkpoint moves between precisions.
+
+Invertibility: y_b = x_b + t(x_a) is inverted with t(y_a = x_a) from the same low-precision
+network, but x_a itself is what float32 reconstructed (off by ~1e-6). bfloat16's coarse rounding
+absorbs that: decode(encode(x)) is as exact as in float32 (max error ~1e-5). float16's finer grid
+is crossed more often, each crossing moves an output by a float16 ulp and later levels inherit it:
+errors up to ~1e-2 of a pixel (tests/test_precision.py). fp16 is a GPU training precision.
+"""
+
+from glow_tf.errors import ArgumentError
+
+POLICIES = {'fp32': 'float32', 'bf16': 'mixed_bfloat16', 'fp16': 'mixed_float16'}
+
+
+def policy_name(precision):
+    """The Keras dtype policy name of a precision ('fp32', 'bf16' or 'fp16')."""
+    if precision not in POLICIES:
+        raise ArgumentError(
+            'precision', f"precision must be one of {tuple(POLICIES)}, got {precision!r}"
+        )
+    return POLICIES[precision]
+
+
+def precision_of(policy_name_):
+    """The precision ('fp32', 'bf16', 'fp16') of a Keras dtype policy name."""
+    for precision, name in POLICIES.items():
+        if name == policy_name_:
+            return precision
+    raise ArgumentError('precision', f"no precision uses the Keras dtype policy {policy_name_!r}")
