@@ -174,7 +174,6 @@ class Glow(keras.Model):
         self.precision = precision
         self.conv_forms = conv_forms
         self.build((None,) + self.image_shape)
-        self._decode_fn = None
 
     @staticmethod
     def check_arguments(
@@ -253,7 +252,8 @@ class Glow(keras.Model):
     @property
     def precision(self):
         """'fp32', 'bf16' or 'fp16' (`glow_tf.nets.precision`); setting it sets every coupling
-        network's compute precision (the weights are float32 in every precision)."""
+        network's compute precision (the weights are float32 in every precision). A tf.function
+        traced before the change keeps the precision it was traced in."""
         return self._precision
 
     @precision.setter
@@ -262,6 +262,7 @@ class Glow(keras.Model):
         for step in self.flow_steps:
             step.coupling.nn.set_precision(precision)
         self._precision = precision
+        self._decode_fn = None  # `sample` traces its decoder again in the new precision
 
     @property
     def conv_forms(self):
@@ -280,6 +281,7 @@ class Glow(keras.Model):
             if prior is not None:
                 prior.conv_forms = policy
         self._conv_forms = policy
+        self._decode_fn = None
 
     @property
     def n_dims(self):
