@@ -143,7 +143,7 @@ def test_flag_errors_under_horovodrun_are_one_line_from_rank_0(monkeypatch, caps
         assert e.value.code == 2 and capsys.readouterr().err == ''  # other ranks: quiet
     monkeypatch.setenv('HOROVOD_RANK', '0')
     for bad, expected in (
-        (argv, '--flow_permutation: must be 0'),
+        (argv, '--flow_permutation: invalid choice: 3 (choose from 0, 1, 2)'),
         (['--no_such_flag', '1'], 'unrecognized arguments: --no_such_flag'),
     ):
         with pytest.raises(SystemExit) as e:

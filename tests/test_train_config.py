@@ -9,6 +9,7 @@ import pytest
 
 from glow_tf.cli.train import build_parser, config_from_args, main
 from glow_tf.runs.config import ConfigError, TrainConfig
+from glow_tf.training.optim import learning_rate
 
 # Commands from the original README (mpiexec prefix stripped, first choice of each [a/b/c]).
 PUBLISHED = [
@@ -169,11 +170,11 @@ def test_epoch_warmup_and_beta2():
     c = TrainConfig().resolve((32, 32, 3), 10000, 10, world_size=8)
     assert c.train_its == math.ceil(50000 / (64 * 8)) == 98
     assert c.resolved_beta2 == pytest.approx(1 - 1 / 98)
-    assert c.learning_rate(0) == 0.0
-    assert c.learning_rate(50000 * 5) == pytest.approx(0.0005)
-    assert c.learning_rate(50000 * 10) == c.learning_rate(10**9) == pytest.approx(0.001)
+    assert learning_rate(c, 0) == 0.0
+    assert learning_rate(c, 50000 * 5) == pytest.approx(0.0005)
+    assert learning_rate(c, 50000 * 10) == learning_rate(c, 10**9) == pytest.approx(0.001)
     scaled = TrainConfig(lr_scale_by_size=True, epochs_warmup=0).resolve((32, 32, 3), 10000, 10, 8)
-    assert scaled.learning_rate(0) == pytest.approx(0.008)
+    assert learning_rate(scaled, 0) == pytest.approx(0.008)
 
 
 def test_config_json_roundtrip(tmp_path):
@@ -339,3 +340,32 @@ def test_training_options_are_checked_by_the_models_own_functions(values, flag, 
     with pytest.raises(ConfigError) as from_config:
         TrainConfig(**values).validate_flags()
     assert from_config.value.flag == flag and str(from_model.value) in str(from_config.value)
+
+
+def test_integer_flag_codes_are_literal_maps_onto_the_layers_names():
+    """--flow_permutation / --flow_coupling codes mean what the original's mean, whatever order
+    the layers list their kinds in; every enum flag declares its choices (--memory_mode is
+    checked by the model's own check, test_the_config_checks_model_flags_with_...)."""
+    from glow_tf.flows.coupling import Coupling
+    from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
+    from glow_tf.runs.config import COUPLINGS, PERMUTATIONS, option_fields
+
+    assert PERMUTATIONS == {0: 'reverse', 1: 'shuffle', 2: '1x1'}
+    assert COUPLINGS == {0: 'additive', 1: 'affine'}
+    assert set(PERMUTATIONS.values()) == set(PERMUTATION_NAMES)
+    assert set(COUPLINGS.values()) == set(Coupling.KINDS)
+    enum_flags = {
+        'flow_permutation',
+        'flow_coupling',
+        'optimizer',
+        'precision',
+        'conv_forms',
+        'edge_bias',
+        'gradient_checkpointing',
+        'restore_weights',
+    }
+    declared = {f.name for f in option_fields() if f.metadata['choices'] is not None}
+    assert enum_flags <= declared, enum_flags - declared
+    for flag, bad in [('--flow_permutation', '3'), ('--optimizer', 'sgd'), ('--precision', 'x')]:
+        with pytest.raises(SystemExit):
+            parse([flag, bad])

@@ -36,16 +36,15 @@ from typing import List, Optional
 
 from glow_tf.errors import ArgumentError, ConfigError
 from glow_tf.fileio import atomic_write_bytes
-from glow_tf.flows.coupling import Coupling
-from glow_tf.flows.flow_step import PERMUTATIONS as PERMUTATION_NAMES
 from glow_tf.model.glow import Glow, check_weight_y
 from glow_tf.model.preprocessing import check_n_bits
 from glow_tf.nets.conv_forms import POLICIES as CONV_FORM_POLICIES
 from glow_tf.nets.precision import POLICIES as PRECISIONS
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
-PERMUTATIONS = dict(enumerate(PERMUTATION_NAMES))  # 0 reverse, 1 shuffle, 2 1x1
-COUPLINGS = dict(enumerate(Coupling.KINDS))  # 0 additive, 1 affine
+# Literal maps: a layer's KINDS tuple may be reordered without changing what a flag value means.
+PERMUTATIONS = {0: 'reverse', 1: 'shuffle', 2: '1x1'}
+COUPLINGS = {0: 'additive', 1: 'affine'}
 OPTIMIZERS = ('adamax', 'adam')
 MAX_LR = 1.0  # Adam(ax) moves each weight by ~lr per step: beyond this a run only diverges
 
@@ -250,9 +249,12 @@ class TrainConfig:
     depth: int = option(32, 'model', "Flow steps per level (K).")
     width: int = option(512, 'model', "Channels of the coupling networks.")
     flow_permutation: int = option(
-        2, 'model', "0 = reverse (RealNVP), 1 = shuffle, 2 = invertible 1x1 conv (Glow)."
+        2,
+        'model',
+        "0 = reverse (RealNVP), 1 = shuffle, 2 = invertible 1x1 conv (Glow).",
+        choices=tuple(PERMUTATIONS),
     )
-    flow_coupling: int = option(0, 'model', "0 = additive, 1 = affine.")
+    flow_coupling: int = option(0, 'model', "0 = additive, 1 = affine.", choices=tuple(COUPLINGS))
     lu: bool = option(
         False,
         'model',
@@ -281,6 +283,7 @@ class TrainConfig:
         'model',
         "1 = recompute each flow step's activations in the backward pass (saves memory, costs "
         "~1 extra forward); 0 = keep them. Default 1 (original) unless --memory_mode is given.",
+        choices=(0, 1),
     )
     memory_mode: Optional[str] = option(
         None,
@@ -335,7 +338,9 @@ class TrainConfig:
         "batch flags literally.",
         at_least=0,
     )
-    optimizer: str = option('adamax', 'optimisation', "adamax (original default) or adam.")
+    optimizer: str = option(
+        'adamax', 'optimisation', "adamax (original default) or adam.", choices=OPTIMIZERS
+    )
     lr: float = option(0.001, 'optimisation', "Base learning rate.")
     beta1: float = option(0.9, 'optimisation', "Adam(ax) beta1.")
     beta2: Optional[float] = option(
@@ -591,24 +596,12 @@ class TrainConfig:
                 raise ConfigError(flag, f"must be one of {shown}, got {value!r}")
             if at_least is not None and value < at_least:
                 raise ConfigError(flag, f"must be >= {at_least}, got {value}")
-        if self.flow_permutation not in PERMUTATIONS:
-            raise ConfigError(
-                '--flow_permutation',
-                f"must be 0 (reverse), 1 (shuffle) or 2 (invertible 1x1), got "
-                f"{self.flow_permutation}",
-            )
-        if self.flow_coupling not in COUPLINGS:
-            raise ConfigError(
-                '--flow_coupling', f"must be 0 (additive) or 1 (affine), got {self.flow_coupling}"
-            )
         if self.lu and self.flow_permutation != 2:
             raise ConfigError(
                 '--lu',
                 "LU decomposition applies only to --flow_permutation 2 (invertible 1x1), got "
                 f"--flow_permutation {self.flow_permutation}",
             )
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError('--optimizer', f"must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.gradient_checkpointing not in (None, 0, 1):
             raise ConfigError(
                 '--gradient_checkpointing', f"must be 0 or 1, got {self.gradient_checkpointing}"
@@ -774,14 +767,6 @@ class TrainConfig:
         return c
 
     # ------------------------------------------------------------------ schedule
-    def learning_rate(self, n_processed):
-        """Original warmup: lr * min(1, n_processed / (n_train * epochs_warmup)), where
-        n_processed counts images (all workers, anchor batch) of the *applied* steps before this
-        one: steps skipped as non-finite or rolled back do not advance the warm-up."""
-        base = self.lr * (self.world_size if self.lr_scale_by_size else 1)
-        if self.epochs_warmup <= 0:
-            return base
-        return base * min(1.0, n_processed / (self.n_train * float(self.epochs_warmup)))
 
 
 TrainConfig.DERIVED = tuple(

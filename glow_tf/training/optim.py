@@ -9,8 +9,8 @@ and a multiplicative weight decay `w <- weight_decay * w` (1 = off).
 
 Keras' Adam implements exactly the adam line. Keras' Adamax lacks the sqrt(1 - beta2^t) factor,
 so `step_learning_rate` folds it into the learning rate given to the optimiser for each step.
-The schedule itself is `TrainConfig.learning_rate` (linear warmup over `epochs_warmup` epochs
-counted in images, optional scaling by world size).
+The schedule, `learning_rate(config, n_processed)`: the original's linear warm-up over
+`epochs_warmup` epochs counted in images, optionally scaled by the world size.
 """
 
 import keras
@@ -19,6 +19,17 @@ import tensorflow as tf
 EPSILON = 1e-8
 # the Keras class behind each --optimizer name (`runs.config.OPTIMIZERS` declares and checks them)
 OPTIMIZER_CLASSES = {'adamax': keras.optimizers.Adamax, 'adam': keras.optimizers.Adam}
+
+
+def learning_rate(config, n_processed):
+    """Original warm-up: lr · min(1, n_processed / (n_train · epochs_warmup)) (lr · world size
+    with --lr_scale_by_size), where n_processed counts images (all workers, anchor batch) of the
+    *applied* steps before this one: steps skipped as non-finite or rolled back do not advance
+    the warm-up. `config` is a resolved TrainConfig."""
+    base = config.lr * (config.world_size if config.lr_scale_by_size else 1)
+    if config.epochs_warmup <= 0:
+        return base
+    return base * min(1.0, n_processed / (config.n_train * float(config.epochs_warmup)))
 
 
 def make_optimizer(config):

@@ -65,7 +65,7 @@ from glow_tf.training.ema import EMA
 from glow_tf.training.evaluation import TestPasses, test_line, test_record
 from glow_tf.training.faults import FaultInjection
 from glow_tf.training.logs import RunLogger
-from glow_tf.training.optim import make_optimizer
+from glow_tf.training.optim import learning_rate, make_optimizer
 from glow_tf.training.samples import write_sample_grids
 from glow_tf.training.stats import STOP, TRAIN_STEP, unpack
 from glow_tf.training.steps import TrainSteps, default_noise, mix_seed, rank_noise_seed
@@ -489,7 +489,7 @@ class Trainer:
         cfg, c = self.cfg, self.counters
         self._interval = IntervalStats()  # the loss and throughput of the logging interval
         self._nonfinite = 0  # consecutive steps skipped or rolled back as non-finite
-        self._lr = cfg.learning_rate(c.n_processed)  # the last step's learning rate
+        self._lr = learning_rate(cfg, c.n_processed)  # the last step's learning rate
         self._traced = False  # the first step of a process includes tf.function tracing
         while not self._should_stop():
             t_epoch = time.time()
@@ -534,7 +534,7 @@ class Trainer:
         t0 = time.time()
         x, y = self._next_batch(it)
         step, epoch_step = c.step, c.epoch_step  # 0-based: this is step number step + 1
-        self._lr = lr = cfg.learning_rate(c.n_processed)
+        self._lr = lr = learning_rate(cfg, c.n_processed)
         if not self._traced:
             bar.set_postfix_str('tracing the training step (first step only)')
         grads, stats, finite = self.grad_step(
