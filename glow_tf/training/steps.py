@@ -61,7 +61,8 @@ def default_noise(shape, step, rank_seed):
 
 
 class TrainSteps:
-    """The gradient, update and test steps of one trainer, as tf.functions (module docstring).
+    """The gradient, update and test steps of one trainer, as tf.functions (module docstring;
+    `apply_step` runs the compiled update, then the compiled rollback if the verdict says so).
 
     Args:
         model: the `Glow` model being trained.
@@ -87,7 +88,10 @@ class TrainSteps:
         # AutoGraph's conversion of every layer call doubled the trace time (docs/performance.md)
         compile_ = lambda f: tf.function(f, reduce_retracing=True, autograph=False)
         self.grad_step = compile_(self._grad_step)
-        self.apply_step = compile_(self._apply_step)
+        self._update = compile_(self._update_step)
+        # traced at the first rollback, not before the first step (it is a large graph: one
+        # assign per variable, optimiser slot and average)
+        self._roll_back = compile_(self._restore)
         self.eval_step = compile_(self._eval_step)
 
     def objective(self, x_uint8, y, noise):
@@ -160,11 +164,19 @@ class TrainSteps:
 
     def _restore(self):
         parts = tf.split(self._flat_backup.read_value(), self._sizes)
-        ops = [v.assign(tf.reshape(p, v.shape)) for v, p in zip(self._flat, parts)]
-        ops += [v.assign(b) for b, v in zip(self._other_backup, self._other)]
-        return ops
+        for v, p in zip(self._flat, parts):
+            v.assign(tf.reshape(p, v.shape))
+        for b, v in zip(self._other_backup, self._other):
+            v.assign(b)
 
-    def _apply_step(self, grads, lr):
+    def apply_step(self, grads, lr):
+        """The guarded update (module docstring): (lr_t, ok); rolled back when ok is False."""
+        lr_t, ok = self._update(grads, lr)
+        if not bool(ok.numpy()):  # the same verdict on every worker (it was allreduced)
+            self._roll_back()
+        return lr_t, ok
+
+    def _update_step(self, grads, lr):
         cfg, optimizer = self.cfg, self.optimizer
         self._back_up()
         lr_t = step_learning_rate(optimizer, cfg.optimizer, lr, cfg.resolved_beta2)
@@ -178,14 +190,7 @@ class TrainSteps:
         # weights sum past 3e38, which deserves a rollback as well)
         total = tf.add_n([tf.reduce_sum(v) for v in self.tvars + list(self.ema.shadow)])
         bad = tf.cast(~tf.math.is_finite(total), tf.float32)
-        ok = tf.equal(self.dist.allreduce_sum(bad), 0.0)
-
-        def roll_back():
-            with tf.control_dependencies(self._restore()):
-                return tf.identity(ok)
-
-        ok = tf.cond(ok, lambda: tf.identity(ok), roll_back)
-        return lr_t, ok
+        return lr_t, tf.equal(self.dist.allreduce_sum(bad), 0.0)
 
     # ------------------------------------------------------------------ test step
     def _eval_step(self, x, y, index):
