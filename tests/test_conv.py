@@ -18,12 +18,24 @@ from glow_tf.nets.conv import candidate_forms, conv2d_same, conv_form
         ((3, 3, 32, 3), 'shift_add'),
         ((3, 3, 36, 4), 'shift_add'),  # kh·kw·C_out == C_in: the boundary case
         ((3, 3, 4, 16), 'conv2d'),
-        ((3, 3, 4, 36), 'im2col'),  # kh·kw·C_in == C_out: the boundary case
-        ((3, 3, 7, 512), 'im2col'),  # the coupling network's input layer with edge bias
+        ((3, 3, 7, 512), 'conv2d'),  # im2col only by measurement
     ],
 )
 def test_conv_form_chosen_from_the_kernel_shape(kernel_shape, form):
     assert conv_form(kernel_shape) == form
+
+
+@pytest.mark.parametrize(
+    'kernel_shape,forms',
+    [
+        ((1, 1, 16, 24), ('conv2d', 'matmul')),
+        ((3, 3, 32, 3), ('conv2d', 'shift_add')),
+        ((3, 3, 4, 36), ('conv2d', 'im2col')),  # kh·kw·C_in == C_out: the boundary case
+        ((3, 3, 8, 16), ('conv2d',)),
+    ],
+)
+def test_candidate_forms_of_a_shape(kernel_shape, forms):
+    assert candidate_forms(kernel_shape) == forms
 
 
 @pytest.mark.parametrize('form', ['matmul', 'shift_add', 'im2col', 'conv2d'])

@@ -15,7 +15,7 @@ The same sum is computed in one of four ways (forms):
   [B·H·W, kh·kw·C_in], times K as [kh·kw·C_in, C_out] (one matrix product).
 * `tf.nn.conv2d` (oneDNN on a CPU, cuDNN on a GPU), for any shape.
 
-`conv_form(kernel_shape)` is the fixed rule "a GEMM form wherever one exists" (`--conv_forms gemm`);
+`conv_form(kernel_shape)` is the fixed rule tuned on an AVX2 CPU (`--conv_forms gemm`);
 `glow_tf.nets.conv_forms` chooses among the forms by timing them on the running machine
 (`--conv_forms auto`, the default).
 
@@ -68,11 +68,13 @@ def candidate_forms(kernel_shape):
 
 
 def conv_form(kernel_shape):
-    """The fixed rule: the GEMM form of this kernel shape if it has one, else 'conv2d' (and
-    'conv2d' for every shape when a GPU is visible)."""
+    """The fixed rule (`--conv_forms gemm`, tuned on an AVX2 CPU): 'matmul' for 1x1 kernels,
+    'shift_add' for few output channels, else 'conv2d' (and 'conv2d' for every shape when a
+    GPU is visible). im2col is only ever chosen by measurement."""
     if gpu_visible():
         return 'conv2d'
-    return candidate_forms(kernel_shape)[-1]
+    forms = candidate_forms(kernel_shape)
+    return 'matmul' if 'matmul' in forms else 'shift_add' if 'shift_add' in forms else 'conv2d'
 
 
 def edge_bias_map(edge_kernel, height, width):
