@@ -145,3 +145,40 @@ def test_learning_curves_from_json_without_matplotlib(tmp_path, monkeypatch, cap
     with pytest.raises(SystemExit) as e:
         learning_curves.main(['--from-json', str(tmp_path / 'absent.json'), '--plot', ''])
     assert e.value.code == 2 and 'absent.json' in capsys.readouterr().err
+
+
+def test_ring_allreduce_model_and_its_fit():
+    """t = 2(N-1)·a + 2(N-1)/N · S / B, checked by hand; the fit recovers a and B from exact
+    times."""
+    sys.path.insert(0, str(REPO))
+    from bench.allreduce import fit_latency_bandwidth, ring_allreduce_seconds
+
+    # 8 workers, 700 MB at 150 GB/s, 5 us: 14 · 5e-6 + 1.75 · 700e6 / 150e9 = 8.237 ms
+    assert math.isclose(ring_allreduce_seconds(700e6, 8, 150e9, 5e-6), 8.2367e-3, rel_tol=1e-4)
+    assert ring_allreduce_seconds(700e6, 1, 150e9, 5e-6) == 0.0
+    rows = [
+        {'bytes': s, 'seconds': ring_allreduce_seconds(s, 4, 2e9, 3e-4)}
+        for s in (4e3, 6.4e4, 5e5, 8e6, 1.28e8)
+    ]
+    latency, bandwidth = fit_latency_bandwidth(rows, 4)
+    assert math.isclose(latency, 3e-4, rel_tol=1e-6) and math.isclose(bandwidth, 2e9, rel_tol=1e-6)
+
+
+def test_allreduce_bench_runs_under_horovodrun(tmp_path):
+    import shutil
+
+    import pytest
+
+    if shutil.which('horovodrun') is None:
+        pytest.fail('horovodrun is not installed (scripts/install.sh builds Horovod)')
+    out = tmp_path / 'allreduce.json'
+    cmd = ['horovodrun', '-np', '2', '-H', 'localhost:2', '--gloo', sys.executable]
+    cmd += [str(REPO / 'bench' / 'allreduce.py'), '--quick', '--out', str(out)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(REPO), env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'vector units' in proc.stdout
+    summary = json.loads(out.read_text())
+    assert summary['workers'] == 2 and len(summary['rows']) == 3
+    assert all(r['seconds'] > 0 and r['bytes'] > 0 for r in summary['rows'])
+    assert summary['bandwidth_Bps'] > 0 and summary['latency_s'] >= 0
