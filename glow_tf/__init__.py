@@ -2,7 +2,7 @@
 
 The package face. Flow layers (`glow_tf.flows`, one module per concept): ActNorm,
 InvertibleConv1x1, ChannelPermutation, Coupling (its network: CouplingNetwork, `glow_tf.nets`),
-squeeze2d / unsqueeze2d, Split, TopPrior, FlowStep; the model (`glow_tf.model`): a `Level`
+Squeeze (squeeze2d / unsqueeze2d), Split, TopPrior, FlowStep; the model (`glow_tf.model`): a `Level`
 (squeeze -> K steps -> split) and the multi-scale `Glow`, whose `bijector` / `distribution` are
 the TFP view; `preprocess` / `postprocess` for n-bit images; `load_model(logdir)` for a trained
 run. The layout and the way imports run: docs/architecture.md.
@@ -24,7 +24,7 @@ from glow_tf.flows.invertible_conv import InvertibleConv1x1
 from glow_tf.flows.permutation import ChannelPermutation
 from glow_tf.flows.priors import TopPrior, standard_normal_log_prob
 from glow_tf.flows.split import Split
-from glow_tf.flows.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.flows.squeeze import Squeeze, squeeze2d, unsqueeze2d
 from glow_tf.model.glow import Glow
 from glow_tf.model.level import Level
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
@@ -49,6 +49,7 @@ __all__ = [
     'nats_to_bits_per_dim',
     'postprocess',
     'preprocess',
+    'Squeeze',
     'squeeze2d',
     'standard_normal_log_prob',
     'unsqueeze2d',

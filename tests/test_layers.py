@@ -240,3 +240,23 @@ def test_invalid_layer_arguments_name_the_argument():
         glow_tf.CouplingNetwork(width=0, out_channels=4)
     with pytest.raises(ValueError, match='flow_permutation'):
         glow_tf.FlowStep(permutation='random')
+
+
+def test_squeeze_is_a_flow_layer_with_zero_log_det():
+    """Squeeze: [B, H, W, C] -> [B, H/2, W/2, 4C], exact inverse, log-det 0 (brute force: the
+    Jacobian is a permutation), config round trip, and the original's channel order."""
+    layer = glow_tf.Squeeze()
+    x = _x((2, 4, 6, 3), seed=7)
+    y, fldj = layer.forward(x)
+    assert y.shape == (2, 2, 3, 12) and layer.compute_output_shape(x.shape)[0] == (2, 2, 3, 12)
+    x_back, ildj = layer.inverse(y)
+    np.testing.assert_array_equal(x_back.numpy(), x.numpy())
+    np.testing.assert_array_equal(fldj.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(ildj.numpy(), [0.0, 0.0])
+    assert abs(brute_force_log_det(lambda t: layer.forward(t)[0], x[:1])) < 1e-6
+    # output channel 4c + 2i + j holds x[2h + i, 2w + j, c]
+    np.testing.assert_array_equal(y[:, 1, 2, 4 * 2 + 2 * 1 + 0].numpy(), x[:, 3, 4, 2].numpy())
+    clone = glow_tf.Squeeze.from_config(layer.get_config())
+    np.testing.assert_array_equal(clone.forward(x)[0].numpy(), y.numpy())
+    with pytest.raises(ValueError, match='divisible by 2'):
+        layer.forward(_x((1, 3, 4, 1)))

@@ -6,7 +6,7 @@
     permutation.py      ChannelPermutation            section 4.1's reverse / shuffle
     coupling.py         Coupling (affine / additive)  Table 1, line 3; its NN() is in glow_tf.nets
     flow_step.py        FlowStep: ActNorm -> 1x1 conv / permutation -> Coupling (figure 2a)
-    squeeze.py          squeeze2d / unsqueeze2d       [H, W, C] <-> [H/2, W/2, 4C]
+    squeeze.py          Squeeze (squeeze2d / unsqueeze2d)  [H, W, C] <-> [H/2, W/2, 4C]
     split.py            Split: z -> (z_1, eps) with the learned prior p(z_2 | z_1)
     priors.py           TopPrior: the last level's prior (learntop, class-conditional)
 

@@ -6,9 +6,15 @@
 
 Channel order follows the original code: output channel 4c + 2i + j holds x[2h+i, 2w+j, c], so
 the four sub-pixels of one input channel are adjacent.
+
+`Squeeze` is the same map as a flow layer (forward = squeeze, inverse = unsqueeze, log-det 0), so a
+level is a chain of flow layers; `squeeze2d` / `unsqueeze2d` are the functions it applies.
 """
 
+import keras
 import tensorflow as tf
+
+from glow_tf.flows.base import FlowLayer
 
 
 def squeeze2d(x, factor=2):
@@ -32,3 +38,30 @@ def unsqueeze2d(x, factor=2):
     x = tf.reshape(x, [b, height, width, c, factor, factor])
     x = tf.transpose(x, [0, 1, 4, 2, 5, 3])
     return tf.reshape(x, [b, height * factor, width * factor, c])
+
+
+@keras.saving.register_keras_serializable(package='glow_tf')
+class Squeeze(FlowLayer):
+    """[B, H, W, C] -> [B, H/f, W/f, C·f²] and back; log-det 0 (a permutation of the entries).
+
+    Args:
+        factor: f, the side of the blocks that become channels (2 in Glow).
+    """
+
+    def __init__(self, factor=2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def _forward(self, x):
+        return squeeze2d(x, self.factor), tf.zeros([tf.shape(x)[0]])
+
+    def _inverse(self, y):
+        return unsqueeze2d(y, self.factor), tf.zeros([tf.shape(y)[0]])
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        f = self.factor
+        return (b, h // f, w // f, c * f * f), (b,)
+
+    def get_config(self):
+        return {**super().get_config(), 'factor': self.factor}

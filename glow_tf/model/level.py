@@ -24,7 +24,7 @@ from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import chain_inverse
 from glow_tf.flows.flow_step import FlowStep
 from glow_tf.flows.split import Split
-from glow_tf.flows.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.flows.squeeze import Squeeze
 from glow_tf.model.memory import steps_runner
 
 
@@ -75,6 +75,7 @@ class Level(keras.layers.Layer):
         self.permutation, self.coupling_kind = permutation, coupling
         self.lu_decomposed, self.edge_bias = bool(lu_decomposed), bool(edge_bias)
         self.memory_mode = memory_mode
+        self.squeeze = Squeeze(name=f'{self.name}_squeeze')
         self.steps = [
             FlowStep(
                 width=self.width,
@@ -124,7 +125,8 @@ class Level(keras.layers.Layer):
 
     def forward(self, x):
         """x [B, H, W, C] -> (z, ε or None, log|det d(z, ε)/dx| [B]) (module docstring)."""
-        z, log_det = self._run_steps(self.steps, squeeze2d(x))
+        z, _ = self.squeeze.forward(x)  # log-det 0
+        z, log_det = self._run_steps(self.steps, z)
         if self.split is None:
             return z, None, log_det
         z, eps, split_log_det = self.split.forward(z)
@@ -138,7 +140,7 @@ class Level(keras.layers.Layer):
                 raise ValueError(f"level {self.name!r} splits: its inverse needs the latent ε")
             z, log_det = self.split.inverse(z, eps)
         z, steps_log_det = chain_inverse(self.steps, z)
-        return unsqueeze2d(z), log_det + steps_log_det
+        return self.squeeze.inverse(z)[0], log_det + steps_log_det
 
     def call(self, x):
         return self.forward(x)
