@@ -21,6 +21,7 @@ def test_layer_table_matches_constructor_signatures():
         'FlowStep',
         'Split',
         'TopPrior',
+        'Squeeze',
     ]
     assert sorted(documented) == sorted(layers)
     for name in layers:
