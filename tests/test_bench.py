@@ -162,6 +162,10 @@ def test_ring_allreduce_model_and_its_fit():
     ]
     latency, bandwidth = fit_latency_bandwidth(rows, 4)
     assert math.isclose(latency, 3e-4, rel_tol=1e-6) and math.isclose(bandwidth, 2e9, rel_tol=1e-6)
+    # times that noise made fall with size (a negative slope): each term from its own end
+    noisy = [{'bytes': 4e3, 'seconds': 2e-3}, {'bytes': 5e5, 'seconds': 1.5e-3}]
+    latency, bandwidth = fit_latency_bandwidth(noisy + [{'bytes': 6.4e4, 'seconds': 1.8e-3}], 2)
+    assert latency > 0 and bandwidth > 0
 
 
 def test_allreduce_bench_runs_under_horovodrun(tmp_path):
