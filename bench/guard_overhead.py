@@ -67,7 +67,7 @@ def main(argv=None):
 
     @tf.function(autograph=False, reduce_retracing=True)
     def plain_apply(grads, lr):  # the update without the guard (what the trainer did before)
-        lr_t = step_learning_rate(tr.optimizer, c.optimizer, lr, c.resolved_beta2)
+        lr_t = step_learning_rate(tr.optimizer, c.optimizer, lr, tr.plan.resolved_beta2)
         tr.optimizer.learning_rate.assign(lr_t)
         tr.optimizer.apply_gradients(zip(grads, tr.model.trainable_variables))
         tr.ema.update()

@@ -243,7 +243,7 @@ def test_config_written_before_edge_bias_rebuilds_the_old_model(tmp_path):
     from glow_tf.runs.config import TrainConfig
 
     cfg = TrainConfig(problem='mnist', n_levels=2, depth=1, width=4, learntop=True)
-    cfg = cfg.resolve((8, 8, 3), 100, 10)
+    cfg, _ = cfg.resolve((8, 8, 3), 100, 10)
     old = cfg.to_dict()
     del old['edge_bias'], old['learntop_form']
     (tmp_path / 'config.json').write_text(json.dumps(old))

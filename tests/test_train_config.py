@@ -69,7 +69,7 @@ def test_model_kwargs():
             '--gradient_checkpointing',
             '0',
         ]
-    ).resolve((32, 32, 3), 10000, 10)
+    ).resolve((32, 32, 3), 10000, 10)[0]
     kw = cfg.to_model_kwargs()
     assert kw == dict(
         image_shape=(32, 32, 3),
@@ -89,16 +89,16 @@ def test_model_kwargs():
         conv_forms='auto',
     )
     assert (
-        parse(['--edge_bias', '0']).resolve((32, 32, 3), 100, 10).to_model_kwargs()['edge_bias']
+        parse(['--edge_bias', '0']).resolve((32, 32, 3), 100, 10)[0].to_model_kwargs()['edge_bias']
         is False
     )
     assert (
         parse(['--lu', '--memory_mode', 'reversible'])
-        .resolve((32, 32, 3), 100, 10)
+        .resolve((32, 32, 3), 100, 10)[0]
         .to_model_kwargs()['memory_mode']
         == 'reversible'
     )
-    assert parse([]).resolve((32, 32, 3), 100, 10).to_model_kwargs()['n_classes'] == 0
+    assert parse([]).resolve((32, 32, 3), 100, 10)[0].to_model_kwargs()['n_classes'] == 0
 
 
 @pytest.mark.parametrize(
@@ -132,18 +132,42 @@ def test_bad_flags_fail_fast(argv, flag, capsys, tmp_path):
 def test_test_batch_is_reduced_to_divide_the_test_set():
     # The CIFAR-10 subset has 1017 = 9 x 113 test images: 50-image batches cannot cover it, the
     # largest per-worker batch <= 50 that does is 9.
-    c = TrainConfig(image_size=8, n_levels=2).resolve((8, 8, 3), 1017, 10)
-    assert (c.local_batch_test, c.full_test_its) == (9, 113)
-    assert c.local_batch_test * c.full_test_its == 1017
+    _, p = TrainConfig(image_size=8, n_levels=2).resolve((8, 8, 3), 1017, 10)
+    assert (p.local_batch_test, p.full_test_its) == (9, 113)
+    assert p.local_batch_test * p.full_test_its == 1017
     assert (
-        len(c.notes) == 1 and '--n_batch_test' in c.notes[0] and 'using test batch 9' in c.notes[0]
+        len(p.notes) == 1 and '--n_batch_test' in p.notes[0] and 'using test batch 9' in p.notes[0]
     )
     # with workers: batch x workers must divide n_test (1000 / (2 x 25) = 20 rounds)
-    c = TrainConfig(image_size=32, n_batch_test=30, anchor_size=0).resolve((32, 32, 3), 1000, 10, 2)
-    assert (c.local_batch_test, c.full_test_its) == (25, 20)
+    _, p = TrainConfig(image_size=32, n_batch_test=30, anchor_size=0).resolve(
+        (32, 32, 3), 1000, 10, 2
+    )
+    assert (p.local_batch_test, p.full_test_its) == (25, 20)
     # a batch that already divides is kept, without a note
-    c = TrainConfig(image_size=32).resolve((32, 32, 3), 10000, 10)
-    assert (c.local_batch_test, c.full_test_its, c.notes) == (50, 200, [])
+    _, p = TrainConfig(image_size=32).resolve((32, 32, 3), 10000, 10)
+    assert (p.local_batch_test, p.full_test_its, p.notes) == (50, 200, ())
+
+
+def test_resolve_fills_in_the_data_and_changes_nothing():
+    """resolve() returns a new frozen config (the data's size, test set, channels, classes) and
+    a separate RunPlan; the flags it was given stay as they were, and neither can be changed."""
+    import dataclasses
+
+    flags = TrainConfig(n_test=-1, n_levels=2)
+    cfg, plan = flags.resolve((16, 16, 1), 1000, 10, world_size=2)
+    assert (flags.image_size, flags.n_test, flags.image_channels, flags.n_classes) == (-1, -1, 3, 0)
+    assert (cfg.image_size, cfg.n_test, cfg.image_channels, cfg.n_classes) == (16, 1000, 1, 10)
+    assert {f.name for f in dataclasses.fields(cfg)}.isdisjoint(TrainConfig.DERIVED)
+    assert plan.world_size == 2 and not hasattr(cfg, 'world_size')
+    for obj, name in ((cfg, 'depth'), (plan, 'train_its')):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, name, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.notes = []
+    # a resumed run of the old form keeps it (the checkpoint says which); nothing else moves
+    old, same = flags.resolve((16, 16, 1), 1000, 10, 2, learntop_form='position')
+    assert old.learntop_form == 'position' and same == plan
+    assert old.replace(learntop_form=cfg.learntop_form) == cfg
 
 
 def test_resolve_worker_division_and_anchor():
@@ -152,11 +176,11 @@ def test_resolve_worker_division_and_anchor():
         cfg.resolve((32, 32, 3), 10000, 10, world_size=3)  # 3 x anything does not divide 10000
     assert e.value.flag == '--n_test' and '--n_test 9999' in str(e.value)
     # Anchor rescaling of the original: 64 images at 32px -> 16 at 64px, 1 at 256px.
-    c64 = TrainConfig(image_size=64, n_levels=4).resolve((64, 64, 3), 50000, 0, world_size=8)
-    assert (c64.local_batch_train, c64.local_batch_test, c64.local_batch_init) == (16, 10, 64)
-    c256 = TrainConfig(image_size=256, n_levels=6).resolve((256, 256, 3), 3000, 0, world_size=40)
-    assert (c256.local_batch_train, c256.local_batch_test, c256.full_test_its) == (1, 1, 75)
-    lit = TrainConfig(image_size=64, n_levels=4, anchor_size=0).resolve((64, 64, 3), 50000, 0, 8)
+    _, p64 = TrainConfig(image_size=64, n_levels=4).resolve((64, 64, 3), 50000, 0, world_size=8)
+    assert (p64.local_batch_train, p64.local_batch_test, p64.local_batch_init) == (16, 10, 64)
+    _, p256 = TrainConfig(image_size=256, n_levels=6).resolve((256, 256, 3), 3000, 0, world_size=40)
+    assert (p256.local_batch_train, p256.local_batch_test, p256.full_test_its) == (1, 1, 75)
+    _, lit = TrainConfig(image_size=64, n_levels=4, anchor_size=0).resolve((64, 64, 3), 50000, 0, 8)
     assert (lit.local_batch_train, lit.local_batch_test) == (64, 50)
     with pytest.raises(ConfigError) as e:
         TrainConfig(image_size=16, n_levels=2).resolve((32, 32, 3), 100, 10)
@@ -164,25 +188,31 @@ def test_resolve_worker_division_and_anchor():
     with pytest.raises(ConfigError) as e:
         TrainConfig(n_test=20000).resolve((32, 32, 3), 10000, 10)
     assert e.value.flag == '--n_test'
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(image_size=256, n_levels=6, n_batch_train=8).resolve((256, 256, 3), 10, 0)
+    assert e.value.flag == '--n_batch_train' and '--anchor_size 0' in str(e.value)
 
 
 def test_epoch_warmup_and_beta2():
-    c = TrainConfig().resolve((32, 32, 3), 10000, 10, world_size=8)
-    assert c.train_its == math.ceil(50000 / (64 * 8)) == 98
-    assert c.resolved_beta2 == pytest.approx(1 - 1 / 98)
-    assert learning_rate(c, 0) == 0.0
-    assert learning_rate(c, 50000 * 5) == pytest.approx(0.0005)
-    assert learning_rate(c, 50000 * 10) == learning_rate(c, 10**9) == pytest.approx(0.001)
+    c, p = TrainConfig().resolve((32, 32, 3), 10000, 10, world_size=8)
+    assert p.train_its == math.ceil(50000 / (64 * 8)) == 98
+    assert p.resolved_beta2 == pytest.approx(1 - 1 / 98)
+    assert learning_rate(c, p, 0) == 0.0
+    assert learning_rate(c, p, 50000 * 5) == pytest.approx(0.0005)
+    assert learning_rate(c, p, 50000 * 10) == learning_rate(c, p, 10**9) == pytest.approx(0.001)
     scaled = TrainConfig(lr_scale_by_size=True, epochs_warmup=0).resolve((32, 32, 3), 10000, 10, 8)
-    assert learning_rate(scaled, 0) == pytest.approx(0.008)
+    assert learning_rate(*scaled, 0) == pytest.approx(0.008)
 
 
 def test_config_json_roundtrip(tmp_path):
-    c = TrainConfig(problem='mnist', depth=3, inject_nan_steps=[2]).resolve((32, 32, 3), 10000, 10)
-    c.save(tmp_path / 'config.json')
+    c, p = TrainConfig(problem='mnist', depth=3, inject_nan_steps=[2]).resolve(
+        (32, 32, 3), 10000, 10
+    )
+    c.save(tmp_path / 'config.json', p)
     back = TrainConfig.load(tmp_path / 'config.json')
     assert back == c
-    assert json.loads((tmp_path / 'config.json').read_text())['depth'] == 3
+    saved = json.loads((tmp_path / 'config.json').read_text())
+    assert saved['depth'] == 3 and saved['local_batch_train'] == p.local_batch_train
 
 
 def test_adamax_matches_original_update():
@@ -191,15 +221,15 @@ def test_adamax_matches_original_update():
 
     from glow_tf.training.optim import make_optimizer, step_learning_rate
 
-    cfg = TrainConfig(n_train=640, n_batch_train=64).resolve((32, 32, 3), 100, 10)  # beta2 = 0.9
-    opt = make_optimizer(cfg)
+    cfg, plan = TrainConfig(n_train=640, n_batch_train=64).resolve((32, 32, 3), 100, 10)  # 0.9
+    opt = make_optimizer(cfg, plan)
     import keras
 
     v = keras.Variable(np.array([0.5, -1.0, 2.0], np.float32))
     opt.build([v])
     rng = np.random.default_rng(0)
     w, m, u = v.numpy().astype(np.float64), np.zeros(3), np.zeros(3)
-    b1, b2, lr = 0.9, cfg.resolved_beta2, 0.01
+    b1, b2, lr = 0.9, plan.resolved_beta2, 0.01
     for t in range(1, 6):
         g = rng.standard_normal(3)
         opt.learning_rate.assign(step_learning_rate(opt, 'adamax', lr, b2))
@@ -237,9 +267,9 @@ def test_every_option_field_has_exactly_one_flag_and_every_flag_a_field():
             by_dest.setdefault(action.dest, []).append(action.option_strings)
     options = {f.name: config.flag_name(f) for f in config.option_fields()}
     assert {name: [[flag]] for name, flag in options.items()} == by_dest
-    # the other fields are not flags: derived by resolve(), or read from a run's config.json
+    # the other fields are not flags: facts of the model resolve() fills in (config.json)
     others = {f.name for f in dataclasses.fields(TrainConfig)} - set(options)
-    assert others == set(TrainConfig.DERIVED) | {'learntop_form'}
+    assert others == {'learntop_form', 'image_channels', 'n_classes'}
     # hidden testing flags stay out of --help but parse
     text = parser.format_help()
     assert '--inject_nan_steps' not in text and '--no_progress' in text
@@ -281,7 +311,7 @@ def test_model_flags_cover_every_glow_argument():
     from glow_tf.runs import config
 
     params = set(inspect.signature(Glow.__init__).parameters) - {'self', 'kwargs'}
-    kwargs = parse([]).resolve((32, 32, 3), 100, 10).to_model_kwargs()
+    kwargs = parse([]).resolve((32, 32, 3), 100, 10)[0].to_model_kwargs()
     assert set(kwargs) == set(config.MODEL_FLAGS) == params
     flags = {config.flag_name(f) for f in config.option_fields()}
     assert {f for f in config.MODEL_FLAGS.values() if f} <= flags

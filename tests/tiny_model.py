@@ -64,8 +64,8 @@ def build_tiny_logdir(root, n_steps=N_STEPS, seed=0):
         logdir=str(root),
         beta2=0.5,
     )
-    cfg = cfg.resolve((IMAGE_SIZE, IMAGE_SIZE, 3), n_test_available=8, n_classes=0, world_size=1)
-    cfg.save(str(root / ckpt_lib.CONFIG_NAME))
+    cfg, plan = cfg.resolve((IMAGE_SIZE, IMAGE_SIZE, 3), n_test_available=8, n_classes=0)
+    cfg.save(str(root / ckpt_lib.CONFIG_NAME), plan)
 
     tf.random.set_seed(seed)
     x = np.stack([load_image_file(p, IMAGE_SIZE) for p in celeba_files(48, start=2000)])

@@ -1,6 +1,9 @@
 """A training run on disk: its configuration and its checkpoints, shared by training and tools.
 
-    config.py      TrainConfig: the original train.py's flags, validated, -> Glow's arguments
+    config.py      TrainConfig: the original train.py's flags (frozen), validated, -> Glow's
+                   arguments
+    plan.py        resolve(config, data, workers) -> the resolved config + its RunPlan (batches
+                   per worker, iterations per epoch, beta2, notes)
     checkpoint.py  the log directory layout, checkpoint variable groups, finding a checkpoint
                    that loads, weights.json (raw or Polyak-averaged weights)
     load.py        load_model(logdir): rebuild a trained Glow

@@ -3,26 +3,28 @@
 `TrainConfig` holds exactly the command-line options (same names and meanings as the original
 openai/glow `train.py`, plus a few additions), each declared once, here, as a dataclass field
 whose metadata carries its help text, its `--help` group and, where argparse enforces them, its
-choices; `glow_tf.cli.train.build_parser` generates the command line from these fields. Three
+choices; `glow_tf.cli.train.build_parser` generates the command line from these fields. Two
 kinds of field:
 
     option(default, group, help)   a train.py flag `--name` (or `flag=`'--no_progress' ...)
-    saved(default, why)            no flag: read back from a run's config.json (learntop_form)
-    derived(default)               computed by `resolve` from the data and the world size
+    saved(default, why)            no flag: a fact of the model that `resolve` fills in and a
+                                   run's config.json records (image_channels, n_classes,
+                                   learntop_form)
 
-Each option is validated once, by `validate_flags` (ranges declared as `at_least=`, choices,
-finite floats, and the cross-flag rules; the model's options by the model's own checks,
-`Glow.check_arguments`, through `check_model_arguments`), and mapped onto `glow_tf.Glow`'s
-arguments by
-`to_model_kwargs` (`MODEL_FLAGS` names the flag behind each argument). Values that depend on the
-data source or on the number of workers (image size, test-set size, per-worker batch sizes,
-iterations per epoch, the Adam/Polyak beta2) are *derived* by `TrainConfig.resolve(...)`, which
-also validates the combination and raises `ConfigError` naming the offending flag.
+`TrainConfig` is frozen. Each option is validated once, by `validate_flags` (ranges declared as
+`at_least=`, choices, finite floats, and the cross-flag rules; the model's options by the
+model's own checks, `Glow.check_arguments`, through `check_model_arguments`), and mapped onto
+`glow_tf.Glow`'s arguments by `to_model_kwargs` (`MODEL_FLAGS` names the flag behind each
+argument). What depends on the data source or on the number of workers comes from
+`config.resolve(...)` (`glow_tf.runs.plan`): a new config with the data's image size, test-set
+size, channels and classes filled in, and a separate `RunPlan` (per-worker batch sizes,
+iterations per epoch, the Adam/Polyak beta2, notes); it raises `ConfigError` naming the
+offending flag.
 
-The resolved config is saved as `config.json` in the log directory; `TrainConfig.load` reads it
-back (used by `glow_tf.runs.load.load_model`).
+The resolved config is saved as `config.json` in the log directory, the plan's numbers beside it
+for reference; `TrainConfig.load` reads it back (used by `glow_tf.runs.load.load_model`).
 `TrainConfig.read_file` reads a JSON or YAML file of options (`train.py --config FILE`; a run's
-own config.json works, its derived fields are recomputed).
+own config.json works, the plan's numbers are ignored and recomputed).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from glow_tf.model.glow import Glow, check_weight_y
 from glow_tf.model.preprocessing import check_n_bits
 from glow_tf.nets.conv_forms import POLICIES as CONV_FORM_POLICIES
 from glow_tf.nets.precision import POLICIES as PRECISIONS
+from glow_tf.runs.plan import RunPlan
+from glow_tf.runs.plan import resolve as resolve_run
 
 # The original's integer flags -> the model's names (one definition of the names, in the model).
 # Literal maps: a layer's KINDS tuple may be reordered without changing what a flag value means.
@@ -103,11 +107,6 @@ def saved(default, why):
     return field(default=default, metadata=dict(kind='saved', help=why))
 
 
-def derived(default):
-    """A field `resolve` computes from the data and the world size (saved for reference)."""
-    return field(default=default, metadata=dict(kind='derived'))
-
-
 def flag_name(f):
     """The command-line flag of an option field, e.g. '--lr' (or its metadata's `flag`)."""
     return f.metadata.get('flag') or '--' + f.name
@@ -152,9 +151,9 @@ def _coerce(value, type_name, fail):
     return value
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """The options of one training run (the train.py flags), plus what `resolve` derives.
+    """The options of one training run (the train.py flags), frozen.
 
     Args (the fields; `train.py --help` shows each option's meaning and default):
         problem .. pmap: the data options (group 'data'); n_levels .. memory_mode: the model;
@@ -162,7 +161,7 @@ class TrainConfig:
         verbose, seed: the run; ckpt_every_steps .. progress: outputs; inject_nan_steps /
         inject_inf_lr_steps: hidden flags for the fault-injection tests.
         learntop_form: no flag; 'position' rebuilds runs saved before edge_bias existed.
-        world_size .. resolved_beta2: derived by `resolve` (DERIVED), ignored in config files.
+        image_channels, n_classes: no flag; the data's, filled in by `resolve`.
     """
 
     # --- run
@@ -435,21 +434,12 @@ class TrainConfig:
     inject_nan_steps: List[int] = option([], 'outputs', "", hidden=True)
     inject_inf_lr_steps: List[int] = option([], 'outputs', "", hidden=True)
 
-    # --- not a flag
+    # --- not flags: facts of the model a run's config.json records (set by resolve)
     learntop_form: str = saved(
         'conv', "'position': the learned top prior of runs saved before edge_bias existed"
     )
-
-    # --- derived by resolve(); saved to config.json for reference
-    world_size: int = derived(1)
-    n_classes: int = derived(0)
-    image_channels: int = derived(3)
-    local_batch_train: int = derived(0)
-    local_batch_test: int = derived(0)
-    local_batch_init: int = derived(0)
-    train_its: int = derived(0)
-    full_test_its: int = derived(0)
-    resolved_beta2: float = derived(0.0)
+    image_channels: int = saved(3, "channels of the data's images (the model's input)")
+    n_classes: int = saved(0, "class labels the data has (the model uses them with --ycond)")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -471,12 +461,16 @@ class TrainConfig:
         return dataclasses.replace(self, **kw)
 
     # ------------------------------------------------------------------ JSON
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+    def to_json(self, plan=None):
+        """The options as JSON, with a RunPlan's numbers beside them (for reference) if given."""
+        return json.dumps(
+            {**self.to_dict(), **(plan.to_dict() if plan else {})}, indent=2, sort_keys=True
+        )
 
-    def save(self, path):
-        """Atomic write: a crash never leaves a truncated config.json."""
-        atomic_write_bytes(path, lambda f: f.write((self.to_json() + '\n').encode()))
+    def save(self, path, plan=None):
+        """config.json (the options, plus `plan`'s numbers). Atomic write: a crash never leaves
+        a truncated file."""
+        atomic_write_bytes(path, lambda f: f.write((self.to_json(plan) + '\n').encode()))
 
     @classmethod
     def load(cls, path):
@@ -511,8 +505,9 @@ class TrainConfig:
         """Options from a JSON or YAML file (`train.py --config FILE`) -> {field: value}.
 
         The file is a mapping of option names (the flags without `--`) to values, e.g. a run's own
-        config.json; derived fields (DERIVED) are ignored. Raises ConfigError('--config', ...)
-        naming the file and the key for an unreadable file, an unknown option or a wrong type.
+        config.json; the plan numbers it records (DERIVED) are ignored. Raises
+        ConfigError('--config', ...) naming the file and the key for an unreadable file, an
+        unknown option or a wrong type.
         """
 
         def fail(msg):
@@ -540,7 +535,7 @@ class TrainConfig:
         if not isinstance(data, dict):
             fail(f"expected a mapping of option names to values, got a {type(data).__name__}")
         types = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(k for k in data if k not in types)
+        unknown = sorted(k for k in data if k not in types and k not in cls.DERIVED)
         if unknown:
             fail(f"unknown option(s) {unknown} (options are the train.py flags without '--')")
         return {
@@ -672,103 +667,14 @@ class TrainConfig:
         except ArgumentError as e:
             raise ConfigError(MODEL_FLAGS[e.argument] or e.argument, str(e)) from None
 
-    def resolve(self, image_shape, n_test_available, n_classes, world_size=1):
-        """Fill the derived fields from the data source and the world size, and validate them.
-
-        image_shape: (H, W, C) the data source delivers; n_test_available: test examples it has.
-        Returns a new, resolved TrainConfig; its `notes` (not a field) list the adjustments made,
-        e.g. a test batch reduced so that the test pass splits into whole batches.
-        """
-        self.validate_flags()
-        c = self.replace(
-            world_size=int(world_size), n_classes=int(n_classes), image_channels=int(image_shape[2])
+    def resolve(self, image_shape, n_test_available, n_classes, world_size=1, learntop_form=None):
+        """(resolved TrainConfig, RunPlan): this config on the data and the workers
+        (`glow_tf.runs.plan.resolve`, which says what each holds). Neither changes afterwards."""
+        return resolve_run(
+            self, image_shape, n_test_available, n_classes, world_size, learntop_form
         )
-        h, w = int(image_shape[0]), int(image_shape[1])
-        if h != w:
-            raise ConfigError('--image_size', f"images must be square, data gives {h}x{w}")
-        if c.image_size == -1:
-            c.image_size = h
-        elif c.image_size != h:
-            raise ConfigError(
-                '--image_size', f"{c.image_size} requested but the data source delivers {h}x{w}"
-            )
-        c.check_model_arguments(c.image_size)
-        if c.ycond and c.n_classes < 1:
-            raise ConfigError('--ycond', f"problem {c.problem!r} has no class labels")
-        if c.n_test == -1:
-            c.n_test = int(n_test_available)
-        elif c.n_test > n_test_available:
-            raise ConfigError(
-                '--n_test',
-                f"{c.n_test} > {n_test_available} test examples "
-                f"available for --problem {c.problem}",
-            )
-
-        # Per-worker batch sizes. Like the original, the batch flags are per worker at the
-        # "anchor" resolution (32x32): at resolution r the batch is n * anchor^2 / r^2, so the
-        # published 64x64 / 256x256 commands use batches that fit in GPU memory.
-        # --anchor_size 0 turns the rescaling off (batch sizes taken literally).
-        if c.anchor_size:
-            c.local_batch_train = int(c.n_batch_train * c.anchor_size**2 // c.image_size**2)
-            c.local_batch_init = int(c.n_batch_init * c.anchor_size**2 // c.image_size**2)
-            # original: round the test batch down to the largest divisor of n_batch_test that
-            # is <= the train batch (50 -> 50, 25, 10, 5, 2, 1).
-            cap = max(1, min(c.n_batch_test, c.local_batch_train))
-            c.local_batch_test = max(d for d in range(1, cap + 1) if c.n_batch_test % d == 0)
-        else:
-            c.local_batch_train = c.n_batch_train
-            c.local_batch_init = c.n_batch_init
-            c.local_batch_test = c.n_batch_test
-        if c.local_batch_train < 1:
-            raise ConfigError(
-                '--n_batch_train',
-                f"{c.n_batch_train} at --anchor_size "
-                f"{c.anchor_size} gives a per-worker batch of 0 at image size "
-                f"{c.image_size}; raise it or pass --anchor_size 0",
-            )
-        if c.local_batch_init < 1:
-            raise ConfigError(
-                '--n_batch_init',
-                f"{c.n_batch_init} at --anchor_size "
-                f"{c.anchor_size} gives an init batch of 0 at image size "
-                f"{c.image_size}; raise it or pass --anchor_size 0",
-            )
-        c.notes = []  # human-readable adjustments made here (the trainer prints them)
-        per_round = c.local_batch_test * c.world_size
-        if c.n_test % per_round:
-            # The full test pass covers every test image exactly once: use the largest
-            # per-worker batch up to the requested one that splits the test set evenly.
-            fits = [
-                b for b in range(c.local_batch_test, 0, -1) if c.n_test % (b * c.world_size) == 0
-            ]
-            if not fits:
-                hint = c.n_test - c.n_test % c.world_size
-                raise ConfigError(
-                    '--n_test',
-                    f"the test set (--n_test {c.n_test}) does not split into whole batches "
-                    f"across {c.world_size} workers (no per-worker batch divides it). Pass "
-                    f"--n_test {hint} (a multiple of the number of workers)",
-                )
-            c.notes.append(
-                f"--n_batch_test: per-worker test batch {c.local_batch_test} x {c.world_size} "
-                f"worker(s) does not divide --n_test {c.n_test}; using test batch {fits[0]} "
-                f"({c.n_test // (fits[0] * c.world_size)} batches per worker). Pass --n_test "
-                f"{c.n_test - c.n_test % per_round} to keep batch {c.local_batch_test}"
-            )
-            c.local_batch_test = fits[0]
-            per_round = c.local_batch_test * c.world_size
-        c.full_test_its = c.n_test // per_round
-        # An "epoch" is n_train images at the anchor batch size (original get_its()).
-        c.train_its = int(math.ceil(c.n_train / float(c.n_batch_train * c.world_size)))
-        if c.beta2 is not None:
-            c.resolved_beta2 = float(c.beta2)
-        else:
-            c.resolved_beta2 = max(0.0, 1.0 - 1.0 / (c.train_its * c.polyak_epochs))
-        return c
-
-    # ------------------------------------------------------------------ schedule
 
 
-TrainConfig.DERIVED = tuple(
-    f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get('kind') == 'derived'
-)
+# What resolve() used to store in TrainConfig and now keeps in RunPlan: a run's config.json has
+# these names beside the flags (for reference); reading a config ignores them.
+TrainConfig.DERIVED = tuple(RunPlan.field_names())

@@ -1,13 +1,13 @@
 """Full test passes: the test set's bits/dim with the raw and with the Polyak-averaged weights.
 
-    tests = TestPasses(model, ema, source, eval_step, dist, cfg)
+    tests = TestPasses(model, ema, source, eval_step, dist, cfg, plan)
     raw = tests.evaluate(use_ema=False)      # {loss, bits_x, bits_y, pred_loss, n_test}
     with tests.weights(use_ema=True): ...    # the model holds the averages inside the block
     rec = test_record(step, epoch, raw, ema, improved, seconds, n_classes)
     print(test_line(rec, raw, ema, improved, seconds, n_classes))
     paths = tests.encode_test_set(outdir, use_ema)   # --inference: x.npy, z.npy
 
-Every worker runs its share of the test set (its rank's records, `cfg.local_batch_test` per
+Every worker runs its share of the test set (its rank's records, `plan.local_batch_test` per
 batch) through the compiled `eval_step`, which returns per-batch sums [loss, bits_x, bits_y,
 error, count]; the sums are added up in float64 over batches and then over workers (an
 allreduce), so the means cover every test image exactly once. Each image's dequantisation noise
@@ -37,12 +37,13 @@ class TestPasses:
         source: the data source (`source.test(batch, rank=, size=)`).
         eval_step: the compiled step (x, y, batch index) -> sums [5 + L] (`TrainSteps.eval_step`).
         dist: the `Distributed` (its rank, size and allreduce_sum).
-        cfg: the resolved `TrainConfig` (test batch, number of batches, n_bits_x, progress).
+        cfg: the resolved `TrainConfig` (n_test, n_bits_x, progress).
+        plan: its `RunPlan` (the per-worker test batch, batches per full pass).
     """
 
-    def __init__(self, model, ema, source, eval_step, dist, cfg):
+    def __init__(self, model, ema, source, eval_step, dist, cfg, plan):
         self.model, self.ema, self.source = model, ema, source
-        self.eval_step, self.dist, self.cfg = eval_step, dist, cfg
+        self.eval_step, self.dist, self.cfg, self.plan = eval_step, dist, cfg, plan
 
     def weights(self, use_ema):
         """Context: the model holds the Polyak averages (use_ema) or its raw weights."""
@@ -56,10 +57,12 @@ class TestPasses:
         # float64: sums over up to ~1e5 images stay exact; [5] then bits_x per level [L]
         sums = tf.zeros([len(TEST_SUMS) + self.model.n_levels], tf.float64)
         with self.weights(use_ema):
-            ds = self.source.test(cfg.local_batch_test, rank=self.dist.rank, size=self.dist.size)
+            ds = self.source.test(
+                self.plan.local_batch_test, rank=self.dist.rank, size=self.dist.size
+            )
             batches = progress_bar(
-                ds.take(cfg.full_test_its),
-                total=cfg.full_test_its,
+                ds.take(self.plan.full_test_its),
+                total=self.plan.full_test_its,
                 desc='test',
                 enabled=self.dist.is_chief and cfg.progress,
             )
@@ -81,11 +84,13 @@ class TestPasses:
         z.npy, their packed latents (`glow_tf.model.latents`; decoding z gives x back exactly).
         Returns the two paths."""
         cfg = self.cfg
-        flow = ModelFlow(self.model, n_bits_x=int(cfg.n_bits_x), batch_size=cfg.local_batch_test)
+        flow = ModelFlow(
+            self.model, n_bits_x=int(cfg.n_bits_x), batch_size=self.plan.local_batch_test
+        )
         xs, zs = [], []
         with self.weights(use_ema):
-            batches = self.source.test(cfg.local_batch_test).take(
-                cfg.n_test // cfg.local_batch_test
+            batches = self.source.test(self.plan.local_batch_test).take(
+                cfg.n_test // self.plan.local_batch_test
             )
             for x, y in batches:
                 xs.append(x.numpy())

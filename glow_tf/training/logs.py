@@ -133,6 +133,7 @@ class RunLogger:
     def hparams(
         self,
         config,
+        plan,
         metrics=(
             ('test/bits_x', 'test bits/dim'),
             ('test/loss', 'test loss'),
@@ -141,9 +142,10 @@ class RunLogger:
     ):
         """The run's hyper-parameters for TensorBoard's HParams dashboard, and the config as text.
 
-        `config`: a resolved TrainConfig. Every scalar option becomes an hparam (plus the derived
-        world size, memory mode and beta2); the metrics are the scalar tags the run logs, so the
-        dashboard compares runs by their latest (final) test bits/dim side by side.
+        `config`: a resolved TrainConfig, `plan` its RunPlan. Every scalar option becomes an
+        hparam (plus the plan's world size and beta2, and the memory mode); the metrics are the
+        scalar tags the run logs, so the dashboard compares runs by their latest (final) test
+        bits/dim side by side.
         """
         if self._tb is None:
             return
@@ -151,14 +153,12 @@ class RunLogger:
         from tensorboard.plugins.hparams import api as hp
 
         values = {
-            k: v
-            for k, v in config.to_dict().items()
-            if k not in config.DERIVED and isinstance(v, (bool, int, float, str))
+            k: v for k, v in config.to_dict().items() if isinstance(v, (bool, int, float, str))
         }
         values.update(
             memory_mode=config.resolved_memory_mode,
-            world_size=config.world_size,
-            beta2=config.resolved_beta2,
+            world_size=plan.world_size,
+            beta2=plan.resolved_beta2,
         )
         with self._tb.as_default(step=0):
             hp.hparams_config(
@@ -166,7 +166,7 @@ class RunLogger:
                 metrics=[hp.Metric(tag, display_name=name) for tag, name in metrics],
             )
             hp.hparams(values, trial_id=os.path.basename(os.path.normpath(self.logdir)))
-            tf.summary.text('config', '```\n' + config.to_json() + '\n```')
+            tf.summary.text('config', '```\n' + config.to_json(plan) + '\n```')
         self._tb.flush()
 
     def image(self, tag, step, image_uint8):

@@ -9,7 +9,7 @@ and a multiplicative weight decay `w <- weight_decay * w` (1 = off).
 
 Keras' Adam implements exactly the adam line. Keras' Adamax lacks the sqrt(1 - beta2^t) factor,
 so `step_learning_rate` folds it into the learning rate given to the optimiser for each step.
-The schedule, `learning_rate(config, n_processed)`: the original's linear warm-up over
+The schedule, `learning_rate(config, plan, n_processed)`: the original's linear warm-up over
 `epochs_warmup` epochs counted in images, optionally scaled by the world size.
 """
 
@@ -21,23 +21,24 @@ EPSILON = 1e-8
 OPTIMIZER_CLASSES = {'adamax': keras.optimizers.Adamax, 'adam': keras.optimizers.Adam}
 
 
-def learning_rate(config, n_processed):
+def learning_rate(config, plan, n_processed):
     """Original warm-up: lr · min(1, n_processed / (n_train · epochs_warmup)) (lr · world size
     with --lr_scale_by_size), where n_processed counts images (all workers, anchor batch) of the
     *applied* steps before this one: steps skipped as non-finite or rolled back do not advance
-    the warm-up. `config` is a resolved TrainConfig."""
-    base = config.lr * (config.world_size if config.lr_scale_by_size else 1)
+    the warm-up. `config`: a resolved TrainConfig, `plan`: its RunPlan (world size)."""
+    base = config.lr * (plan.world_size if config.lr_scale_by_size else 1)
     if config.epochs_warmup <= 0:
         return base
     return base * min(1.0, n_processed / (config.n_train * float(config.epochs_warmup)))
 
 
-def make_optimizer(config):
-    """A Keras optimiser for a *resolved* TrainConfig (beta2 known). lr is set every step."""
+def make_optimizer(config, plan):
+    """A Keras optimiser for a resolved TrainConfig and its RunPlan (beta2). lr is set every
+    step."""
     kw = dict(
         learning_rate=float(config.lr),
         beta_1=float(config.beta1),
-        beta_2=float(config.resolved_beta2),
+        beta_2=float(plan.resolved_beta2),
         epsilon=EPSILON,
     )
     return OPTIMIZER_CLASSES[config.optimizer](**kw)  # the name was validated by the config

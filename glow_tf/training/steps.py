@@ -1,6 +1,6 @@
 """The trainer's compiled steps, and the stateless randomness they draw.
 
-    steps = TrainSteps(model, optimizer, ema, dist, cfg, noise=noise_fn, eval_seed=seed)
+    steps = TrainSteps(model, optimizer, ema, dist, cfg, plan, noise=noise_fn, eval_seed=seed)
     grads, stats, finite = steps.grad_step(x, y, step, stop)
     lr_t, ok = steps.apply_step(grads, lr)
     sums = steps.eval_step(x, y, index)
@@ -69,16 +69,17 @@ class TrainSteps:
         optimizer: its built Keras optimiser (`optim.make_optimizer`).
         ema: the `EMA` of the model's trainable variables.
         dist: the `Distributed` (collectives; identities on one process).
-        cfg: the resolved `TrainConfig` (n_bits_x, weight_y, optimizer, resolved_beta2,
-            weight_decay).
+        cfg: the resolved `TrainConfig` (n_bits_x, weight_y, optimizer, weight_decay).
+        plan: its `RunPlan` (resolved_beta2).
         noise: callable(shape, step) -> uniform [0, 1) dequantisation noise of the training step.
         eval_seed: int seed of the test-pass noise.
         loss_hook: None, or callable(loss, step) -> loss traced into grad_step
             (`FaultInjection.loss`, tests only).
     """
 
-    def __init__(self, model, optimizer, ema, dist, cfg, noise, eval_seed, loss_hook=None):
+    def __init__(self, model, optimizer, ema, dist, cfg, plan, noise, eval_seed, loss_hook=None):
         self.model, self.optimizer, self.ema, self.dist, self.cfg = model, optimizer, ema, dist, cfg
+        self.beta2 = plan.resolved_beta2
         self.noise, self.eval_seed, self.loss_hook = noise, eval_seed, loss_hook
         self.tvars = tf_variables(model.trainable_variables)
         # float16 coupling networks: gradients of S·loss, divided by S (training/loss_scale.py)
@@ -179,7 +180,7 @@ class TrainSteps:
     def _update_step(self, grads, lr):
         cfg, optimizer = self.cfg, self.optimizer
         self._back_up()
-        lr_t = step_learning_rate(optimizer, cfg.optimizer, lr, cfg.resolved_beta2)
+        lr_t = step_learning_rate(optimizer, cfg.optimizer, lr, self.beta2)
         optimizer.learning_rate.assign(lr_t)
         if cfg.weight_decay != 1.0:
             for v in self.tvars:

@@ -90,7 +90,8 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, dist=None, source=None, noise_fn=None):
-        self.flags = config
+        self.cfg = config  # the flags until setup() resolves them (then never changed)
+        self.plan = None  # the RunPlan setup() derives
         self.dist = dist or Distributed()
         self.source = source
         self._noise_fn = noise_fn
@@ -98,9 +99,10 @@ class Trainer:
 
     # ================================================================== setup
     def setup(self):
-        """Workers, data, resolved config, resume decision, model, optimiser, EMA, counters,
-        checkpoint writers and compiled steps (module docstring, 1.-3.). Returns self."""
-        flags = self.flags.validate_flags()
+        """Workers, data, resolved config + plan, resume decision, model, optimiser, EMA,
+        counters, checkpoint writers and compiled steps (module docstring, 1.-3.). Returns
+        self."""
+        flags = self.cfg.validate_flags()
         dist = self.dist.init()
         self.rank, self.size = dist.rank, dist.size
         self.chief = dist.is_chief
@@ -109,22 +111,24 @@ class Trainer:
         if self.source is None:
             self.source = self._load_source(flags)
         src = self.source
-        cfg = flags.resolve(src.image_shape, src.n_test, src.n_classes, dist.size)
-        self.cfg = cfg
+        data = (src.image_shape, src.n_test, src.n_classes, dist.size)
+        cfg, _ = flags.resolve(*data)
         self.logdir = os.path.abspath(os.path.expanduser(cfg.logdir))
+        self.restore_prefix, notes, learntop_form = self._decide_restore(cfg)
+        # not a flag: a run saved before glow_tf had the original's learntop keeps its own form
+        self.cfg, self.plan = cfg, plan = flags.resolve(*data, learntop_form=learntop_form)
         self.rank_seed = rank_noise_seed(cfg.seed, self.rank)
         from glow_tf.data.problems import augmentation_for
 
         self.augmentation = augmentation_for(cfg.problem, cfg.dal)
-        self.restore_prefix, notes = self._decide_restore()
         self.log = RunLogger(self.logdir, enabled=self.chief)
         for note in notes:
             self.log.warn(note)
-        for note in getattr(cfg, 'notes', ()):
+        for note in plan.notes:
             self.log.print(f"note: {note}")
         if self.chief and not cfg.inference:
             os.makedirs(self.logdir, exist_ok=True)
-            cfg.save(os.path.join(self.logdir, ckpt_lib.CONFIG_NAME))
+            self.cfg.save(os.path.join(self.logdir, ckpt_lib.CONFIG_NAME), plan)
         self._build()
         return self
 
@@ -141,11 +145,11 @@ class Trainer:
             skip_bad=bool(flags.skip_bad),
         )
 
-    def _decide_restore(self):
-        """(checkpoint prefix to restore or None, notes for the log). Log dir check and resume
-        decision on rank 0 (its view of the file system), shared with everyone so that an error
-        stops every worker instead of leaving the others waiting."""
-        cfg = self.cfg
+    def _decide_restore(self, cfg):
+        """(checkpoint prefix to restore or None, notes for the log, the checkpoint's
+        learntop_form). Log dir check and resume decision on rank 0 (its view of the file
+        system), shared with everyone so that an error stops every worker instead of leaving
+        the others waiting."""
         restore, notes, error, learntop_form = None, [], None, cfg.learntop_form
         if self.chief:
             try:
@@ -160,9 +164,7 @@ class Trainer:
         )
         if error:
             raise ConfigError(*error)
-        # not a flag: a run saved before glow_tf had the original's learntop keeps its own form
-        cfg.learntop_form = learntop_form  # (in place: keeps the notes resolve() attached)
-        return restore, notes
+        return restore, notes, learntop_form
 
     def _build(self):
         """Model, optimiser, EMA, counters, checkpoint and its writers, compiled steps."""
@@ -177,9 +179,9 @@ class Trainer:
             enabled=self.chief and cfg.progress,
         ):
             self.model = Glow(**cfg.to_model_kwargs())
-            self.optimizer = make_optimizer(cfg)
+            self.optimizer = make_optimizer(cfg, self.plan)
             self.optimizer.build(self.model.trainable_variables)
-        self.ema = EMA(self.model.trainable_variables, cfg.resolved_beta2)
+        self.ema = EMA(self.model.trainable_variables, self.plan.resolved_beta2)
         self.counters = RunCounters()
         self.checkpoint = ckpt_lib.make_checkpoint(
             self.model, self.ema, self.optimizer, self.counters.state
@@ -195,6 +197,7 @@ class Trainer:
             self.ema,
             self.dist,
             cfg,
+            self.plan,
             noise=self.noise,
             eval_seed=mix_seed(self.rank_seed, 0x74657374),  # 'test'
             loss_hook=self.faults.loss if self.faults else None,
@@ -202,7 +205,9 @@ class Trainer:
         self.tvars = self.steps.tvars
         self.grad_step, self.apply_step = self.steps.grad_step, self.steps.apply_step
         self.eval_step = self.steps.eval_step
-        self.tests = TestPasses(self.model, self.ema, self.source, self.eval_step, self.dist, cfg)
+        self.tests = TestPasses(
+            self.model, self.ema, self.source, self.eval_step, self.dist, cfg, self.plan
+        )
 
     def noise(self, shape, step):
         """The training steps' dequantisation noise u ~ U[0, 1) of `shape` for `step`."""
@@ -230,7 +235,7 @@ class Trainer:
         """Batches of epoch `epoch`, rebuilt from (seed, epoch) and fast-forwarded by `skip`."""
         cfg = self.cfg
         ds = self.source.train(
-            cfg.local_batch_train,
+            self.plan.local_batch_train,
             rank=self.rank,
             size=self.size,
             seed=mix_seed(cfg.seed, epoch) % (2**31),
@@ -245,7 +250,7 @@ class Trainer:
     def init_batch(self):
         cfg = self.cfg
         ds = self.source.train(
-            cfg.local_batch_init,
+            self.plan.local_batch_init,
             rank=self.rank,
             size=self.size,
             seed=mix_seed(cfg.seed, 0x696E6974) % (2**31),
@@ -297,7 +302,7 @@ class Trainer:
             self.log.print(
                 f"{'Restored' if cfg.inference else 'Resumed'} from "
                 f"{self.restore_prefix} at step {c.step} "
-                f"(epoch {c.epoch}, step {c.epoch_step}/{cfg.train_its})"
+                f"(epoch {c.epoch}, step {c.epoch_step}/{self.plan.train_its})"
             )
             if c.world_size and c.world_size != self.size:
                 self.log.warn(
@@ -412,7 +417,7 @@ class Trainer:
                 int(cfg.n_bits_x),
                 cfg.image_size,
                 n_classes=self.model.n_classes,
-                chunk=max(1, min(100, cfg.local_batch_train)),
+                chunk=max(1, min(100, self.plan.local_batch_train)),
                 seed=cfg.seed,
                 logger=self.log,
                 step=self.counters.step,
@@ -472,11 +477,11 @@ class Trainer:
         self.last_test_step = -1
         log.print(
             f"glow_tf train: {self.size} worker(s) [{self.dist.backend}], problem {cfg.problem} "
-            f"{cfg.image_size}x{cfg.image_size}, batch/worker {cfg.local_batch_train}, "
-            f"{cfg.train_its} its/epoch, test {cfg.n_test} images, augmentation (--dal "
+            f"{cfg.image_size}x{cfg.image_size}, batch/worker {self.plan.local_batch_train}, "
+            f"{self.plan.train_its} its/epoch, test {cfg.n_test} images, augmentation (--dal "
             f"{cfg.dal}): {self.augmentation.describe()}, logdir {self.logdir}"
         )
-        log.hparams(cfg)
+        log.hparams(cfg, self.plan)
         if cfg.test_at_init and self.counters.step == 0:
             self.run_test(tag=' [init]')
         self.ckpts.last_save_time = time.time()
@@ -489,7 +494,7 @@ class Trainer:
         cfg, c = self.cfg, self.counters
         self._interval = IntervalStats()  # the loss and throughput of the logging interval
         self._nonfinite = 0  # consecutive steps skipped or rolled back as non-finite
-        self._lr = learning_rate(cfg, c.n_processed)  # the last step's learning rate
+        self._lr = learning_rate(cfg, self.plan, c.n_processed)  # the last step's learning rate
         self._traced = False  # the first step of a process includes tf.function tracing
         while not self._should_stop():
             t_epoch = time.time()
@@ -513,19 +518,21 @@ class Trainer:
         cfg, c = self.cfg, self.counters
         it = self.train_iterator(c.epoch, skip=c.epoch_step)
         with progress_bar(
-            total=cfg.train_its,
+            total=self.plan.train_its,
             initial=c.epoch_step,
             desc=f'epoch {c.epoch}',
             enabled=self.chief and cfg.progress,
         ) as bar:
-            while c.epoch_step < cfg.train_its and not (cfg.max_steps and c.step >= cfg.max_steps):
+            while c.epoch_step < self.plan.train_its and not (
+                cfg.max_steps and c.step >= cfg.max_steps
+            ):
                 stop_requested = self._train_step(it, stop.signum, bar)
                 self._checkpoint_if_due()
                 if stop_requested:
                     bar.close()
                     path = self.save()  # weights are finite (guarded); a skip changed nothing
                     raise StoppedBySignal(stop.signum or signal.SIGTERM, c.step, path)
-        return c.epoch_step >= cfg.train_its
+        return c.epoch_step >= self.plan.train_its
 
     def _train_step(self, it, signum, bar):
         """One step on the next batch: gradients, guarded update or skip, counters, progress
@@ -534,7 +541,7 @@ class Trainer:
         t0 = time.time()
         x, y = self._next_batch(it)
         step, epoch_step = c.step, c.epoch_step  # 0-based: this is step number step + 1
-        self._lr = lr = learning_rate(cfg, c.n_processed)
+        self._lr = lr = learning_rate(cfg, self.plan, c.n_processed)
         if not self._traced:
             bar.set_postfix_str('tracing the training step (first step only)')
         grads, stats, finite = self.grad_step(
@@ -563,7 +570,7 @@ class Trainer:
             )
         else:
             self._note_nonfinite(step + 1, why)
-        images = self.size * cfg.local_batch_train
+        images = self.size * self.plan.local_batch_train
         dt = time.time() - t0
         # the warm-up clock (n_processed): a skipped or rolled-back step does not move it
         warmup = {'n_processed': self.size * cfg.n_batch_train} if applied else {}
@@ -608,7 +615,7 @@ class Trainer:
         (weights are not updated by skipped steps, but the run may be dying), and none at an
         epoch's last step (the end-of-epoch checkpoint follows, with its counters)."""
         cfg, c = self.cfg, self.counters
-        if c.epoch_step >= cfg.train_its or self._nonfinite:
+        if c.epoch_step >= self.plan.train_its or self._nonfinite:
             return
         if cfg.ckpt_every_steps and c.step % cfg.ckpt_every_steps == 0:
             self.save()
