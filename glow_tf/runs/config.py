@@ -39,6 +39,7 @@ from typing import List, Optional
 from glow_tf.errors import ArgumentError, ConfigError
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.model.glow import Glow, check_weight_y
+from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import check_n_bits
 from glow_tf.nets.conv_forms import POLICIES as CONV_FORM_POLICIES
 from glow_tf.nets.precision import POLICIES as PRECISIONS
@@ -290,6 +291,7 @@ class TrainConfig:
         "New: 'plain' (store activations), 'checkpoint' (= --gradient_checkpointing 1), "
         "'reversible' (recompute activations by inverting the flow: memory independent of "
         "depth).",
+        choices=MEMORY_MODES,
     )
     precision: str = option(
         'fp32',
