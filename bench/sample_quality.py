@@ -58,8 +58,9 @@ def parse_temperatures(text):
 
 
 def load_model_flow(path, batch):
-    """The `--model` as a glow_tf Flow (sample.py's default weights); InputError naming --model."""
-    from glow_tf.tools.flow import load_flow
+    """The `--model` as a glow_tf TrainedModel (sample.py's default weights); InputError naming
+    --model."""
+    from glow_tf.tools.trained import load_trained_model
 
     if not os.path.exists(path) and not os.path.exists(path + '.index'):
         raise InputError(
@@ -67,7 +68,7 @@ def load_model_flow(path, batch):
             'packaged model dir like models/celeba64, or a checkpoint)'
         )
     try:
-        return load_flow(path, batch_size=batch)
+        return load_trained_model(path, batch_size=batch)
     except InputError as e:
         raise InputError(f'--model {path}: {e}') from None
 

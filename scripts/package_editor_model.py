@@ -89,8 +89,8 @@ def main(argv=None):
     from glow_tf.runs import checkpoint as ckpt_lib
     from glow_tf.runs.config import TrainConfig
     from glow_tf.runs.load import load_model
-    from glow_tf.tools.flow import load_flow
     from glow_tf.tools.manipulation import load_directions
+    from glow_tf.tools.trained import load_trained_model
 
     logdir = os.path.abspath(args.logdir)
     prefix = ckpt_lib.find_checkpoint(logdir)
@@ -106,7 +106,7 @@ def main(argv=None):
         )
     weights = latest['weights']
     model, config = load_model(logdir)  # the better weights (weights.json)
-    flow = load_flow(logdir)
+    flow = load_trained_model(logdir)
     load_directions(args.directions, flow)  # check only: raises if made by another model
 
     out = os.path.abspath(args.out)
@@ -135,7 +135,7 @@ def main(argv=None):
     for f in faces:
         shutil.copy(f, os.path.join(out, 'faces', os.path.basename(f)))
 
-    packaged = load_flow(out)
+    packaged = load_trained_model(out)
     if packaged.fingerprint != flow.fingerprint:
         sys.exit(f"packaged weights fingerprint {packaged.fingerprint} != {flow.fingerprint}")
     load_directions(os.path.join(out, 'directions.npz'), packaged)

@@ -91,7 +91,7 @@ def test_cli_animate_sweep_and_interpolation(monkeypatch, logdir, flow, tmp_path
     from glow_tf.tools.images import load_images
     from glow_tf.tools.manipulation import edit, interpolate, save_directions
 
-    fx.patch_load_flow(monkeypatch)
+    fx.patch_load_trained_model(monkeypatch)
     files = fx.celeba_files(2, start=300)
     faces = load_images(files, flow.image_shape)
     dirs = tmp_path / 'dirs.npz'

@@ -66,11 +66,11 @@ def test_export_loads_without_glow_tf_and_gives_the_same_images(
 def test_sample_and_manipulate_accept_the_export(export_dir, tmp_path, tmp_path_factory, capsys):
     from glow_tf.cli.manipulate import main as manipulate
     from glow_tf.cli.sample import main as sample
-    from glow_tf.tools.flow import ExportedFlow, load_flow
+    from glow_tf.tools.trained import ExportedModel, load_trained_model
 
     flow = fx.tiny_flow(tmp_path_factory)
-    exported = load_flow(str(export_dir), batch_size=3)
-    assert isinstance(exported, ExportedFlow)
+    exported = load_trained_model(str(export_dir), batch_size=3)
+    assert isinstance(exported, ExportedModel)
     np.testing.assert_array_equal(exported.sample(7, 1.0, seed=2), flow.sample(7, 1.0, seed=2))
     assert (
         sample(
@@ -124,7 +124,7 @@ def test_class_conditional_export_takes_labels(tmp_path):
     import glow_tf
     from glow_tf.errors import InputError
     from glow_tf.tools.export import export_saved_model
-    from glow_tf.tools.flow import ExportedFlow, ModelFlow
+    from glow_tf.tools.trained import ExportedModel, InMemoryModel
 
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=1, depth=1, width=8, n_classes=3)
     x = np.random.RandomState(0).randint(0, 256, (6, 8, 8, 3)).astype(np.uint8)
@@ -138,8 +138,10 @@ def test_class_conditional_export_takes_labels(tmp_path):
         seed=tf.constant(4, tf.int64),
         y=tf.constant([2, 1, 0]),
     )['images'].numpy()
-    np.testing.assert_array_equal(s, ModelFlow(model, n_bits_x=5).sample(3, 0.8, 4, y=[2, 1, 0]))
-    flow = ExportedFlow(str(tmp_path / 'cond'))
+    np.testing.assert_array_equal(
+        s, InMemoryModel(model, n_bits_x=5).sample(3, 0.8, 4, y=[2, 1, 0])
+    )
+    flow = ExportedModel(str(tmp_path / 'cond'))
     assert flow.n_classes == 3 and flow.n_bits_x == 5
     np.testing.assert_array_equal(flow.decode(flow.encode(x, y), y), x // 8 * 8)  # 5-bit bins
     with pytest.raises(InputError, match='class-conditional'):

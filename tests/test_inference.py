@@ -22,12 +22,12 @@ def test_inference_arrays_decode_back_to_the_test_images(tmp_path, shared_data):
     assert x.dtype == np.uint8 and x.shape == (200, 8, 8, 3) and z.shape == (200, 8, 8, 3)
 
     from glow_tf.data import load_source
-    from glow_tf.tools.flow import load_flow
+    from glow_tf.tools.trained import load_trained_model
 
     source = load_source('cifar10', image_size=8, n_test=200)
     expected = np.concatenate([b[0].numpy() for b in source.test(50)])
     np.testing.assert_array_equal(x, expected)
-    flow = load_flow(str(logdir))
+    flow = load_trained_model(str(logdir))
     np.testing.assert_array_equal(flow.decode(z), x)
     # the latents are the model's standardised ε: roughly unit scale, not the images
     assert 0.2 < np.mean(z**2) < 5.0

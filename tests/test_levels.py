@@ -140,7 +140,7 @@ def test_cli_variations_and_level_edits(monkeypatch, logdir, flow, faces, tmp_pa
     from glow_tf.tools.levels import variations
     from glow_tf.tools.manipulation import save_directions
 
-    fx.patch_load_flow(monkeypatch)
+    fx.patch_load_trained_model(monkeypatch)
     face = save_png(tmp_path / 'face.png', faces[0])
     m = ['--model', str(logdir), '--no_progress']
     assert (

@@ -10,7 +10,7 @@ from tests import tiny_model as fx
 
 @pytest.fixture
 def cli(monkeypatch):
-    fx.patch_load_flow(monkeypatch)
+    fx.patch_load_trained_model(monkeypatch)
     from glow_tf.cli.manipulate import main
 
     return main

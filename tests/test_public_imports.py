@@ -45,7 +45,7 @@ def private_uses(path):
 
 def test_the_checked_files_exist():
     names = {p.relative_to(PACKAGE).as_posix() for p in CHECKED}
-    assert {'cli/train.py', 'cli/sample.py', 'cli/manipulate.py', 'tools/flow.py'} <= names
+    assert {'cli/train.py', 'cli/sample.py', 'cli/manipulate.py', 'tools/trained.py'} <= names
 
 
 @pytest.mark.parametrize('path', CHECKED, ids=lambda p: p.relative_to(PACKAGE).as_posix())

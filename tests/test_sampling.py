@@ -9,7 +9,7 @@ from tests import tiny_model as fx
 
 @pytest.fixture
 def cli(monkeypatch):
-    fx.patch_load_flow(monkeypatch)
+    fx.patch_load_trained_model(monkeypatch)
     from glow_tf.cli.sample import main
 
     return main
@@ -54,12 +54,12 @@ def test_sampling_reproducible_and_batch_independent(flow):
 
 
 def test_default_weights_are_the_ones_that_scored_better(tmp_path_factory, tmp_path, flow):
-    """load_flow's default follows the run's weights.json (the better of raw and averaged at
-    the last test pass); a run without one (written before it existed) gets the averages."""
+    """load_trained_model's default follows the run's weights.json (the better of raw and averaged
+    at the last test pass); a run without one (written before it existed) gets the averages."""
     import json
     import shutil
 
-    from glow_tf.tools.flow import load_flow
+    from glow_tf.tools.trained import load_trained_model
 
     ema, raw = (fx.tiny_flow(tmp_path_factory, use_ema=u) for u in (True, False))
     a = flow.sample(6, 0.7, seed=1)
@@ -69,20 +69,20 @@ def test_default_weights_are_the_ones_that_scored_better(tmp_path_factory, tmp_p
     run = tmp_path / 'run'
     shutil.copytree(fx.tiny_logdir(tmp_path_factory), run)
     (run / 'weights.json').write_text(json.dumps({'latest': {'step': 5, 'weights': 'raw'}}))
-    chosen = load_flow(str(run), batch_size=16)
+    chosen = load_trained_model(str(run), batch_size=16)
     assert chosen.weights == 'raw' and 'raw weights' in chosen.description
     np.testing.assert_array_equal(chosen.sample(6, 0.7, seed=1), raw.sample(6, 0.7, seed=1))
 
 
 def test_packaged_weights_are_named_by_what_they_are(tmp_path_factory, tmp_path):
     """A packaged editor model keeps the averaged weights as its model/ group (weights.json:
-    weights 'raw', packaged_weights 'ema'): sample.py's load_flow and the editor both call them
-    Polyak-averaged, while the values read are the model/ group's."""
+    weights 'raw', packaged_weights 'ema'): sample.py's load_trained_model and the editor both call
+    them Polyak-averaged, while the values read are the model/ group's."""
     import json
     import shutil
 
     from glow_tf.editor.engine import MODEL_MANIFEST, load_editor_flow
-    from glow_tf.tools.flow import load_flow
+    from glow_tf.tools.trained import load_trained_model
 
     raw = fx.tiny_flow(tmp_path_factory, use_ema=False)
     pkg = tmp_path / 'pkg'
@@ -90,13 +90,14 @@ def test_packaged_weights_are_named_by_what_they_are(tmp_path_factory, tmp_path)
     record = {'step': 5, 'weights': 'raw', 'packaged_weights': 'ema'}
     (pkg / 'weights.json').write_text(json.dumps({'latest': record}))
     (pkg / MODEL_MANIFEST).write_text(json.dumps({'weights': 'ema'}))
-    flow = load_flow(str(pkg), batch_size=16)
+    flow = load_trained_model(str(pkg), batch_size=16)
     editor_flow, _ = load_editor_flow(str(pkg))
     assert flow.weights == 'ema'
     assert flow.description == editor_flow.description == f'{pkg} (Polyak-averaged weights)'
     np.testing.assert_array_equal(flow.sample(4, 0.7, seed=1), raw.sample(4, 0.7, seed=1))
     assert (
-        'raw weights' in load_flow(str(fx.tiny_logdir(tmp_path_factory)), use_ema=False).description
+        'raw weights'
+        in load_trained_model(str(fx.tiny_logdir(tmp_path_factory)), use_ema=False).description
     )
 
 
@@ -111,15 +112,15 @@ def test_sample_grid_rows_are_temperatures(flow):
 def test_class_conditional_sampling_needs_labels():
     import glow_tf
     from glow_tf.errors import InputError
-    from glow_tf.tools.flow import ModelFlow
     from glow_tf.tools.sampling import sample_grid
+    from glow_tf.tools.trained import InMemoryModel
 
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=1, depth=1, width=8, n_classes=3)
     model.initialize(
         glow_tf.preprocess(np.random.RandomState(0).randint(0, 256, (6, 8, 8, 3)), noise=True),
         y=np.array([0, 1, 2, 0, 1, 2], np.int32),
     )
-    f = ModelFlow(model)
+    f = InMemoryModel(model)
     with pytest.raises(InputError, match='class-conditional'):
         f.sample(2, 0.7, 0)
     with pytest.raises(InputError, match='out of range'):
@@ -180,17 +181,17 @@ def test_cli_sample_errors(cli, tmp_path, logdir, capsys):
 
 def test_glow_sample_with_a_seed_is_the_tools_sample():
     """One latent random scheme: `Glow.sample(n, T, seed=s)` decodes the latents that
-    `sample.py --seed s` (a ModelFlow) decodes, so both give the same images."""
+    `sample.py --seed s` (a InMemoryModel) decodes, so both give the same images."""
     import glow_tf
     from glow_tf.model.preprocessing import postprocess
-    from glow_tf.tools.flow import ModelFlow
+    from glow_tf.tools.trained import InMemoryModel
 
     model = glow_tf.Glow(image_shape=(8, 8, 3), n_levels=2, depth=1, width=4)
     model.initialize(glow_tf.preprocess(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3))))
     from_model = postprocess(model.sample(5, temperature=0.7, seed=11)).numpy()
-    from_tools = ModelFlow(model, batch_size=2).sample(5, 0.7, 11)
+    from_tools = InMemoryModel(model, batch_size=2).sample(5, 0.7, 11)
     np.testing.assert_array_equal(from_model, from_tools)
-    assert not np.array_equal(from_model, ModelFlow(model).sample(5, 0.7, 12))
+    assert not np.array_equal(from_model, InMemoryModel(model).sample(5, 0.7, 12))
 
 
 def test_cli_sample_in_bf16_draws_the_same_pictures_up_to_rounding(logdir, tmp_path, capsys):

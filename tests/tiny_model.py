@@ -6,7 +6,7 @@ coupling, invertible 1x1), ActNorm-initialised on real CelebA faces, then a few 
 steps with a Polyak EMA (decay 0.5, so the EMA and raw weights differ). It is written exactly
 as train.py writes it -- `config.json` (a resolved TrainConfig) and `checkpoints/ckpt-N` from
 `glow_tf.runs.checkpoint.make_checkpoint(model, ema, optimizer, state)` through a
-tf.train.CheckpointManager -- and read back by `load_model` / `load_flow`.
+tf.train.CheckpointManager -- and read back by `load_model` / `load_trained_model`.
 """
 
 import os
@@ -107,34 +107,37 @@ def tiny_logdir(tmp_path_factory):
     return _CACHE['logdir']
 
 
-def _real_load_flow():
-    import glow_tf.tools.flow as flow
+def _real_load_trained_model():
+    import glow_tf.tools.trained as flow
 
     if 'real_load_flow' not in _CACHE:
-        _CACHE['real_load_flow'] = flow.load_flow
+        _CACHE['real_load_flow'] = flow.load_trained_model
     return _CACHE['real_load_flow']
 
 
-def cached_load_flow(path, use_ema=None, which='latest', batch_size=64):
-    """`glow_tf.tools.flow.load_flow`, memoised per (path, use_ema, which) for the session: every
-    CLI call in a test would otherwise rebuild the model and retrace its tf.functions."""
+def cached_load_trained_model(path, use_ema=None, which='latest', batch_size=64):
+    """`glow_tf.tools.trained.load_trained_model`, memoised per (path, use_ema, which) for the
+    session: every CLI call in a test would otherwise rebuild the model and retrace its
+    tf.functions."""
     key = ('flow', os.path.abspath(os.fspath(path)), use_ema, which)
     if key not in _CACHE:
-        _CACHE[key] = _real_load_flow()(path, use_ema=use_ema, which=which, batch_size=batch_size)
+        _CACHE[key] = _real_load_trained_model()(
+            path, use_ema=use_ema, which=which, batch_size=batch_size
+        )
     flow = _CACHE[key]
     flow.batch_size = int(batch_size)
     return flow
 
 
-def patch_load_flow(monkeypatch):
-    import glow_tf.tools.flow as flow
+def patch_load_trained_model(monkeypatch):
+    import glow_tf.tools.trained as flow
 
-    _real_load_flow()
-    monkeypatch.setattr(flow, 'load_flow', cached_load_flow)
+    _real_load_trained_model()
+    monkeypatch.setattr(flow, 'load_trained_model', cached_load_trained_model)
 
 
 def tiny_flow(tmp_path_factory, use_ema=None):
-    return cached_load_flow(tiny_logdir(tmp_path_factory), use_ema=use_ema, batch_size=16)
+    return cached_load_trained_model(tiny_logdir(tmp_path_factory), use_ema=use_ema, batch_size=16)
 
 
 def read_png(path):

@@ -45,18 +45,21 @@ def _labels(text):
 
 
 def use_ema(args):
-    """--weights -> the `use_ema` argument of `load_flow` (None: the run's better weights)."""
+    """--weights -> the `use_ema` argument of `load_trained_model` (None: the run's better
+    weights)."""
     return {'auto': None, 'ema': True, 'raw': False}[args.weights]
 
 
 def flow_from_args(args):
-    """The model the `add_model_args` flags name, as a `glow_tf.tools.flow.Flow`."""
+    """The model the `add_model_args` flags name, as a `glow_tf.tools.trained.TrainedModel`."""
     from glow_tf.errors import InputError
-    from glow_tf.tools.flow import load_flow
+    from glow_tf.tools.trained import load_trained_model
 
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1, got {args.batch}")
-    flow = load_flow(args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch)
+    flow = load_trained_model(
+        args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch
+    )
     if args.precision != 'fp32':
         if not hasattr(flow, 'model'):
             raise InputError(
@@ -191,9 +194,9 @@ def run(args, out=None):
     out = out or sys.stdout
     from glow_tf.errors import InputError
     from glow_tf.progress import stage
-    from glow_tf.tools.flow import ModelFlow
     from glow_tf.tools.images import save_image_grid, save_images, save_npz
     from glow_tf.tools.sampling import random_seed
+    from glow_tf.tools.trained import InMemoryModel
 
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")
@@ -218,7 +221,7 @@ def run(args, out=None):
     )
 
     if args.export:
-        if not isinstance(flow, ModelFlow):
+        if not isinstance(flow, InMemoryModel):
             raise InputError(
                 f"--export needs a checkpoint / log dir, {args.model} is already "
                 "an exported SavedModel"

@@ -54,20 +54,22 @@ def _named(spec):
 
 def run(args):
     from glow_tf.tools import score_report
-    from glow_tf.tools.flow import load_flow
     from glow_tf.tools.ood_stats import png_bits_per_dim
     from glow_tf.tools.scoring import Scorer, load_image_set
+    from glow_tf.tools.trained import load_trained_model
 
     for flag in ('max_images', 'batch_size', 'typicality_batch'):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise InputError(f"--{flag} {value}: expected a positive integer")
     use_ema = {'auto': None, 'raw': False, 'ema': True}[args.weights]
-    flow = load_flow(args.model, use_ema=use_ema, batch_size=args.batch_size)
+    flow = load_trained_model(args.model, use_ema=use_ema, batch_size=args.batch_size)
     scorer = Scorer(flow, args.batch_size)
     background = None
     if args.background_model:
-        bg_flow = load_flow(args.background_model, use_ema=use_ema, batch_size=args.batch_size)
+        bg_flow = load_trained_model(
+            args.background_model, use_ema=use_ema, batch_size=args.batch_size
+        )
         if tuple(bg_flow.image_shape) != tuple(flow.image_shape):
             raise InputError(
                 f"--background_model {args.background_model}: image shape {bg_flow.image_shape} "

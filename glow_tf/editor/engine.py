@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from glow_tf.errors import InputError
-from glow_tf.tools.flow import load_flow
 from glow_tf.tools.images import quantise
 from glow_tf.tools.levels import check_levels, variation_latents
 from glow_tf.tools.manipulation import find_attribute, load_directions, shift_latents
+from glow_tf.tools.trained import load_trained_model
 
 DEFAULT_ATTRIBUTES = ('Smiling', 'Young', 'Male', 'Eyeglasses', 'Blond_Hair', 'Mustache', 'Bald')
 MAX_STRENGTH = 5.0  # |α| accepted per attribute
@@ -132,14 +132,14 @@ def read_manifest(model_dir):
 
 def load_editor_flow(path, batch_size=8):
     """A flow for the editor: a packaged editor model directory (model.json + config.json + one
-    checkpoint holding only the weights to use), or anything `load_flow` takes (training log
-    dir with its default weights, checkpoint, exported SavedModel)."""
+    checkpoint holding only the weights to use), or anything `load_trained_model` takes (training
+    log dir with its default weights, checkpoint, exported SavedModel)."""
     manifest = read_manifest(path) if path and os.path.isdir(path) else None
     if manifest is not None:
         # The packaged checkpoint holds one set of weights (the better of raw / averaged) as the
-        # model's own variables, so it is read as "raw"; load_flow names which they were.
-        return load_flow(path, use_ema=False, batch_size=batch_size), manifest
-    return load_flow(path, batch_size=batch_size), {}
+        # model's own variables, so it is read as "raw"; load_trained_model names which they were.
+        return load_trained_model(path, use_ema=False, batch_size=batch_size), manifest
+    return load_trained_model(path, batch_size=batch_size), {}
 
 
 def _spread(files, limit):
@@ -177,7 +177,7 @@ class FaceEditor:
     """Encode / edit / mix / sample faces with one trained flow (see the module docstring).
 
     Args:
-        flow: a `glow_tf.tools.flow.Flow` (ModelFlow or ExportedFlow).
+        flow: a `glow_tf.tools.trained.TrainedModel` (InMemoryModel or ExportedModel).
         directions: `glow_tf.tools.manipulation.load_directions(path, flow)` output, or None
             (no sliders).
         gallery: image file paths (already aligned faces, e.g. CelebA's); each is centre-cropped

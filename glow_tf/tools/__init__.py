@@ -1,7 +1,8 @@
 """Tools on a trained Glow: sampling, latent manipulation, SavedModel export.
 
-    flow.py          the tools' view of a model: `load_flow` -> a Flow (a Keras model or an
-                     exported SavedModel) with batched encode / decode / sample on numpy arrays
+    trained.py       the tools' view of a trained model: `load_trained_model` -> a TrainedModel
+                     (a Glow in memory or an exported SavedModel) with batched encode / decode /
+                     sample on numpy arrays
     images.py        PNG grids and files, input images at the model's size, .npz files
     sampling.py      samples at several temperatures, sample grids, fresh seeds
     manipulation.py  latents files, attribute directions, edits, interpolation

@@ -28,7 +28,7 @@ The same functions are the serving signatures `sample`, `encode`, `decode`, `log
 (`m.signatures['sample'](n=..., temperature=..., seed=...)`). Class-conditional models take an
 extra `y` (int32 [B]; for `sample`, [n]) in every signature.
 
-Semantics are those of `glow_tf.tools.flow` and `glow_tf.model.latents`: `sample(n, T, seed)`
+Semantics are those of `glow_tf.tools.trained` and `glow_tf.model.latents`: `sample(n, T, seed)`
 gives exactly the images `sample.py --seed seed --temperature T` gives for the same model (same
 counter-based latents);
 `encode` maps each pixel to its bin centre (no noise) so `decode(encode(x)) == x`; latents are
@@ -46,7 +46,7 @@ import tensorflow as tf
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.model.latents import block_latents, pack_latents
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, preprocess
-from glow_tf.tools.flow import BIN_CENTRE, decode_to_uint8, encode_bin_centres
+from glow_tf.tools.trained import BIN_CENTRE, decode_to_uint8, encode_bin_centres
 from glow_tf.variables import tf_variables
 
 EXPORT_META = 'glow_export.json'  # a readable copy of config_json next to saved_model.pb

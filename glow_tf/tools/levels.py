@@ -85,7 +85,8 @@ def variation_latents(z, latent_shapes, keep, n, temperature, seed):
 
 def variations(flow, images, keep, n, temperature, seed, y=None):
     """uint8 images [N, H, W, C] -> uint8 [N, n, H, W, C]: n variations of each (same seed for
-    every image, so column i resamples the same noise). `flow`: a `glow_tf.tools.flow.Flow`."""
+    every image, so column i resamples the same noise). `flow`: a
+    `glow_tf.tools.trained.TrainedModel`."""
     z = flow.encode(images, y)
     zs = np.stack(
         [variation_latents(zi, flow.latent_shapes, keep, n, temperature, seed) for zi in z]

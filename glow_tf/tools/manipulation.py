@@ -217,7 +217,7 @@ def folder_labels(pos_dir, neg_dir, name):
 def save_directions(path, flow, names, directions, n_pos, n_neg, source=''):
     """npz: `names` [K] str, `directions` float32 [K, H, W, C] (packed latents), `n_pos`, `n_neg`,
     `image_shape`, `latent_shapes`, `n_bits_x`, `source`, and the model that computed them:
-    `fingerprint` (`glow_tf.tools.flow.model_fingerprint`) and `model` (its description)."""
+    `fingerprint` (`glow_tf.tools.trained.model_fingerprint`) and `model` (its description)."""
     save_npz(
         path,
         {

@@ -21,7 +21,7 @@ import tensorflow as tf
 from glow_tf.data.errors import DataError
 from glow_tf.errors import InputError
 from glow_tf.progress import progress_bar
-from glow_tf.tools.flow import BIN_CENTRE
+from glow_tf.tools.trained import BIN_CENTRE
 
 PROBLEMS = ('mnist', 'cifar10', 'celeba')
 
@@ -105,13 +105,13 @@ def load_image_set(spec, image_size, skip_bad=False, limit=None):
 
 
 class Scorer:
-    """Bin-centre bits/dim of uint8 images with a `glow_tf.tools.flow.Flow`.
+    """Bin-centre bits/dim of uint8 images with a `glow_tf.tools.trained.TrainedModel`.
 
-    A `ModelFlow` gives the total and the per-level parts (`Glow.bits_per_dim_per_level`); an
+    A `InMemoryModel` gives the total and the per-level parts (`Glow.bits_per_dim_per_level`); an
     exported SavedModel gives the total only (its `log_likelihood` signature), per-level None.
 
     Args:
-        flow: a loaded `Flow` (`glow_tf.tools.flow.load_flow`).
+        flow: a loaded `TrainedModel` (`glow_tf.tools.trained.load_trained_model`).
         batch_size: images per compiled call.
     """
 

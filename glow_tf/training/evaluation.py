@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.progress import progress_bar
-from glow_tf.tools.flow import ModelFlow
+from glow_tf.tools.trained import InMemoryModel
 from glow_tf.training.stats import TEST_SUMS, unpack
 
 
@@ -84,7 +84,7 @@ class TestPasses:
         z.npy, their packed latents (`glow_tf.model.latents`; decoding z gives x back exactly).
         Returns the two paths."""
         cfg = self.cfg
-        flow = ModelFlow(
+        flow = InMemoryModel(
             self.model, n_bits_x=int(cfg.n_bits_x), batch_size=self.plan.local_batch_test
         )
         xs, zs = [], []

@@ -1,16 +1,16 @@
 """Sample grids at the paper's temperatures (rank 0), as PNG files and TensorBoard images.
 
-Samples come from `glow_tf.tools.flow.ModelFlow` with the run's seed, so a grid written during
-training shows the same images that `sample.py --seed SEED` draws from the saved checkpoint.
+Samples come from `glow_tf.tools.trained.InMemoryModel` with the run's seed, so a grid written
+during training shows the same images that `sample.py --seed SEED` draws from the saved checkpoint.
 """
 
 import os
 
 import numpy as np
 
-from glow_tf.tools.flow import ModelFlow
 from glow_tf.tools.images import save_png, tile_images
 from glow_tf.tools.sampling import TEMPERATURES
+from glow_tf.tools.trained import InMemoryModel
 
 
 def write_sample_grids(
@@ -33,7 +33,7 @@ def write_sample_grids(
     """
     rows = 10 if image_size <= 64 else 4
     n = rows * rows
-    flow = ModelFlow(model, n_bits_x=n_bits_x, batch_size=chunk)
+    flow = InMemoryModel(model, n_bits_x=n_bits_x, batch_size=chunk)
     y = (np.arange(n) % n_classes).astype(np.int32) if n_classes else None
     paths = []
     for t in temperatures:

@@ -1,9 +1,9 @@
 """The tools' view of a trained Glow: one batched numpy interface over two backends.
 
-`load_flow(path)` returns a `ModelFlow` (a training log dir / checkpoint, rebuilt with
-`glow_tf.runs.load.load_run`, the run's better weights by default) or an `ExportedFlow` (a
-SavedModel written by `glow_tf.tools.export`). Both offer the same batched, tf.function-compiled
-calls on numpy arrays:
+`load_trained_model(path)` returns an `InMemoryModel` (a training log dir / checkpoint, rebuilt
+with `glow_tf.runs.load.load_run`, the run's better weights by default) or an `ExportedModel` (a
+SavedModel written by `glow_tf.tools.export`), both `TrainedModel`s. Both offer the same batched,
+tf.function-compiled calls on numpy arrays:
 
     flow.encode(images_uint8 [B,H,W,C], y=None) -> packed latents float32 [B,H,W,C]
     flow.decode(latents [B,H,W,C], y=None)      -> uint8 images [B,H,W,C]
@@ -48,7 +48,7 @@ def decode_to_uint8(model, latents, n_bits_x, *y):
     return postprocess(model.decode(unpack_latents(latents, model.latent_shapes), *y), n_bits_x)
 
 
-class Flow:
+class TrainedModel:
     """Common interface; see the module docstring. Subclasses set image_shape, latent_shapes,
     n_bits_x, n_classes, description, and implement `_encode_batch` / `_decode_batch`,
     `_variables`. `batch_size`: images per compiled call (every call is split into batches)."""
@@ -152,7 +152,7 @@ class Flow:
         return self._fingerprint
 
 
-class ModelFlow(Flow):
+class InMemoryModel(TrainedModel):
     """A `glow_tf.Glow` with tf.function-compiled, fixed-signature encode / decode.
 
     Args:
@@ -195,7 +195,7 @@ class ModelFlow(Flow):
         return self.decode_fn(*args).numpy()
 
 
-class ExportedFlow(Flow):
+class ExportedModel(TrainedModel):
     """A SavedModel written by `glow_tf.tools.export.export_saved_model` (runs without glow_tf).
 
     Args:
@@ -262,8 +262,9 @@ def is_saved_model(path):
     return os.path.isdir(path) and os.path.exists(os.path.join(path, 'saved_model.pb'))
 
 
-def load_flow(path, use_ema=None, which='latest', batch_size=64):
-    """A `Flow` from a training log dir / checkpoint dir / ckpt prefix, or an exported SavedModel.
+def load_trained_model(path, use_ema=None, which='latest', batch_size=64):
+    """A `TrainedModel` from a training log dir / checkpoint dir / ckpt prefix, or an exported
+    SavedModel.
 
     Checkpoints are rebuilt by `glow_tf.runs.load.load_run`: use_ema=None (default)
     takes the weights that scored better at the run's last test pass, True the Polyak averages,
@@ -275,7 +276,7 @@ def load_flow(path, use_ema=None, which='latest', batch_size=64):
         raise InputError("no model given (pass --model LOGDIR_OR_EXPORT_DIR)")
     path = os.path.expanduser(os.fspath(path))
     if is_saved_model(path):
-        return ExportedFlow(path, batch_size)
+        return ExportedModel(path, batch_size)
     if not os.path.exists(path) and not tf.io.gfile.exists(path + '.index'):
         raise InputError(
             f"{path}: no such file or directory (expected a training log dir, a "
@@ -291,7 +292,7 @@ def load_flow(path, use_ema=None, which='latest', batch_size=64):
     model, config = run.model, run.config
     # a packaged editor model keeps its chosen weights as the model's own (raw) variables
     weights = 'ema' if run.use_ema else (packaged_weights(run.prefix) or 'raw')
-    flow = ModelFlow(
+    flow = InMemoryModel(
         model,
         n_bits_x=int(config.n_bits_x),
         batch_size=batch_size,
@@ -301,8 +302,8 @@ def load_flow(path, use_ema=None, which='latest', batch_size=64):
     return flow
 
 
-def as_flow(model_or_flow, n_bits_x=8, batch_size=64):
-    """A `Flow` as given, or a `ModelFlow` around a `glow_tf.Glow`."""
-    if isinstance(model_or_flow, Flow):
+def as_trained_model(model_or_flow, n_bits_x=8, batch_size=64):
+    """A `TrainedModel` as given, or an `InMemoryModel` around a `glow_tf.Glow`."""
+    if isinstance(model_or_flow, TrainedModel):
         return model_or_flow
-    return ModelFlow(model_or_flow, n_bits_x=n_bits_x, batch_size=batch_size)
+    return InMemoryModel(model_or_flow, n_bits_x=n_bits_x, batch_size=batch_size)
