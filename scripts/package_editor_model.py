@@ -86,7 +86,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from glow_tf.editor.engine import MODEL_MANIFEST, celeba_test_files
-    from glow_tf.runs import checkpoint as ckpt_lib
+    from glow_tf.runs import checkpoint_format as ckpt_lib
     from glow_tf.runs.config import TrainConfig
     from glow_tf.runs.load import load_model
     from glow_tf.tools.manipulation import load_directions

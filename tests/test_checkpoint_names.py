@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tf
-from glow_tf.runs import checkpoint as ckpt_lib
+from glow_tf.runs import checkpoint_format as ckpt_lib
 from glow_tf.variables import tf_variables
 
 

@@ -14,7 +14,7 @@ import tensorflow as tf
 import glow_tf
 from glow_tf.flows.base import FlowLayer, chain_forward, chain_inverse
 from glow_tf.model.level import Level
-from glow_tf.runs import checkpoint as ckpt_lib
+from glow_tf.runs import checkpoint_format as ckpt_lib
 from glow_tf.runs.config import TrainConfig
 from tests.flow_testing import assert_rel_close, brute_force_log_det, perturb_weights
 

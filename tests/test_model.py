@@ -120,7 +120,7 @@ def test_data_dependent_init_normalises_the_first_actnorm():
 def test_initialize_refuses_a_restored_model_unless_forced(tmp_path):
     trained = glow_tf.Glow(**SMALL)
     trained.initialize(glow_tf.preprocess(_images(8, seed=8)))
-    from glow_tf.runs import checkpoint as ckpt_lib
+    from glow_tf.runs import checkpoint_format as ckpt_lib
 
     prefix = ckpt_lib.make_checkpoint(trained).write(str(tmp_path / 'ckpt'))
     restored = glow_tf.Glow(**SMALL)

@@ -125,7 +125,7 @@ def test_best_is_only_replaced_by_a_better_model(tmp_path, shared_data, capsys):
     passes must not replace it, although the run itself starts with best_test_loss = inf."""
     import tensorflow as tf
 
-    from glow_tf.runs import checkpoint as ckpt_lib
+    from glow_tf.runs import checkpoint_format as ckpt_lib
 
     logdir = tmp_path / 'run'
     state = ckpt_lib.TrainState()
@@ -310,7 +310,7 @@ def test_disk_full_names_file_and_keeps_previous_checkpoint(tmp_path, tmpfs, sha
     assert code == 2, err
     assert f"could not write checkpoint {logdir / 'checkpoints'}/ckpt-" in err
     assert 'MiB free on that file system' in err and 'is intact' in err
-    from glow_tf.runs.checkpoint import verify_checkpoint
+    from glow_tf.runs.checkpoint_format import verify_checkpoint
 
     steps = ckpt_steps(logdir / 'checkpoints')
     assert steps and all(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf.runs import checkpoint as ckpt_lib
+from glow_tf.runs import checkpoint_format as ckpt_lib
 from glow_tf.runs.config import TrainConfig
 from glow_tf.training.counters import IntervalStats, RunCounters
 from glow_tf.training.faults import FaultInjection

@@ -5,7 +5,7 @@ The log dir is built once per session: a Glow 16x16x3, 2 levels x 2 steps, width
 coupling, invertible 1x1), ActNorm-initialised on real CelebA faces, then a few (eager) Adam
 steps with a Polyak EMA (decay 0.5, so the EMA and raw weights differ). It is written exactly
 as train.py writes it -- `config.json` (a resolved TrainConfig) and `checkpoints/ckpt-N` from
-`glow_tf.runs.checkpoint.make_checkpoint(model, ema, optimizer, state)` through a
+`glow_tf.runs.checkpoint_format.make_checkpoint(model, ema, optimizer, state)` through a
 tf.train.CheckpointManager -- and read back by `load_model` / `load_trained_model`.
 """
 
@@ -36,7 +36,7 @@ def build_tiny_logdir(root, n_steps=N_STEPS, seed=0):
 
     import glow_tf
     from glow_tf.data import load_image_file
-    from glow_tf.runs import checkpoint as ckpt_lib
+    from glow_tf.runs import checkpoint_format as ckpt_lib
     from glow_tf.runs.config import TrainConfig
     from glow_tf.training.ema import EMA
 

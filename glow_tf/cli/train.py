@@ -148,7 +148,7 @@ def main(argv=None):
         fail(parser, str(e))
 
     from glow_tf.data import DataError
-    from glow_tf.training.recovery import CheckpointWriteError
+    from glow_tf.training.checkpoint_recovery import CheckpointWriteError
     from glow_tf.training.stop import StoppedBySignal, exit_code
     from glow_tf.training.trainer import NonFiniteLossError, Trainer
 

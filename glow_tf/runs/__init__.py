@@ -4,8 +4,9 @@
                    arguments
     plan.py        resolve(config, data, workers) -> the resolved config + its RunPlan (batches
                    per worker, iterations per epoch, beta2, notes)
-    checkpoint.py  the log directory layout, checkpoint variable groups, finding a checkpoint
-                   that loads, weights.json (raw or Polyak-averaged weights)
+    checkpoint_format.py  the on-disk format: the log directory layout, checkpoint variable
+                   groups, finding a checkpoint that loads, weights.json (raw or Polyak-averaged
+                   weights)
     load.py        load_model(logdir): rebuild a trained Glow
 
 Training writes runs, the tools (sampling, manipulation, export, the editor) read them; both

@@ -1,4 +1,5 @@
-"""Rebuild a trained Glow from a training run on disk (`glow_tf.runs.checkpoint`: the layout).
+"""Rebuild a trained Glow from a training run on disk (the layout:
+`glow_tf.runs.checkpoint_format`).
 
 model, config = load_model(logdir)                  # the weights that tested better
 model, config = load_model(logdir, which='best')    # the best-test-loss checkpoint
@@ -13,7 +14,7 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from glow_tf.model.glow import Glow
-from glow_tf.runs.checkpoint import (
+from glow_tf.runs.checkpoint_format import (
     CKPT_SUBDIR,
     CONFIG_NAME,
     find_checkpoint,

@@ -282,7 +282,7 @@ def load_trained_model(path, use_ema=None, which='latest', batch_size=64):
             f"{path}: no such file or directory (expected a training log dir, a "
             "checkpoint or an exported SavedModel directory)"
         )
-    from glow_tf.runs.checkpoint import packaged_weights
+    from glow_tf.runs.checkpoint_format import packaged_weights
     from glow_tf.runs.load import load_run
 
     try:

@@ -6,7 +6,7 @@
     counters.variables                # the nine tf.Variables (broadcast from rank 0 on start)
     counters.state                    # the TrainState that checkpoints save as the `state/` group
 
-Contract. `RunCounters` owns a `glow_tf.runs.checkpoint.TrainState` (the checkpoint format:
+Contract. `RunCounters` owns a `glow_tf.runs.checkpoint_format.TrainState` (the checkpoint format:
 group `state/`, one variable per field, names unchanged) and exposes every field as a property
 that reads (`int` / `float`) and assigns that variable. There is no second copy: what a
 checkpoint saves, a restore loads and a broadcast sends is what the loop reads.
@@ -26,7 +26,7 @@ checkpoint saves, a restore loads and a broadcast sends is what the loop reads.
 
 import numpy as np
 
-from glow_tf.runs.checkpoint import TrainState
+from glow_tf.runs.checkpoint_format import TrainState
 from glow_tf.training.stats import TRAIN_STATS
 
 

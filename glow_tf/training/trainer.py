@@ -10,7 +10,7 @@ What one run does, on every worker unless noted:
  3. Model, optimiser (Adamax/Adam), Polyak EMA, the run's counters (counters.py); one
     tf.train.Checkpoint over them, and the compiled steps (steps.py).
  4. Resume from the newest checkpoint of logdir/checkpoints that really loads, or from
-    --restore_path: rank 0 decides and reads it (checkpoints.py), then every variable is
+    --restore_path: rank 0 decides and reads it (run_checkpoints.py), then every variable is
     broadcast from rank 0. A log dir with a previous run but no loadable checkpoint is refused
     (ConfigError) unless --start_over. Otherwise data-dependent ActNorm init on n_batch_init
     images per worker with statistics averaged over all workers, then a broadcast from rank 0.
@@ -49,16 +49,9 @@ from glow_tf.errors import ConfigError
 from glow_tf.model.glow import Glow
 from glow_tf.model.preprocessing import preprocess
 from glow_tf.progress import progress_bar, stage
-from glow_tf.runs import checkpoint as ckpt_lib
+from glow_tf.runs import checkpoint_format as ckpt_lib
 from glow_tf.runs.config import TrainConfig
-from glow_tf.training import recovery
-from glow_tf.training.checkpoints import (
-    RunCheckpoints,
-    check_compatible,
-    find_restore,
-    is_warm_start,
-    read_checkpoint,
-)
+from glow_tf.training import checkpoint_recovery as recovery
 from glow_tf.training.counters import IntervalStats, RunCounters
 from glow_tf.training.distributed import Distributed
 from glow_tf.training.ema import EMA
@@ -66,6 +59,13 @@ from glow_tf.training.evaluation import TestPasses, test_line, test_record
 from glow_tf.training.faults import FaultInjection
 from glow_tf.training.logs import RunLogger
 from glow_tf.training.optim import learning_rate, make_optimizer
+from glow_tf.training.run_checkpoints import (
+    RunCheckpoints,
+    check_compatible,
+    find_restore,
+    is_warm_start,
+    read_checkpoint,
+)
 from glow_tf.training.samples import write_sample_grids
 from glow_tf.training.stats import STOP, TRAIN_STEP, unpack
 from glow_tf.training.steps import TrainSteps, default_noise, mix_seed, rank_noise_seed
@@ -272,7 +272,7 @@ class Trainer:
 
     # ================================================================== checkpoints
     def save(self, best=False):
-        """Rank 0: checkpoint at the current step (atomic; see checkpoints.py); its path."""
+        """Rank 0: checkpoint at the current step (atomic; see run_checkpoints.py); its path."""
         return self.ckpts.save(self.counters.step, best=best)
 
     def initialize_or_restore(self):

@@ -7,7 +7,7 @@
     ckpts.keep_best_on_disk(counters)                # best/ is replaced only by a better model
     path = ckpts.save(step, best=False)              # rank 0 (None elsewhere)
 
-The format (variable groups, names, the log directory's layout) is `glow_tf.runs.checkpoint`;
+The format (variable groups, names, the log directory's layout) is `glow_tf.runs.checkpoint_format`;
 what survives a killed write and which checkpoint really loads is `recovery`. The resume
 decision: the newest checkpoint of logdir/checkpoints/ that loads (skipped ones are noted);
 else --restore_path (rank 0 reads it, the trainer broadcasts every variable); a log dir with a
@@ -22,15 +22,15 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.errors import ConfigError
-from glow_tf.runs import checkpoint as ckpt_lib
+from glow_tf.runs import checkpoint_format as ckpt_lib
 from glow_tf.runs.config import MODEL_FLAGS, TrainConfig
-from glow_tf.training import recovery
+from glow_tf.training import checkpoint_recovery as recovery
 
 
 def find_restore(logdir, cfg):
     """Rank 0: (the checkpoint prefix to resume from or None, [notes for the log]). Walks back
-    from the newest checkpoint to the newest one that really loads (recovery.py), notes what it
-    skipped, and refuses to start over in a log dir that holds a previous run unless
+    from the newest checkpoint to the newest one that really loads (checkpoint_recovery.py),
+    notes what it skipped, and refuses to start over in a log dir that holds a previous run unless
     --start_over."""
     notes = []
     own_dir = os.path.join(logdir, ckpt_lib.CKPT_SUBDIR)
@@ -206,7 +206,7 @@ class RunCheckpoints:
         return self.manager.latest_checkpoint if self.manager else None
 
     def save(self, step, best=False):
-        """Rank 0: checkpoint at `step` (atomic; see runs/checkpoint.py) into best/ or
+        """Rank 0: checkpoint at `step` (atomic; see runs/checkpoint_format.py) into best/ or
         checkpoints/ (once per step); its path, None on other ranks."""
         if not self.enabled:
             return None

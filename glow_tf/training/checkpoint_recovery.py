@@ -25,7 +25,7 @@ from pathlib import Path
 
 from glow_tf.errors import ConfigError
 from glow_tf.fileio import atomic_write_bytes
-from glow_tf.runs.checkpoint import (
+from glow_tf.runs.checkpoint_format import (
     CKPT_RE,
     STATE_FILE,
     checkpoint_prefixes,
@@ -146,7 +146,7 @@ def move_previous_run(logdir):
 
 def best_loss_on_disk(best_dir):
     """best_test_loss stored in the newest loadable checkpoint of `best_dir` (inf if none)."""
-    from glow_tf.runs.checkpoint import read_state
+    from glow_tf.runs.checkpoint_format import read_state
 
     prefix, _ = find_loadable(best_dir)
     if prefix is None:
