@@ -86,9 +86,10 @@ class Block:
     doc: str  # path relative to the repo
     line: int  # 1-based line of the opening fence
     lang: str
-    code: str
+    code: str  # as run: the block's text after the replace markers
     skip: str | None  # the reason, when marked skip
     setup: str  # code run before the block (same language)
+    replace: list  # (old, new) pairs of the replace markers
 
     @property
     def id(self) -> str:
@@ -99,9 +100,10 @@ class Block:
         return 'python' if self.lang in PYTHON else 'shell' if self.lang in SHELL else 'text'
 
 
-def parse_markers(before: str, where: str) -> tuple[str | None, str]:
-    """The docs-test markers at the end of ``before`` (the text up to a fence)."""
-    skip, setup = None, ''
+def parse_markers(before: str, where: str) -> tuple[str | None, str, list]:
+    """The docs-test markers at the end of ``before`` (the text up to a fence): the skip
+    reason, the setup code and the (old, new) replacements."""
+    skip, setup, replace = None, '', []
     before = before.rstrip()
     while before.endswith('-->'):
         k = before.rfind('<!--')
@@ -115,11 +117,16 @@ def parse_markers(before: str, where: str) -> tuple[str | None, str]:
             if not r or not r.group(1).strip():
                 raise ValueError(f'{where}: a skip marker needs a reason: skip (why)')
             skip = ' '.join(r.group(1).split())
+        elif directive.startswith('replace'):
+            r = re.fullmatch(r'replace\s*\((.+?)\s=>\s(.+)\)', directive, re.S)
+            if not r:
+                raise ValueError(f'{where}: write a replacement as replace (old => new)')
+            replace.insert(0, (r.group(1).strip(), r.group(2).strip()))
         elif directive.startswith('setup'):
             setup = textwrap.dedent(directive[len('setup') :].strip('\n')) + '\n' + setup
         else:
             raise ValueError(f'{where}: unknown docs-test marker {directive!r}')
-    return skip, setup
+    return skip, setup, replace
 
 
 def doc_blocks(path: Path) -> list[Block]:
@@ -138,9 +145,13 @@ def doc_blocks(path: Path) -> list[Block]:
         if j == len(lines):
             raise ValueError(f'{rel}:{i + 1}: code block never closed')
         code = textwrap.dedent('\n'.join(lines[i + 1 : j])) + '\n'
-        skip, setup = parse_markers('\n'.join(lines[:i]), f'{rel}:{i + 1}')
-        used += (skip is not None) + bool(setup.strip())
-        out.append(Block(rel, i + 1, m.group(2).lower(), code, skip, setup))
+        skip, setup, replace = parse_markers('\n'.join(lines[:i]), f'{rel}:{i + 1}')
+        used += (skip is not None) + bool(setup.strip()) + len(replace)
+        for old, new in replace:
+            if old not in code:
+                raise ValueError(f'{rel}:{i + 1}: {old!r} (of a replace marker) is not in the block')
+            code = code.replace(old, new)
+        out.append(Block(rel, i + 1, m.group(2).lower(), code, skip, setup, replace))
         i = j + 1
     n_markers = len(MARKER.findall(path.read_text()))
     if n_markers > used:
@@ -170,7 +181,7 @@ def test_every_block_is_run_or_skipped_with_a_reason():
             looks_like = re.search(r'^(\$ |python |import |from \w+ import )', b.code, re.M)
             if looks_like and b.lang != 'text':
                 problems.append(f'{b.id}: untagged block of commands or code (tag it)')
-            if b.skip is not None or b.setup.strip():
+            if b.skip is not None or b.setup.strip() or b.replace:
                 problems.append(f'{b.id}: a docs-test marker on a block that is never run')
         for name in re.findall(r'tests/\w+\.py', b.skip or ''):
             if not (REPO / name).is_file():
