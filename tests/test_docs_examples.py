@@ -22,20 +22,28 @@ images", the log dir ``LOGDIR`` of a run)::
     cp models/celeba64_5bit/faces/008229.jpg face.jpg
     -->
 
+A replace marker shrinks a block the doc presents as an example (a quick start, "your
+images") so that it runs in seconds -- fewer images or steps, a smaller model -- and nothing
+else; ``old`` must occur in the block, so the marker cannot outlive the text it edits::
+
+    <!-- docs-test: replace (model.fit(x_train, => model.fit(x_train[:128],) -->
+
 How the blocks run:
 
 - In a sandbox: ``tmp_path/repo`` holds a symlink to every top-level entry of the repository
   (so paths in the docs -- ``models/celeba64_5bit``, ``sample.py`` -- mean what they mean at
   the repo root) and ``tmp_path/shared`` links the shared data, so ``../shared/data/...``
-  resolves as it does from a checkout (tests/conftest.py's ``SHARED_DATA``). Outputs land in
-  the sandbox; the test also checks that ``git status`` of the repository did not change.
+  resolves as it does from a checkout (the ``shared_data`` fixture of tests/conftest.py).
+  Outputs land in the sandbox; the test also checks that ``git status`` of the repository did
+  not change.
 - Python: one subprocess per document runs its blocks in order in one namespace, as a reader
   would (later blocks use the ``model`` of earlier ones). ``>>>`` blocks are run line by line
   and an expression followed by an expected output is compared with its ``repr``. Tracebacks
   name the document and its line.
 - Shell: one ``bash -e -o pipefail`` subprocess per block (setup, then the block as written).
   ``$TINY_MODEL`` is the log dir of the tests' tiny trained model (tests/tiny_model.py), for
-  setups that stand in for a run the docs call ``LOGDIR``.
+  setups that stand in for a run the docs call ``LOGDIR`` (Python setups read it from
+  ``os.environ``).
 - For every shell block, run or skipped, each ``python train.py|sample.py|manipulate.py|
   demo.py|score.py ...`` command line is parsed by that script's own argparse parser (so a
   renamed flag in a skipped training command fails too) and every other ``python X.py`` names
@@ -61,8 +69,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]
@@ -149,7 +155,9 @@ def doc_blocks(path: Path) -> list[Block]:
         used += (skip is not None) + bool(setup.strip()) + len(replace)
         for old, new in replace:
             if old not in code:
-                raise ValueError(f'{rel}:{i + 1}: {old!r} (of a replace marker) is not in the block')
+                raise ValueError(
+                    f'{rel}:{i + 1}: {old!r} (of a replace marker) is not in the block'
+                )
             code = code.replace(old, new)
         out.append(Block(rel, i + 1, m.group(2).lower(), code, skip, setup, replace))
         i = j + 1
@@ -280,9 +288,7 @@ def child_env(**extra) -> dict:
 
 
 def git_status() -> str:
-    r = subprocess.run(
-        ['git', 'status', '--porcelain', '--ignored'], cwd=REPO, capture_output=True, text=True
-    )
+    r = subprocess.run(['git', 'status', '--porcelain'], cwd=REPO, capture_output=True, text=True)
     return r.stdout if r.returncode == 0 else ''
 
 
@@ -340,9 +346,7 @@ for b in json.load(open(sys.argv[1])):
 
 def run_child(argv, cwd, timeout, env) -> subprocess.CompletedProcess:
     try:
-        r = subprocess.run(
-            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-        )
+        r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f'timed out after {timeout}s (mark it skip with a reason?)\n{e.stdout}')
     print(r.stdout)
