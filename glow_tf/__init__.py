@@ -29,6 +29,7 @@ from glow_tf.model.glow import Glow
 from glow_tf.model.level import Level
 from glow_tf.model.preprocessing import nats_to_bits_per_dim, postprocess, preprocess
 from glow_tf.nets.coupling_net import CouplingNetwork
+from glow_tf.nets.factories import CouplingNetworks, ZeroConvs, ZeroDenses
 from glow_tf.runs.load import load_model
 
 __version__ = '0.2.0'
@@ -39,6 +40,7 @@ __all__ = [
     'ChannelPermutation',
     'Coupling',
     'CouplingNetwork',
+    'CouplingNetworks',
     'FlowStep',
     'Glow',
     'InvertibleConv1x1',
@@ -53,4 +55,6 @@ __all__ = [
     'squeeze2d',
     'standard_normal_log_prob',
     'unsqueeze2d',
+    'ZeroConvs',
+    'ZeroDenses',
 ]

@@ -32,13 +32,13 @@ FLOW_LAYERS = {
     'invconv_lu': lambda: glow_tf.InvertibleConv1x1(lu_decomposed=True, seed=3),
     'reverse': lambda: glow_tf.ChannelPermutation('reverse'),
     'shuffle': lambda: glow_tf.ChannelPermutation('shuffle', seed=5),
-    'additive': lambda: glow_tf.Coupling('additive', width=8),
-    'affine': lambda: glow_tf.Coupling('affine', width=8),
+    'additive': lambda: glow_tf.Coupling('additive', network=glow_tf.CouplingNetworks(8)),
+    'affine': lambda: glow_tf.Coupling('affine', network=glow_tf.CouplingNetworks(8)),
     'step_affine_lu': lambda: glow_tf.FlowStep(
-        width=8, permutation='1x1', coupling='affine', lu_decomposed=True
+        glow_tf.CouplingNetworks(8), permutation='1x1', coupling='affine', lu_decomposed=True
     ),
     'step_additive_shuffle': lambda: glow_tf.FlowStep(
-        width=8, permutation='shuffle', coupling='additive'
+        glow_tf.CouplingNetworks(8), permutation='shuffle', coupling='additive'
     ),
 }
 
@@ -176,7 +176,7 @@ def test_squeeze_is_a_permutation_with_the_original_channel_order():
 
 
 def test_split_round_trip_and_log_det():
-    split = _built(glow_tf.Split(), seed=7)
+    split = _built(glow_tf.Split(glow_tf.ZeroConvs()), seed=7)
     x = _x(seed=8)
     z1, eps, fldj = split.forward(x)
     assert z1.shape == (2, 4, 4, 3) and eps.shape == (2, 4, 4, 3)
@@ -190,7 +190,9 @@ def test_split_round_trip_and_log_det():
 
 @pytest.mark.parametrize('learntop,n_classes', [(False, 0), (True, 0), (True, 4), (False, 3)])
 def test_top_prior_round_trip_and_log_det(learntop, n_classes):
-    prior = glow_tf.TopPrior(learntop=learntop, n_classes=n_classes)
+    prior = glow_tf.TopPrior(
+        learntop, n_classes, network=glow_tf.ZeroConvs(), head=glow_tf.ZeroDenses()
+    )
     prior.build(SHAPE)
     perturb_weights(prior, seed=9)
     z = _x(seed=10)
@@ -213,8 +215,9 @@ def test_top_prior_round_trip_and_log_det(learntop, n_classes):
 def test_top_prior_builds_on_first_use(direction):
     """An unbuilt TopPrior builds from the first tensor it is given, in either direction, like
     the flow layers; its weights then have the shapes an explicit build() gives."""
-    prior = glow_tf.TopPrior(learntop=True, n_classes=3)
-    built = glow_tf.TopPrior(learntop=True, n_classes=3)
+    nets = dict(network=glow_tf.ZeroConvs(), head=glow_tf.ZeroDenses())
+    prior = glow_tf.TopPrior(learntop=True, n_classes=3, **nets)
+    built = glow_tf.TopPrior(learntop=True, n_classes=3, **nets)
     built.build(SHAPE)
     z, y = _x(seed=11), tf.constant([0, 2])
     assert not prior.built

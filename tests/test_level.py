@@ -101,9 +101,16 @@ def test_level_checks_its_own_arguments():
 def test_standalone_layers_reject_the_options_they_own():
     with pytest.raises(ValueError, match='n_classes'):
         glow_tf.TopPrior(n_classes=-1)
-    coupling = glow_tf.Coupling('affine', width=0)
-    with pytest.raises(ValueError, match='width'):  # checked by its network, built on first use
-        coupling.forward(tf.zeros([1, 2, 2, 4]))
+    with pytest.raises(ValueError, match='width'):  # checked by the paper's network
+        glow_tf.CouplingNetworks(width=0)
+    for make in (glow_tf.Coupling, glow_tf.Split):  # flow layers take their network, not make it
+        with pytest.raises(ValueError, match='network'):
+            make()
+    with pytest.raises(ValueError, match='network'):
+        glow_tf.TopPrior(learntop=True)
+    with pytest.raises(ValueError, match='head'):
+        glow_tf.TopPrior(n_classes=3)
+    glow_tf.TopPrior(learntop=True, learntop_form='position')  # no network to take
 
 
 def test_glow_is_its_levels_and_the_top_prior():
@@ -126,7 +133,7 @@ def test_glow_is_its_levels_and_the_top_prior():
 @pytest.mark.parametrize('kind', ['affine', 'additive'])
 def test_coupling_reconstruct_and_backprop_equals_the_default(kind):
     """Coupling's one-network-evaluation override gives FlowLayer's default answer."""
-    coupling = glow_tf.Coupling(kind, width=8, seed=2)
+    coupling = glow_tf.Coupling(kind, glow_tf.CouplingNetworks(8, seed=2))
     x = _x((2, 4, 4, 6), seed=5)
     coupling.build(tuple(x.shape))
     perturb_weights(coupling, scale=0.1, seed=2)
@@ -144,7 +151,7 @@ def test_coupling_reconstruct_and_backprop_equals_the_default(kind):
 
 
 def test_flow_step_parts_and_chain_inverse():
-    step = glow_tf.FlowStep(width=8, seed=1)
+    step = glow_tf.FlowStep(glow_tf.CouplingNetworks(8, seed=1), seed=1)
     x = _x((2, 4, 4, 6), seed=7)
     step.build(tuple(x.shape))
     perturb_weights(step, scale=0.05, seed=1)

@@ -260,7 +260,7 @@ def test_config_written_before_edge_bias_rebuilds_the_old_model(tmp_path):
 def test_learntop_as_the_original_learns_a_constant_plus_a_border_pattern():
     """The original's learntop is a zero conv of a zero tensor: inside the border it is one
     constant per channel, whatever its weights."""
-    prior = glow_tf.TopPrior(learntop=True)
+    prior = glow_tf.TopPrior(learntop=True, network=glow_tf.ZeroConvs())
     prior.build((None, 4, 4, 2))
     perturb_weights(prior, scale=0.5, seed=2)
     mean, log_scale = prior.mean_log_scale(1)

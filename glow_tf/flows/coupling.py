@@ -7,7 +7,9 @@
     y = concat(x_a, y_b)
     log-det = sum(log |s|)
 
-NN() is the paper's three-layer network, `glow_tf.nets.coupling_net.CouplingNetwork`; its last
+NN() is injected (`glow_tf.flows.networks`): a layer [B, H, W, C_a] -> [B, H, W, C_b] (additive)
+or [B, H, W, 2·C_b] (affine, shift and scale interleaved), or a factory that makes one. The model
+passes the paper's three-layer network (`glow_tf.nets.factories.CouplingNetworks`), whose last
 layer is zero-initialised, so every coupling starts as the identity map.
 
 Backward pass from the output alone (`reconstruct_and_backprop`, the reversible memory mode): x_a =
@@ -20,7 +22,12 @@ import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import FlowLayer, sum_except_batch
-from glow_tf.nets.coupling_net import CouplingNetwork
+from glow_tf.flows.networks import (
+    check_network,
+    deserialize_network,
+    make_network,
+    serialize_network,
+)
 from glow_tf.variables import tf_variables
 
 
@@ -30,20 +37,17 @@ class Coupling(FlowLayer):
 
     Args:
         kind: 'affine' or 'additive' (the model's `flow_coupling`; checked here).
-        width: hidden channels of NN() (checked by `CouplingNetwork` when the layer is built).
-        seed: initialiser seed of NN()'s hidden kernels.
-        edge_bias: the original's border channel in NN()'s 3x3 convolutions.
+        network: NN(), a Keras layer or a factory (in_channels, out_channels, name) -> layer
+            (`glow_tf.flows.networks`), e.g. `glow_tf.nets.CouplingNetworks(width=512)`.
     """
 
     KINDS = ('additive', 'affine')
 
-    def __init__(self, kind='affine', width=512, seed=0, edge_bias=True, **kwargs):
+    def __init__(self, kind='affine', network=None, **kwargs):
         super().__init__(**kwargs)
         Coupling.check_arguments(kind)
         self.kind = kind
-        self.width = int(width)
-        self.seed = int(seed)
-        self.edge_bias = bool(edge_bias)
+        self.network = check_network(network, 'network', 'Coupling')
         self.nn = None
 
     @classmethod
@@ -62,18 +66,13 @@ class Coupling(FlowLayer):
             )
         self.n_a = channels // 2
         n_b = channels - self.n_a
-        self.nn = CouplingNetwork(
-            self.width,
-            n_b if self.kind == 'additive' else 2 * n_b,
-            seed=self.seed,
-            edge_bias=self.edge_bias,
-            name='nn',
-        )
-        self.nn.build(tuple(input_shape[:-1]) + (self.n_a,))
+        n_out = n_b if self.kind == 'additive' else 2 * n_b
+        self.nn = make_network(self.network, self.n_a, n_out, 'nn', input_shape)
 
     def actnorm_layers(self):
-        """The ActNorms inside NN(), in forward order (none before the layer is built)."""
-        return self.nn.actnorm_layers() if self.nn is not None else []
+        """The ActNorms inside NN() that the data-dependent init sets, in forward order (none
+        before the layer is built, or for a network without `actnorm_layers()`)."""
+        return list(getattr(self.nn, 'actnorm_layers', list)())
 
     def _shift_and_log_scale(self, x_a):
         h = self.nn(x_a)
@@ -128,7 +127,9 @@ class Coupling(FlowLayer):
         return {
             **super().get_config(),
             'kind': self.kind,
-            'width': self.width,
-            'seed': self.seed,
-            'edge_bias': self.edge_bias,
+            'network': serialize_network(self.network),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{**config, 'network': deserialize_network(config.get('network'))})

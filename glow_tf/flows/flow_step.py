@@ -13,6 +13,7 @@ from glow_tf.flows.actnorm import ActNorm
 from glow_tf.flows.base import FlowLayer, chain_forward, chain_inverse
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.invertible_conv import InvertibleConv1x1
+from glow_tf.flows.networks import deserialize_network, serialize_network
 from glow_tf.flows.permutation import ChannelPermutation
 
 PERMUTATIONS = ChannelPermutation.KINDS + ('1x1',)  # 'reverse', 'shuffle', '1x1'
@@ -26,37 +27,33 @@ class FlowStep(FlowLayer):
     attribute name is part of the `.keras` weight layout, so it stays.
 
     Args:
-        width: hidden channels of the coupling network.
+        network: the coupling's NN() (`Coupling`): a Keras layer or a factory (in_channels,
+            out_channels, name) -> layer, e.g. `glow_tf.nets.CouplingNetworks(width=512)`.
         permutation: '1x1', 'reverse' or 'shuffle' (the model's `flow_permutation`; checked here).
         coupling: 'additive' or 'affine' (checked by `Coupling`).
         lu_decomposed: LU-parameterised 1x1 convolution.
-        seed: initialiser / permutation seed.
-        edge_bias: the original's border channel in the coupling network's 3x3 convolutions.
+        seed: initialiser / permutation seed of the 1x1 convolution or permutation.
     """
 
     def __init__(
         self,
-        width=512,
+        network=None,
         permutation='1x1',
         coupling='affine',
         lu_decomposed=False,
         seed=0,
-        edge_bias=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
         FlowStep.check_arguments(permutation)
-        self.width, self.permutation, self.coupling_kind = int(width), permutation, coupling
+        self.permutation, self.coupling_kind = permutation, coupling
         self.lu_decomposed, self.seed = bool(lu_decomposed), int(seed)
-        self.edge_bias = bool(edge_bias)
         self.actnorm = ActNorm(name='actnorm')
         if permutation == '1x1':
             self.mix = InvertibleConv1x1(lu_decomposed=lu_decomposed, seed=seed, name='invconv')
         else:
             self.mix = ChannelPermutation(permutation, seed=seed, name='permute')
-        self.coupling = Coupling(
-            coupling, width=width, seed=seed, edge_bias=self.edge_bias, name='coupling'
-        )
+        self.coupling = Coupling(coupling, network=network, name='coupling')
         self.flow_layers = (self.actnorm, self.mix, self.coupling)
 
     @staticmethod
@@ -89,10 +86,13 @@ class FlowStep(FlowLayer):
     def get_config(self):
         return {
             **super().get_config(),
-            'width': self.width,
+            'network': serialize_network(self.coupling.network),
             'permutation': self.permutation,
             'coupling': self.coupling_kind,
             'lu_decomposed': self.lu_decomposed,
             'seed': self.seed,
-            'edge_bias': self.edge_bias,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{**config, 'network': deserialize_network(config.get('network'))})

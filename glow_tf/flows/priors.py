@@ -12,6 +12,10 @@ what it learns is a per-channel constant (its bias) plus, with edge bias, a bord
 border channel's taps): a constrained prior with few parameters. learntop_form='position' is one
 free (μ, log σ) per position and channel, which glow_tf used before it followed the original; it
 is kept so those models still load.
+
+The learntop convolution and the class head's two dense maps are injected
+(`glow_tf.flows.networks`); the model passes the original's zero-initialised layers
+(`glow_tf.nets.factories.ZeroConvs`, `ZeroDenses`).
 """
 
 import keras
@@ -19,7 +23,12 @@ import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import sum_except_batch
-from glow_tf.nets.zero_conv import ZeroConv2D, ZeroDense
+from glow_tf.flows.networks import (
+    check_network,
+    deserialize_network,
+    make_network,
+    serialize_network,
+)
 
 LEARNTOP_FORMS = ('conv', 'position')
 
@@ -46,17 +55,26 @@ class TopPrior(keras.layers.Layer):
     Args:
         learntop: learn (μ, log σ) of the top latent.
         n_classes: > 0 for a class-conditional prior and a class head (`ycond`).
-        edge_bias: the border channel in the learntop convolution (as the original).
         learntop_form: 'conv' (the original's) or 'position' (module docstring).
+        network: with learntop 'conv': the network applied to zeros, [.., 2c] -> [.., 2c]
+            (a Keras layer or a factory, `glow_tf.flows.networks`; e.g.
+            `glow_tf.nets.ZeroConvs()`).
+        head: with classes: a factory (in_features, units, name) -> dense layer, for the label
+            map [B, n_classes] -> [B, 2c] and the classifier [B, c] -> [B, n_classes] (e.g.
+            `glow_tf.nets.ZeroDenses()`).
     """
 
-    def __init__(self, learntop=False, n_classes=0, edge_bias=True, learntop_form='conv', **kwargs):
+    def __init__(
+        self, learntop=False, n_classes=0, learntop_form='conv', network=None, head=None, **kwargs
+    ):
         super().__init__(**kwargs)
         TopPrior.check_arguments(n_classes, learntop_form)
         self.learntop = bool(learntop)
         self.n_classes = int(n_classes)
-        self.edge_bias = bool(edge_bias)
         self.learntop_form = learntop_form
+        conv = self.learntop and learntop_form == 'conv'
+        self.network = check_network(network, 'network', 'TopPrior with learntop', conv)
+        self.head = check_network(head, 'head', 'TopPrior with classes', self.n_classes > 0)
 
     @staticmethod
     def check_arguments(n_classes, learntop_form='conv'):
@@ -78,13 +96,11 @@ class TopPrior(keras.layers.Layer):
         if self.learntop and self.learntop_form == 'position':
             self.top = self.add_weight(name='top', shape=(h, w, 2 * c), initializer='zeros')
         elif self.learntop:
-            self.top_conv = ZeroConv2D(2 * c, edge_bias=self.edge_bias, name='top_conv')
-            self.top_conv.build((None, h, w, 2 * c))
+            self.top_conv = make_network(self.network, 2 * c, 2 * c, 'top_conv', (None, h, w))
         if self.n_classes:
-            self.label_map = ZeroDense(2 * c, name='label_map')
-            self.label_map.build((None, self.n_classes))
-            self.classifier = ZeroDense(self.n_classes, name='classifier')
-            self.classifier.build((None, c))
+            n = self.n_classes
+            self.label_map = make_network(self.head, n, 2 * c, 'label_map', (None,))
+            self.classifier = make_network(self.head, c, n, 'classifier', (None,))
 
     def mean_log_scale(self, batch, y=None):
         """(μ, log σ), each [B, h, w, c] (broadcastable)."""
@@ -140,6 +156,14 @@ class TopPrior(keras.layers.Layer):
             **super().get_config(),
             'learntop': self.learntop,
             'n_classes': self.n_classes,
-            'edge_bias': self.edge_bias,
             'learntop_form': self.learntop_form,
+            'network': serialize_network(self.network),
+            'head': serialize_network(self.head),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ('network', 'head'):
+            config[key] = deserialize_network(config.get(key))
+        return cls(**config)

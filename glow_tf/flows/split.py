@@ -1,20 +1,27 @@
 """Split with a learned conditional prior (RealNVP's factor-out, paper figure 2b).
 
     z_1, z_2 = split(x)                              (first / second half of the channels)
-    (μ, log σ) = ZeroConv(z_1)                       p(z_2 | z_1) = N(μ, σ²)
+    (μ, log σ) = NN(z_1)                             p(z_2 | z_1) = N(μ, σ²)
     ε = (z_2 - μ) / σ                                 standardised latent of this level
     log-det = -sum(log σ)
 
 so log p(z_2 | z_1) = log N(ε; 0, I) + log-det. Written this way the whole model is one bijection
 from the image to standard-normal ε's, which is what the TFP view needs. Sampling at temperature
-T draws ε ~ N(0, T² I).
+T draws ε ~ N(0, T² I). NN() is injected (`glow_tf.flows.networks`); the model passes the
+original's zero-initialised 3x3 convolution (`glow_tf.nets.factories.ZeroConvs`), so every split
+prior starts at N(0, I).
 """
 
 import keras
 import tensorflow as tf
 
 from glow_tf.flows.base import sum_except_batch
-from glow_tf.nets.zero_conv import ZeroConv2D
+from glow_tf.flows.networks import (
+    check_network,
+    deserialize_network,
+    make_network,
+    serialize_network,
+)
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -22,20 +29,20 @@ class Split(keras.layers.Layer):
     """Factor out half the channels. [B, H, W, C] -> z_1 [B, H, W, C//2], ε [B, H, W, C - C//2].
 
     Args:
-        edge_bias: the original's border channel in the prior's 3x3 convolution.
+        network: the prior's NN(): a Keras layer [.., C//2] -> [.., 2·(C - C//2)] (μ and log σ
+            interleaved) or a factory (in_channels, out_channels, name) -> layer, e.g.
+            `glow_tf.nets.ZeroConvs()`.
     """
 
-    def __init__(self, edge_bias=True, **kwargs):
+    def __init__(self, network=None, **kwargs):
         super().__init__(**kwargs)
-        self.edge_bias = bool(edge_bias)
+        self.network = check_network(network, 'network', 'Split')
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
         self.n_keep = channels // 2
-        self.prior = ZeroConv2D(
-            2 * (channels - self.n_keep), edge_bias=self.edge_bias, name='prior'
-        )
-        self.prior.build(tuple(input_shape[:-1]) + (self.n_keep,))
+        n_out = 2 * (channels - self.n_keep)
+        self.prior = make_network(self.network, self.n_keep, n_out, 'prior', input_shape)
 
     def _mean_log_scale(self, z1):
         h = self.prior(z1)
@@ -62,7 +69,11 @@ class Split(keras.layers.Layer):
         return self.forward(x)
 
     def get_config(self):
-        return {**super().get_config(), 'edge_bias': self.edge_bias}
+        return {**super().get_config(), 'network': serialize_network(self.network)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{**config, 'network': deserialize_network(config.get('network'))})
 
     def compute_output_shape(self, input_shape):
         """[B, H, W, C] -> (z_1 [B, H, W, C//2], ε [B, H, W, C - C//2], fldj [B])."""

@@ -36,6 +36,7 @@ from keras.src.utils.tracking import no_automatic_dependency_tracking
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import FlowStep
+from glow_tf.flows.networks import check_network, deserialize_network, serialize_network
 from glow_tf.flows.priors import TopPrior, log_prob_from_latents, standard_normal_log_prob
 from glow_tf.model.keras_fit import KerasFit
 from glow_tf.model.latents import block_latents
@@ -45,6 +46,7 @@ from glow_tf.model.objective import check_weight_y, glow_loss
 from glow_tf.model.preprocessing import check_n_bits, nats_to_bits_per_dim, preprocess
 from glow_tf.nets.conv_forms import check_policy
 from glow_tf.nets.coupling_net import CouplingNetwork
+from glow_tf.nets.factories import ZeroConvs, ZeroDenses
 from glow_tf.nets.precision import policy_name
 
 __all__ = ['Glow', 'MEMORY_MODES', 'check_weight_y', 'glow_loss']
@@ -83,6 +85,10 @@ class Glow(KerasFit, keras.Model):
             changed later (`model.precision = ...`).
         conv_forms: 'auto' (each convolution shape in the form that times fastest on this
             machine), 'gemm' or 'native' (`glow_tf.nets.conv_forms`); can be changed later.
+        coupling_network: None for the paper's NN() of `width` channels, or your own coupling
+            network for every step: a factory (in_channels, out_channels, name) -> Keras layer
+            (`glow_tf.flows.networks`; register it with Keras to save the model). `width`,
+            `precision` and `conv_forms` then do not apply to the couplings.
     """
 
     def __init__(
@@ -102,6 +108,7 @@ class Glow(KerasFit, keras.Model):
         learntop_form='conv',
         precision='fp32',
         conv_forms='auto',
+        coupling_network=None,
         **kwargs,
     ):
         self.check_arguments(
@@ -122,6 +129,7 @@ class Glow(KerasFit, keras.Model):
         self.lu_decomposed, self.learntop = bool(lu_decomposed), bool(learntop)
         self.n_classes, self.seed = int(n_classes), int(seed)
         self.edge_bias, self.learntop_form = bool(edge_bias), learntop_form
+        self.coupling_network = check_network(coupling_network, 'coupling_network', 'Glow', False)
 
         # The layers are built here, outside Keras's build wrapper (whose name scope would
         # prefix every variable path, and so the optimiser slots in checkpoints, with the model's
@@ -129,8 +137,9 @@ class Glow(KerasFit, keras.Model):
         top_prior = TopPrior(
             learntop=self.learntop,
             n_classes=self.n_classes,
-            edge_bias=self.edge_bias,
             learntop_form=learntop_form,
+            network=ZeroConvs(self.edge_bias),
+            head=ZeroDenses(),
             name='top_prior',
         )
         levels, shape = [], self.image_shape
@@ -146,6 +155,7 @@ class Glow(KerasFit, keras.Model):
                 lu_decomposed=self.lu_decomposed,
                 seed=self.seed * 100003 + index * self.depth,
                 edge_bias=self.edge_bias,
+                coupling_network=self.coupling_network,
                 name=f'level{index}',
             )
             levels.append(level)
@@ -247,7 +257,8 @@ class Glow(KerasFit, keras.Model):
     def precision(self, precision):
         policy_name(precision)  # ArgumentError('precision') for an unknown name
         for step in self.flow_steps:
-            step.coupling.nn.set_precision(precision)
+            if hasattr(step.coupling.nn, 'set_precision'):  # the paper's NN(), not a user's
+                step.coupling.nn.set_precision(precision)
         self._precision = precision
         self._decode_fn = None  # `sample` traces its decoder again in the new precision
 
@@ -261,11 +272,12 @@ class Glow(KerasFit, keras.Model):
     def conv_forms(self, policy):
         check_policy(policy)
         for step in self.flow_steps:
-            step.coupling.nn.set_conv_forms(policy)
+            if hasattr(step.coupling.nn, 'set_conv_forms'):
+                step.coupling.nn.set_conv_forms(policy)
         priors = [split.prior for split in self.splits]
         priors += [getattr(self.top_prior, 'top_conv', None)]
         for prior in priors:
-            if prior is not None:
+            if hasattr(prior, 'conv_forms'):  # the original's ZeroConv2D priors
                 prior.conv_forms = policy
         self._conv_forms = policy
         self._decode_fn = None
@@ -524,9 +536,11 @@ class Glow(KerasFit, keras.Model):
             'learntop_form': self.learntop_form,
             'precision': self.precision,
             'conv_forms': self.conv_forms,
+            'coupling_network': serialize_network(self.coupling_network),
             'name': self.name,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        network = deserialize_network(config.get('coupling_network'))
+        return cls(**{**config, 'coupling_network': network})

@@ -23,9 +23,11 @@ import keras
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import chain_inverse
 from glow_tf.flows.flow_step import FlowStep
+from glow_tf.flows.networks import deserialize_network, serialize_network
 from glow_tf.flows.split import Split
 from glow_tf.flows.squeeze import Squeeze
 from glow_tf.model.memory import steps_runner
+from glow_tf.nets.factories import CouplingNetworks, ZeroConvs
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -37,12 +39,15 @@ class Level(keras.layers.Layer):
         depth: K, the number of flow steps (>= 1).
         split: factor out half the channels at the end (False for the model's last level).
         memory_mode: 'plain', 'checkpoint' or 'reversible'; can be changed later.
-        width: hidden channels of every coupling network.
+        width: hidden channels of every coupling network (the paper's NN()).
         permutation: '1x1', 'reverse' or 'shuffle' (FlowStep).
         coupling: 'affine' or 'additive' (FlowStep).
         lu_decomposed: LU-parameterised 1x1 convolutions.
         seed: seed of the first step; step k uses seed + k.
         edge_bias: the original's border channel in the 3x3 convolutions (steps and split).
+        coupling_network: None for the paper's NN() (`glow_tf.nets.CouplingNetworks(width,
+            seed + k, edge_bias)` for step k), or the coupling network of every step: a factory
+            (in_channels, out_channels, name) -> layer (`glow_tf.flows.networks`).
         name: the level's name (Keras picks one if None), the prefix of its layers' names:
             `{name}_step{k}`, `{name}_split`; `Glow` names its levels 'level0', 'level1', ...
     """
@@ -59,6 +64,7 @@ class Level(keras.layers.Layer):
         lu_decomposed=False,
         seed=0,
         edge_bias=True,
+        coupling_network=None,
         name=None,
         **kwargs,
     ):
@@ -74,21 +80,24 @@ class Level(keras.layers.Layer):
         self.depth, self.width, self.seed = int(depth), int(width), int(seed)
         self.permutation, self.coupling_kind = permutation, coupling
         self.lu_decomposed, self.edge_bias = bool(lu_decomposed), bool(edge_bias)
+        self.coupling_network = coupling_network
         self.memory_mode = memory_mode
         self.squeeze = Squeeze(name=f'{self.name}_squeeze')
         self.steps = [
             FlowStep(
-                width=self.width,
+                network=coupling_network
+                or CouplingNetworks(self.width, seed=self.seed + k, edge_bias=self.edge_bias),
                 permutation=permutation,
                 coupling=coupling,
                 lu_decomposed=self.lu_decomposed,
                 seed=self.seed + k,
-                edge_bias=self.edge_bias,
                 name=f'{self.name}_step{k}',
             )
             for k in range(self.depth)
         ]
-        self.split = Split(edge_bias=self.edge_bias, name=f'{self.name}_split') if split else None
+        self.split = None
+        if split:
+            self.split = Split(ZeroConvs(self.edge_bias), name=f'{self.name}_split')
 
         squeezed = (None, height // 2, width_px // 2, 4 * channels)
         for step in self.steps:
@@ -164,4 +173,10 @@ class Level(keras.layers.Layer):
             'lu_decomposed': self.lu_decomposed,
             'seed': self.seed,
             'edge_bias': self.edge_bias,
+            'coupling_network': serialize_network(self.coupling_network),
         }
+
+    @classmethod
+    def from_config(cls, config):
+        network = deserialize_network(config.get('coupling_network'))
+        return cls(**{**config, 'coupling_network': network})

@@ -5,6 +5,9 @@
                      the identity, every prior at N(0, I))
     coupling_net.py  CouplingNetwork: NN() = conv3x3 -> ActNorm -> ReLU -> conv1x1 -> ActNorm ->
                      ReLU -> ZeroConv3x3
+    factories.py     CouplingNetworks, ZeroConvs, ZeroDenses: those networks as the factories the
+                     model injects into the flow layers (`glow_tf.flows.networks`)
 
-Builds on `glow_tf.flows.actnorm` only; used by `flows.coupling`, `flows.split`, `flows.priors`.
+Builds on `glow_tf.flows.actnorm` only. The flow layers never import this package: the model
+(`glow_tf.model`) passes them their networks.
 """
