@@ -55,9 +55,9 @@ def named_variables(variables, strip_prefix=None):
     which Keras uniquifies per process: 'adamax', 'adamax_1', ...). A name depends only on its
     variable, never on its position in the list: should two paths map to the same name, both get
     their shape and dtype appended (`name__3x3x8_float32`); variables that agree on all three
-    cannot be told apart except by order, so they are refused with a ValueError. (Glow models and
-    their optimisers have no such collisions, so checkpoints written before this rule -- which
-    suffixed a list index instead -- hold the same names and still load.)
+    cannot be told apart except by order, so they are refused with a ValueError. Glow models and
+    their optimisers have no such collisions, so every name is the plain path (CHANGELOG: older
+    checkpoints hold the same names).
     """
     tf_vars = tf_variables(variables)
     names = []

@@ -677,6 +677,6 @@ class TrainConfig:
         )
 
 
-# What resolve() used to store in TrainConfig and now keeps in RunPlan: a run's config.json has
-# these names beside the flags (for reference); reading a config ignores them.
+# The RunPlan's numbers: a run's config.json has these names beside the flags (for reference);
+# reading a config ignores them.
 TrainConfig.DERIVED = tuple(RunPlan.field_names())
