@@ -175,6 +175,22 @@ def test_squeeze_is_a_permutation_with_the_original_channel_order():
         glow_tf.squeeze2d(tf.zeros([1, 3, 4, 1]))
 
 
+def test_split_and_top_prior_share_the_factor_out_contract():
+    """forward(z, y) -> (z_kept, ε, fldj) and inverse(z_kept, ε, y) -> (z, ildj) for both."""
+    from glow_tf.flows.factor_out import FactorOut
+
+    split = glow_tf.Split(glow_tf.ZeroConvs())
+    prior = glow_tf.TopPrior(learntop=True, network=glow_tf.ZeroConvs())
+    z = _x(seed=3)
+    for layer in (split, prior):
+        assert isinstance(layer, FactorOut)
+        kept, eps, fldj = layer.forward(z, None)
+        back, ildj = layer.inverse(kept, eps, None)
+        np.testing.assert_allclose(back.numpy(), z.numpy(), atol=1e-6)
+        assert fldj.shape == ildj.shape == (2,)
+    assert split.forward(z)[0].shape[-1] + split.forward(z)[1].shape[-1] == z.shape[-1]
+
+
 def test_split_round_trip_and_log_det():
     split = _built(glow_tf.Split(glow_tf.ZeroConvs()), seed=7)
     x = _x(seed=8)
@@ -197,12 +213,13 @@ def test_top_prior_round_trip_and_log_det(learntop, n_classes):
     perturb_weights(prior, seed=9)
     z = _x(seed=10)
     y = tf.constant([1, 2]) if n_classes else None
-    eps, fldj = prior.forward(z, y)
-    z_back, ildj = prior.inverse(eps, y)
+    kept, eps, fldj = prior.forward(z, y)
+    assert kept is None  # the top prior factors out everything
+    z_back, ildj = prior.inverse(None, eps, y)
     np.testing.assert_allclose(z_back.numpy(), z.numpy(), atol=2e-5)
     for i in range(2):
         yi = y[i : i + 1] if n_classes else None
-        expected = brute_force_log_det(lambda t: prior.forward(t, yi)[0], z[i : i + 1])
+        expected = brute_force_log_det(lambda t: prior.forward(t, yi)[1], z[i : i + 1])
         assert_rel_close(fldj[i], expected)
     if not (learntop or n_classes):
         np.testing.assert_array_equal(eps.numpy(), z.numpy())  # standard normal prior
@@ -224,13 +241,15 @@ def test_top_prior_builds_on_first_use(direction):
     if direction == 'class_logits':
         assert prior.class_logits(z).shape == (2, 3)
     else:
-        out, log_det = getattr(prior, direction)(z, y)
+        args = (z, y) if direction == 'forward' else (None, z, y)
+        *_, out, log_det = getattr(prior, direction)(*args)
         assert out.shape == SHAPE and log_det.shape == (2,)
     assert prior.built
     assert [tuple(w.shape) for w in prior.weights] == [tuple(w.shape) for w in built.weights]
     perturb_weights(prior, seed=12)
-    eps, fldj = prior.forward(z, y)
-    z_back, ildj = prior.inverse(eps, y)
+    kept, eps, fldj = prior.forward(z, y)
+    assert kept is None  # the top prior factors out everything
+    z_back, ildj = prior.inverse(None, eps, y)
     np.testing.assert_allclose(z_back.numpy(), z.numpy(), atol=2e-5)
     np.testing.assert_allclose(ildj.numpy(), -fldj.numpy(), rtol=1e-5)
     assert np.abs(fldj.numpy()).max() > 0  # the perturbed prior is not the identity

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import sum_except_batch
+from glow_tf.flows.factor_out import FactorOut
 from glow_tf.flows.networks import (
     check_network,
     deserialize_network,
@@ -49,8 +50,9 @@ def log_prob_from_latents(eps_list, log_det):
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class TopPrior(keras.layers.Layer):
-    """Standardises the top latent z [B, h, w, c] to ε [B, h, w, c] given an optional label y [B].
+class TopPrior(FactorOut):
+    """Standardises the top latent z [B, h, w, c] to ε [B, h, w, c] given an optional label y [B]:
+    a `FactorOut` that keeps nothing (forward returns (None, ε, fldj)).
 
     Args:
         learntop: learn (μ, log σ) of the top latent.
@@ -125,31 +127,30 @@ class TopPrior(keras.layers.Layer):
         if not self.built:
             self.build(tuple(t.shape))
 
-    def forward(self, z, y=None):
-        """z -> (ε, fldj [B])."""
-        self._build_for(z)
+    def _forward(self, z, y=None):
+        """z -> (None, ε, fldj [B])."""
         mean, log_scale = self.mean_log_scale(tf.shape(z)[0], y)
         eps = (z - mean) * tf.exp(-log_scale)
-        return eps, -sum_except_batch(log_scale + tf.zeros_like(z))
+        return None, eps, -sum_except_batch(log_scale + tf.zeros_like(z))
 
-    def inverse(self, eps, y=None):
-        """ε -> (z, ildj [B])."""
-        self._build_for(eps)
+    def _inverse(self, z_kept, eps, y=None):
+        """(None, ε) -> (z, ildj [B])."""
         mean, log_scale = self.mean_log_scale(tf.shape(eps)[0], y)
         z = mean + tf.exp(log_scale) * eps
         return z, sum_except_batch(log_scale + tf.zeros_like(eps))
+
+    @staticmethod
+    def _input_shape(z_kept, eps):
+        return tuple(eps.shape)
 
     def class_logits(self, z):
         """Classifier logits [B, n_classes] from the top latent z [B, h, w, c]."""
         self._build_for(z)
         return self.classifier(tf.reduce_mean(z, axis=[1, 2]))
 
-    def call(self, z, y=None):
-        return self.forward(z, y)
-
     def compute_output_shape(self, input_shape):
-        """z [B, h, w, c] -> (ε [B, h, w, c], fldj [B])."""
-        return tuple(input_shape), (input_shape[0],)
+        """z [B, h, w, c] -> (None, ε [B, h, w, c], fldj [B])."""
+        return None, tuple(input_shape), (input_shape[0],)
 
     def get_config(self):
         return {

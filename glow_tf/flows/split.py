@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from glow_tf.flows.base import sum_except_batch
+from glow_tf.flows.factor_out import FactorOut
 from glow_tf.flows.networks import (
     check_network,
     deserialize_network,
@@ -25,8 +26,9 @@ from glow_tf.flows.networks import (
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class Split(keras.layers.Layer):
-    """Factor out half the channels. [B, H, W, C] -> z_1 [B, H, W, C//2], ε [B, H, W, C - C//2].
+class Split(FactorOut):
+    """Factor out half the channels (`FactorOut`): [B, H, W, C] -> z_1 [B, H, W, C//2],
+    ε [B, H, W, C - C//2]. The label y of the contract is not used.
 
     Args:
         network: the prior's NN(): a Keras layer [.., C//2] -> [.., 2·(C - C//2)] (μ and log σ
@@ -48,25 +50,22 @@ class Split(keras.layers.Layer):
         h = self.prior(z1)
         return h[..., 0::2], h[..., 1::2]
 
-    def forward(self, x):
+    def _forward(self, x, y=None):
         """x -> (z_1, ε, fldj [B])."""
-        if not self.built:
-            self.build(tuple(x.shape))
         z1, z2 = x[..., : self.n_keep], x[..., self.n_keep :]
         mean, log_scale = self._mean_log_scale(z1)
         eps = (z2 - mean) * tf.exp(-log_scale)
         return z1, eps, -sum_except_batch(log_scale)
 
-    def inverse(self, z1, eps):
+    def _inverse(self, z1, eps, y=None):
         """(z_1, ε) -> (x, ildj [B])."""
-        if not self.built:
-            self.build(tuple(z1.shape[:-1]) + (z1.shape[-1] + eps.shape[-1],))
         mean, log_scale = self._mean_log_scale(z1)
         z2 = mean + tf.exp(log_scale) * eps
         return tf.concat([z1, z2], axis=-1), sum_except_batch(log_scale)
 
-    def call(self, x):
-        return self.forward(x)
+    @staticmethod
+    def _input_shape(z1, eps):
+        return tuple(z1.shape[:-1]) + (z1.shape[-1] + eps.shape[-1],)
 
     def get_config(self):
         return {**super().get_config(), 'network': serialize_network(self.network)}

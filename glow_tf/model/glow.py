@@ -297,14 +297,14 @@ class Glow(KerasFit, keras.Model):
             total += log_det
             if eps is not None:
                 eps_list.append(eps)
-        eps, log_det = self.top_prior.forward(z, y)
+        _, eps, log_det = self.top_prior.forward(z, y)
         eps_list.append(eps)
         return eps_list, total + log_det, z
 
     def decode_with_log_det(self, eps_list, y=None):
         """list of ε_l -> (x [B, H, W, C], log|det dx/dε| [B])."""
         self._check_latents(eps_list)
-        z, total = self.top_prior.inverse(eps_list[-1], y)
+        z, total = self.top_prior.inverse(None, eps_list[-1], y)
         level_eps = list(eps_list[:-1]) + [None]  # the last level does not split
         for level, eps in zip(reversed(self.levels), reversed(level_eps)):
             z, log_det = level.inverse(z, eps)
@@ -388,7 +388,7 @@ class Glow(KerasFit, keras.Model):
             z, eps, log_det = level.forward(z)
             parts.append(log_det + (0.0 if eps is None else standard_normal_log_prob(eps)))
         z_top = z
-        eps, log_det = self.top_prior.forward(z, y)
+        _, eps, log_det = self.top_prior.forward(z, y)
         parts[-1] = parts[-1] + log_det + standard_normal_log_prob(eps)
         return tf.stack(parts, axis=1), z_top
 
