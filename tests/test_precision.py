@@ -90,6 +90,22 @@ def test_unknown_precision_names_the_argument():
         Glow((8, 8, 3), n_levels=1, depth=1, width=8, precision='fp8')
 
 
+@pytest.mark.parametrize(
+    'flags,expected',
+    [({'avx2', 'fma'}, 'fp32'), ({'avx512f', 'avx512_bf16'}, 'bf16'), ({'amx_bf16'}, 'bf16')],
+)
+def test_auto_precision_follows_the_cpus_bfloat16_units(monkeypatch, flags, expected):
+    """'auto' is bf16 exactly where the CPU has native bfloat16 units (no GPU here)."""
+    from glow_tf.nets import precision as P
+
+    monkeypatch.setattr(P, 'cpu_model_and_flags', lambda: ('test cpu', set(flags)))
+    assert P.resolve_precision('auto') == expected
+    model = Glow((8, 8, 3), n_levels=1, depth=1, width=8, precision='auto')
+    assert model.precision == 'auto' and model.get_config()['precision'] == 'auto'
+    low = {'fp32': 'float32', 'bf16': 'bfloat16'}[expected]
+    assert model.flow_steps[0].coupling.nn.compute_dtype == low
+
+
 def test_dynamic_loss_scale_halves_on_overflow_and_grows_after_a_period():
     scale = DynamicLossScale(initial=1024.0, period=3)
     for finite, expected in [

@@ -42,7 +42,7 @@ from glow_tf.model.glow import Glow, check_weight_y
 from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import check_n_bits
 from glow_tf.nets.conv_forms import POLICIES as CONV_FORM_POLICIES
-from glow_tf.nets.precision import POLICIES as PRECISIONS
+from glow_tf.nets.precision import PRECISIONS
 from glow_tf.runs.plan import RunPlan
 from glow_tf.runs.plan import resolve as resolve_run
 
@@ -298,9 +298,11 @@ class TrainConfig:
         'model',
         "New: what the coupling networks compute in: 'fp32'; 'bf16' (bfloat16; pays off on CPUs "
         "with AVX512_BF16 or AMX, and on GPUs/TPUs); 'fp16' (float16 with dynamic loss scaling; "
-        "GPUs). Weights, log-determinants, priors and the loss stay float32, so checkpoints move "
-        "between precisions (docs/performance.md).",
-        choices=tuple(PRECISIONS),
+        "GPUs); 'auto' (bf16 where the hardware computes bfloat16 natively: AVX512_BF16 / AMX "
+        "CPUs, GPUs of compute capability 8.0+; else fp32). Weights, log-determinants, priors "
+        "and the loss stay float32, so checkpoints move between precisions "
+        "(docs/performance.md).",
+        choices=PRECISIONS,
     )
     conv_forms: str = option(
         'auto',

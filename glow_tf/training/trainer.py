@@ -48,6 +48,7 @@ import tensorflow as tf
 from glow_tf.errors import ConfigError
 from glow_tf.model.glow import Glow
 from glow_tf.model.preprocessing import preprocess
+from glow_tf.nets.precision import resolve_precision
 from glow_tf.progress import progress_bar, stage
 from glow_tf.runs import checkpoint_format as ckpt_lib
 from glow_tf.runs.config import TrainConfig
@@ -479,7 +480,10 @@ class Trainer:
             f"glow_tf train: {self.size} worker(s) [{self.dist.backend}], problem {cfg.problem} "
             f"{cfg.image_size}x{cfg.image_size}, batch/worker {self.plan.local_batch_train}, "
             f"{self.plan.train_its} its/epoch, test {cfg.n_test} images, augmentation (--dal "
-            f"{cfg.dal}): {self.augmentation.describe()}, logdir {self.logdir}"
+            f"{cfg.dal}): {self.augmentation.describe()}, coupling networks in "
+            f"{resolve_precision(cfg.precision)}"
+            + (" (--precision auto)" if cfg.precision == 'auto' else '')
+            + f", logdir {self.logdir}"
         )
         log.hparams(cfg, self.plan)
         if cfg.test_at_init and self.counters.step == 0:
