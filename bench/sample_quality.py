@@ -73,12 +73,13 @@ def load_model_flow(path, batch):
         raise InputError(f'--model {path}: {e}') from None
 
 
-def model_samples(flow, n, temperatures, seed):
-    """uint8 [T, n, H, W, C]: glow_tf's own sampling, seeded (same base latents at every T)."""
+def model_samples(flow, n, temperatures, seed, y=None):
+    """uint8 [T, n, H, W, C]: glow_tf's own sampling, seeded (same base latents at every T);
+    y: the labels [n] of a class-conditional model."""
     from glow_tf.tools.sampling import sample_images
 
     t0 = time.perf_counter()
-    x = sample_images(flow, n, temperatures, seed)
+    x = sample_images(flow, n, temperatures, seed, y)
     print(
         f'sampled {len(temperatures)} x {n} images in {time.perf_counter() - t0:.0f}s',
         file=sys.stderr,
@@ -96,7 +97,15 @@ def save_grid(images, path):
 
 
 def run_digits(args, out_dir, stem):
-    from bench.digit_judge import RECIPE, digit_judge, load_mnist, score_digits
+    import numpy as np
+
+    from bench.digit_judge import (
+        RECIPE,
+        digit_judge,
+        digit_probabilities,
+        load_mnist,
+        score_probabilities,
+    )
     from bench.judge_cache import judge_path, recipe_hash
 
     flow = load_model_flow(args.model, args.batch)
@@ -106,24 +115,27 @@ def run_digits(args, out_dir, stem):
             'needs an MNIST model (32x32x3)'
         )
     judge = digit_judge()
-    samples = model_samples(flow, args.n, args.temperatures, args.seed)
+    # a class-conditional model draws the labels 0, 1, 2, ... in turn (as its sample grids do);
+    # `label_agreement` is then the share of confident samples the judge reads as their label
+    labels = np.arange(args.n) % flow.n_classes if flow.n_classes else None
+    samples = model_samples(flow, args.n, args.temperatures, args.seed, labels)
     rows = []
     for t, x in zip(args.temperatures, samples):
-        rows.append(
-            {
-                'what': f'samples T={t:g}',
-                'temperature': t,
-                **score_digits(x, judge),
-                'grid': save_grid(x, out_dir / f'{stem}_t{t:g}.png'),
-            }
-        )
+        p = digit_probabilities(x, judge)
+        row = {'what': f'samples T={t:g}', 'temperature': t, **score_probabilities(p)}
+        if labels is not None:
+            confident = p.max(axis=1) >= row['threshold']
+            agree = (p.argmax(axis=1) == labels) & confident
+            row['label_agreement'] = float(agree.sum() / max(1, confident.sum()))
+        row['grid'] = save_grid(x, out_dir / f'{stem}_t{t:g}.png')
+        rows.append(row)
     real, _ = load_mnist('test')
     real = real[: args.n]
     rows.append(
         {
             'what': 'real test digits',
             'temperature': None,
-            **score_digits(real, judge),
+            **score_probabilities(digit_probabilities(real, judge)),
             'grid': save_grid(real, out_dir / f'{stem}_real_test.png'),
         }
     )
@@ -133,10 +145,12 @@ def run_digits(args, out_dir, stem):
         'weights': str(judge_path('digits', RECIPE)),
     }
     table = [
-        'what                  n  confident share  classes present',
+        'what                  n  confident share  classes present'
+        + ('  label agreement' if labels is not None else ''),
         *(
             f"{r['what']:<18} {r['n']:>5}  {r['confident_share']:>15.3f}  "
             f"{r['classes_present']:>15d}"
+            + (f"  {r['label_agreement']:>15.3f}" if 'label_agreement' in r else '')
             for r in rows
         ),
     ]
