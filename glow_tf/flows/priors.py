@@ -148,9 +148,13 @@ class TopPrior(FactorOut):
         self._build_for(z)
         return self.classifier(tf.reduce_mean(z, axis=[1, 2]))
 
+    def call(self, z, y=None):
+        """Keras's call: forward's (ε, fldj), without the kept part (there is none)."""
+        return self.forward(z, y)[1:]
+
     def compute_output_shape(self, input_shape):
-        """z [B, h, w, c] -> (None, ε [B, h, w, c], fldj [B])."""
-        return None, tuple(input_shape), (input_shape[0],)
+        """z [B, h, w, c] -> (ε [B, h, w, c], fldj [B]) (of `call`)."""
+        return tuple(input_shape), (input_shape[0],)
 
     def get_config(self):
         return {
