@@ -38,6 +38,7 @@ sees the same batches and noise as an uninterrupted one (exact for deterministic
 bounded cost: at most one epoch of input reading).
 """
 
+import gc
 import os
 import signal
 import time
@@ -581,6 +582,11 @@ class Trainer:
         c.add(step=1, epoch_step=1, n_images=images, train_time=dt, **warmup)
         if self._traced:  # the first step of a process includes tf.function tracing
             self._interval.add_time(dt, images)
+        else:
+            # Tracing left millions of long-lived Python objects (the step's graphs): move them
+            # out of the cyclic garbage collector's view, whose full passes over them otherwise
+            # stall the loop for seconds at random steps (gc.freeze, Python's documented remedy).
+            gc.freeze()
         self._traced = True
         if cfg.verbose and self.chief:  # as the original's --verbose: a line per step
             self.log.print(
