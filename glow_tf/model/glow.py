@@ -47,7 +47,7 @@ from glow_tf.model.preprocessing import check_n_bits, nats_to_bits_per_dim, prep
 from glow_tf.nets.conv_forms import check_policy
 from glow_tf.nets.coupling_net import CouplingNetwork
 from glow_tf.nets.factories import ZeroConvs, ZeroDenses
-from glow_tf.nets.precision import policy_name
+from glow_tf.nets.precision import resolve_precision
 
 __all__ = ['Glow', 'MEMORY_MODES', 'check_weight_y', 'glow_loss']
 
@@ -255,10 +255,12 @@ class Glow(KerasFit, keras.Model):
 
     @precision.setter
     def precision(self, precision):
-        policy_name(precision)  # ArgumentError('precision') for an unknown name
+        # ArgumentError('precision') for an unknown name; 'auto' looks at the hardware once here,
+        # not once per coupling network
+        resolved = resolve_precision(precision)
         for step in self.flow_steps:
             if hasattr(step.coupling.nn, 'set_precision'):  # the paper's NN(), not a user's
-                step.coupling.nn.set_precision(precision)
+                step.coupling.nn.set_precision(resolved)
         self._precision = precision
         self._decode_fn = None  # `sample` traces its decoder again in the new precision
 
