@@ -51,6 +51,7 @@ if [ -n "$installed" ] && ! [ "$installed" -ef "$here" ]; then
   other_checkout=1
 fi
 if ! have glow_tf "$("$PY" -c "import re;print(re.search(r\"version='([^']+)'\", open('setup.py').read()).group(1))")" \
+   || [ -z "$installed" ] \
    || [ "$other_checkout" = 1 ] \
    || ! "$PY" -c "import flask, waitress, cv2, selenium, imageio_ffmpeg" 2>/dev/null; then
   if [ "$other_checkout" = 1 ] && [ "${GLOW_KEEP_INSTALL:-0}" = "1" ]; then

@@ -60,11 +60,14 @@ def test_checkpoint_written_with_the_earlier_naming_still_loads(tmp_path):
     opt.iterations.assign(7)
     groups = {
         'model': _legacy_named_variables(old.variables, old.name),
-        'optimizer': _legacy_named_variables(opt.variables, opt.name),
+        'optimizer': ckpt_lib.optimizer_variable_names(opt, old),
     }
     # A Glow and its optimiser have no colliding names, so both rules agree on every name.
-    assert groups['model'].keys() == ckpt_lib.named_variables(old.variables, old.name).keys()
-    assert groups['optimizer'].keys() == ckpt_lib.named_variables(opt.variables, opt.name).keys()
+    assert groups['model'].keys() == ckpt_lib.model_variable_names(old).keys()
+    assert _legacy_named_variables(opt.variables, opt.name).keys() == {
+        k if k == 'iteration' or k == 'learning_rate' else f'{old.name}_{k}'
+        for k in groups['optimizer']
+    }
     prefix = tf.train.Checkpoint(
         **{k: ckpt_lib.variable_group(v) for k, v in groups.items()}
     ).write(str(tmp_path / 'old'))
@@ -77,3 +80,24 @@ def test_checkpoint_written_with_the_earlier_naming_still_loads(tmp_path):
     for v_old, v_new in zip(old.variables, new.variables):
         np.testing.assert_array_equal(v_old.numpy(), v_new.numpy())
     assert int(new_opt.iterations.numpy()) == 7 and new.is_initialized
+
+
+def test_names_do_not_depend_on_the_model_or_optimizer_name():
+    """Keras numbers the names per process (glow, glow_1; adamax, adamax_1) and names an
+    optimiser slot after its variable's path, model name included: checkpoint names drop both."""
+    kw = dict(image_shape=(8, 8, 3), n_levels=2, depth=1, width=4)
+    names = []
+    for model_name in ('glow', 'another_glow'):
+        model = glow_tf.Glow(**kw, name=model_name)
+        opt = keras.optimizers.Adamax(1e-3)
+        opt.build(model.trainable_variables)
+        assert any(v.path.startswith(f'{opt.name}/{model_name}_level0_') for v in opt.variables)
+        names.append(
+            (
+                ckpt_lib.model_variable_names(model).keys(),
+                ckpt_lib.optimizer_variable_names(opt, model).keys(),
+            )
+        )
+    assert names[0] == names[1]
+    assert 'level0_level0_step0_actnorm_bias_momentum' in names[0][1]
+    assert 'level0.level0_step0.actnorm.bias' in names[0][0]

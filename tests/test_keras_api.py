@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import glow_tf
+from glow_tf.runs import checkpoint_format as ckpt_lib
 from glow_tf.training.callbacks import PolyakAveraging
 
 SIZE = 16
@@ -166,10 +167,11 @@ def test_summary_shows_every_layer_shape():
     assert '(None, 8, 8, 6)' in text  # ε factored out at level 0
 
 
-def test_variable_paths_do_not_depend_on_the_model_name():
-    # Checkpoints key the optimiser slots by variable path: a second model in the same process
-    # (auto-named glow_1) must have the same paths, so train.py can resume in-process.
+def test_checkpoint_names_do_not_depend_on_the_model_name():
+    # Keras paths start with the model's name, which a second model in the same process gets
+    # numbered (glow_1); checkpoint names drop it, so train.py can resume in-process.
     first, second = tiny_glow(), tiny_glow()
     assert first.name != second.name
-    assert [v.path for v in first.variables] == [v.path for v in second.variables]
-    assert first.variables[0].path.startswith('level0_step0/')
+    assert first.variables[0].path.startswith(f'{first.name}/level0/level0_step0/')
+    names = [list(ckpt_lib.model_variable_names(m)) for m in (first, second)]
+    assert names[0] == names[1] and names[0][0].startswith('level0.level0_step0.')

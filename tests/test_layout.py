@@ -147,3 +147,38 @@ def test_public_constructors_document_their_arguments():
             ):
                 missing.append(f'{name}.{node.name}')
     assert not missing, f"public classes without an Args: section: {missing}"
+
+
+PRIVATE_APIS = ('keras.src', 'tensorflow.python')
+PRIVATE_ADAPTER = 'glow_tf.model.keras_internals'
+
+
+def private_imports(path):
+    """(line, module) for every import of a Keras / TensorFlow internal module in a file."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        for name in names:
+            if name.startswith(PRIVATE_APIS):
+                yield node.lineno, name
+
+
+def test_only_the_adapter_module_touches_keras_and_tensorflow_internals():
+    """`glow_tf.model.keras_internals` is the one module that may import `keras.src` or
+    `tensorflow.python` (its docstring says what for and why); every other module uses the
+    public APIs, so a Keras or TensorFlow upgrade has one place to break."""
+    offenders = [
+        f'{name}:{line} imports {module}'
+        for name, path in modules()
+        if name != PRIVATE_ADAPTER
+        for line, module in private_imports(path)
+    ]
+    assert not offenders, offenders
+    adapter = dict(modules())[PRIVATE_ADAPTER]
+    assert {m for _, m in private_imports(adapter)} == {
+        'keras.src.trainers.data_adapters',
+        'tensorflow.python.eager',
+    }

@@ -23,6 +23,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / 'models' / 'celeba64'
 
 def _level(split=True, **kw):
     level = Level((4, 4, 3), depth=2, split=split, width=8, name='lvl', **kw)
+    level.build((None, 4, 4, 3))
     perturb_weights(level, scale=0.05, seed=1)
     return level
 
@@ -61,11 +62,23 @@ def test_level_log_det_matches_brute_force_jacobian():
     assert_rel_close(level.forward(x)[2][0], expected)
 
 
-def test_level_variable_paths_are_its_layers_names_without_its_own():
-    level = _level()
+def test_level_builds_its_layers_weights_under_its_name():
+    level = Level((4, 4, 3), depth=2, width=8, name='lvl')
+    assert not level.built and not level.variables  # the constructor creates no weights
+    level.build((None, 4, 4, 3))
     paths = [v.path for v in level.variables]
-    assert paths and all(p.startswith(('lvl_step0/', 'lvl_step1/', 'lvl_split/')) for p in paths)
-    assert 'lvl_step0/actnorm/bias' in paths and 'lvl_split/prior/kernel' in paths
+    assert paths and all(
+        p.startswith(('lvl/lvl_step0/', 'lvl/lvl_step1/', 'lvl/lvl_split/')) for p in paths
+    )
+    assert 'lvl/lvl_step0/actnorm/bias' in paths and 'lvl/lvl_split/prior/kernel' in paths
+    with pytest.raises(ValueError, match=r'made for inputs \(4, 4, 3\)'):
+        Level((4, 4, 3), depth=1, width=4).build((None, 8, 8, 3))
+
+
+def test_level_builds_on_first_use():
+    level = Level((4, 4, 3), depth=1, width=4, name='lazy')
+    z, eps, _ = level.forward(_x())
+    assert level.built and tuple(z.shape) == (2, 2, 2, 6) and tuple(eps.shape) == (2, 2, 2, 6)
 
 
 def test_level_memory_modes_give_the_same_values_and_gradients():
@@ -166,34 +179,61 @@ def test_flow_step_parts_and_chain_inverse():
 
 
 # ---- what was saved before the model had levels -------------------------------------------------
-def _checkpoint_names(prefix):
-    """{group: set of variable names} as stored in a checkpoint (keys `group/vars/<name>/...`)."""
-    groups = {}
-    for key, _ in tf.train.list_variables(prefix):
-        group, sep, rest = key.partition('/vars/')
-        if sep:
-            name = rest.split('/.ATTRIBUTES')[0].replace('..', '.')  # TF escapes '.' as '..'
-            groups.setdefault(group, set()).add(name)
-    return groups
-
-
-@pytest.mark.skipif(not SHIPPED.is_dir(), reason='models/celeba64 not present')
-def test_shipped_checkpoint_names_are_the_variable_names_and_all_load():
-    prefix = ckpt_lib.find_checkpoint(str(SHIPPED))
-    model = glow_tf.Glow(**TrainConfig.load(str(SHIPPED / 'config.json')).to_model_kwargs())
-    names = ckpt_lib.named_variables(model.variables, model.name)
-    saved = _checkpoint_names(prefix)
-    assert set(names) == saved['model']
-    assert 'level0_step0.actnorm.bias' in names and 'level0_split.prior.kernel' in names
-    status = tf.train.Checkpoint(model=ckpt_lib.variable_group(names)).read(prefix)
-    status.expect_partial()
-    status.assert_existing_objects_matched()
-    reader = tf.train.load_checkpoint(prefix)
-    first = 'model/vars/level0_step0..actnorm..bias/.ATTRIBUTES/VARIABLE_VALUE'
-    np.testing.assert_array_equal(
-        names['level0_step0.actnorm.bias'].numpy(), reader.get_tensor(first)
+@pytest.mark.parametrize('name', ['celeba64', 'celeba64_5bit'])
+def test_shipped_checkpoints_of_the_last_release_map_key_for_key_and_load(name):
+    shipped = SHIPPED.parent / name
+    prefix = ckpt_lib.find_checkpoint(str(shipped))
+    model = glow_tf.Glow(**TrainConfig.load(str(shipped / 'config.json')).to_model_kwargs())
+    names = ckpt_lib.model_variable_names(model)
+    saved = {g: set(names) for g, names in ckpt_lib.stored_names(prefix).items()}
+    # written before levels were tracked: every stored key maps onto exactly one variable
+    assert ckpt_lib.is_legacy_checkpoint(prefix)
+    assert (
+        'level0_step0.actnorm.bias' in saved['model']
+        and 'level0_split.prior.kernel' in saved['model']
     )
-    assert model.is_initialized
+    migrated = {ckpt_lib.migrate_key('model', k) for k in saved['model']}
+    assert migrated == set(names) and len(migrated) == len(saved['model'])
+    assert (
+        'level0.level0_step0.actnorm.bias' in names and 'level0.level0_split.prior.kernel' in names
+    )
+
+    loaded, _ = glow_tf.load_model(str(shipped))
+    reader = tf.train.load_checkpoint(prefix)
+    loaded_names = ckpt_lib.model_variable_names(loaded)
+    for old in (
+        'level0_step0.actnorm.bias',
+        'level2_split.prior.kernel',
+        'top_prior.top_conv.kernel',
+    ):
+        stored = reader.get_tensor(
+            f"model/vars/{old.replace('.', '..')}/.ATTRIBUTES/VARIABLE_VALUE"
+        )
+        np.testing.assert_array_equal(
+            loaded_names[ckpt_lib.migrate_key('model', old)].numpy(), stored
+        )
+    assert loaded.is_initialized
+
+
+def test_migrate_key_is_the_map_from_the_last_release():
+    m = ckpt_lib.migrate_key
+    assert (
+        m('model', 'level3_step12.coupling.nn.kernel1')
+        == 'level3.level3_step12.coupling.nn.kernel1'
+    )
+    assert m('ema', 'level0_split.prior.bias') == 'level0.level0_split.prior.bias'
+    assert (
+        m('optimizer', 'level1_step0_actnorm_bias_momentum')
+        == 'level1_level1_step0_actnorm_bias_momentum'
+    )
+    for group, key in [
+        ('model', 'top_prior.top_conv.kernel'),
+        ('optimizer', 'iteration'),
+        ('state', 'step'),
+        ('model', 'level0.level0_step0.actnorm.bias'),
+        ('optimizer', 'level0_level0_step0_actnorm_bias_momentum'),
+    ]:
+        assert m(group, key) == key  # today's keys and the rest are unchanged
 
 
 def _old_keras_weight_layout(n_steps, n_splits, learntop, n_classes):

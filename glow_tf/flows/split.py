@@ -40,9 +40,14 @@ class Split(FactorOut):
         super().__init__(**kwargs)
         self.network = check_network(network, 'network', 'Split')
 
+    @staticmethod
+    def kept_channels(channels):
+        """C -> the channels of z_1 (the first half, rounded down); ε has the rest."""
+        return int(channels) // 2
+
     def build(self, input_shape):
         channels = int(input_shape[-1])
-        self.n_keep = channels // 2
+        self.n_keep = Split.kept_channels(channels)
         n_out = 2 * (channels - self.n_keep)
         self.prior = make_network(self.network, self.n_keep, n_out, 'prior', input_shape)
 

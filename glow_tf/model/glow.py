@@ -31,7 +31,6 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.utils.tracking import no_automatic_dependency_tracking
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.coupling import Coupling
@@ -59,10 +58,16 @@ class Glow(KerasFit, keras.Model):
     This class is the flow: the bijection, the densities, the data-dependent init and sampling.
     Keras's compile / fit / evaluate / export come from `glow_tf.model.keras_fit.KerasFit`.
 
-    `levels` (L `Level`s) and `top_prior` are the model; `flow_steps` and `splits` list every
-    level's steps and splits in order. Keras tracks those flat lists and the top prior (in this
-    order), not the levels: the variable order, the `.keras` weight layout and the summary are
-    the ones the model had before it was organised in levels, so earlier files still load.
+    `levels` (L `Level`s) and `top_prior` are the model; `flow_steps` and `splits` are flat
+    views of the levels' steps and splits. The constructor creates the layers and calls `build`,
+    which creates their weights under the model's name scope (`glow/level0/level0_step0/...`;
+    checkpoint keys drop the model's name, `glow_tf.runs.checkpoint_format`).
+
+    Keras tracks the flat views first, then the top prior, then the levels. Keras writes a
+    `.keras` file's weights by walking a model's attributes by name, storing each layer under
+    the first path that reaches it: the steps under `flow_steps/`, the splits and the top prior
+    under `layers/` -- the layout of files written before the model had levels, which so still
+    load. `model.layers` lists the steps, splits, top prior and then the levels.
 
     Args:
         image_shape: (H, W, C) of the images; H and W divisible by 2**n_levels.
@@ -131,9 +136,6 @@ class Glow(KerasFit, keras.Model):
         self.edge_bias, self.learntop_form = bool(edge_bias), learntop_form
         self.coupling_network = check_network(coupling_network, 'coupling_network', 'Glow', False)
 
-        # The layers are built here, outside Keras's build wrapper (whose name scope would
-        # prefix every variable path, and so the optimiser slots in checkpoints, with the model's
-        # name); `build` then records the input shape through it.
         top_prior = TopPrior(
             learntop=self.learntop,
             n_classes=self.n_classes,
@@ -160,17 +162,18 @@ class Glow(KerasFit, keras.Model):
             )
             levels.append(level)
             shape = level.output_z_shape
-        top_prior.build((None,) + shape)
+        self.top_shape = shape
+        # The order Keras tracks the layers in is the `.keras` weight layout (class docstring).
         self.flow_steps = [step for level in levels for step in level.steps]
         self.splits = [level.split for level in levels if level.split is not None]
         self.top_prior = top_prior
-        self._set_levels(levels)
+        self.levels = levels
         self.latent_shapes = tuple(
             [level.eps_shape for level in levels if level.eps_shape is not None] + [shape]
         )
+        self.build((None,) + self.image_shape)
         self.precision = precision
         self.conv_forms = conv_forms
-        self.build((None,) + self.image_shape)
 
     @staticmethod
     def check_arguments(
@@ -214,27 +217,20 @@ class Glow(KerasFit, keras.Model):
         Coupling.check_arguments(flow_coupling)
         TopPrior.check_arguments(n_classes, learntop_form)
 
-    @no_automatic_dependency_tracking  # Keras tracks the flat lists instead (class docstring)
-    def _set_levels(self, levels):
-        self.levels = tuple(levels)
-
     def build(self, input_shape):
-        """Keras build: the layers' weights for images [B, H, W, C] = [B, *image_shape].
+        """Keras build: every level's and the top prior's weights, for images [B, *image_shape].
 
-        The constructor builds the layers (the shapes follow from `image_shape`), so a new Glow
-        is built, `summary()` lists every layer's output shape and `export()` knows its input;
-        this only checks the shape.
+        The constructor calls it (the shapes follow from `image_shape`), so a new Glow is built,
+        `summary()` lists every layer's output shape and `export()` knows its input.
         """
         if tuple(input_shape[1:]) != self.image_shape:
             raise ValueError(
                 f"Glow with image_shape {self.image_shape} cannot be built for input "
                 f"shape {tuple(input_shape)}"
             )
-
-    def _lock_state(self):
-        # Like Keras's Functional and Sequential models (and unlike layers), a Glow stays open to
-        # new state after build, e.g. metric trackers or layers added by a subclass.
-        pass
+        for level in self.levels:
+            level.build((None,) + level.level_input_shape)
+        self.top_prior.build((None,) + self.top_shape)
 
     @property
     def memory_mode(self):

@@ -8,19 +8,29 @@ uint8 images dequantised with fresh U[0, 1) noise, and runs the data-dependent i
 batch when the model was never initialised. It is the single-process path; several workers use
 `glow_tf.training.Trainer`.
 
-This is the one module of the model that reaches into Keras internals, for what Keras offers no
-public way to do: `keras.src.trainers.data_adapters.get_data_adapter` reads the first batch of
-whatever `fit` accepts (arrays, datasets, PyDatasets, generators) for the init, and
-`no_automatic_dependency_tracking` keeps the objective's metric trackers out of the model's state,
-as Keras does for its own loss tracker.
+The objective's metric trackers live in a plain holder (`ObjectiveTrackers`), which Keras
+neither tracks as model state nor saves, as it does not for its own loss tracker; the first
+batch for the init is read by `glow_tf.model.keras_internals.first_batch`.
 """
 
 import keras
 import tensorflow as tf
-from keras.src.utils.tracking import no_automatic_dependency_tracking
 
+from glow_tf.model.keras_internals import first_batch
 from glow_tf.model.objective import check_weight_y, glow_loss
 from glow_tf.model.preprocessing import check_n_bits, preprocess
+
+
+class ObjectiveTrackers:
+    """The `bits_x` (and `bits_y`) means `fit` / `evaluate` report. A plain holder, so Keras
+    does not take the trackers for model state (they are not saved with the weights).
+
+    Args:
+        trackers: the `keras.metrics.Mean`s, in the order of `Glow.objective`'s outputs.
+    """
+
+    def __init__(self, trackers):
+        self.trackers = tuple(trackers)
 
 
 class KerasFit:
@@ -55,10 +65,9 @@ class KerasFit:
         self._make_objective_trackers()
         self._compile_config.config.update(n_bits_x=self.n_bits_x, weight_y=self.weight_y)
 
-    @no_automatic_dependency_tracking  # like Keras's own loss tracker: not model state
     def _make_objective_trackers(self):
         names = ['bits_x', 'bits_y'] if self.n_classes else ['bits_x']
-        self._objective_trackers = [keras.metrics.Mean(name=n) for n in names]
+        self._objective = ObjectiveTrackers([keras.metrics.Mean(name=n) for n in names])
 
     def compile_from_config(self, config):
         """Recompile a loaded model from `get_compile_config()` (n_bits_x / weight_y included)."""
@@ -67,7 +76,8 @@ class KerasFit:
 
     @property
     def metrics(self):
-        return super().metrics + list(getattr(self, '_objective_trackers', []))
+        objective = getattr(self, '_objective', None)
+        return super().metrics + (list(objective.trackers) if objective else [])
 
     def _fit_loss(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -81,7 +91,7 @@ class KerasFit:
 
     def _fit_logs(self, loss, bits_x, bits_y):
         self._loss_tracker.update_state(loss, sample_weight=tf.shape(bits_x)[0])  # per image
-        for tracker, value in zip(self._objective_trackers, (bits_x, bits_y)):
+        for tracker, value in zip(self._objective.trackers, (bits_x, bits_y)):
             tracker.update_state(value)
         return {m.name: m.result() for m in self.metrics}
 
@@ -101,10 +111,7 @@ class KerasFit:
         """Data-dependent init from the first batch of `x` (anything `fit` accepts: uint8 arrays,
         a tf.data.Dataset of images or (images, labels), a PyDataset, a generator -- whose first
         batch is then consumed). Returns the batch's log p(x) after init, shape [B]."""
-        from keras.src.trainers.data_adapters import get_data_adapter  # what fit itself uses
-
-        adapter = get_data_adapter(x, y, batch_size=batch_size or 32, steps_per_epoch=1)
-        xb, yb, _ = keras.utils.unpack_x_y_sample_weight(next(iter(adapter.get_tf_dataset())))
+        xb, yb, _ = first_batch(x, y, batch_size=batch_size or 32)
         if self.n_classes and yb is None:
             raise ValueError(
                 f"this model is class-conditional (n_classes={self.n_classes}): "

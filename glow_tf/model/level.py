@@ -12,10 +12,9 @@ and the model's top prior standardises z. The log-det sums the K steps' and the 
 The level owns its memory mode ('plain', 'checkpoint' or 'reversible'): how the backward pass
 through its K steps is computed (`glow_tf.model.memory`); the split runs plainly.
 
-Variable paths (and so checkpoint keys) are those of the steps and the split alone --
-`{name}_step{k}/actnorm/bias`, `{name}_split/prior/kernel` -- never prefixed with the level's
-own name: the constructor builds them (their shapes follow from `input_shape`) outside the name
-scope Keras opens around a layer's `build`, as `Glow` does for its layers.
+The constructor creates the layers; `build` creates their weights, inside the level's name
+scope, so variable paths are `{name}/{name}_step{k}/actnorm/bias`,
+`{name}/{name}_split/prior/kernel` (in a model: prefixed with the model's name).
 """
 
 import keras
@@ -32,7 +31,8 @@ from glow_tf.nets.factories import CouplingNetworks, ZeroConvs
 
 @keras.saving.register_keras_serializable(package='glow_tf')
 class Level(keras.layers.Layer):
-    """squeeze -> K flow steps -> split (module docstring). Built by its constructor.
+    """squeeze -> K flow steps -> split (module docstring). Builds on first use (or in the
+    model's `build`): the shapes follow from `input_shape`.
 
     Args:
         input_shape: (H, W, C) of the level's input, H and W even.
@@ -99,17 +99,27 @@ class Level(keras.layers.Layer):
         if split:
             self.split = Split(ZeroConvs(self.edge_bias), name=f'{self.name}_split')
 
+        squeezed = (height // 2, width_px // 2, 4 * channels)
+        if split:
+            n_keep = Split.kept_channels(squeezed[2])
+            self.output_z_shape = squeezed[:2] + (n_keep,)
+            self.eps_shape = squeezed[:2] + (squeezed[2] - n_keep,)
+        else:
+            self.output_z_shape, self.eps_shape = squeezed, None
+
+    def build(self, input_shape=None):
+        """Create the steps' and the split's weights for inputs [B, H, W, C] (`input_shape`)."""
+        if input_shape is not None and tuple(input_shape[1:]) != self.level_input_shape:
+            raise ValueError(
+                f"level {self.name!r} was made for inputs {self.level_input_shape}, "
+                f"got shape {tuple(input_shape)}"
+            )
+        height, width_px, channels = self.level_input_shape
         squeezed = (None, height // 2, width_px // 2, 4 * channels)
         for step in self.steps:
             step.build(squeezed)
         if self.split is not None:
             self.split.build(squeezed)
-            n_keep = self.split.n_keep
-            self.output_z_shape = squeezed[1:3] + (n_keep,)
-            self.eps_shape = squeezed[1:3] + (squeezed[3] - n_keep,)
-        else:
-            self.output_z_shape, self.eps_shape = squeezed[1:], None
-        self.built = True
 
     @staticmethod
     def check_arguments(depth, memory_mode='plain'):
@@ -134,6 +144,7 @@ class Level(keras.layers.Layer):
 
     def forward(self, x):
         """x [B, H, W, C] -> (z, ε or None, log|det d(z, ε)/dx| [B]) (module docstring)."""
+        self._build_once()
         z, _ = self.squeeze.forward(x)  # log-det 0
         z, log_det = self._run_steps(self.steps, z)
         if self.split is None:
@@ -143,6 +154,7 @@ class Level(keras.layers.Layer):
 
     def inverse(self, z, eps=None):
         """(z, ε) -> (x [B, H, W, C], log|det dx/d(z, ε)| [B]); ε is None on an unsplit level."""
+        self._build_once()
         log_det = 0.0
         if self.split is not None:
             if eps is None:
@@ -151,14 +163,21 @@ class Level(keras.layers.Layer):
         z, steps_log_det = chain_inverse(self.steps, z)
         return self.squeeze.inverse(z)[0], log_det + steps_log_det
 
+    def _build_once(self):
+        if not self.built:
+            self.build((None,) + self.level_input_shape)
+
     def call(self, x):
         return self.forward(x)
 
     def compute_output_shape(self, input_shape):
-        """[B, H, W, C] -> (z [B, ...], ε [B, ...] or None, log-det [B])."""
+        """[B, H, W, C] -> (z [B, ...], ε [B, ...], log-det [B]); (z, log-det) on a level that
+        does not split (its ε is None, which has no shape)."""
         batch = input_shape[0]
-        eps = None if self.eps_shape is None else (batch,) + self.eps_shape
-        return (batch,) + self.output_z_shape, eps, (batch,)
+        z_shape = (batch,) + self.output_z_shape
+        if self.eps_shape is None:
+            return z_shape, (batch,)
+        return z_shape, (batch,) + self.eps_shape, (batch,)
 
     def get_config(self):
         return {

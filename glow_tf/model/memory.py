@@ -43,10 +43,10 @@ mode): a forward pass that changes variables would break the reconstruction.
 import contextlib
 
 import tensorflow as tf
-from tensorflow.python.eager import record  # stop_recording: the public API has no equivalent
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import chain_forward
+from glow_tf.model.keras_internals import stop_recording
 
 __all__ = ['MEMORY_MODES', 'steps_runner', 'reversible_forward', 'checkpointed_forward']
 
@@ -95,7 +95,7 @@ def _with_custom_backward(steps, x, backward, keep_inputs):
         # stop_recording keeps outer tapes from holding the activations; custom_gradient's
         # VariableWatcher still sees the variable reads and passes them to grad_fn.
         inputs = [] if keep_inputs else None
-        with record.stop_recording():
+        with stop_recording():
             y, total = chain_forward(steps, x_in, inputs)
 
         def grad_fn(dy, dlog_det, variables=None):

@@ -10,11 +10,20 @@ Layout of a log directory (written by rank 0 only):
                                   scores; `load_model` uses that choice by default
 
 Every checkpoint holds four groups of variables, each keyed by a stable name:
-    model/      every model variable (trainable and not), keyed by its Keras path
-    ema/        the Polyak averages of the trainable variables, keyed by the same paths
-    optimizer/  the optimiser's slots and iteration counter
+    model/      every model variable (trainable and not), keyed by its Keras path without the
+                model's name, '/' -> '.': `level0.level0_step0.actnorm.bias`
+    ema/        the Polyak averages of the trainable variables, keyed by the same names
+    optimizer/  the optimiser's slots, keyed by their Keras path without the optimiser's and the
+                model's names (`level0_level0_step0_actnorm_bias_momentum`), and its counters
     state/      step, epoch, epoch_step, n_processed, n_images, best_test_loss, n_skipped,
                 train_time, world_size
+
+Checkpoints written before the model tracked its levels (glow_tf 0.x up to the CHANGELOG's
+"levels tracked" entry) key the level's layers without the level (`level0_step0.actnorm.bias`,
+slot `level0_step0_actnorm_bias_momentum`). `migrate_key` is the one map from those keys to
+today's; reading a checkpoint (`make_checkpoint(..., reading=prefix)`, `stored_as`) keys the
+groups the way that checkpoint stores them, so old runs resume and old models load. New
+checkpoints are always written with today's keys.
 
 Writes are atomic: `tf.train.CheckpointManager` writes the data and index files first and then
 rewrites the small `checkpoint` index file (itself an atomic rename), so a process killed at any
@@ -132,17 +141,97 @@ class TrainState(tf.Module):
         return list(self.vars.values())
 
 
-def make_checkpoint(model, ema=None, optimizer=None, state=None):
-    """tf.train.Checkpoint over the groups described in the module docstring."""
-    groups = {'model': variable_group(named_variables(model.variables, model.name))}
+def model_variable_names(model, trainable_only=False):
+    """{checkpoint name: tf.Variable} of a model's variables (or its trainable ones)."""
+    variables = model.trainable_variables if trainable_only else model.variables
+    return named_variables(variables, model.name)
+
+
+def optimizer_variable_names(optimizer, model):
+    """{checkpoint name: tf.Variable} of an optimiser's variables. Keras names a slot after the
+    path of its variable ('adamax/glow_level0_..._momentum'); both names are dropped."""
+    named = named_variables(optimizer.variables, optimizer.name)
+    model_prefix = model.name + '_'
+    slot_prefixes = tuple(
+        v.path.replace('/', '_') + '_' for v in model.trainable_variables if hasattr(v, 'path')
+    )
+    return {
+        (k[len(model_prefix) :] if k.startswith(slot_prefixes) else k): v for k, v in named.items()
+    }
+
+
+# The one map from the keys of checkpoints written before the model tracked its levels to
+# today's (module docstring): a level's step or split gains its level as a parent.
+_LEGACY_LAYER_KEY = re.compile(r'^(level\d+)_(step\d+|split)(?=[._])')
+
+
+def migrate_key(group, key):
+    """A variable's name in a checkpoint written before levels were tracked -> its name now.
+
+    model/, ema/   level{i}_step{k}.<rest>  -> level{i}.level{i}_step{k}.<rest>
+                   level{i}_split.<rest>    -> level{i}.level{i}_split.<rest>
+    optimizer/     level{i}_step{k}_<rest>  -> level{i}_level{i}_step{k}_<rest>  (slots)
+                   level{i}_split_<rest>    -> level{i}_level{i}_split_<rest>
+    anything else (top_prior.*, iteration, learning_rate, state/) is unchanged.
+    """
+    match = _LEGACY_LAYER_KEY.match(key)
+    if match is None or group not in ('model', 'ema', 'optimizer'):
+        return key
+    joint = '.' if group in ('model', 'ema') else '_'
+    level, layer = match.groups()
+    return f'{level}{joint}{level}_{layer}{key[match.end() :]}'
+
+
+def stored_names(prefix):
+    """{group: [variable names]} as checkpoint `prefix` stores them."""
+    groups = {}
+    for key, _ in tf.train.list_variables(prefix):
+        group, sep, rest = key.partition('/vars/')
+        if sep:
+            name = rest.split('/.ATTRIBUTES')[0].replace('..', '.')  # TF escapes '.' as '..'
+            groups.setdefault(group, []).append(name)
+    return groups
+
+
+def is_legacy_checkpoint(prefix):
+    """True for a checkpoint written before levels were tracked (keys `level0_step0.*`)."""
+    names = stored_names(prefix).get('model', [])
+    return any(_LEGACY_LAYER_KEY.match(n) and migrate_key('model', n) != n for n in names)
+
+
+def stored_as(groups, prefix):
+    """`groups` ({group: {name: variable}}, today's names) keyed the way checkpoint `prefix`
+    stores them: unchanged for a checkpoint of today's layout, through `migrate_key` for an
+    older one. A variable the checkpoint lacks keeps its name (and is reported missing)."""
+    if prefix is None or not is_legacy_checkpoint(prefix):
+        return groups
+    stored = stored_names(prefix)
+    out = {}
+    for group, named in groups.items():
+        renamed = {}
+        for old in stored.get(group, []):
+            new = migrate_key(group, old)
+            if new in named:
+                renamed[old] = named[new]
+        taken = {id(v) for v in renamed.values()}
+        renamed.update({k: v for k, v in named.items() if id(v) not in taken})
+        out[group] = renamed
+    return out
+
+
+def make_checkpoint(model, ema=None, optimizer=None, state=None, reading=None):
+    """tf.train.Checkpoint over the groups described in the module docstring; with
+    `reading=prefix`, keyed the way that checkpoint stores them (`stored_as`)."""
+    groups = {'model': model_variable_names(model)}
     if ema is not None:
-        paths = named_variables(model.trainable_variables, model.name)
-        groups['ema'] = variable_group(dict(zip(paths.keys(), ema.shadow)))
+        names = model_variable_names(model, trainable_only=True)
+        groups['ema'] = dict(zip(names.keys(), ema.shadow))
     if optimizer is not None:
-        groups['optimizer'] = variable_group(named_variables(optimizer.variables, optimizer.name))
+        groups['optimizer'] = optimizer_variable_names(optimizer, model)
     if state is not None:
-        groups['state'] = variable_group(state.vars)
-    return tf.train.Checkpoint(**groups)
+        groups['state'] = dict(state.vars)
+    groups = stored_as(groups, reading)
+    return tf.train.Checkpoint(**{g: variable_group(named) for g, named in groups.items()})
 
 
 def find_checkpoint(path, which='latest'):

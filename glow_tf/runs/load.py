@@ -21,8 +21,9 @@ from glow_tf.runs.checkpoint_format import (
     find_config,
     find_loadable,
     list_groups,
-    named_variables,
+    model_variable_names,
     selected_weights,
+    stored_as,
     variable_group,
     verify_checkpoint,
 )
@@ -81,15 +82,16 @@ def load_run(logdir_or_ckpt, use_ema=None, which='latest'):
     kwargs['memory_mode'] = 'plain'  # inference needs no gradient memory tricks
     model = Glow(**kwargs)
 
-    named_all = named_variables(model.variables, model.name)
-    groups = {'model': variable_group(named_all)}
+    groups = {'model': model_variable_names(model)}
     shadows = None
     if use_ema:
         if 'ema' not in list_groups(prefix):
             raise ValueError(f"{prefix}: checkpoint has no EMA weights; pass use_ema=False")
-        named_tr = named_variables(model.trainable_variables, model.name)
+        named_tr = model_variable_names(model, trainable_only=True)
         shadows = {k: tf.Variable(tf.zeros_like(v), trainable=False) for k, v in named_tr.items()}
-        groups['ema'] = variable_group(shadows)
+        groups['ema'] = shadows
+    groups = stored_as(groups, prefix)  # checkpoints of earlier releases: migrate_key
+    groups = {g: variable_group(named) for g, named in groups.items()}
     status = tf.train.Checkpoint(**groups).read(prefix)
     status.expect_partial()
     try:
@@ -99,8 +101,7 @@ def load_run(logdir_or_ckpt, use_ema=None, which='latest'):
             f"{prefix}: checkpoint does not match the model described by {cfg_path}: {str(e)[:500]}"
         ) from None
     if shadows is not None:
-        named_tr = named_variables(model.trainable_variables, model.name)
-        for k, v in named_tr.items():
+        for k, v in model_variable_names(model, trainable_only=True).items():
             v.assign(shadows[k])
     return LoadedRun(model, config, prefix, bool(use_ema))
 

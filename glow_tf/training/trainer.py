@@ -289,10 +289,9 @@ class Trainer:
             return False
         if self.chief:
             # Inference needs neither the optimiser slots nor a matching optimiser.
-            ckpt = (
-                ckpt_lib.make_checkpoint(self.model, self.ema, None, c.state)
-                if cfg.inference
-                else self.checkpoint
+            optimizer = None if cfg.inference else self.optimizer
+            ckpt = ckpt_lib.make_checkpoint(
+                self.model, self.ema, optimizer, c.state, reading=self.restore_prefix
             )
             read_checkpoint(ckpt, self.restore_prefix, self.logdir, cfg)
         self._share_rank0_state()
@@ -329,7 +328,8 @@ class Trainer:
                 raise ConfigError(
                     '--restore_weights', f"ema: {prefix} holds no Polyak averages; use raw"
                 )
-            ckpt = ckpt_lib.make_checkpoint(self.model, self.ema if which == 'ema' else None)
+            ema = self.ema if which == 'ema' else None
+            ckpt = ckpt_lib.make_checkpoint(self.model, ema, reading=prefix)
             read_checkpoint(ckpt, prefix, self.logdir, cfg)
             if which == 'ema':
                 self.ema.copy_to_model()
