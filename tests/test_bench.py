@@ -186,3 +186,18 @@ def test_allreduce_bench_runs_under_horovodrun(tmp_path):
     assert summary['workers'] == 2 and len(summary['rows']) == 3
     assert all(r['seconds'] > 0 and r['bytes'] > 0 for r in summary['rows'])
     assert summary['bandwidth_Bps'] > 0 and summary['latency_s'] >= 0
+
+
+def test_step_profile_measures_trace_graph_and_batch_floor():
+    sys.path.insert(0, str(REPO))
+    from bench.common import QUICK_CASES
+    from bench.step_profile import profile_case
+
+    case = QUICK_CASES['s_mnist']  # 8x8x1, 2 levels x 2 steps, batch 4
+    result = profile_case(case, batches=[1], iters=2)
+    # the training step's graph holds the forward pass and its gradient
+    assert result['step_ops'] > 2 * result['forward_ops'] > 0
+    assert sum(result['step_ops_by_type'].values()) <= result['step_ops']
+    assert result['trace_step_s'] > 0 and result['first_run_s'] > 0
+    assert set(result['step_s']) == {1, case.batch}
+    assert result['overhead_share'] == result['step_s'][1] / result['step_s'][case.batch]
