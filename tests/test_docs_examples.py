@@ -292,12 +292,19 @@ def git_status() -> str:
     return r.stdout if r.returncode == 0 else ''
 
 
+RUN_OUTPUTS = {'runs', 'logs'}
+
+
 @pytest.fixture
 def sandbox(tmp_path, shared_data):
-    """``tmp_path/repo``: the repository's top-level entries as symlinks; ``../shared``."""
+    """``tmp_path/repo``: the repository's top-level entries as symlinks, except the folders runs
+    write to (``runs/``, ``logs/``: git-ignored, absent from a fresh clone; a checkout's own long
+    runs must neither be seen nor written by the examples); ``../shared``."""
     root = tmp_path / 'repo'
     root.mkdir()
     for entry in REPO.iterdir():
+        if entry.name in RUN_OUTPUTS:
+            continue
         if not entry.name.startswith('.') and entry.name != '__pycache__':
             (root / entry.name).symlink_to(entry)
     (tmp_path / 'shared').symlink_to(shared_data.parent)
