@@ -99,7 +99,7 @@ class Level(keras.layers.Layer):
         if split:
             self.split = Split(ZeroConvs(self.edge_bias), name=f'{self.name}_split')
 
-        squeezed = (height // 2, width_px // 2, 4 * channels)
+        self.squeezed_shape = squeezed = (height // 2, width_px // 2, 4 * channels)
         if split:
             n_keep = Split.kept_channels(squeezed[2])
             self.output_z_shape = squeezed[:2] + (n_keep,)
@@ -114,8 +114,7 @@ class Level(keras.layers.Layer):
                 f"level {self.name!r} was made for inputs {self.level_input_shape}, "
                 f"got shape {tuple(input_shape)}"
             )
-        height, width_px, channels = self.level_input_shape
-        squeezed = (None, height // 2, width_px // 2, 4 * channels)
+        squeezed = (None,) + self.squeezed_shape
         for step in self.steps:
             step.build(squeezed)
         if self.split is not None:

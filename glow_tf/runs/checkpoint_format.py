@@ -193,19 +193,24 @@ def stored_names(prefix):
     return groups
 
 
+def _has_legacy_keys(stored):
+    return any(_LEGACY_LAYER_KEY.match(n) for n in stored.get('model', []))
+
+
 def is_legacy_checkpoint(prefix):
     """True for a checkpoint written before levels were tracked (keys `level0_step0.*`)."""
-    names = stored_names(prefix).get('model', [])
-    return any(_LEGACY_LAYER_KEY.match(n) and migrate_key('model', n) != n for n in names)
+    return _has_legacy_keys(stored_names(prefix))
 
 
 def stored_as(groups, prefix):
     """`groups` ({group: {name: variable}}, today's names) keyed the way checkpoint `prefix`
     stores them: unchanged for a checkpoint of today's layout, through `migrate_key` for an
     older one. A variable the checkpoint lacks keeps its name (and is reported missing)."""
-    if prefix is None or not is_legacy_checkpoint(prefix):
+    if prefix is None:
         return groups
     stored = stored_names(prefix)
+    if not _has_legacy_keys(stored):
+        return groups
     out = {}
     for group, named in groups.items():
         renamed = {}
