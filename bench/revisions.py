@@ -3,6 +3,8 @@
     python bench/revisions.py --base 01bb441                  # the full cases, plain mode
     python bench/revisions.py --base HEAD~3 --cases a_affine --modes plain,reversible --iters 10
     python bench/revisions.py --base HEAD --quick --json out.json
+    python bench/revisions.py --base 2181f7f --what trainer --models readme,cifar128 \
+        --precision auto --base_precision fp32           # the trainer's own step, two precisions
 
 The revision's package and bench harness are unpacked with `git archive` into a temporary
 directory. For every (case, memory mode) two worker processes build the same model from the
@@ -12,6 +14,12 @@ them for one training step (or one sampling batch) in turn, alternating which go
 see the same machine load. Reported: the median seconds per call of each and the median of the
 per-round ratios `this / base` (below 1: this tree is faster). The machine is shared and noisy:
 compare ratios, not the seconds, and prefer more iterations to a single run.
+
+`--what trainer` times the trainer's own training step instead of the harness's: each worker
+builds a `Trainer` for a model of `bench/update_step.py` (`--models`; the README job's, the
+width-128 CIFAR one) with `--precision` (the base tree: `--base_precision`) and times its
+gradient step and update on one batch; the first such step (tracing and graph optimisation
+included) is reported as well.
 """
 
 import argparse
@@ -42,6 +50,48 @@ for line in sys.stdin:
     print(time.perf_counter() - t0, flush=True)
 """
 
+# A trainer worker: builds one tree's Trainer and times its gradient step + update per line read.
+TRAINER_WORKER = r"""
+import json, sys, tempfile, time
+tree, cfg_json = sys.argv[1], sys.argv[2]
+sys.path.insert(0, tree)
+import tensorflow as tf
+import glow_tf
+from glow_tf.runs.config import TrainConfig
+from glow_tf.training.distributed import Distributed
+from glow_tf.training.trainer import Trainer
+cfg = TrainConfig(**json.loads(cfg_json), logdir=tempfile.mkdtemp(), progress=False)
+tr = Trainer(cfg, dist=Distributed(use_horovod=False)).setup()
+tr.initialize_or_restore()
+x, y = next(tr.train_iterator(1))
+lr, stop, i = tf.constant(1e-4), tf.constant(0.0), 0
+def step():
+    global i
+    grads = tr.grad_step(x, y, tf.constant(i, tf.int64), stop)[0]
+    tr.apply_step(grads, lr)[1].numpy()
+    i += 1
+print('ready', glow_tf.__file__, flush=True)
+for line in sys.stdin:
+    t0 = time.perf_counter()
+    step()
+    print(time.perf_counter() - t0, flush=True)
+"""
+
+
+def trainer_config(model, precision):
+    """TrainConfig keyword arguments of a `bench/update_step.py` model for the trainer worker."""
+    from update_step import MODELS
+
+    return dict(
+        MODELS[model],
+        n_batch_train=32,
+        n_batch_init=32,
+        anchor_size=0,
+        n_test=100,
+        memory_mode='plain',
+        precision=precision,
+    )
+
 
 def unpack_revision(rev, dest):
     """`git archive REV glow_tf bench` extracted into `dest`; the revision's commit id."""
@@ -62,13 +112,21 @@ def unpack_revision(rev, dest):
 
 
 class Worker:
-    """One long-lived process timing `train` / `sample` calls of one tree's model."""
+    """One long-lived process timing `train` / `sample` calls of one tree's model (`case`: a
+    bench/common.py Case), or the trainer's steps (`case`: TrainConfig keyword arguments)."""
 
     def __init__(self, tree, case, mode):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', GLOW_NO_HOROVOD='1')
         env.pop('PYTHONPATH', None)
+        shared = REPO.parent / 'shared' / 'data'  # an unpacked revision is not beside it
+        if shared.is_dir():
+            env.setdefault('GLOW_DATA_DIR', str(shared))
+        if isinstance(case, dict):
+            argv = [TRAINER_WORKER, str(tree), json.dumps(case)]
+        else:
+            argv = [WORKER, str(tree), json.dumps(case.as_dict()), mode]
         self.proc = subprocess.Popen(
-            [sys.executable, '-c', WORKER, str(tree), json.dumps(case.as_dict()), mode],
+            [sys.executable, '-c', *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -92,10 +150,17 @@ class Worker:
 
 
 def compare(trees, case, mode, what, iters, warmup):
-    """{'this': [s], 'base': [s]} over `iters` alternating rounds after `warmup` calls each."""
-    workers = {name: Worker(tree, case, mode) for name, tree in trees.items()}
+    """{'this': [s], 'base': [s], 'first_this': s, 'first_base': s}: `iters` alternating rounds
+    after `warmup` (>= 1) calls each, and each worker's first call (tracing and graph
+    optimisation included; timed while the other worker waits). `case`: a Case, or {tree name:
+    TrainConfig kwargs} for the trainer."""
+    workers = {
+        name: Worker(tree, case[name] if isinstance(case, dict) else case, mode)
+        for name, tree in trees.items()
+    }
     try:
-        for _ in range(warmup):
+        first = {f'first_{name}': w.call(what) for name, w in workers.items()}
+        for _ in range(warmup - 1):
             for w in workers.values():
                 w.call(what)
         times = {name: [] for name in workers}
@@ -103,10 +168,45 @@ def compare(trees, case, mode, what, iters, warmup):
             order = list(workers) if i % 2 == 0 else list(workers)[::-1]
             for name in order:
                 times[name].append(workers[name].call(what))
-        return times
+        return {**times, **first}
     finally:
         for w in workers.values():
             w.close()
+
+
+def summary(t, **labels):
+    """A result row: `labels`, the medians of `compare`'s times and of their per-round ratios,
+    the first calls and the number of rounds."""
+    ratios = [a / b for a, b in zip(t['this'], t['base'])]
+    return {
+        **labels,
+        'this_s': median(t['this']),
+        'base_s': median(t['base']),
+        'ratio_this_over_base': median(ratios),
+        'first_this_s': t['first_this'],
+        'first_base_s': t['first_base'],
+        'iters': len(t['this']),
+    }
+
+
+def compare_trainers(trees, args):
+    """--what trainer: one row per --models model (module docstring)."""
+    rows = []
+    precision = {'this': args.precision, 'base': args.base_precision}
+    for model in args.models.split(','):
+        configs = {name: trainer_config(model, precision[name]) for name in trees}
+        t = compare(trees, configs, 'plain', 'step', args.iters, args.warmup)
+        row = summary(t, model=model, what='trainer', precision=precision)
+        rows.append(row)
+        print(
+            f"{model:9s} trainer this ({args.precision}) {row['this_s'] * 1e3:7.1f} ms, first "
+            f"{row['first_this_s']:5.1f} s; base ({args.base_precision}) "
+            f"{row['base_s'] * 1e3:7.1f} ms, first {row['first_base_s']:5.1f} s; this/base "
+            f"{row['ratio_this_over_base']:.3f}, first "
+            f"{row['first_this_s'] / row['first_base_s']:.3f}",
+            flush=True,
+        )
+    return rows
 
 
 def parse_args(argv=None):
@@ -116,9 +216,16 @@ def parse_args(argv=None):
     p.add_argument('--base', required=True, help='git revision to compare against (e.g. HEAD~1)')
     p.add_argument('--cases', default='a_affine', help='comma-separated bench/common.py cases')
     p.add_argument('--modes', default='plain', help='comma-separated memory modes')
-    p.add_argument('--what', default='train', help="comma-separated: 'train' and/or 'sample'")
+    p.add_argument(
+        '--what', default='train', help="comma-separated: 'train' and/or 'sample', or 'trainer'"
+    )
+    p.add_argument('--models', default='readme', help="--what trainer: bench/update_step.py models")
+    p.add_argument('--precision', default='fp32', help="--what trainer: this tree's --precision")
+    p.add_argument('--base_precision', help="--what trainer: the base's (default: --precision)")
     p.add_argument('--iters', type=int, default=10, help='timed rounds per comparison')
-    p.add_argument('--warmup', type=int, default=2, help='untimed calls per worker first')
+    p.add_argument(
+        '--warmup', type=int, default=2, help='calls per worker before the rounds (>= 1)'
+    )
     p.add_argument('--quick', action='store_true', help='tiny models (a smoke test)')
     p.add_argument('--json', help='also write the results to this file')
     args = p.parse_args(argv)
@@ -127,8 +234,16 @@ def parse_args(argv=None):
         if name not in cases:
             p.error(f"--cases: unknown case {name!r}; choose from {', '.join(cases)}")
     for what in args.what.split(','):
-        if what not in ('train', 'sample'):
-            p.error(f"--what: {what!r} is neither 'train' nor 'sample'")
+        if what not in ('train', 'sample', 'trainer'):
+            p.error(f"--what: {what!r} is not 'train', 'sample' or 'trainer'")
+    from update_step import MODELS
+
+    for name in args.models.split(','):
+        if name not in MODELS:
+            p.error(f"--models: unknown model {name!r}; choose from {', '.join(MODELS)}")
+    args.base_precision = args.base_precision or args.precision
+    if args.warmup < 1:
+        p.error("--warmup: at least 1 (the first call, timed on its own, traces the step)")
     return args, cases
 
 
@@ -138,28 +253,24 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='glow_rev_') as tmp:
         base_commit = unpack_revision(args.base, tmp)
         trees = {'this': REPO, 'base': Path(tmp)}
-        for case_name in args.cases.split(','):
+        if args.what == 'trainer':
+            results = compare_trainers(trees, args)
+        for case_name in args.cases.split(',') if args.what != 'trainer' else []:
             for mode in args.modes.split(','):
                 for what in args.what.split(','):
                     t = compare(trees, cases[case_name], mode, what, args.iters, args.warmup)
-                    ratios = [a / b for a, b in zip(t['this'], t['base'])]
-                    row = {
-                        'case': case_name,
-                        'mode': mode,
-                        'what': what,
-                        'this_s': median(t['this']),
-                        'base_s': median(t['base']),
-                        'ratio_this_over_base': median(ratios),
-                        'iters': args.iters,
-                    }
+                    row = summary(t, case=case_name, mode=mode, what=what)
                     results.append(row)
                     print(
                         f"{case_name:11s} {mode:10s} {what:6s} this {row['this_s'] * 1e3:8.1f} ms"
                         f"  base {row['base_s'] * 1e3:8.1f} ms  this/base "
-                        f"{row['ratio_this_over_base']:.3f}",
+                        f"{row['ratio_this_over_base']:.3f}; first call this "
+                        f"{row['first_this_s']:.1f} s base {row['first_base_s']:.1f} s",
                         flush=True,
                     )
     out = {'base': args.base, 'base_commit': base_commit, 'quick': args.quick, 'rows': results}
+    if args.what == 'trainer':
+        out['precision'] = {'this': args.precision, 'base': args.base_precision}
     print(dumps(out))
     if args.json:
         Path(args.json).write_text(dumps(out) + '\n')

@@ -22,3 +22,46 @@ def tf_variable(v):
 def tf_variables(variables):
     """The tf.Variables behind a list of Keras 3 (or plain tf) variables, order preserved."""
     return [tf_variable(v) for v in variables]
+
+
+class FlatVariables:
+    """Float32 variables seen as one flat vector [N] (N = their total size), in list order.
+
+        flat = FlatVariables(variables)
+        x = flat.read()          # [N]: each variable reshaped to [-1], concatenated
+        flat.assign(x)           # split back into the variables' shapes and assigned
+        g = flat.flatten(grads)  # tensors shaped like the variables -> [N]
+
+    A whole-model update written on [N] vectors is a few elementwise operations instead of a
+    few per variable, so its graph is small and quick to trace (glow_tf.training.steps).
+
+    Args:
+        variables: Keras 3 or tf.Variables (their tf.Variables are used), all float32.
+    """
+
+    def __init__(self, variables):
+        self.variables = tf_variables(variables)
+        bad = [v.name for v in self.variables if v.dtype != tf.float32]
+        if bad:
+            raise TypeError(f"FlatVariables holds float32 variables only; got {bad}")
+        self.shapes = [v.shape for v in self.variables]
+        self.sizes = [int(s.num_elements()) for s in self.shapes]
+        self.size = sum(self.sizes)
+
+    def flatten(self, tensors):
+        """[N]: `tensors` (one per variable, same shapes) reshaped to [-1] and concatenated."""
+        flat = tf.constant([-1])  # one shape constant for all, not one per variable
+        return tf.concat([tf.reshape(t, flat) for t in tensors], axis=0)
+
+    def read(self):
+        """[N]: the variables' current values."""
+        return self.flatten([v.value() for v in self.variables])
+
+    def assign(self, flat):
+        """Writes `flat` [N] back into the variables."""
+        shapes = {}  # one constant per distinct shape
+        for v, part, shape in zip(self.variables, tf.split(flat, self.sizes), self.shapes):
+            key = tuple(shape.as_list())
+            if key not in shapes:
+                shapes[key] = tf.constant(key, tf.int32)
+            v.assign(tf.reshape(part, shapes[key]))

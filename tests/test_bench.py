@@ -110,7 +110,20 @@ def test_revisions_runs_this_tree_against_a_git_revision(tmp_path):
     )
     assert row['this_s'] > 0 and row['base_s'] > 0
     assert math.isfinite(row['ratio_this_over_base']) and row['ratio_this_over_base'] > 0
+    assert row['first_this_s'] > row['this_s'] and row['first_base_s'] > row['base_s']  # tracing
     assert len(result['base_commit']) == 40
+
+    # --what trainer: the trainer's own step (gradient + update) of a tiny model, two precisions
+    trainer = cmd[:4] + ['--what', 'trainer', '--models', 'tiny', '--iters', '1', '--warmup', '1']
+    trainer += ['--base_precision', 'bf16', '--json', str(out)]
+    proc = subprocess.run(
+        trainer, capture_output=True, text=True, timeout=300, cwd=str(REPO), env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    (row,) = result['rows']
+    assert row['model'] == 'tiny' and result['precision'] == {'this': 'fp32', 'base': 'bf16'}
+    assert row['first_this_s'] > row['this_s'] > 0 and row['first_base_s'] > row['base_s'] > 0
 
     bad = subprocess.run(
         [sys.executable, str(REPO / 'bench' / 'revisions.py'), '--base', 'no-such-rev'],
@@ -201,3 +214,18 @@ def test_step_profile_measures_trace_graph_and_batch_floor():
     assert result['trace_step_s'] > 0 and result['first_run_s'] > 0
     assert set(result['step_s']) == {1, case.batch}
     assert result['overhead_share'] == result['step_s'][1] / result['step_s'][case.batch]
+
+
+def test_update_step_bench_compares_the_flat_and_per_variable_updates():
+    sys.path.insert(0, str(REPO))
+    from bench.update_step import VARIANTS, measure
+
+    res = measure('tiny', batch=4, rounds=1, steps=1)
+    rows = res['variants']
+    assert set(rows) == set(VARIANTS) and res['variables'] > 10
+    # per variable, Keras's update builds several operations and the flat one about five
+    assert rows['flat']['ops'] < rows['keras']['ops'] < rows['keras_guarded']['ops']
+    assert all(
+        r['trace_s'] > 0 and r['update_ms'] > 0 and r['step_ms'] > r['update_ms']
+        for r in rows.values()
+    )

@@ -128,3 +128,74 @@ def test_step_statistics_are_unpacked_by_name():
     assert named['n'] == 4.0 and list(levels) == [5.0, 4.0]  # per-level sums follow
     with pytest.raises(ValueError, match='at least 5'):
         unpack(TEST_SUMS, [1.0, 2.0])
+
+
+def _update_state(tr):
+    """Every variable the update writes, as numpy arrays."""
+    from glow_tf.variables import tf_variables
+
+    variables = tr.tvars + tf_variables(tr.optimizer.variables) + list(tr.ema.shadow)
+    return [v.numpy().copy() for v in variables + [tr.ema.num_updates]]
+
+
+@pytest.mark.parametrize('optimizer,weight_decay', [('adamax', 1.0), ('adam', 0.999)])
+def test_flat_update_is_keras_per_variable_update_and_ema(
+    tmp_path, shared_data, optimizer, weight_decay
+):
+    """The trainer's update on flat vectors computes what Keras's per-variable
+    `apply_gradients` and the per-variable Polyak average compute, step for step."""
+    tr = _trainer(
+        tmp_path / 'run',
+        shared_data / 'cifar10-subset',
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        lr=0.01,
+    )
+    from glow_tf.training.optim import step_learning_rate
+
+    x, y = next(tr.train_iterator(1))
+    stop = tf.constant(0.0)
+    grads = [tr.grad_step(x, y, tf.constant(i, tf.int64), stop)[0] for i in range(3)]
+    lr = tf.constant(0.01)
+
+    @tf.function(autograph=False)
+    def keras_update(flat_grad):
+        lr_t = step_learning_rate(tr.optimizer, optimizer, lr, tr.plan.resolved_beta2)
+        tr.optimizer.learning_rate.assign(lr_t)
+        for v in tr.tvars:
+            v.assign(v * weight_decay)
+        parts = tf.split(flat_grad, [int(v.shape.num_elements()) for v in tr.tvars])
+        per_var = [tf.reshape(p, v.shape) for p, v in zip(parts, tr.tvars)]
+        tr.optimizer.apply_gradients(zip(per_var, tr.model.trainable_variables))
+        tr.ema.update()
+
+    start = _update_state(tr)
+    for g in grads:
+        keras_update(g)
+    expected = _update_state(tr)
+    from glow_tf.variables import tf_variables
+
+    variables = tr.tvars + tf_variables(tr.optimizer.variables) + list(tr.ema.shadow)
+    for v, value in zip(variables + [tr.ema.num_updates], start):
+        v.assign(value)
+    for g in grads:
+        assert bool(tr.apply_step(g, lr)[1].numpy())
+    got = _update_state(tr)
+    assert len(got) == len(expected) > 4 * len(tr.tvars)
+    for a, b in zip(got, expected):
+        # the same float32 operations per element: bit-equal here; allow a last-bit difference
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+    assert any(not np.array_equal(a, b) for a, b in zip(got, start))  # it did move
+
+
+def test_update_that_makes_weights_non_finite_writes_nothing(tmp_path, shared_data):
+    tr = _trainer(tmp_path / 'run', shared_data / 'cifar10-subset')
+    x, y = next(tr.train_iterator(1))
+    g = tr.grad_step(x, y, tf.constant(0, tf.int64), tf.constant(0.0))[0]
+    assert bool(tr.apply_step(g, tf.constant(1e-3))[1].numpy())
+    before = _update_state(tr)
+    lr_t, ok = tr.apply_step(g, tf.constant(float('inf')))
+    assert not bool(ok.numpy()) and not np.isfinite(lr_t.numpy())
+    after = _update_state(tr)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))  # bit for bit, counters too
+    assert bool(tr.apply_step(g, tf.constant(1e-3))[1].numpy())  # and the next step goes on

@@ -17,7 +17,7 @@ effective learning rate of the log-scale is `logscale_factor` times larger.
 import keras
 import tensorflow as tf
 
-from glow_tf.flows.base import FlowLayer, spatial_size
+from glow_tf.flows.base import FlowLayer, batch_size, spatial_size
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -89,13 +89,13 @@ class ActNorm(FlowLayer):
         log_scale = self._log_scale()
         y = (x + self.bias) * tf.exp(log_scale)
         fldj = spatial_size(x) * tf.reduce_sum(log_scale)
-        return y, tf.fill([tf.shape(x)[0]], fldj)
+        return y, tf.fill([batch_size(x)], fldj)
 
     def _inverse(self, y):
         log_scale = self._log_scale()
         x = y * tf.exp(-log_scale) - self.bias
         ildj = -spatial_size(y) * tf.reduce_sum(log_scale)
-        return x, tf.fill([tf.shape(y)[0]], ildj)
+        return x, tf.fill([batch_size(y)], ildj)
 
     def get_config(self):
         return {

@@ -113,15 +113,45 @@ def chain_inverse(layers, y):
 
 def _zeros_if_none(total, x):
     """The log-det of an empty chain: zeros [B]."""
-    return tf.zeros([tf.shape(x)[0]], x.dtype) if total is None else total
+    return tf.zeros([batch_size(x)], x.dtype) if total is None else total
+
+
+def batch_size(x):
+    """B of a [B, ...] tensor: a Python int when its static shape knows it (a traced training
+    step's does), else a scalar tensor. Static sizes keep shape arithmetic out of the graph, so
+    a step traces and optimises faster (docs/performance.md)."""
+    return x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+
+
+def split_channels(x, n):
+    """(x[..., :n], x[..., n:]) of a tensor with a static channel count: one split, whose
+    gradient is one concatenation (two slices would add a slice gradient each)."""
+    return tuple(tf.split(x, [n, int(x.shape[-1]) - n], axis=-1))
+
+
+def interleaved_channels(x):
+    """(x[..., 0::2], x[..., 1::2]) of a tensor with an even, static channel count: one reshape to
+    [..., C/2, 2] and one unstack (a smaller graph and gradient than two strided slices)."""
+    channels = int(x.shape[-1])
+    if x.shape[:-1].is_fully_defined():
+        shape = [*x.shape[:-1], channels // 2, 2]
+    else:
+        shape = tf.concat([tf.shape(x)[:-1], [channels // 2, 2]], axis=0)
+    return tuple(tf.unstack(tf.reshape(x, shape), axis=-1))
 
 
 def spatial_size(x):
     """h * w of an NHWC tensor, as float32 (the multiplier of per-pixel log-dets)."""
+    height, width = x.shape[1], x.shape[2]
+    if height is not None and width is not None:
+        return tf.constant(float(height * width), tf.float32)
     shape = tf.shape(x)
     return tf.cast(shape[1] * shape[2], tf.float32)
 
 
 def sum_except_batch(t):
     """Sum over every axis but the first: [B, ...] -> [B]."""
-    return tf.reduce_sum(t, axis=tf.range(1, tf.rank(t)))
+    rank = t.shape.rank
+    return tf.reduce_sum(
+        t, axis=list(range(1, rank)) if rank is not None else tf.range(1, tf.rank(t))
+    )

@@ -21,7 +21,13 @@ import keras
 import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
-from glow_tf.flows.base import FlowLayer, sum_except_batch
+from glow_tf.flows.base import (
+    FlowLayer,
+    batch_size,
+    interleaved_channels,
+    split_channels,
+    sum_except_batch,
+)
 from glow_tf.flows.networks import (
     check_network,
     deserialize_network,
@@ -78,28 +84,30 @@ class Coupling(FlowLayer):
         h = self.nn(x_a)
         if self.kind == 'additive':
             return h, None
-        return h[..., 0::2], tf.math.log_sigmoid(h[..., 1::2] + 2.0)
+        shift, raw_scale = interleaved_channels(h)
+        return shift, tf.math.log_sigmoid(raw_scale + 2.0)
 
     def _forward(self, x):
-        x_a, x_b = x[..., : self.n_a], x[..., self.n_a :]
+        x_a, x_b = split_channels(x, self.n_a)
         shift, log_scale = self._shift_and_log_scale(x_a)
         if log_scale is None:
-            return tf.concat([x_a, x_b + shift], axis=-1), tf.zeros([tf.shape(x)[0]])
+            return tf.concat([x_a, x_b + shift], axis=-1), tf.zeros([batch_size(x)])
         y_b = (x_b + shift) * tf.exp(log_scale)
         return tf.concat([x_a, y_b], axis=-1), sum_except_batch(log_scale)
 
     def _inverse(self, y):
-        y_a, y_b = y[..., : self.n_a], y[..., self.n_a :]
+        y_a, y_b = split_channels(y, self.n_a)
         shift, log_scale = self._shift_and_log_scale(y_a)
         if log_scale is None:
-            return tf.concat([y_a, y_b - shift], axis=-1), tf.zeros([tf.shape(y)[0]])
+            return tf.concat([y_a, y_b - shift], axis=-1), tf.zeros([batch_size(y)])
         x_b = y_b * tf.exp(-log_scale) - shift
         return tf.concat([y_a, x_b], axis=-1), -sum_except_batch(log_scale)
 
     def reconstruct_and_backprop(self, y, dy, dlog_det):
         """`FlowLayer.reconstruct_and_backprop` with one evaluation of NN(y_a) (see module)."""
         n_a = self.n_a
-        x_a, y_b = y[..., :n_a], y[..., n_a:]
+        x_a, y_b = split_channels(y, n_a)
+        dy_a, dy_b = split_channels(dy, n_a)
         variables = tf_variables(self.trainable_variables)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x_a)
@@ -108,19 +116,19 @@ class Coupling(FlowLayer):
             if log_scale is None:
                 x_b = tf.stop_gradient(y_b - shift)
                 tape.watch(x_b)
-                outputs, out_grads = [x_b + shift], [dy[..., n_a:]]
+                outputs, out_grads = [x_b + shift], [dy_b]
             else:
                 x_b = tf.stop_gradient(y_b * tf.exp(-log_scale) - shift)
                 tape.watch(x_b)
                 outputs = [(x_b + shift) * tf.exp(log_scale), sum_except_batch(log_scale)]
-                out_grads = [dy[..., n_a:], dlog_det]
+                out_grads = [dy_b, dlog_det]
         grads = tape.gradient(
             outputs,
             [x_a, x_b] + variables,
             output_gradients=out_grads,
             unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
-        dx = tf.concat([dy[..., :n_a] + grads[0], grads[1]], axis=-1)
+        dx = tf.concat([dy_a + grads[0], grads[1]], axis=-1)
         return tf.concat([x_a, x_b], axis=-1), dx, list(zip(variables, grads[2:]))
 
     def get_config(self):

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.flows.base import FlowLayer, spatial_size
+from glow_tf.flows.base import FlowLayer, batch_size, spatial_size
 
 
 def random_rotation(channels, seed):
@@ -93,7 +93,7 @@ class InvertibleConv1x1(FlowLayer):
         """W as a [C, C] float32 tensor."""
         if not self.lu_decomposed:
             return tf.convert_to_tensor(self.w)
-        eye = tf.eye(tf.shape(self.lower)[0])
+        eye = tf.eye(int(self.lower.shape[0]))
         lower = self.lower * self.lower_mask + eye
         upper = self.upper * self.upper_mask + tf.linalg.diag(self.sign_s * tf.exp(self.log_s))
         return tf.matmul(self.p, tf.matmul(lower, upper))
@@ -112,13 +112,13 @@ class InvertibleConv1x1(FlowLayer):
     def _forward(self, x):
         y = self._mix(x, self.weight())
         fldj = spatial_size(x) * self.log_abs_det()
-        return y, tf.fill([tf.shape(x)[0]], fldj)
+        return y, tf.fill([batch_size(x)], fldj)
 
     def _inverse(self, y):
         w_inv = tf.cast(tf.linalg.inv(tf.cast(self.weight(), tf.float64)), tf.float32)
         x = self._mix(y, w_inv)
         ildj = -spatial_size(y) * self.log_abs_det()
-        return x, tf.fill([tf.shape(y)[0]], ildj)
+        return x, tf.fill([batch_size(y)], ildj)
 
     def get_config(self):
         return {**super().get_config(), 'lu_decomposed': self.lu_decomposed, 'seed': self.seed}

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.flows.base import FlowLayer
+from glow_tf.flows.base import FlowLayer, batch_size
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
@@ -40,10 +40,10 @@ class ChannelPermutation(FlowLayer):
         self.inverse_perm = tf.constant(np.argsort(perm), tf.int32)
 
     def _forward(self, x):
-        return tf.gather(x, self.perm, axis=-1), tf.zeros([tf.shape(x)[0]])
+        return tf.gather(x, self.perm, axis=-1), tf.zeros([batch_size(x)])
 
     def _inverse(self, y):
-        return tf.gather(y, self.inverse_perm, axis=-1), tf.zeros([tf.shape(y)[0]])
+        return tf.gather(y, self.inverse_perm, axis=-1), tf.zeros([batch_size(y)])
 
     def get_config(self):
         return {**super().get_config(), 'kind': self.kind, 'seed': self.seed}

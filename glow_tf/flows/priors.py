@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
-from glow_tf.flows.base import sum_except_batch
+from glow_tf.flows.base import batch_size, split_channels, sum_except_batch
 from glow_tf.flows.factor_out import FactorOut
 from glow_tf.flows.networks import (
     check_network,
@@ -120,7 +120,7 @@ class TopPrior(FactorOut):
             onehot = tf.one_hot(tf.cast(y, tf.int32), self.n_classes)
             h = h + self.label_map(onehot)[:, None, None, :]
         h = h + tf.zeros([batch, 1, 1, 1])
-        return h[..., : self.channels], h[..., self.channels :]
+        return split_channels(h, self.channels)
 
     def _build_for(self, t):
         """Build from the top latent's shape [B, h, w, c] on first use, as Keras layers do."""
@@ -129,13 +129,13 @@ class TopPrior(FactorOut):
 
     def _forward(self, z, y=None):
         """z -> (None, ε, fldj [B])."""
-        mean, log_scale = self.mean_log_scale(tf.shape(z)[0], y)
+        mean, log_scale = self.mean_log_scale(batch_size(z), y)
         eps = (z - mean) * tf.exp(-log_scale)
         return None, eps, -sum_except_batch(log_scale + tf.zeros_like(z))
 
     def _inverse(self, z_kept, eps, y=None):
         """(None, ε) -> (z, ildj [B])."""
-        mean, log_scale = self.mean_log_scale(tf.shape(eps)[0], y)
+        mean, log_scale = self.mean_log_scale(batch_size(eps), y)
         z = mean + tf.exp(log_scale) * eps
         return z, sum_except_batch(log_scale + tf.zeros_like(eps))
 

@@ -15,7 +15,7 @@ prior starts at N(0, I).
 import keras
 import tensorflow as tf
 
-from glow_tf.flows.base import sum_except_batch
+from glow_tf.flows.base import interleaved_channels, split_channels, sum_except_batch
 from glow_tf.flows.factor_out import FactorOut
 from glow_tf.flows.networks import (
     check_network,
@@ -53,11 +53,11 @@ class Split(FactorOut):
 
     def _mean_log_scale(self, z1):
         h = self.prior(z1)
-        return h[..., 0::2], h[..., 1::2]
+        return interleaved_channels(h)
 
     def _forward(self, x, y=None):
         """x -> (z_1, ε, fldj [B])."""
-        z1, z2 = x[..., : self.n_keep], x[..., self.n_keep :]
+        z1, z2 = split_channels(x, self.n_keep)
         mean, log_scale = self._mean_log_scale(z1)
         eps = (z2 - mean) * tf.exp(-log_scale)
         return z1, eps, -sum_except_batch(log_scale)

@@ -14,7 +14,7 @@ level is a chain of flow layers; `squeeze2d` / `unsqueeze2d` are the functions i
 import keras
 import tensorflow as tf
 
-from glow_tf.flows.base import FlowLayer
+from glow_tf.flows.base import FlowLayer, batch_size
 
 
 def squeeze2d(x, factor=2):
@@ -22,7 +22,7 @@ def squeeze2d(x, factor=2):
     _, height, width, channels = x.shape
     if height % factor or width % factor:
         raise ValueError(f"squeeze needs H and W divisible by {factor}, got shape {x.shape}")
-    b = tf.shape(x)[0]
+    b = batch_size(x)
     x = tf.reshape(x, [b, height // factor, factor, width // factor, factor, channels])
     x = tf.transpose(x, [0, 1, 3, 5, 2, 4])
     return tf.reshape(x, [b, height // factor, width // factor, channels * factor * factor])
@@ -33,7 +33,7 @@ def unsqueeze2d(x, factor=2):
     _, height, width, channels = x.shape
     if channels % (factor * factor):
         raise ValueError(f"unsqueeze needs C divisible by {factor * factor}, got shape {x.shape}")
-    b = tf.shape(x)[0]
+    b = batch_size(x)
     c = channels // (factor * factor)
     x = tf.reshape(x, [b, height, width, c, factor, factor])
     x = tf.transpose(x, [0, 1, 4, 2, 5, 3])
@@ -53,10 +53,10 @@ class Squeeze(FlowLayer):
         self.factor = int(factor)
 
     def _forward(self, x):
-        return squeeze2d(x, self.factor), tf.zeros([tf.shape(x)[0]])
+        return squeeze2d(x, self.factor), tf.zeros([batch_size(x)])
 
     def _inverse(self, y):
-        return unsqueeze2d(y, self.factor), tf.zeros([tf.shape(y)[0]])
+        return unsqueeze2d(y, self.factor), tf.zeros([batch_size(y)])
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape

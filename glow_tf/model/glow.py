@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
+from glow_tf.flows.base import batch_size
 from glow_tf.flows.coupling import Coupling
 from glow_tf.flows.flow_step import FlowStep
 from glow_tf.flows.networks import check_network, deserialize_network, serialize_network
@@ -289,7 +290,7 @@ class Glow(KerasFit, keras.Model):
     def encode_with_log_det(self, x, y=None):
         """x [B, H, W, C] -> (list of ε_l, log|det dε/dx| [B], top latent z_L)."""
         self._check_image(x)
-        z, total, eps_list = x, tf.zeros([tf.shape(x)[0]]), []
+        z, total, eps_list = x, tf.zeros([batch_size(x)]), []
         for level in self.levels:
             z, eps, log_det = level.forward(z)
             total += log_det

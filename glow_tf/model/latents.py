@@ -23,6 +23,8 @@ at each temperature (one block of rows per temperature).
 import numpy as np
 import tensorflow as tf
 
+from glow_tf.flows.base import batch_size
+
 LATENT_BLOCK = 16
 
 
@@ -58,13 +60,13 @@ def block_latents(latent_shapes, seed, start, stop, temperature=1.0):
 
 def pack_latents(eps_list, image_shape):
     """Per-level latents [B, *latent_shape_l] -> packed latents [B, *image_shape]."""
-    flat = [tf.reshape(e, [tf.shape(e)[0], -1]) for e in eps_list]
+    flat = [tf.reshape(e, [batch_size(e), -1]) for e in eps_list]
     return tf.reshape(tf.concat(flat, axis=1), [-1, *image_shape])
 
 
 def unpack_latents(latents, latent_shapes):
     """Packed latents [B, H, W, C] -> the list of per-level latents [B, *latent_shapes[l]]."""
-    flat = tf.reshape(latents, [tf.shape(latents)[0], -1])
+    flat = tf.reshape(latents, [batch_size(latents), -1])
     sizes = [int(np.prod(s)) for s in latent_shapes]
     return [
         tf.reshape(part, [-1, *shape])

@@ -45,7 +45,7 @@ import contextlib
 import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
-from glow_tf.flows.base import chain_forward
+from glow_tf.flows.base import batch_size, chain_forward
 from glow_tf.model.keras_internals import stop_recording
 
 __all__ = ['MEMORY_MODES', 'steps_runner', 'reversible_forward', 'checkpointed_forward']
@@ -88,7 +88,7 @@ def _with_custom_backward(steps, x, backward, keep_inputs):
     """
     steps = _prepare(steps, x)
     if not steps:
-        return x, tf.zeros([tf.shape(x)[0]], x.dtype)
+        return x, tf.zeros([batch_size(x)], x.dtype)
 
     @tf.custom_gradient
     def run(x_in):

@@ -44,6 +44,8 @@ import functools
 
 import tensorflow as tf
 
+from glow_tf.flows.base import batch_size
+
 
 @functools.lru_cache(maxsize=1)
 def gpu_visible():
@@ -86,7 +88,8 @@ def edge_bias_map(edge_kernel, height, width):
     kh, kw = int(edge_kernel.shape[0]), int(edge_kernel.shape[1])
     inside = tf.ones([1, height, width, 1], edge_kernel.dtype)
     border = 1.0 - tf.pad(inside, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
-    return tf.nn.conv2d(border, edge_kernel, strides=1, padding='VALID')[0]
+    edge = tf.nn.conv2d(border, edge_kernel, strides=1, padding='VALID')
+    return tf.reshape(edge, [height, width, int(edge_kernel.shape[3])])
 
 
 def conv2d_same(x, kernel, bias=None, relu=False, form=None, edge_bias=False):
@@ -102,9 +105,9 @@ def conv2d_same(x, kernel, bias=None, relu=False, form=None, edge_bias=False):
             raise ValueError(
                 f"edge_bias needs a static height and width, got input shape {x.shape}"
             )
-        edge = edge_bias_map(kernel[:, :, -1:, :], int(height), int(width))
+        kernel, edge_kernel = tf.split(kernel, [int(kernel.shape[2]) - 1, 1], axis=2)
+        edge = edge_bias_map(edge_kernel, int(height), int(width))
         bias = edge if bias is None else edge + bias
-        kernel = kernel[:, :, :-1, :]
     form = form or conv_form(kernel.shape)
     if form == 'matmul':
         return _matmul_1x1(x, kernel, bias, relu)
@@ -125,21 +128,19 @@ def _matmul_1x1(x, kernel, bias, relu):
     kh, kw, c_in, c_out = kernel.shape
     if kh != 1 or kw != 1:
         raise ValueError(f"the matmul form needs a 1x1 kernel, got shape {tuple(kernel.shape)}")
-    shape = tf.shape(x)
     y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, c_out]))
     if bias is not None:
         y = tf.nn.bias_add(y, bias)  # on the 2-D product, where Grappler fuses it
     if relu:
         y = tf.nn.relu(y)
-    return tf.reshape(y, tf.concat([shape[:3], [c_out]], axis=0))
+    return tf.reshape(y, _nhw_shape(x, c_out))
 
 
 def _shift_add(x, kernel):
     kh, kw, c_in, c_out = (int(d) for d in kernel.shape)
-    shape = tf.shape(x)
     taps = tf.reshape(tf.transpose(kernel, [2, 0, 1, 3]), [c_in, kh * kw * c_out])
     z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)  # [B·H·W, kh·kw·C_out]
-    z = tf.reshape(z, tf.concat([shape[:3], [kh * kw * c_out]], axis=0))
+    z = tf.reshape(z, _nhw_shape(x, kh * kw * c_out))
     return _sum_of_shifted_taps(z, kh, kw, c_out)
 
 
@@ -153,9 +154,16 @@ def _im2col(x, kernel):
         [padded[:, p : p + height, q : q + width, :] for p in range(kh) for q in range(kw)],
         axis=-1,
     )  # [B, H, W, kh·kw·C_in], (p, q, c) order = the kernel's row-major order
-    shape = tf.shape(x)
     y = tf.matmul(tf.reshape(columns, [-1, kh * kw * c_in]), tf.reshape(kernel, [-1, c_out]))
-    return tf.reshape(y, tf.concat([shape[:3], [c_out]], axis=0))
+    return tf.reshape(y, _nhw_shape(x, c_out))
+
+
+def _nhw_shape(x, channels):
+    """[B, H, W, channels] for an NHWC `x`: a constant when x's static shape knows B, H and W."""
+    height, width = x.shape[1], x.shape[2]
+    if height is None or width is None:
+        return tf.concat([tf.shape(x)[:3], [channels]], axis=0)
+    return [batch_size(x), height, width, channels]
 
 
 def _sum_of_shifted_taps(z, kh, kw, c_out):

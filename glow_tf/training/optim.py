@@ -9,6 +9,16 @@ and a multiplicative weight decay `w <- weight_decay * w` (1 = off).
 
 Keras' Adam implements exactly the adam line. Keras' Adamax lacks the sqrt(1 - beta2^t) factor,
 so `step_learning_rate` folds it into the learning rate given to the optimiser for each step.
+
+The trainer keeps the Keras optimiser as the owner of the state (its slots, `iterations` and
+`learning_rate` are what checkpoints store) but computes the update itself, on all weights at
+once as flat vectors (`apply_rule`; the slots are found by Keras's names, `optimizer_slots`).
+With m, u (adam: v) the slots and t = iterations + 1, the rules are Keras's, term for term:
+
+    m <- m + (g - m) (1 - beta1)
+    adamax: u <- max(beta2 u, |g|);            w <- w - lr m / ((1 - beta1^t) (u + eps))
+    adam:   v <- v + (g^2 - v) (1 - beta2);    w <- w - m alpha / (sqrt(v) + eps),
+            alpha = lr sqrt(1 - beta2^t) / (1 - beta1^t)
 The schedule, `learning_rate(config, plan, n_processed)`: the original's linear warm-up over
 `epochs_warmup` epochs counted in images, optionally scaled by the world size.
 """
@@ -19,6 +29,8 @@ import tensorflow as tf
 EPSILON = 1e-8
 # the Keras class behind each --optimizer name (`runs.config.OPTIMIZERS` declares and checks them)
 OPTIMIZER_CLASSES = {'adamax': keras.optimizers.Adamax, 'adam': keras.optimizers.Adam}
+# the names Keras gives each optimiser's two slots ('<variable path, / -> _>_<slot>')
+SLOT_NAMES = {'adamax': ('momentum', 'norm'), 'adam': ('momentum', 'velocity')}
 
 
 def learning_rate(config, plan, n_processed):
@@ -55,3 +67,28 @@ def step_learning_rate(optimizer, kind, lr, beta2):
         return lr
     t = tf.cast(optimizer.iterations + 1, tf.float32)
     return lr * tf.sqrt(tf.maximum(1.0 - tf.pow(tf.cast(beta2, tf.float32), t), 0.0))
+
+
+def optimizer_slots(optimizer, kind, variables):
+    """The Keras optimiser's two slot variables of each of `variables` (Keras variables, as
+    given to `optimizer.build`): ([m_i], [u_i]) for adamax, ([m_i], [v_i]) for adam, each in the
+    order of `variables`. KeyError if the optimiser was not built for them."""
+    by_name = {v.path.split('/', 1)[-1]: v for v in optimizer.variables}
+    return tuple(
+        [by_name[f"{v.path.replace('/', '_')}_{slot}"] for v in variables]
+        for slot in SLOT_NAMES[kind]
+    )
+
+
+def apply_rule(kind, w, g, m, u, lr, t, beta1, beta2, epsilon=EPSILON):
+    """One adamax or adam update (module docstring) of tensors of any one shape: the new
+    (w, m, u) (u is adam's v). lr: the step's learning rate (a float32 scalar), t: the 1-based
+    step number (a float32 scalar), beta1, beta2: Python floats."""
+    m = m + (g - m) * (1 - beta1)
+    beta1_power = tf.pow(tf.constant(beta1, tf.float32), t)
+    if kind == 'adamax':
+        u = tf.maximum(beta2 * u, tf.abs(g))
+        return w - (lr * m) / ((1 - beta1_power) * (u + epsilon)), m, u
+    u = u + (tf.square(g) - u) * (1 - beta2)
+    alpha = lr * tf.sqrt(1 - tf.pow(tf.constant(beta2, tf.float32), t)) / (1 - beta1_power)
+    return w - (m * alpha) / (tf.sqrt(u) + epsilon), m, u

@@ -11,17 +11,26 @@ float signal number or 0. With bits_x, bits_y [B] the model's objective on (x + 
 
     loss = mean(bits_x) + weight_y * mean(bits_y)
 
-and grads (one per `tvars`, zeros for unused variables) are averaged over the workers by
-Horovod's DistributedGradientTape (taken w.r.t. the tf.Variables behind the Keras variables).
+and grads [N] the gradient of every trainable variable (`tvars`, zeros for unused ones) averaged
+over the workers by Horovod's DistributedGradientTape (taken w.r.t. the tf.Variables behind the
+Keras variables), flattened and concatenated in `tvars` order (N = the number of weights).
 stats = allreduce_mean([loss, mean bits_x, mean bits_y, mean class error, stop]) [5], so a stop
 request on any worker reaches all of them with no extra collective; finite is True iff stats and
 every gradient are finite on all workers (so all skip a step alike).
 
-apply_step. One update of the weights (weight decay, then the Keras optimiser with the
-learning rate `step_learning_rate` folds the original's bias correction into), then the Polyak
-EMA. If any weight or average comes out non-finite on any worker, weights, optimiser slots and
-iteration count and the EMA are restored exactly from the pre-step copy: ok is False. lr_t is the
-learning rate handed to the optimiser.
+apply_step. One update of all weights at once, on flat [N] vectors (`FlatVariables`): weight
+decay, the optimiser's rule with the learning rate `step_learning_rate` folds the original's bias
+correction into (`optim.apply_rule`, Keras's Adamax / Adam term for term, the state kept in the
+Keras optimiser's slots), then the Polyak EMA (`EMA.update`'s rule). The new weights, slots and
+averages are written only if every new weight and average is finite on every worker (ok);
+otherwise nothing changes, not even the iteration count (the step is rolled back before it is
+written, so no copy of the state is kept). lr_t is the learning rate of the step.
+
+A few operations on [N] vectors instead of several per variable (what remains per variable is
+a read and a write of each state): the update's graph is a third of Keras's per-variable
+`apply_gradients` with a per-variable EMA and pre-step copy, and tracing and optimising it takes
+a quarter of the time, which halves the first training step (`bench/update_step.py`,
+docs/performance.md).
 
 eval_step. The sums over a test batch of [loss, bits_x, bits_y, class error, batch size] [5]
 followed by bits_x per level [L] (`Glow.bits_per_dim_per_level`)
@@ -35,9 +44,9 @@ import tensorflow as tf
 
 from glow_tf.model.glow import glow_loss
 from glow_tf.training.loss_scale import DynamicLossScale
-from glow_tf.training.optim import step_learning_rate
+from glow_tf.training.optim import apply_rule, optimizer_slots, step_learning_rate
 from glow_tf.training.stats import STOP, TEST_SUMS, TRAIN_STEP
-from glow_tf.variables import tf_variables
+from glow_tf.variables import FlatVariables, tf_variables
 
 
 def mix_seed(*parts):
@@ -61,8 +70,7 @@ def default_noise(shape, step, rank_seed):
 
 
 class TrainSteps:
-    """The gradient, update and test steps of one trainer, as tf.functions (module docstring;
-    `apply_step` runs the compiled update, then the compiled rollback if the verdict says so).
+    """The gradient, update and test steps of one trainer, as tf.functions (module docstring).
 
     Args:
         model: the `Glow` model being trained.
@@ -84,15 +92,18 @@ class TrainSteps:
         self.tvars = tf_variables(model.trainable_variables)
         # float16 coupling networks: gradients of S·loss, divided by S (training/loss_scale.py)
         self.loss_scale = DynamicLossScale() if model.precision == 'fp16' else None
-        self._build_backup()
+        # the update's state as flat [N] vectors: weights, the optimiser's two slots, averages
+        self.weights = FlatVariables(self.tvars)
+        self.slots = [
+            FlatVariables(slot)
+            for slot in optimizer_slots(optimizer, cfg.optimizer, model.trainable_variables)
+        ]
+        self.averages = FlatVariables(ema.shadow)
         # autograph=False: no tensor-dependent Python control flow here or in the model, and
         # AutoGraph's conversion of every layer call doubled the trace time (docs/performance.md)
         compile_ = lambda f: tf.function(f, reduce_retracing=True, autograph=False)
         self.grad_step = compile_(self._grad_step)
-        self._update = compile_(self._update_step)
-        # traced at the first rollback, not before the first step (it is a large graph: one
-        # assign per variable, optimiser slot and average)
-        self._roll_back = compile_(self._restore)
+        self.apply_step = compile_(self._update_step)
         self.eval_step = compile_(self._eval_step)
 
     def objective(self, x_uint8, y, noise):
@@ -123,6 +134,7 @@ class TrainSteps:
         ]
         if self.loss_scale is not None:
             grads = self.loss_scale.unscaled(grads)
+        grads = self.weights.flatten(grads)
         means = {
             'loss': loss,
             'bits_x': tf.reduce_mean(bits_x),
@@ -131,67 +143,38 @@ class TrainSteps:
             STOP: stop,
         }
         stats = self.dist.allreduce_mean(tf.stack([means[k] for k in TRAIN_STEP]))
-        finite = tf.reduce_all(tf.math.is_finite(stats))
-        for g in grads:
-            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+        finite = tf.reduce_all(tf.math.is_finite(stats)) & tf.reduce_all(tf.math.is_finite(grads))
         if self.loss_scale is not None:
             with tf.control_dependencies(self.loss_scale.update(finite)):
                 finite = tf.identity(finite)
         return grads, stats, finite
 
     # ------------------------------------------------------------------ guarded update
-    def _build_backup(self):
-        """The pre-step copy: float32 state in one flat buffer (one concat + one assign per step
-        instead of one assign per variable), the few others (iteration counter) one by one."""
-        guarded = (
-            self.tvars
-            + tf_variables(self.optimizer.variables)
-            + list(self.ema.shadow)
-            + [self.ema.num_updates]
-        )
-        self._flat = [v for v in guarded if v.dtype == tf.float32]
-        self._other = [v for v in guarded if v.dtype != tf.float32]
-        self._sizes = [int(v.shape.num_elements()) for v in self._flat]
-        with tf.init_scope():
-            self._flat_backup = tf.Variable(
-                tf.zeros([sum(self._sizes)], tf.float32), trainable=False
-            )
-            self._other_backup = [tf.Variable(v.read_value(), trainable=False) for v in self._other]
-
-    def _back_up(self):
-        self._flat_backup.assign(tf.concat([tf.reshape(v, [-1]) for v in self._flat], 0))
-        for b, v in zip(self._other_backup, self._other):
-            b.assign(v)
-
-    def _restore(self):
-        parts = tf.split(self._flat_backup.read_value(), self._sizes)
-        for v, p in zip(self._flat, parts):
-            v.assign(tf.reshape(p, v.shape))
-        for b, v in zip(self._other_backup, self._other):
-            v.assign(b)
-
-    def apply_step(self, grads, lr):
-        """The guarded update (module docstring): (lr_t, ok); rolled back when ok is False."""
-        lr_t, ok = self._update(grads, lr)
-        if not bool(ok.numpy()):  # the same verdict on every worker (it was allreduced)
-            self._roll_back()
-        return lr_t, ok
-
     def _update_step(self, grads, lr):
-        cfg, optimizer = self.cfg, self.optimizer
-        self._back_up()
+        cfg, optimizer, ema = self.cfg, self.optimizer, self.ema
+        iterations, lr_var = tf_variables([optimizer.iterations, optimizer.learning_rate])
         lr_t = step_learning_rate(optimizer, cfg.optimizer, lr, self.beta2)
-        optimizer.learning_rate.assign(lr_t)
-        if cfg.weight_decay != 1.0:
-            for v in self.tvars:
-                v.assign(v * cfg.weight_decay)
-        optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        self.ema.update()
-        # one reduction per variable: a sum is non-finite if any element is (or if finite
-        # weights sum past 3e38, which deserves a rollback as well)
-        total = tf.add_n([tf.reduce_sum(v) for v in self.tvars + list(self.ema.shadow)])
-        bad = tf.cast(~tf.math.is_finite(total), tf.float32)
-        return lr_t, tf.equal(self.dist.allreduce_sum(bad), 0.0)
+        w0 = self.weights.read()
+        w = w0 * cfg.weight_decay if cfg.weight_decay != 1.0 else w0
+        slots0 = [slot.read() for slot in self.slots]
+        t = tf.cast(iterations + 1, tf.float32)
+        w, m, u = apply_rule(
+            cfg.optimizer, w, grads, *slots0, lr_t, t, float(cfg.beta1), self.beta2
+        )
+        d = ema.current_decay()
+        avg0 = self.averages.read()
+        avg = d * avg0 + (1.0 - d) * w
+        finite = tf.reduce_all(tf.math.is_finite(w)) & tf.reduce_all(tf.math.is_finite(avg))
+        bad = tf.cast(~finite, tf.float32)
+        ok = tf.equal(self.dist.allreduce_sum(bad), 0.0)  # the same verdict on every worker
+        self.weights.assign(tf.where(ok, w, w0))
+        for slot, new, old in zip(self.slots, (m, u), slots0):
+            slot.assign(tf.where(ok, new, old))
+        self.averages.assign(tf.where(ok, avg, avg0))
+        lr_var.assign(tf.where(ok, lr_t, lr_var))
+        iterations.assign_add(tf.cast(ok, tf.int64))
+        ema.num_updates.assign_add(tf.cast(ok, tf.int64))
+        return lr_t, ok
 
     # ------------------------------------------------------------------ test step
     def _eval_step(self, x, y, index):
