@@ -148,16 +148,49 @@ def test_auto_times_every_candidate_once_and_caches_the_fastest(fresh_form_cache
     kernel = (3, 3, 2, 40)
     form = conv_forms.choose_form('auto', (None, 6, 6, 2), kernel)
     assert sorted(timed) == sorted(candidate_forms(kernel)) == ['conv2d', 'im2col']
-    ((x, k, dtype, ms, chosen),) = conv_forms.measured_choices()
+    ((x, k, dtype, direction, ms, chosen),) = conv_forms.measured_choices()
     assert (x, k, dtype) == ('16x6x6x2', '3x3x2x40', 'float32')  # unknown batch timed at 16
+    assert direction == 'forward'  # no gradient tape records: the forward pass alone is timed
     assert chosen == form == min(ms, key=ms.get) and all(t > 0 for t in ms.values())
     # the choice is in the per-machine file; a new process (simulated) reads it, timing nothing
     stored = json.loads(conv_forms.cache_path().read_text())
-    assert stored['choices']['16x6x6x2|3x3x2x40|float32']['form'] == form
+    assert stored['choices']['16x6x6x2|3x3x2x40|float32|forward']['form'] == form
     monkeypatch.setattr(conv_forms, '_choices', {})
     monkeypatch.setattr(conv_forms, '_loaded', False)
     timed.clear()
     assert conv_forms.choose_form('auto', (16, 6, 6, 2), kernel) == form
+    assert timed == []
+
+
+def test_auto_times_the_direction_the_convolution_runs_in(fresh_form_cache, monkeypatch):
+    """Under a gradient tape a shape is timed forward + both gradients, otherwise the forward
+    pass alone; the two are separate choices, and either computes the same convolution."""
+    timed = []
+    real_time_form = conv_forms._time_form
+
+    def recording(form, shape, kernel, dtype, training):
+        timed.append((form, training))
+        return real_time_form(form, shape, kernel, dtype, training)
+
+    monkeypatch.setattr(conv_forms, '_time_form', recording)
+    x = tf.random.stateless_normal([4, 6, 6, 2], seed=[4, 1])
+    kernel = tf.random.stateless_normal([3, 3, 2, 40], seed=[4, 2])
+    expected = tf.nn.conv2d(x, kernel, 1, 'SAME').numpy()
+    forward = conv_forms.conv2d(x, kernel, policy='auto')
+    assert sorted(timed) == [('conv2d', False), ('im2col', False)]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        trained = conv_forms.conv2d(x, kernel, policy='auto')
+    assert sorted(timed[2:]) == [('conv2d', True), ('im2col', True)]
+    assert tape.gradient(trained, x) is not None
+    directions = [row[3] for row in conv_forms.measured_choices()]
+    assert sorted(directions) == ['forward', 'train']
+    for y in (forward, trained):
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+    timed.clear()  # both are remembered
+    conv_forms.conv2d(x, kernel, policy='auto')
+    with tf.GradientTape():
+        conv_forms.conv2d(x, kernel, policy='auto')
     assert timed == []
 
 

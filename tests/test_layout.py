@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / 'glow_tf'
 
 # layer of a module (by its dotted name under glow_tf) -> the layers it may import from
-UTILITIES = {'cachedir', 'errors', 'fileio', 'progress', 'variables'}
+UTILITIES = {'cachedir', 'errors', 'fileio', 'internals', 'progress', 'variables'}
 LAYERS = ['utilities', 'data', 'flows', 'nets', 'model', 'runs', 'tools', 'training', 'editor']
 RULES = {
     # the package face (glow_tf/__init__.py) re-exports every layer's public names; inside the
@@ -150,7 +150,7 @@ def test_public_constructors_document_their_arguments():
 
 
 PRIVATE_APIS = ('keras.src', 'tensorflow.python')
-PRIVATE_ADAPTER = 'glow_tf.model.keras_internals'
+PRIVATE_ADAPTER = 'glow_tf.internals'
 
 
 def private_imports(path):
@@ -167,7 +167,7 @@ def private_imports(path):
 
 
 def test_only_the_adapter_module_touches_keras_and_tensorflow_internals():
-    """`glow_tf.model.keras_internals` is the one module that may import `keras.src` or
+    """`glow_tf.internals` is the one module that may import `keras.src` or
     `tensorflow.python` (its docstring says what for and why); every other module uses the
     public APIs, so a Keras or TensorFlow upgrade has one place to break."""
     offenders = [

@@ -10,13 +10,13 @@ batch when the model was never initialised. It is the single-process path; sever
 
 The objective's metric trackers live in a plain holder (`ObjectiveTrackers`), which Keras
 neither tracks as model state nor saves, as it does not for its own loss tracker; the first
-batch for the init is read by `glow_tf.model.keras_internals.first_batch`.
+batch for the init is read by `glow_tf.internals.first_batch`.
 """
 
 import keras
 import tensorflow as tf
 
-from glow_tf.model.keras_internals import first_batch
+from glow_tf.internals import first_batch
 from glow_tf.model.objective import check_weight_y, glow_loss
 from glow_tf.model.preprocessing import check_n_bits, preprocess
 

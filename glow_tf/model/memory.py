@@ -46,7 +46,7 @@ import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import batch_size, chain_forward
-from glow_tf.model.keras_internals import stop_recording
+from glow_tf.internals import stop_recording
 
 __all__ = ['MEMORY_MODES', 'steps_runner', 'reversible_forward', 'checkpointed_forward']
 

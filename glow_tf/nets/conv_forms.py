@@ -5,16 +5,22 @@
 The forms of `glow_tf.nets.conv` compute the same sum; which is fastest depends on the CPU (its
 vector units, oneDNN's kernels for that shape), the TF version and the shapes. Policies:
 
-    'auto'    time every candidate form of the shape (forward + both gradients, as a training step
-              runs it) the first time the shape is met; use the fastest. The choice is kept in
-              memory and in a JSON file per machine (CPU model + flags + TF version) under
-              `glow_tf.cachedir.cache_root()`/conv_forms/, so later runs pay nothing.
+    'auto'    time every candidate form of the shape the first time the shape is met, in the
+              direction it will run: forward + both gradients when a gradient tape records (a
+              training step), the forward pass alone otherwise (sampling, encoding, a test pass;
+              `glow_tf.internals.gradients_recorded`); use the fastest. The two directions often
+              pick differently (im2col computes the input layer's forward pass fastest, oneDNN
+              its gradients). The choice is kept in memory and in a JSON file per machine (CPU
+              model + flags + TF version) under `glow_tf.cachedir.cache_root()`/conv_forms/, so
+              later runs pay nothing.
     'gemm'    the fixed rule `conv.conv_form` (GEMM forms for the 1x1 and output layers), tuned on
               an AVX2 CPU: what glow_tf used before it measured.
     'native'  `tf.nn.conv2d` everywhere.
 
 With a GPU visible every policy uses `tf.nn.conv2d` (cuDNN has its own autotuner). A shape is
-[B, H, W, C_in] x [kh, kw, C_in, C_out] and a dtype; an unknown batch is timed at 16.
+[B, H, W, C_in] x [kh, kw, C_in, C_out], a dtype and a direction; an unknown batch is timed at
+16. Every direction and form computes the same sum (up to float32 summation order), so a
+function traced in one direction and differentiated later is still exact, only not the fastest.
 `measured_choices()` lists what was measured in this process and why it was chosen.
 """
 
@@ -30,9 +36,11 @@ import tensorflow as tf
 
 from glow_tf.cachedir import cache_root
 from glow_tf.fileio import atomic_write_bytes
+from glow_tf.internals import gradients_recorded
 from glow_tf.nets.conv import candidate_forms, conv2d_same, conv_form, gpu_visible
 
 POLICIES = ('auto', 'gemm', 'native')
+FORWARD = 'forward'  # the key suffix of forward-only choices (training choices have none)
 NOMINAL_BATCH = 16  # the batch a shape with an unknown batch size is timed at
 _REPEATS = 5
 
@@ -68,25 +76,32 @@ def choose_form(policy, x_shape, kernel_shape, dtype=tf.float32):
     batch = x_shape[0] if x_shape[0] is not None else NOMINAL_BATCH
     shape = (int(batch), int(x_shape[1]), int(x_shape[2]), int(kernel_shape[2]))
     kernel = tuple(int(d) for d in kernel_shape)
+    training = gradients_recorded()
     key = f"{'x'.join(map(str, shape))}|{'x'.join(map(str, kernel))}|{tf.as_dtype(dtype).name}"
+    key += '' if training else f'|{FORWARD}'
     _load_cache()
     if key not in _choices:
         # timed in a thread of its own: eagerly, and outside any tape or trace of the caller
         # (the shape may be met while a tf.function is traced, or under stop_recording)
         with ThreadPoolExecutor(1) as pool:
-            ms = {f: pool.submit(_time_form, f, shape, kernel, dtype).result() for f in candidates}
+            ms = {
+                f: pool.submit(_time_form, f, shape, kernel, dtype, training).result()
+                for f in candidates
+            }
         _choices[key] = {'ms': ms, 'form': min(ms, key=ms.get)}
         _save_cache()
     return _choices[key]['form']
 
 
 def measured_choices():
-    """[(input shape, kernel shape, dtype, {form: ms per training step}, chosen form)]."""
+    """[(input shape, kernel shape, dtype, direction, {form: ms per call}, chosen form)];
+    direction is 'train' (forward + both gradients) or 'forward'."""
     _load_cache()
     rows = []
     for key, record in sorted(_choices.items()):
-        x, k, dtype = key.split('|')
-        rows.append((x, k, dtype, dict(record['ms']), record['form']))
+        x, k, dtype, *forward = key.split('|')
+        direction = FORWARD if forward else 'train'
+        rows.append((x, k, dtype, direction, dict(record['ms']), record['form']))
     return rows
 
 
@@ -141,14 +156,17 @@ def _save_cache():
         pass  # a read-only cache directory costs a re-measurement next time, nothing else
 
 
-def _time_form(form, x_shape, kernel_shape, dtype):
-    """Milliseconds of one forward + backward (input and kernel gradients) pass in `form`:
-    the best of _REPEATS after a warm-up call, as a compiled graph."""
+def _time_form(form, x_shape, kernel_shape, dtype, training=True):
+    """Milliseconds of one forward + backward (input and kernel gradients) pass in `form`, or of
+    the forward pass alone (`training=False`): the best of _REPEATS after a warm-up call, as a
+    compiled graph."""
     x = tf.cast(tf.random.stateless_normal(x_shape, seed=[0, 1]), dtype)
     kernel = tf.cast(tf.random.stateless_normal(kernel_shape, seed=[0, 2]) * 0.05, dtype)
 
     @tf.function(autograph=False)
     def step(x, kernel):
+        if not training:
+            return tf.reduce_sum(tf.cast(conv2d_same(x, kernel, form=form), tf.float32))
         with tf.GradientTape() as tape:
             tape.watch([x, kernel])
             y = conv2d_same(x, kernel, form=form)

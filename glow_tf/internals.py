@@ -1,5 +1,5 @@
 """The one module of glow_tf that reaches into Keras / TensorFlow internals (`keras.src`,
-`tensorflow.python`), for the two things their public APIs offer no way to do.
+`tensorflow.python`), for the three things their public APIs offer no way to do.
 
     stop_recording()            tensorflow.python.eager.record.stop_recording
         A context in which no gradient tape records operations. `glow_tf.model.memory` runs a
@@ -8,6 +8,12 @@
         modes); `custom_gradient`'s own variable watcher still sees the variables read. The
         public `GradientTape.stop_recording()` pauses one tape the caller holds, not the tapes
         of whoever calls the model.
+
+    gradients_recorded()        tensorflow.python.eager.record.could_possibly_record
+        True while a gradient tape or forward accumulator records the operations being built
+        (eagerly or while a tf.function is traced). `glow_tf.nets.conv_forms` times and picks a
+        convolution's form for the direction it will run: forward and both gradients under a
+        tape, the forward pass alone otherwise (sampling, encoding, evaluation).
 
     first_batch(x, y, batch_size)   keras.src.trainers.data_adapters.get_data_adapter
         The first batch of anything `Model.fit` accepts (arrays, tensors, tf.data datasets,
@@ -26,6 +32,13 @@ def stop_recording():
     from tensorflow.python.eager import record
 
     return record.stop_recording()
+
+
+def gradients_recorded():
+    """True if a gradient tape (or forward accumulator) would record an operation built now."""
+    from tensorflow.python.eager import record
+
+    return bool(record.could_possibly_record())
 
 
 def first_batch(x, y=None, batch_size=32):
