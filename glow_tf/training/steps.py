@@ -23,8 +23,9 @@ decay, the optimiser's rule with the learning rate `step_learning_rate` folds th
 correction into (`optim.apply_rule`, Keras's Adamax / Adam term for term, the state kept in the
 Keras optimiser's slots), then the Polyak EMA (`EMA.update`'s rule). The new weights, slots and
 averages are written only if every new weight and average is finite on every worker (ok);
-otherwise nothing changes, not even the iteration count (the step is rolled back before it is
-written, so no copy of the state is kept). lr_t is the learning rate of the step.
+otherwise nothing is written, not even the iteration count, and ok is False: a bad step is
+dropped before it touches the state, so no copy of the state is needed to undo it. lr_t is the
+learning rate of the step.
 
 A few operations on [N] vectors instead of several per variable (what remains per variable is
 a read and a write of each state): the update's graph is a third of Keras's per-variable
