@@ -78,21 +78,6 @@ for line in sys.stdin:
 """
 
 
-def trainer_config(model, precision):
-    """TrainConfig keyword arguments of a `bench/update_step.py` model for the trainer worker."""
-    from update_step import MODELS
-
-    return dict(
-        MODELS[model],
-        n_batch_train=32,
-        n_batch_init=32,
-        anchor_size=0,
-        n_test=100,
-        memory_mode='plain',
-        precision=precision,
-    )
-
-
 def unpack_revision(rev, dest):
     """`git archive REV glow_tf bench` extracted into `dest`; the revision's commit id."""
     commit = subprocess.run(
@@ -192,9 +177,11 @@ def summary(t, **labels):
 def compare_trainers(trees, args):
     """--what trainer: one row per --models model (module docstring)."""
     rows = []
+    from update_step import trainer_config
+
     precision = {'this': args.precision, 'base': args.base_precision}
     for model in args.models.split(','):
-        configs = {name: trainer_config(model, precision[name]) for name in trees}
+        configs = {name: trainer_config(model, precision=precision[name]) for name in trees}
         t = compare(trees, configs, 'plain', 'step', args.iters, args.warmup)
         row = summary(t, model=model, what='trainer', precision=precision)
         rows.append(row)

@@ -18,8 +18,9 @@ For each: seconds to trace the update (`get_concrete_function`), the first run a
 (Grappler, kernel creation), operations in its graph, and the median ms of the update alone and
 of a whole training step (the trainer's gradient step + that update), timed interleaved in
 rounds. The gradient step hands the update one flat gradient [N]; the Keras variants split it
-back into per-variable tensors (one split, a reshape per variable). Prints a table, the CPU's
-vector units and one `JSON ` line per model. Pause long runs first: read the ratios.
+back into per-variable tensors (`FlatVariables.unflatten`: one split, a reshape per variable).
+Prints a table, the CPU's vector units and one `JSON ` line per model. Pause long runs first:
+read the ratios.
 """
 
 import argparse
@@ -47,22 +48,25 @@ MODELS = {
 VARIANTS = ('flat', 'keras_guarded', 'keras')
 
 
-def make_trainer(model, batch):
-    from glow_tf.runs.config import TrainConfig
-    from glow_tf.training.distributed import Distributed
-    from glow_tf.training.trainer import Trainer
-
-    cfg = TrainConfig(
-        **MODELS[model],
+def trainer_config(model, batch=32, precision='fp32'):
+    """TrainConfig keyword arguments of a MODELS model (also bench/revisions.py's trainer)."""
+    return dict(
+        MODELS[model],
         n_batch_train=batch,
         n_batch_init=batch,
         anchor_size=0,
         n_test=100,
         memory_mode='plain',
-        precision='fp32',
-        logdir=tempfile.mkdtemp(),
-        progress=False,
+        precision=precision,
     )
+
+
+def make_trainer(model, batch):
+    from glow_tf.runs.config import TrainConfig
+    from glow_tf.training.distributed import Distributed
+    from glow_tf.training.trainer import Trainer
+
+    cfg = TrainConfig(**trainer_config(model, batch), logdir=tempfile.mkdtemp(), progress=False)
     tr = Trainer(cfg, dist=Distributed(use_horovod=False)).setup()
     tr.initialize_or_restore()
     return tr
@@ -77,7 +81,6 @@ def keras_updates(tr):
     from glow_tf.variables import FlatVariables, tf_variables
 
     c, opt, ema = tr.cfg, tr.optimizer, tr.ema
-    sizes = [int(v.shape.num_elements()) for v in tr.tvars]
     state = FlatVariables(
         [
             v
@@ -90,14 +93,13 @@ def keras_updates(tr):
     def keras(flat_grad):
         lr_t = step_learning_rate(opt, c.optimizer, tf.constant(1e-4), tr.plan.resolved_beta2)
         opt.learning_rate.assign(lr_t)
-        parts = tf.split(flat_grad, sizes)
-        grads = [tf.reshape(p, v.shape) for p, v in zip(parts, tr.tvars)]
+        grads = tr.steps.weights.unflatten(flat_grad)
         opt.apply_gradients(zip(grads, tr.model.trainable_variables))
         ema.update()
         return lr_t
 
     def keras_guarded(flat_grad):
-        backup.assign(tf.concat([tf.reshape(v, [-1]) for v in state.variables], 0))
+        backup.assign(state.read())
         lr_t = keras(flat_grad)
         total = tf.add_n([tf.reduce_sum(v) for v in tr.tvars + list(ema.shadow)])
         return lr_t + 0.0 * tf.cast(~tf.math.is_finite(total), tf.float32)

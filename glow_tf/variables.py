@@ -31,6 +31,7 @@ class FlatVariables:
         x = flat.read()          # [N]: each variable reshaped to [-1], concatenated
         flat.assign(x)           # split back into the variables' shapes and assigned
         g = flat.flatten(grads)  # tensors shaped like the variables -> [N]
+        grads = flat.unflatten(g)  # [N] -> tensors shaped like the variables
 
     A whole-model update written on [N] vectors is a few elementwise operations instead of a
     few per variable, so its graph is small and quick to trace (glow_tf.training.steps).
@@ -57,11 +58,18 @@ class FlatVariables:
         """[N]: the variables' current values."""
         return self.flatten([v.value() for v in self.variables])
 
-    def assign(self, flat):
-        """Writes `flat` [N] back into the variables."""
+    def unflatten(self, flat):
+        """`flat` [N] split into one tensor per variable, in the variables' shapes."""
         shapes = {}  # one constant per distinct shape
-        for v, part, shape in zip(self.variables, tf.split(flat, self.sizes), self.shapes):
+        parts = []
+        for part, shape in zip(tf.split(flat, self.sizes), self.shapes):
             key = tuple(shape.as_list())
             if key not in shapes:
                 shapes[key] = tf.constant(key, tf.int32)
-            v.assign(tf.reshape(part, shapes[key]))
+            parts.append(tf.reshape(part, shapes[key]))
+        return parts
+
+    def assign(self, flat):
+        """Writes `flat` [N] back into the variables."""
+        for v, value in zip(self.variables, self.unflatten(flat)):
+            v.assign(value)

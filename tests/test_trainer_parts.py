@@ -130,12 +130,17 @@ def test_step_statistics_are_unpacked_by_name():
         unpack(TEST_SUMS, [1.0, 2.0])
 
 
-def _update_state(tr):
-    """Every variable the update writes, as numpy arrays."""
+def _update_variables(tr):
+    """Every variable the update writes: weights, optimiser variables, averages, their count."""
     from glow_tf.variables import tf_variables
 
-    variables = tr.tvars + tf_variables(tr.optimizer.variables) + list(tr.ema.shadow)
-    return [v.numpy().copy() for v in variables + [tr.ema.num_updates]]
+    optimizer = tf_variables(tr.optimizer.variables)
+    return tr.tvars + optimizer + list(tr.ema.shadow) + [tr.ema.num_updates]
+
+
+def _update_state(tr):
+    """Every variable the update writes, as numpy arrays."""
+    return [v.numpy().copy() for v in _update_variables(tr)]
 
 
 @pytest.mark.parametrize('optimizer,weight_decay', [('adamax', 1.0), ('adam', 0.999)])
@@ -164,8 +169,7 @@ def test_flat_update_is_keras_per_variable_update_and_ema(
         tr.optimizer.learning_rate.assign(lr_t)
         for v in tr.tvars:
             v.assign(v * weight_decay)
-        parts = tf.split(flat_grad, [int(v.shape.num_elements()) for v in tr.tvars])
-        per_var = [tf.reshape(p, v.shape) for p, v in zip(parts, tr.tvars)]
+        per_var = tr.steps.weights.unflatten(flat_grad)
         tr.optimizer.apply_gradients(zip(per_var, tr.model.trainable_variables))
         tr.ema.update()
 
@@ -173,10 +177,7 @@ def test_flat_update_is_keras_per_variable_update_and_ema(
     for g in grads:
         keras_update(g)
     expected = _update_state(tr)
-    from glow_tf.variables import tf_variables
-
-    variables = tr.tvars + tf_variables(tr.optimizer.variables) + list(tr.ema.shadow)
-    for v, value in zip(variables + [tr.ema.num_updates], start):
+    for v, value in zip(_update_variables(tr), start):  # back to the start
         v.assign(value)
     for g in grads:
         assert bool(tr.apply_step(g, lr)[1].numpy())
