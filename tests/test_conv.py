@@ -75,6 +75,17 @@ def test_forms_work_with_an_unknown_batch_size_in_a_graph():
     a, b = f(x)
     np.testing.assert_allclose(a.numpy(), tf.nn.conv2d(x, kernel_1x1, 1, 'SAME').numpy(), atol=1e-5)
     np.testing.assert_allclose(b.numpy(), tf.nn.conv2d(x, kernel_out, 1, 'SAME').numpy(), atol=1e-5)
+    # the input layer's edge bias (a thin input, a wide output), both its forms
+    kernel_in = tf.random.stateless_normal([3, 3, 3, 20], seed=[1, 5])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6, 6, 2])])
+    def g(x):
+        return [conv2d_same(x, kernel_in, form=f, edge_bias=True) for f in ('conv2d', 'im2col')]
+
+    x = tf.random.stateless_normal([3, 6, 6, 2], seed=[1, 6])
+    expected = conv2d_same(x, kernel_in, form='conv2d', edge_bias=True).numpy()  # static batch
+    for y in g(x):
+        np.testing.assert_allclose(y.numpy(), expected, atol=1e-5)
 
 
 def test_bad_form_and_kernel_are_named():
@@ -86,11 +97,12 @@ def test_bad_form_and_kernel_are_named():
 
 
 @pytest.mark.parametrize(
-    'form,c_in,c_out', [('conv2d', 3, 8), ('shift_add', 16, 1), ('conv2d', 5, 4)]
+    'form,c_in,c_out',
+    [('conv2d', 3, 8), ('im2col', 3, 32), ('shift_add', 16, 1), ('conv2d', 5, 4)],
 )
 def test_edge_bias_equals_the_originals_padding_by_hand(form, c_in, c_out):
     """conv2d_same(edge_bias=True) == zero padding + a border channel + 'VALID' conv, values
-    and gradients (the border taps get a gradient only from the border pixels)."""
+    and gradients (the border taps get a gradient only from the border pixels), in each form."""
     from tests.flow_testing import edge_padded_conv_by_hand
 
     rng = np.random.default_rng(3)
