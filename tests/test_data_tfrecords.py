@@ -62,6 +62,9 @@ def test_read_original_layout(tmp_path, fixtures, data_cache):
     )
     flipped = (cols == np.arange(8)[::-1]).all(1)
     assert (flipped | (cols == np.arange(8)).all(1)).all() and 0 < flipped.sum() < 10
+    # no tf.data autotuning thread for an iterator's destructor to join (source._prefetched)
+    for ds in (src.train(2), src.train(2, flip=True), src.ordered('test', 3)):
+        assert ds.options().autotune.enabled is False
 
 
 @pytest.mark.parametrize('train_shards', [1, 4])  # record-level vs file-level sharding

@@ -52,6 +52,23 @@ def _seed_pair(seed, rank, step):
     )
 
 
+def _prefetched(ds):
+    """ds.prefetch(AUTOTUNE), the end of every pipeline here, without tf.data's autotuning model.
+
+    The model (`tf.data.Options().autotune`) runs a background thread per iterator, and the
+    iterator's destructor joins it: when the thread is asleep in its optimisation period the join
+    waits for the rest of it. The trainer drops its iterator at every epoch's end and stalled
+    there 5-15 s in one epoch of four (the README job, issue 21). These pipelines gather from
+    memory or parse records; without the model, `num_parallel_calls=AUTOTUNE` runs one call per
+    core and the prefetch buffer keeps its own autotuner (no thread).
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
 def _permutation(n, seed, epoch):
     """Stateless permutation of ``range(n)`` for ``epoch`` (identical on every rank)."""
     import tensorflow as tf
@@ -164,6 +181,7 @@ class ArraySource(DataSource):
     """
 
     arrays: dict = field(default_factory=dict, repr=False)
+    _tensors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _attributes(self, split):
         return self.arrays[split][2]
@@ -173,13 +191,16 @@ class ArraySource(DataSource):
         return self.arrays[self._split(split)]
 
     def _gather(self, split, with_attributes):
+        """The split's arrays as tensors [x, y(, attr)], converted once (a pipeline per epoch
+        would otherwise copy the whole split every epoch)."""
         import tensorflow as tf
 
-        x, y, a = self.arrays[split]
-        tensors = [tf.constant(x), tf.constant(y)]
-        if with_attributes:
-            tensors.append(tf.constant(a))
-        return tensors
+        if split not in self._tensors:
+            x, y, a = self.arrays[split]
+            self._tensors[split] = [tf.constant(x), tf.constant(y)]
+            if a is not None:
+                self._tensors[split].append(tf.constant(a))
+        return self._tensors[split][: 3 if with_attributes else 2]
 
     def train(
         self,
@@ -221,7 +242,7 @@ class ArraySource(DataSource):
             return tuple(out)
 
         ds = ds.enumerate().map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _prefetched(ds)
 
     def ordered(
         self, split, batch_size, rank=0, size=1, with_attributes=False, drop_remainder=False
@@ -241,7 +262,7 @@ class ArraySource(DataSource):
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _prefetched(ds)
 
 
 @dataclass
@@ -409,7 +430,7 @@ class TFRecordSource(DataSource):
             ds = ds.enumerate().map(
                 lambda step, b: (_flip(b[0], _seed_pair(seed + 1, rank, step)),) + tuple(b[1:])
             )
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _prefetched(ds)
 
     def ordered(
         self, split, batch_size, rank=0, size=1, with_attributes=False, drop_remainder=False
@@ -424,7 +445,7 @@ class TFRecordSource(DataSource):
         ds = ds.map(
             lambda r, f: parse(0, r, f), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
-        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+        return _prefetched(ds.batch(batch_size, drop_remainder=drop_remainder))
 
     def _attributes(self, split):
         if split not in self._attr_cache:
