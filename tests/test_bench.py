@@ -229,3 +229,17 @@ def test_update_step_bench_compares_the_flat_and_per_variable_updates():
         r['trace_s'] > 0 and r['update_ms'] > 0 and r['step_ms'] > r['update_ms']
         for r in rows.values()
     )
+
+
+def test_epoch_turnover_times_both_pipeline_settings(capsys):
+    sys.path.insert(0, str(REPO))
+    from bench.epoch_turnover import main
+
+    main(['--epochs', '2', '--steps', '3', '--load_ms', '5'])
+    out = capsys.readouterr().out
+    result = json.loads(next(l for l in out.splitlines() if l.startswith('JSON '))[5:])
+    assert set(result['rows']) == {'glow_tf (autotune off)', 'tf.data default (autotune on)'}
+    for rows in result['rows'].values():
+        assert len(rows) == 2
+        assert all(r['build_s'] > 0 and r['batches_s'] > 0 and r['delete_s'] >= 0 for r in rows)
+    assert '| glow_tf (autotune off) |' in out and 'vector units' in out

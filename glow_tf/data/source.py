@@ -59,8 +59,9 @@ def _prefetched(ds):
     iterator's destructor joins it: when the thread is asleep in its optimisation period the join
     waits for the rest of it. The trainer drops its iterator at every epoch's end and stalled
     there 5-15 s in one epoch of four (the README job, issue 21). These pipelines gather from
-    memory or parse records; without the model, `num_parallel_calls=AUTOTUNE` runs one call per
-    core and the prefetch buffer keeps its own autotuner (no thread).
+    memory or parse records; without the model, `num_parallel_calls=AUTOTUNE` stays at tf.data's
+    starting value (its thread pool's size: one call per core, at most 16) and the prefetch
+    buffer keeps its own autotuner, which needs no thread.
     """
     import tensorflow as tf
 
