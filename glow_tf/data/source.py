@@ -58,7 +58,7 @@ def _prefetched(ds):
     The model (`tf.data.Options().autotune`) runs a background thread per iterator, and the
     iterator's destructor joins it: when the thread is asleep in its optimisation period the join
     waits for the rest of it. The trainer drops its iterator at every epoch's end and stalled
-    there 5-15 s in one epoch of four (the README job, issue 21). These pipelines gather from
+    there 5-15 s in 1-3 epochs of 8-10 (the README job, issue 21). These pipelines gather from
     memory or parse records; without the model, `num_parallel_calls=AUTOTUNE` stays at tf.data's
     starting value (its thread pool's size: one call per core, at most 16) and the prefetch
     buffer keeps its own autotuner, which needs no thread.
