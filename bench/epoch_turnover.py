@@ -97,7 +97,10 @@ def main(argv=None):
         f"{args.problem}: {args.epochs} epochs per setting, {args.steps} batches of {args.batch}, "
         f"a {args.load_ms:g} ms stand-in step per batch\n"
     )
-    print('| pipeline | build s (median) | batches s (median) | delete s: median / max | epochs with a delete > 1 s |')
+    print(
+        '| pipeline | build s (median) | batches s (median) | delete s: median / max '
+        '| epochs with a delete > 1 s |'
+    )
     print('|---|---|---|---|---|')
     result = {'problem': args.problem, 'epochs': args.epochs, 'steps': args.steps, 'rows': {}}
     for name, rows in runs.items():
