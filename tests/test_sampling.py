@@ -1,6 +1,8 @@
 """sample.py and glow_tf.tools (flow, latents, images, sampling): grids, reproducible batched
 sampling, CLI end to end."""
 
+import io
+
 import numpy as np
 import pytest
 
@@ -154,11 +156,14 @@ def test_cli_sample_end_to_end(cli, logdir, flow, tmp_path, capsys):
             str(d),
             '--npz',
             str(npz),
+            '--precision',
+            'fp32',
         ]
     )
     assert rc == 0
     text = capsys.readouterr().out
     assert 'ms/image' in text and 'seed 11' in text and '(Polyak-averaged weights)' in text
+    assert 'coupling networks in fp32' in text
     data = np.load(npz)
     assert data['images'].shape == (2, 5, 16, 16, 3) and int(data['seed']) == 11
     np.testing.assert_allclose(data['temperatures'], [0.5, 1.0])
@@ -203,6 +208,7 @@ def test_cli_sample_in_bf16_draws_the_same_pictures_up_to_rounding(logdir, tmp_p
     for precision in ('fp32', 'bf16'):
         npz = tmp_path / f'{precision}.npz'
         argv = ['--model', str(logdir), '--n', '6', '--temperature', '0.7', '--seed', '3']
+        argv += ['--out', str(tmp_path / f'{precision}.png')]  # not samples.png in the cwd
         assert main(argv + ['--npz', str(npz), '--precision', precision]) == 0
         images[precision] = np.load(npz)['images'].astype(np.float64)
     difference = np.abs(images['bf16'] - images['fp32'])
@@ -210,3 +216,31 @@ def test_cli_sample_in_bf16_draws_the_same_pictures_up_to_rounding(logdir, tmp_p
     with pytest.raises(SystemExit):
         main(['--model', str(logdir), '--n', '2', '--precision', 'fp8'])
     assert '--precision' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('bf16_units', [True, False])
+def test_cli_sample_precision_follows_the_hardware(cli, logdir, tmp_path, monkeypatch, bf16_units):
+    """sample.py's default --precision auto decodes in bf16 where the machine has bfloat16 units
+    (the same pictures as --precision bf16) and in fp32 elsewhere; --export stays fp32, so the
+    SavedModel is right on any machine."""
+    import glow_tf.nets.precision as precision
+    from glow_tf.cli.sample import build_parser, run
+
+    monkeypatch.setattr(precision, 'native_bf16', lambda: bf16_units)
+    base = ['--model', str(logdir), '--n', '4', '--temperature', '0.7', '--seed', '5']
+    images, lines = {}, {}
+    for name, flags in (('auto', []), ('fp32', ['--precision', 'fp32'])):
+        npz = tmp_path / f'{name}.npz'
+        out = io.StringIO()
+        files = ['--npz', str(npz), '--out', str(tmp_path / f'{name}.png')]
+        assert run(build_parser().parse_args(base + flags + files), out) == 0
+        images[name], lines[name] = np.load(npz)['images'], out.getvalue()
+    expected = 'bf16' if bf16_units else 'fp32'
+    assert f'coupling networks in {expected}' in lines['auto']
+    same = np.array_equal(images['auto'], images['fp32'])
+    assert same != bf16_units  # bf16 rounds differently: some pixel moves
+    if bf16_units:
+        export_dir = tmp_path / 'export'
+        out = io.StringIO()
+        assert run(build_parser().parse_args(base + ['--export', str(export_dir)]), out) == 0
+        assert 'coupling networks in fp32' in out.getvalue()

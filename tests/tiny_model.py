@@ -115,14 +115,16 @@ def _real_load_trained_model():
     return _CACHE['real_load_flow']
 
 
-def cached_load_trained_model(path, use_ema=None, which='latest', batch_size=64):
-    """`glow_tf.tools.trained.load_trained_model`, memoised per (path, use_ema, which) for the
-    session: every CLI call in a test would otherwise rebuild the model and retrace its
+def cached_load_trained_model(path, use_ema=None, which='latest', batch_size=64, precision='fp32'):
+    """`glow_tf.tools.trained.load_trained_model`, memoised per (path, use_ema, which, precision)
+    for the session: every CLI call in a test would otherwise rebuild the model and retrace its
     tf.functions."""
-    key = ('flow', os.path.abspath(os.fspath(path)), use_ema, which)
+    from glow_tf.nets.precision import resolve_precision
+
+    key = ('flow', os.path.abspath(os.fspath(path)), use_ema, which, resolve_precision(precision))
     if key not in _CACHE:
         _CACHE[key] = _real_load_trained_model()(
-            path, use_ema=use_ema, which=which, batch_size=batch_size
+            path, use_ema=use_ema, which=which, batch_size=batch_size, precision=precision
         )
     flow = _CACHE[key]
     flow.batch_size = int(batch_size)

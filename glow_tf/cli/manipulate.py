@@ -35,7 +35,7 @@ from glow_tf.cli.sample import add_model_args, flow_from_args
 
 
 def _add_common(p):
-    add_model_args(p)
+    add_model_args(p, precision='fp32')
     p.add_argument(
         '--y',
         type=int,

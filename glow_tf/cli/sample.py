@@ -8,7 +8,9 @@
 --model: a training log dir (by default the latest checkpoint's weights that scored better at
 the run's last test pass, raw or Polyak-averaged: --weights auto), a checkpoint dir / ckpt-N
 prefix, or a SavedModel written by --export. No training data is read.
-Same --seed and temperature => same images (independent of --batch; also across the export).
+Same --seed and temperature => same images (independent of --batch). With --precision fp32
+also on every machine and across the export (fp32); the default 'auto' decodes in bf16 where
+the CPU/GPU has bfloat16 units, which moves a few pixel values by rounding.
 Exit status 0 ok, 2 bad arguments or inputs (the message names what is wrong).
 """
 
@@ -57,20 +59,21 @@ def flow_from_args(args):
 
     if args.batch < 1:
         raise InputError(f"--batch must be >= 1, got {args.batch}")
-    flow = load_trained_model(
-        args.model, use_ema=use_ema(args), which=args.which, batch_size=args.batch
+    precision = args.precision
+    if precision == 'auto' and getattr(args, 'export', None):
+        precision = 'fp32'  # a SavedModel fixes its precision: keep it right on every machine
+    return load_trained_model(
+        args.model,
+        use_ema=use_ema(args),
+        which=args.which,
+        batch_size=args.batch,
+        precision=precision,
     )
-    if args.precision != 'fp32':
-        if not hasattr(flow, 'model'):
-            raise InputError(
-                f"--precision {args.precision}: {args.model} is an exported SavedModel, whose "
-                "precision was fixed at export; give a checkpoint or log dir"
-            )
-        flow.model.precision = args.precision
-    return flow
 
 
-def add_model_args(p):
+def add_model_args(p, precision='auto'):
+    """The flags naming a trained model; `precision`: the --precision default (manipulate.py
+    keeps 'fp32', the editor's precision, so its edits match the editor's pixels)."""
     g = p.add_argument_group('model')
     g.add_argument(
         '--model',
@@ -101,11 +104,13 @@ def add_model_args(p):
     g.add_argument('--batch', type=int, default=64, help="Images per model call.")
     g.add_argument(
         '--precision',
-        choices=['fp32', 'bf16'],
-        default='fp32',
-        help="Checkpoints only: what the coupling networks compute in. 'bf16' samples ~1.5x "
-        "faster on CPUs with AVX512_BF16 or AMX (slower on CPUs without); images differ slightly "
-        "from fp32's (docs/performance.md).",
+        choices=['auto', 'fp32', 'bf16'],
+        default=precision,
+        help="Checkpoints only: what the coupling networks compute in. 'auto': bf16 where the "
+        "hardware computes bfloat16 natively (CPUs with AVX512_BF16 or AMX: batches decode "
+        "~1.4x faster), else fp32; fp32 for --export, whose SavedModel keeps its precision. "
+        "bf16 images differ from fp32's by rounding (mean ~0.3 of 255); 'fp32' gives the same "
+        "pixels on every machine (docs/performance.md).",
     )
     g.add_argument(
         '--no_progress',
@@ -216,7 +221,8 @@ def run(args, out=None):
     flow = flow_from_args(args)
     print(
         f"model: {flow.description}; images {'x'.join(map(str, flow.image_shape))}, "
-        f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit",
+        f"{len(flow.latent_shapes)} levels, {flow.n_bits_x}-bit"
+        + (f"; coupling networks in {flow.precision}" if hasattr(flow, 'precision') else ''),
         file=out,
     )
 

@@ -29,6 +29,7 @@ import tensorflow as tf
 from glow_tf.errors import InputError
 from glow_tf.model.latents import block_latents, pack_latents, unpack_latents
 from glow_tf.model.preprocessing import postprocess, preprocess
+from glow_tf.nets.precision import resolve_precision
 
 # The dequantisation draw u that puts every pixel at the centre of its bin (see `preprocess`).
 BIN_CENTRE = 0.5
@@ -262,7 +263,7 @@ def is_saved_model(path):
     return os.path.isdir(path) and os.path.exists(os.path.join(path, 'saved_model.pb'))
 
 
-def load_trained_model(path, use_ema=None, which='latest', batch_size=64):
+def load_trained_model(path, use_ema=None, which='latest', batch_size=64, precision='fp32'):
     """A `TrainedModel` from a training log dir / checkpoint dir / ckpt prefix, or an exported
     SavedModel.
 
@@ -270,12 +271,20 @@ def load_trained_model(path, use_ema=None, which='latest', batch_size=64):
     takes the weights that scored better at the run's last test pass, True the Polyak averages,
     False the raw weights; n_bits_x comes from the run's config.json. Raises InputError.
     `flow.weights` ('ema' / 'raw') and `flow.description` say which weights were loaded (for a
-    packaged editor model: which of the original run's weights it holds).
+    packaged editor model: which of the original run's weights it holds). `precision`: what the
+    coupling networks compute in ('fp32', 'bf16' or 'auto', `glow_tf.nets.precision`; the
+    weights are the same); a SavedModel keeps the precision it was exported in ('auto' accepts
+    that), and `flow.precision` says which one a checkpoint's model computes in.
     """
     if not path:
         raise InputError("no model given (pass --model LOGDIR_OR_EXPORT_DIR)")
     path = os.path.expanduser(os.fspath(path))
     if is_saved_model(path):
+        if precision not in ('fp32', 'auto'):
+            raise InputError(
+                f"--precision {precision}: {path} is an exported SavedModel, whose precision was "
+                "fixed at export; give a checkpoint or log dir"
+            )
         return ExportedModel(path, batch_size)
     if not os.path.exists(path) and not tf.io.gfile.exists(path + '.index'):
         raise InputError(
@@ -290,6 +299,7 @@ def load_trained_model(path, use_ema=None, which='latest', batch_size=64):
     except (FileNotFoundError, ValueError) as e:
         raise InputError(str(e)) from None
     model, config = run.model, run.config
+    model.precision = precision  # ArgumentError for an unknown name; 'auto' asks the hardware
     # a packaged editor model keeps its chosen weights as the model's own (raw) variables
     weights = 'ema' if run.use_ema else (packaged_weights(run.prefix) or 'raw')
     flow = InMemoryModel(
@@ -299,6 +309,7 @@ def load_trained_model(path, use_ema=None, which='latest', batch_size=64):
         description=f"{path} ({WEIGHTS_DESCRIPTIONS[weights]} weights)",
     )
     flow.weights = weights
+    flow.precision = resolve_precision(precision)
     return flow
 
 
