@@ -17,6 +17,17 @@ Per case (bench/common.py; the same tf.function training step as bench_glow.py) 
 
 It prints a table and one `JSON ` line per case, headed by the CPU's vector units. Run it on an
 idle machine (pause long runs); the seconds move with the load, the shares less.
+
+    python bench/step_profile.py --op_times --cases a_additive,a_affine
+
+`--op_times` instead traces --calls training steps and sampling calls with `tf.profiler` (with
+one inter-op thread, so operation times add up to the call) and splits each call's operation
+time into convolutions and matrix products (every op type containing Conv2D or MatMul) and the
+rest: their shares, the convolutions' FLOP rate inside the graph (the model's conv FLOPs,
+`bench.common.train_flops_per_image` / `forward_flops_per_image`, over their time) and the
+costliest other op types. Against the conv reference of `bench/bench_glow.py` (standalone fp32
+1x1 and 3x3 convolutions, printed alongside), this bounds the "% conv" a step can reach:
+(in-graph conv rate / reference) x (conv share).
 """
 
 import argparse
@@ -30,7 +41,10 @@ from pathlib import Path
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import common  # noqa: E402
 from bench.common import FULL_CASES, cpu_flags_line, dumps, make_runner, median  # noqa: E402
+
+EXECUTOR_EVENTS = ('Run', 'Process')  # the executor's own annotations, not operations
 
 
 def steady_step_s(runner, iters):
@@ -79,14 +93,108 @@ def profile_case(case, batches, iters):
     return out
 
 
+def op_times(fn, calls):
+    """(wall ms per call of `fn`, op type -> ms per call) from a tf.profiler trace of `calls`
+    calls: the host plane's operation events (type = the part of the event name after ':')."""
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # the trace's format (no public reader)
+
+    for _ in range(2):
+        fn()
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        wall = time.perf_counter() - t0
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        trace = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'), recursive=True)[0]
+        space.ParseFromString(Path(trace).read_bytes())
+    totals = collections.Counter()
+    for plane in space.planes:
+        if plane.name != '/host:CPU':
+            continue
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                kind = name.rsplit(':', 1)[-1].strip()
+                if ':' in name and kind not in EXECUTOR_EVENTS and not kind.startswith('__'):
+                    totals[kind] += event.duration_ps / 1e9 / calls
+    return 1000 * wall / calls, totals
+
+
+def op_split(case, calls):
+    """Per direction (train, sample): where a call's operation time goes (see op_times)."""
+    runner = make_runner('glow_tf', case)
+    h, w, _ = case.image
+    conv = common.ConvReference(case.batch, h // 2, w // 2, case.width)
+    ref = common.interleaved(conv.fns(), 5)
+    out = {
+        'case': case.name,
+        'conv_reference_gflops': {k: conv.gflops(k, median(t)) for k, t in ref.items()},
+    }
+    flops = {
+        'train': common.train_flops_per_image(runner.model) * case.batch,
+        'sample': common.forward_flops_per_image(runner.model) * case.batch,
+    }
+    for what, fn in (('train', runner.train), ('sample', runner.sample)):
+        wall_ms, by_type = op_times(fn, calls)
+        conv_ms = sum(ms for k, ms in by_type.items() if 'Conv2D' in k or 'MatMul' in k)
+        total_ms = sum(by_type.values())
+        rest = {k: ms for k, ms in by_type.items() if 'Conv2D' not in k and 'MatMul' not in k}
+        out[what] = {
+            'wall_ms': wall_ms,
+            'op_ms': total_ms,
+            'conv_ms': conv_ms,
+            'conv_share': conv_ms / total_ms,
+            'conv_gflops_in_graph': flops[what] / conv_ms / 1e6,
+            'costliest_other_ops_ms': dict(collections.Counter(rest).most_common(8)),
+        }
+    return out
+
+
+def print_op_splits(rows):
+    print(
+        '| case | call | wall ms | op ms | convolutions ms (share) | their GFLOP/s in the graph '
+        '| conv reference 1x1 / 3x3 GFLOP/s | costliest other ops (ms) |'
+    )
+    print('|---|---|---|---|---|---|---|---|')
+    for r in rows:
+        ref = r['conv_reference_gflops']
+        for what in ('train', 'sample'):
+            d = r[what]
+            others = ', '.join(f'{k} {ms:.1f}' for k, ms in d['costliest_other_ops_ms'].items())
+            print(
+                f"| {r['case']} | {what} | {d['wall_ms']:.0f} | {d['op_ms']:.0f} | "
+                f"{d['conv_ms']:.0f} ({100 * d['conv_share']:.0f} %) | "
+                f"{d['conv_gflops_in_graph']:.0f} | {ref['conv1x1']:.0f} / {ref['conv3x3']:.0f} | "
+                f"{others} |"
+            )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--cases', default='s_mnist,s_cifar128')
     parser.add_argument('--batches', default='1,8', help='batch sizes besides the case\'s own')
     parser.add_argument('--iters', type=int, default=12)
+    parser.add_argument('--op_times', action='store_true', help='the op-time split instead')
+    parser.add_argument('--calls', type=int, default=5, help='profiled calls (--op_times)')
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(',') if b]
     print(cpu_flags_line())
+    if args.op_times:
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(1)  # op times add up to the call
+        rows = [op_split(FULL_CASES[name], args.calls) for name in args.cases.split(',')]
+        for r in rows:
+            print('JSON ' + dumps(r), flush=True)
+        print_op_splits(rows)
+        return
     rows = []
     for name in args.cases.split(','):
         result = profile_case(FULL_CASES[name], batches, args.iters)

@@ -243,3 +243,38 @@ def test_epoch_turnover_times_both_pipeline_settings(capsys):
         assert len(rows) == 2
         assert all(r['build_s'] > 0 and r['batches_s'] > 0 and r['delete_s'] >= 0 for r in rows)
     assert '| glow_tf (autotune off) |' in out and 'vector units' in out
+
+
+def test_op_split_divides_a_call_into_convolutions_and_the_rest():
+    sys.path.insert(0, str(REPO))
+    from bench.common import QUICK_CASES
+    from bench.step_profile import EXECUTOR_EVENTS, op_split
+
+    result = op_split(QUICK_CASES['a_additive'], calls=2)
+    assert set(result['conv_reference_gflops']) == {'conv1x1', 'conv3x3'}
+    for what in ('train', 'sample'):
+        d = result[what]
+        assert 0 < d['conv_ms'] < d['op_ms'] and d['wall_ms'] > 0
+        assert d['conv_share'] == d['conv_ms'] / d['op_ms'] and d['conv_gflops_in_graph'] > 0
+        others = d['costliest_other_ops_ms']
+        assert others and not any('Conv2D' in k or 'MatMul' in k for k in others)
+        assert not any(k in EXECUTOR_EVENTS or k.startswith('__') for k in others)
+    # the training step runs the forward pass and its gradient: more convolution time
+    assert result['train']['conv_ms'] > result['sample']['conv_ms']
+
+
+def test_inference_precision_compares_fp32_with_auto(logdir, capsys):
+    sys.path.insert(0, str(REPO))
+    from bench.inference_precision import main
+
+    main(['--model', str(logdir), '--batches', '1,3', '--iters', '1', '--n_test', '8'])
+    out = capsys.readouterr().out
+    result = json.loads(next(l for l in out.splitlines() if l.startswith('JSON '))[5:])
+    acc, speed = result['accuracy'], result['speed']
+    assert 'vector units' in out and set(speed) == {'1', '3'}
+    assert all(r['decode_ms_fp32'] > 0 and r['encode_speedup'] > 0 for r in speed.values())
+    bits = acc['bits_per_dim']
+    if result['auto_resolves_to'] == 'fp32':  # no bfloat16 units: the same model twice
+        assert bits['auto'] == bits['fp32'] and acc['sample_values_differing'] == 0
+    else:  # bf16 coupling networks: nearly the same likelihood, a few pixels moved by rounding
+        assert abs(bits['auto'] - bits['fp32']) < 0.01 and acc['sample_values_differing'] > 0
