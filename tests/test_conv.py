@@ -269,3 +269,35 @@ def test_a_model_computes_the_same_function_under_every_policy(policy, fresh_for
     ours, ref = value_and_grads(model_with(policy)), value_and_grads(model_with('native'))
     for i, (a, b) in enumerate(zip(ours, ref)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=2e-5, err_msg=str(i))
+
+
+def test_bias_relu_gradients_equal_autodiff_in_float32_and_bfloat16():
+    """The bias + ReLU with its gradient written out (the bias gradient a plain sum, not
+    BiasAddGrad) gives autodiff's gradients: in float32 to summation order, in bfloat16 to
+    bfloat16's rounding of the same inputs."""
+    from glow_tf.nets.conv import bias_relu
+
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((4, 16, 16, 8)).astype(np.float32)
+    bias = rng.standard_normal(8).astype(np.float32)
+    upstream = rng.standard_normal((4, 16, 16, 8)).astype(np.float32)
+    grads = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        yy, bb = tf.constant(y, dtype), tf.constant(bias, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch([yy, bb])
+            loss = tf.reduce_sum(tf.cast(bias_relu(yy, bb), tf.float32) * upstream)
+        grads[dtype] = [tf.cast(g, tf.float32).numpy() for g in tape.gradient(loss, [yy, bb])]
+
+    def reference(y, bias):  # autodiff of relu(y + bias) in float32
+        with tf.GradientTape() as tape:
+            yy, bb = tf.constant(y), tf.constant(bias)
+            tape.watch([yy, bb])
+            loss = tf.reduce_sum(tf.nn.relu(yy + bb) * upstream)
+        return [g.numpy() for g in tape.gradient(loss, [yy, bb])]
+
+    for ours, ref in zip(grads[tf.float32], reference(y, bias)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    rounded = [tf.cast(tf.cast(a, tf.bfloat16), tf.float32).numpy() for a in (y, bias)]
+    for ours, ref in zip(grads[tf.bfloat16], reference(*rounded)):
+        np.testing.assert_allclose(ours, ref, rtol=2**-7, atol=0.02)
