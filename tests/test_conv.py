@@ -301,3 +301,24 @@ def test_bias_relu_gradients_equal_autodiff_in_float32_and_bfloat16():
     rounded = [tf.cast(tf.cast(a, tf.bfloat16), tf.float32).numpy() for a in (y, bias)]
     for ours, ref in zip(grads[tf.bfloat16], reference(*rounded)):
         np.testing.assert_allclose(ours, ref, rtol=2**-7, atol=0.02)
+
+
+def test_bias_relu_gradient_with_an_unknown_batch_size():
+    """In a graph whose batch size is unknown (a served model's), the bias gradient's row of
+    ones takes its length from the running tensor."""
+    from glow_tf.nets.conv import bias_relu
+
+    bias = tf.constant([0.5, -0.5, 0.0])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 3])])
+    def grads(y):
+        with tf.GradientTape() as tape:
+            tape.watch([y, bias])
+            loss = tf.reduce_sum(bias_relu(y, bias) ** 2)
+        return tape.gradient(loss, [y, bias])
+
+    y = tf.random.stateless_normal([5, 4, 4, 3], seed=[2, 7])
+    dy, dbias = grads(y)
+    z = tf.nn.relu(y + bias)
+    np.testing.assert_allclose(dy.numpy(), (2 * z).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(dbias.numpy(), tf.reduce_sum(2 * z, [0, 1, 2]).numpy(), rtol=1e-5)
