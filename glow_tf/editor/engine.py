@@ -136,12 +136,11 @@ def load_editor_flow(path, batch_size=8, precision='fp32'):
     log dir with its default weights, checkpoint, exported SavedModel). `precision`: see
     `load_trained_model`; the editor keeps fp32, faster than bf16 for its one-face decodes."""
     manifest = read_manifest(path) if path and os.path.isdir(path) else None
-    if manifest is not None:
-        # The packaged checkpoint holds one set of weights (the better of raw / averaged) as the
-        # model's own variables, so it is read as "raw"; load_trained_model names which they were.
-        flow = load_trained_model(path, use_ema=False, batch_size=batch_size, precision=precision)
-        return flow, manifest
-    return load_trained_model(path, batch_size=batch_size, precision=precision), {}
+    # The packaged checkpoint holds one set of weights (the better of raw / averaged) as the
+    # model's own variables, so it is read as "raw"; load_trained_model names which they were.
+    use_ema = False if manifest is not None else None
+    flow = load_trained_model(path, use_ema=use_ema, batch_size=batch_size, precision=precision)
+    return flow, manifest or {}
 
 
 def _spread(files, limit):

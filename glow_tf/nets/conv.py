@@ -140,9 +140,9 @@ def bias_relu(y, bias):
     def grad(dz_out):
         dz = tf.raw_ops.ReluGrad(gradients=dz_out, features=z)
         channels = int(z.shape[-1])
-        rows = tf.reshape(dz, [-1, channels])
-        pixels = rows.shape[0] if rows.shape[0] is not None else tf.shape(rows)[0]
-        return dz, tf.reshape(tf.matmul(tf.ones([1, pixels], dz.dtype), rows), [channels])
+        rows = tf.reshape(dz, [-1, channels])  # [B·H·W, C]
+        ones = tf.ones([1, batch_size(rows)], dz.dtype)
+        return dz, tf.reshape(tf.matmul(ones, rows), [channels])
 
     return z, grad
 
