@@ -67,7 +67,13 @@ x, y = next(tr.train_iterator(1))
 lr, stop, i = tf.constant(1e-4), tf.constant(0.0), 0
 def step():
     global i
-    grads = tr.grad_step(x, y, tf.constant(i, tf.int64), stop)[0]
+    inputs = (x, y, tf.constant(i, tf.int64), stop)
+    # the first step as the trainer takes it (trees that have it: the update traced meanwhile)
+    first = i == 0 and hasattr(tr.steps, 'trace_first_step')
+    wait = tr.steps.trace_first_step(*inputs) if first else None
+    grads = tr.grad_step(*inputs)[0]
+    if wait:
+        wait()
     tr.apply_step(grads, lr)[1].numpy()
     i += 1
 print('ready', glow_tf.__file__, flush=True)

@@ -37,19 +37,25 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from bench.common import cpu_flags_line, dumps  # noqa: E402
 
-# the README job's model (MNIST, class-conditional) and the width-128 CIFAR model of issue 21
+# the README job's model (MNIST, class-conditional), the width-128 CIFAR model of issue 21 and
+# the P1 cases' models (bench/common.py a_additive / a_affine; at their batch, 16)
 MODELS = {
     'readme': dict(
         problem='mnist', ycond=True, weight_y=0.05, n_levels=4, depth=8, width=64, learntop=True
     ),
     'cifar128': dict(problem='cifar10', n_levels=3, depth=8, width=128, flow_coupling=1),
+    'p1_additive': dict(problem='cifar10', n_levels=3, depth=8, width=512, flow_coupling=0),
+    'p1_affine': dict(problem='cifar10', n_levels=3, depth=8, width=512, flow_coupling=1),
     'tiny': dict(problem='mnist', image_size=8, n_levels=2, depth=2, width=8),  # the test's
 }
+BATCH = {'p1_additive': 16, 'p1_affine': 16}  # the P1 cases' batch; the others: `batch`
 VARIANTS = ('flat', 'keras_guarded', 'keras')
 
 
 def trainer_config(model, batch=32, precision='fp32'):
-    """TrainConfig keyword arguments of a MODELS model (also bench/revisions.py's trainer)."""
+    """TrainConfig keyword arguments of a MODELS model (also bench/revisions.py's trainer); the
+    P1 models train at their own batch (BATCH)."""
+    batch = BATCH.get(model, batch)
     return dict(
         MODELS[model],
         n_batch_train=batch,
@@ -61,7 +67,7 @@ def trainer_config(model, batch=32, precision='fp32'):
     )
 
 
-def make_trainer(model, batch):
+def make_trainer(model, batch=32):
     from glow_tf.runs.config import TrainConfig
     from glow_tf.training.distributed import Distributed
     from glow_tf.training.trainer import Trainer

@@ -231,6 +231,21 @@ def test_update_step_bench_compares_the_flat_and_per_variable_updates():
     )
 
 
+def test_trainer_bench_models_are_valid_runs_and_the_p1_ones_match_their_cases(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from bench.common import FULL_CASES
+    from bench.update_step import MODELS, trainer_config
+    from glow_tf.runs.config import TrainConfig
+
+    for model in MODELS:
+        cfg = TrainConfig(**trainer_config(model), logdir=str(tmp_path)).validate_flags()
+        assert cfg.n_batch_init == cfg.n_batch_train
+    for model, case in [('p1_additive', 'a_additive'), ('p1_affine', 'a_affine')]:
+        cfg, case = TrainConfig(**trainer_config(model), logdir=str(tmp_path)), FULL_CASES[case]
+        assert (cfg.n_levels, cfg.depth, cfg.width) == (case.levels, case.depth, case.width)
+        assert cfg.n_batch_train == case.batch and cfg.flow_coupling == (case.coupling == 'affine')
+
+
 def test_epoch_turnover_times_both_pipeline_settings(capsys):
     sys.path.insert(0, str(REPO))
     from bench.epoch_turnover import main

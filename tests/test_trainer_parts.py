@@ -200,3 +200,25 @@ def test_update_that_makes_weights_non_finite_writes_nothing(tmp_path, shared_da
     after = _update_state(tr)
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # bit for bit, counters too
     assert bool(tr.apply_step(g, tf.constant(1e-3))[1].numpy())  # and the next step goes on
+
+
+def test_first_step_traces_the_update_while_the_gradient_step_runs(tmp_path, shared_data):
+    """`trace_first_step` traces each step function once, for the calls that follow (the
+    background trace of the update is the one `apply_step` uses), and hands on a failed trace."""
+    tr = _trainer(tmp_path / 'run', shared_data / 'cifar10-subset')
+    x, y = next(tr.train_iterator(1))
+    inputs = (x, y, tf.constant(0, tf.int64), tf.constant(0.0))
+    wait = tr.steps.trace_first_step(*inputs)
+    grads, _, finite = tr.grad_step(*inputs)
+    wait()
+    assert bool(finite.numpy()) and bool(tr.apply_step(grads, tf.constant(1e-3))[1].numpy())
+    assert tr.grad_step.experimental_get_tracing_count() == 1
+    assert tr.apply_step.experimental_get_tracing_count() == 1
+
+    def broken_update(grads, lr):
+        raise ValueError('the update does not trace')
+
+    tr.steps.apply_step = tf.function(broken_update, autograph=False)
+    wait = tr.steps.trace_first_step(*inputs)
+    with pytest.raises(ValueError, match='does not trace'):
+        wait()

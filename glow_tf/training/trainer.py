@@ -547,14 +547,17 @@ class Trainer:
         x, y = self._next_batch(it)
         step, epoch_step = c.step, c.epoch_step  # 0-based: this is step number step + 1
         self._lr = lr = learning_rate(cfg, self.plan, c.n_processed)
+        inputs = (x, y, tf.constant(step, tf.int64), tf.constant(float(signum)))
+        update_traced = None
         if not self._traced:
             bar.set_postfix_str('tracing the training step (first step only)')
-        grads, stats, finite = self.grad_step(
-            x, y, tf.constant(step, tf.int64), tf.constant(float(signum))
-        )
+            update_traced = self.steps.trace_first_step(*inputs)
+        grads, stats, finite = self.grad_step(*inputs)
         stats, _ = unpack(TRAIN_STEP, stats.numpy())
         stop_requested = stats[STOP] > 0
         applied = bool(finite.numpy())
+        if update_traced:
+            update_traced()
         if applied:
             step_lr = self.faults.learning_rate(lr, step + 1) if self.faults else lr
             _, ok = self.apply_step(grads, tf.constant(step_lr, tf.float32))
