@@ -124,11 +124,15 @@ class Worker:
             env=env,
             cwd=tempfile.gettempdir(),  # no stray glow_tf on the path but the tree's
         )
+        self.tree = tree
+
+    def wait_ready(self):
+        """Block until the worker has built its model (it prints where its glow_tf came from)."""
         ready = self.proc.stdout.readline().split()
         if not ready or ready[0] != 'ready':
-            raise RuntimeError(f"worker for {tree} did not start (see its stderr above)")
-        if not Path(ready[1]).resolve().is_relative_to(Path(tree).resolve()):
-            raise RuntimeError(f"worker for {tree} imported glow_tf from {ready[1]}")
+            raise RuntimeError(f"worker for {self.tree} did not start (see its stderr above)")
+        if not Path(ready[1]).resolve().is_relative_to(Path(self.tree).resolve()):
+            raise RuntimeError(f"worker for {self.tree} imported glow_tf from {ready[1]}")
 
     def call(self, what):
         self.proc.stdin.write(what + '\n')
@@ -145,11 +149,12 @@ def compare(trees, case, mode, what, iters, warmup):
     after `warmup` (>= 1) calls each, and each worker's first call (tracing and graph
     optimisation included; timed while the other worker waits). `case`: a Case, or {tree name:
     TrainConfig kwargs} for the trainer."""
-    workers = {
-        name: Worker(tree, case[name] if isinstance(case, dict) else case, mode)
-        for name, tree in trees.items()
-    }
+    workers = {}
     try:
+        for name, tree in trees.items():  # the workers import and build at the same time
+            workers[name] = Worker(tree, case[name] if isinstance(case, dict) else case, mode)
+        for w in workers.values():
+            w.wait_ready()
         first = {f'first_{name}': w.call(what) for name, w in workers.items()}
         for _ in range(warmup - 1):
             for w in workers.values():

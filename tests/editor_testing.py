@@ -77,6 +77,12 @@ def serve(app):
     try:
         yield f'http://127.0.0.1:{server.effective_port}'
     finally:
+        # waitress's loop runs while any connection is open, and a browser keeps its keep-alive
+        # connections: close them as waitress's idle-channel maintenance does (will_close), wake
+        # the loop, so the thread ends now instead of after the 10 s join timeout
+        for channel in list(server.active_channels.values()):
+            channel.will_close = True
+        server.pull_trigger()
         server.close()
         thread.join(10)
 

@@ -82,25 +82,36 @@ def test_flop_count_matches_hand_count():
 
 def test_revisions_runs_this_tree_against_a_git_revision(tmp_path):
     """bench/revisions.py times this tree and a revision's package in two live workers, each
-    importing its own glow_tf (the workers check where glow_tf came from), and writes JSON."""
-    out = tmp_path / 'rev.json'
-    cmd = [
-        sys.executable,
-        str(REPO / 'bench' / 'revisions.py'),
-        '--base',
-        'HEAD',
-        '--quick',
-        '--iters',
-        '2',
-        '--warmup',
-        '1',
-        '--json',
-        str(out),
-    ]
+    importing its own glow_tf (the workers check where glow_tf came from), and writes JSON. The
+    three invocations run at the same time (each keeps about one core busy)."""
+    script = [sys.executable, str(REPO / 'bench' / 'revisions.py')]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=str(REPO), env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    train, trainer = tmp_path / 'train.json', tmp_path / 'trainer.json'
+    # the harness's training step of a --quick model
+    cmd = script + ['--base', 'HEAD', '--quick', '--iters', '2', '--warmup', '1']
+    cmd += ['--json', str(train)]
+    # --what trainer: the trainer's own step (gradient + update) of a tiny model, two precisions
+    trainer_cmd = script + ['--base', 'HEAD', '--what', 'trainer', '--models', 'tiny']
+    trainer_cmd += ['--iters', '1', '--warmup', '1', '--base_precision', 'bf16']
+    trainer_cmd += ['--json', str(trainer)]
+    bad_cmd = script + ['--base', 'no-such-rev']
+    procs, logs = [], []
+    try:
+        for i, (c, e) in enumerate(((cmd, env), (trainer_cmd, env), (bad_cmd, None))):
+            logs.append(tmp_path / f'stderr{i}.txt')  # files: a full pipe would block a child
+            with open(logs[-1], 'w') as f:
+                procs.append(subprocess.Popen(c, stdout=f, stderr=f, cwd=str(REPO), env=e))
+        for p in procs:
+            p.wait(timeout=300)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    (proc, trainer_proc, bad), (err, trainer_err, bad_err) = procs, [f.read_text() for f in logs]
+
+    assert proc.returncode == 0, err[-3000:]
+    result = json.loads(train.read_text())
     (row,) = result['rows']
     assert (row['case'], row['mode'], row['what'], row['iters']) == (
         'a_affine',
@@ -113,26 +124,13 @@ def test_revisions_runs_this_tree_against_a_git_revision(tmp_path):
     assert row['first_this_s'] > row['this_s'] and row['first_base_s'] > row['base_s']  # tracing
     assert len(result['base_commit']) == 40
 
-    # --what trainer: the trainer's own step (gradient + update) of a tiny model, two precisions
-    trainer = cmd[:4] + ['--what', 'trainer', '--models', 'tiny', '--iters', '1', '--warmup', '1']
-    trainer += ['--base_precision', 'bf16', '--json', str(out)]
-    proc = subprocess.run(
-        trainer, capture_output=True, text=True, timeout=300, cwd=str(REPO), env=env
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    assert trainer_proc.returncode == 0, trainer_err[-3000:]
+    result = json.loads(trainer.read_text())
     (row,) = result['rows']
     assert row['model'] == 'tiny' and result['precision'] == {'this': 'fp32', 'base': 'bf16'}
     assert row['first_this_s'] > row['this_s'] > 0 and row['first_base_s'] > row['base_s'] > 0
 
-    bad = subprocess.run(
-        [sys.executable, str(REPO / 'bench' / 'revisions.py'), '--base', 'no-such-rev'],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(REPO),
-    )
-    assert bad.returncode != 0 and "--base 'no-such-rev' is not a commit" in bad.stderr
+    assert bad.returncode != 0 and "--base 'no-such-rev' is not a commit" in bad_err
 
 
 def test_learning_curves_from_json_without_matplotlib(tmp_path, monkeypatch, capsys):

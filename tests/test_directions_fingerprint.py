@@ -18,13 +18,12 @@ def cli(monkeypatch):
 
 
 def test_fingerprint_follows_the_weights_not_the_container(flow, tmp_path_factory, tmp_path):
-    from glow_tf.tools.export import export_saved_model
     from glow_tf.tools.trained import ExportedModel
 
     raw = fx.tiny_flow(tmp_path_factory, use_ema=False)  # same architecture, other weights
     assert flow.fingerprint.startswith('sha256:') and flow.fingerprint != raw.fingerprint
-    export_saved_model(flow.model, tmp_path / 'exp', n_bits_x=flow.n_bits_x)
-    assert ExportedModel(str(tmp_path / 'exp')).fingerprint == flow.fingerprint
+    exported = fx.tiny_export(tmp_path_factory)  # export_saved_model(flow.model, ...)
+    assert ExportedModel(str(exported)).fingerprint == flow.fingerprint
     v = flow.model.trainable_variables[0]
     old = v.numpy()
     try:
@@ -32,7 +31,7 @@ def test_fingerprint_follows_the_weights_not_the_container(flow, tmp_path_factor
         flow._fingerprint = None
         assert (
             flow.fingerprint != raw.fingerprint
-            and flow.fingerprint != ExportedModel(str(tmp_path / 'exp')).fingerprint
+            and flow.fingerprint != ExportedModel(str(exported)).fingerprint
         )
     finally:
         v.assign(old)

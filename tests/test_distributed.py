@@ -111,8 +111,24 @@ def test_two_workers_match_each_other_and_single_process(tmp_path, shared_data):
         'worker',
         str(tmp_path),
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # the single-process reference of 2. trains here while the two ranks train
+        from glow_tf.training.distributed import Distributed
+        from glow_tf.training.trainer import Trainer
+
+        single = Trainer(
+            make_config(tmp_path / 'single', 8, 32),
+            dist=Distributed(use_horovod=False),
+            noise_fn=interleaved_noise(2),
+        )
+        result = single.run()
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, (stdout[-4000:], stderr[-4000:])
     r0, r1 = np.load(tmp_path / 'rank0.npz'), np.load(tmp_path / 'rank1.npz')
     assert int(r0['size']) == int(r1['size']) == 2
 
@@ -124,15 +140,6 @@ def test_two_workers_match_each_other_and_single_process(tmp_path, shared_data):
     assert len((tmp_path / 'log' / 'train.jsonl').read_text().splitlines()) == 1
 
     # 2. One process on the union of the two ranks' batches reaches the same parameters.
-    from glow_tf.training.distributed import Distributed
-    from glow_tf.training.trainer import Trainer
-
-    single = Trainer(
-        make_config(tmp_path / 'single', 8, 32),
-        dist=Distributed(use_horovod=False),
-        noise_fn=interleaved_noise(2),
-    )
-    result = single.run()
     ref = params(single)
     assert int(ref['iterations']) == STEPS
     moved = max(float(np.abs(ref[k] - r0[k]).max()) for k in r0.files if k.startswith('w'))

@@ -22,15 +22,14 @@ SCORER = textwrap.dedent('''
 ''')
 
 
-def test_exported_log_likelihood_scores_images_without_glow_tf(flow, tmp_path):
+def test_exported_log_likelihood_scores_images_without_glow_tf(flow, tmp_path, tmp_path_factory):
     import tensorflow as tf
 
-    from glow_tf.tools.export import export_saved_model
     from glow_tf.tools.images import load_images
 
-    export_saved_model(flow.model, tmp_path / 'exp', n_bits_x=flow.n_bits_x)
+    exported = fx.tiny_export(tmp_path_factory)  # export_saved_model(flow.model, ...)
     x = load_images(fx.celeba_files(5, start=700), flow.image_shape)
-    got = fx.run_on_export(SCORER, tmp_path / 'exp', x, tmp_path)
+    got = fx.run_on_export(SCORER, exported, x, tmp_path)
     assert got['bits'].shape == (5,) and np.isfinite(got['bits']).all()
     # the model's own objective with the dequantisation draw fixed at the bin centre
     bits, _ = flow.model.objective(
@@ -44,7 +43,7 @@ def test_exported_log_likelihood_scores_images_without_glow_tf(flow, tmp_path):
     )
     # a real face scores far better than noise
     noise = np.random.RandomState(0).randint(0, 256, x.shape).astype(np.uint8)
-    m = tf.saved_model.load(str(tmp_path / 'exp'))
+    m = tf.saved_model.load(str(exported))
     assert (
         m.log_likelihood(images=tf.constant(noise))['bits_per_dim'].numpy().min()
         > got['bits'].max()

@@ -143,9 +143,7 @@ def test_saved_model_scores_and_background_likelihood_ratio(
     from glow_tf.tools.export import export_saved_model
     from tests import tiny_model as fx
 
-    ema = fx.tiny_flow(tmp_path_factory, use_ema=True)
-    saved = tmp_path / 'ema_saved'
-    export_saved_model(ema.model, saved, n_bits_x=ema.n_bits_x)
+    saved = fx.tiny_export(tmp_path_factory, use_ema=True)  # export_saved_model of the EMA
     folder = tmp_path / 'faces'
     folder.mkdir()
     for f in fx.celeba_files(8, start=8990):

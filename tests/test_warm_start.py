@@ -20,10 +20,17 @@ def _set(argv, flag, value):
     return argv
 
 
-@pytest.mark.parametrize('weights', ['raw', 'ema'])
-def test_warm_start_mnist_model_on_cifar(tmp_path, shared_data, weights):
-    source = tmp_path / 'mnist'
+@pytest.fixture(scope='module')
+def mnist_run(tmp_path_factory, shared_data):
+    """The run warm-started from: 4 steps on MNIST (trained once; both cases only read it)."""
+    source = tmp_path_factory.mktemp('warm_start') / 'mnist'
     main(_set(tiny_argv(source, '--max_steps', '4'), '--problem', 'mnist'))
+    return source
+
+
+@pytest.mark.parametrize('weights', ['raw', 'ema'])
+def test_warm_start_mnist_model_on_cifar(tmp_path, mnist_run, weights):
+    source = mnist_run
     _, before = read_ckpt(source)
     assert int(before['state/vars/step/.ATTRIBUTES/VARIABLE_VALUE']) == 4
 

@@ -1,5 +1,6 @@
 """Shared by tests/test_sampling.py, test_manipulation.py and test_export.py (no tests here):
-a tiny *trained* Glow saved as a training log directory in the trainer's format.
+a tiny *trained* Glow saved as a training log directory in the trainer's format, and its
+SavedModel export.
 
 The log dir is built once per session: a Glow 16x16x3, 2 levels x 2 steps, width 16 (additive
 coupling, invertible 1x1), ActNorm-initialised on real CelebA faces, then a few (eager) Adam
@@ -140,6 +141,20 @@ def patch_load_trained_model(monkeypatch):
 
 def tiny_flow(tmp_path_factory, use_ema=None):
     return cached_load_trained_model(tiny_logdir(tmp_path_factory), use_ema=use_ema, batch_size=16)
+
+
+def tiny_export(tmp_path_factory, use_ema=None):
+    """The tiny flow's SavedModel (`glow_tf.tools.export.export_saved_model`), written once per
+    session for each set of weights ('ema' / 'raw'); the tests only read it."""
+    flow = tiny_flow(tmp_path_factory, use_ema=use_ema)
+    key = ('export', flow.weights)
+    if key not in _CACHE:
+        from glow_tf.tools.export import export_saved_model
+
+        out = tmp_path_factory.mktemp('tiny_export') / flow.weights
+        export_saved_model(flow.model, out, n_bits_x=flow.n_bits_x)
+        _CACHE[key] = out
+    return _CACHE[key]
 
 
 def read_png(path):

