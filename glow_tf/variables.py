@@ -52,6 +52,8 @@ class FlatVariables:
     def flatten(self, tensors):
         """[N]: `tensors` (one per variable, same shapes) reshaped to [-1] and concatenated."""
         flat = tf.constant([-1])  # one shape constant for all, not one per variable
+        if len(tensors) == 1:
+            return tf.reshape(tensors[0], flat)
         return tf.concat([tf.reshape(t, flat) for t in tensors], axis=0)
 
     def read(self):
@@ -60,6 +62,8 @@ class FlatVariables:
 
     def unflatten(self, flat):
         """`flat` [N] split into one tensor per variable, in the variables' shapes."""
+        if len(self.shapes) == 1:
+            return [tf.reshape(flat, self.shapes[0])]
         shapes = {}  # one constant per distinct shape
         parts = []
         for part, shape in zip(tf.split(flat, self.sizes), self.shapes):

@@ -143,12 +143,19 @@ def _update_state(tr):
     return [v.numpy().copy() for v in _update_variables(tr)]
 
 
-@pytest.mark.parametrize('optimizer,weight_decay', [('adamax', 1.0), ('adam', 0.999)])
+@pytest.mark.parametrize(
+    'optimizer,weight_decay,alone', [('adamax', 1.0, None), ('adam', 0.999, None), ('adam', 1, 64)]
+)
 def test_flat_update_is_keras_per_variable_update_and_ema(
-    tmp_path, shared_data, optimizer, weight_decay
+    tmp_path, shared_data, monkeypatch, optimizer, weight_decay, alone
 ):
     """The trainer's update on flat vectors computes what Keras's per-variable
-    `apply_gradients` and the per-variable Polyak average compute, step for step."""
+    `apply_gradients` and the per-variable Polyak average compute, step for step; also when
+    larger variables are vectors of their own (`alone`: the tiny model's are all small)."""
+    from glow_tf.training import steps as steps_module
+
+    if alone is not None:
+        monkeypatch.setattr(steps_module, 'ALONE', alone)
     tr = _trainer(
         tmp_path / 'run',
         shared_data / 'cifar10-subset',
@@ -158,6 +165,8 @@ def test_flat_update_is_keras_per_variable_update_and_ema(
     )
     from glow_tf.training.optim import step_learning_rate
 
+    n_ranges = len(tr.steps.state)
+    assert n_ranges == 1 if alone is None else 2 < n_ranges < len(tr.tvars)
     x, y = next(tr.train_iterator(1))
     stop = tf.constant(0.0)
     grads = [tr.grad_step(x, y, tf.constant(i, tf.int64), stop)[0] for i in range(3)]
@@ -189,7 +198,14 @@ def test_flat_update_is_keras_per_variable_update_and_ema(
     assert any(not np.array_equal(a, b) for a, b in zip(got, start))  # it did move
 
 
-def test_update_that_makes_weights_non_finite_writes_nothing(tmp_path, shared_data):
+@pytest.mark.parametrize('alone', [None, 64])
+def test_update_that_makes_weights_non_finite_writes_nothing(
+    tmp_path, shared_data, monkeypatch, alone
+):
+    from glow_tf.training import steps as steps_module
+
+    if alone is not None:  # larger variables as vectors of their own
+        monkeypatch.setattr(steps_module, 'ALONE', alone)
     tr = _trainer(tmp_path / 'run', shared_data / 'cifar10-subset')
     x, y = next(tr.train_iterator(1))
     g = tr.grad_step(x, y, tf.constant(0, tf.int64), tf.constant(0.0))[0]
@@ -199,6 +215,10 @@ def test_update_that_makes_weights_non_finite_writes_nothing(tmp_path, shared_da
     assert not bool(ok.numpy()) and not np.isfinite(lr_t.numpy())
     after = _update_state(tr)
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # bit for bit, counters too
+    # one non-finite weight, in the last vector of the update, stops the writes to all of them
+    bad_g = tf.concat([g[:-1], [float('nan')]], axis=0)
+    assert not bool(tr.apply_step(bad_g, tf.constant(1e-3))[1].numpy())
+    assert all(np.array_equal(a, b) for a, b in zip(before, _update_state(tr)))
     assert bool(tr.apply_step(g, tf.constant(1e-3))[1].numpy())  # and the next step goes on
 
 

@@ -29,11 +29,13 @@ otherwise nothing is written, not even the iteration count, and ok is False: a b
 dropped before it touches the state, so no copy of the state is needed to undo it. lr_t is the
 learning rate of the step.
 
-A few operations on [N] vectors instead of several per variable (what remains per variable is
+A few operations on flat vectors instead of several per variable (what remains per variable is
 a read and a write of each state): the update's graph is a third of Keras's per-variable
 `apply_gradients` with a per-variable EMA and pre-step copy, and tracing and optimising it takes
 a quarter of the time, which halves the first training step (`bench/update_step.py`,
-docs/performance.md).
+docs/performance.md). The vectors are the ranges of `update_ranges`: every run of small
+variables is one vector, every large variable (>= ALONE weights) one of its own, read and
+written without a concatenation and a split; per element the arithmetic is the same.
 
 eval_step. The sums over a test batch of [loss, bits_x, bits_y, class error, batch size] [5]
 followed by bits_x per level [L] (`Glow.bits_per_dim_per_level`)
@@ -74,6 +76,25 @@ def default_noise(shape, step, rank_seed):
     return tf.random.stateless_uniform(shape, seed=s)
 
 
+ALONE = 1 << 17  # a variable of this many weights or more is updated as a vector of its own
+
+
+def update_ranges(sizes, alone=None):
+    """[(start, stop)]: consecutive ranges of variable indices covering `sizes` (the variables'
+    sizes, in order); each variable of `alone` or more elements is a range by itself, each run of
+    smaller ones one range. The update reads each range as one vector: a large variable is then
+    read and written in place of a concatenation and a split (two passes over its state), and
+    the many small ones (ActNorm, biases) stay a few operations. `alone`: ALONE if None."""
+    alone = ALONE if alone is None else alone
+    ranges, start = [], 0
+    for i, size in enumerate(sizes):
+        if size >= alone:
+            ranges += [(start, i)] if start < i else []
+            ranges.append((i, i + 1))
+            start = i + 1
+    return ranges + ([(start, len(sizes))] if start < len(sizes) else [])
+
+
 def pick(predicate, a, b):
     """`a` if the scalar bool `predicate` else `b`, without a pass over either: TensorFlow's
     `Select` with a scalar condition hands on the chosen input, where `tf.where` (SelectV2)
@@ -104,13 +125,19 @@ class TrainSteps:
         self.tvars = tf_variables(model.trainable_variables)
         # float16 coupling networks: gradients of S·loss, divided by S (training/loss_scale.py)
         self.loss_scale = DynamicLossScale() if model.precision == 'fp16' else None
-        # the update's state as flat [N] vectors: weights, the optimiser's two slots, averages
+        # the gradient as one flat [N] vector; the update's state (weights, the optimiser's two
+        # slots, the averages) as a few flat vectors, one per range of `update_ranges`
         self.weights = FlatVariables(self.tvars)
-        self.slots = [
-            FlatVariables(slot)
-            for slot in optimizer_slots(optimizer, cfg.optimizer, model.trainable_variables)
+        slots = optimizer_slots(optimizer, cfg.optimizer, model.trainable_variables)
+        shadow = list(ema.shadow)
+        self.state = [
+            (
+                FlatVariables(self.tvars[a:b]),
+                [FlatVariables(slot[a:b]) for slot in slots],
+                FlatVariables(shadow[a:b]),
+            )
+            for a, b in update_ranges(self.weights.sizes)
         ]
-        self.averages = FlatVariables(ema.shadow)
         # autograph=False: no tensor-dependent Python control flow here or in the model, and
         # AutoGraph's conversion of every layer call doubled the trace time (docs/performance.md)
         compile_ = lambda f: tf.function(f, reduce_retracing=True, autograph=False)
@@ -196,23 +223,24 @@ class TrainSteps:
         cfg, optimizer, ema = self.cfg, self.optimizer, self.ema
         iterations, lr_var = tf_variables([optimizer.iterations, optimizer.learning_rate])
         lr_t = step_learning_rate(optimizer, cfg.optimizer, lr, self.beta2)
-        w0 = self.weights.read()
-        w = w0 * cfg.weight_decay if cfg.weight_decay != 1.0 else w0
-        slots0 = [slot.read() for slot in self.slots]
         t = tf.cast(iterations + 1, tf.float32)
-        w, m, u = apply_rule(
-            cfg.optimizer, w, grads, *slots0, lr_t, t, float(cfg.beta1), self.beta2
-        )
         d = ema.current_decay()
-        avg0 = self.averages.read()
-        avg = d * avg0 + (1.0 - d) * w
-        finite = tf.reduce_all(tf.math.is_finite(w)) & tf.reduce_all(tf.math.is_finite(avg))
-        bad = tf.cast(~finite, tf.float32)
+        grads = tf.split(grads, [weights.size for weights, _, _ in self.state])
+        updates, finite = [], []
+        for (weights, slots, averages), g in zip(self.state, grads):
+            w0, slots0, avg0 = weights.read(), [slot.read() for slot in slots], averages.read()
+            w = w0 * cfg.weight_decay if cfg.weight_decay != 1.0 else w0
+            w, m, u = apply_rule(
+                cfg.optimizer, w, g, *slots0, lr_t, t, float(cfg.beta1), self.beta2
+            )
+            avg = d * avg0 + (1.0 - d) * w
+            finite += [tf.reduce_all(tf.math.is_finite(w)), tf.reduce_all(tf.math.is_finite(avg))]
+            updates.append(((weights, w, w0), *zip(slots, (m, u), slots0), (averages, avg, avg0)))
+        bad = tf.cast(~tf.reduce_all(tf.stack(finite)), tf.float32)
         ok = tf.equal(self.dist.allreduce_sum(bad), 0.0)  # the same verdict on every worker
-        self.weights.assign(pick(ok, w, w0))
-        for slot, new, old in zip(self.slots, (m, u), slots0):
-            slot.assign(pick(ok, new, old))
-        self.averages.assign(pick(ok, avg, avg0))
+        for update in updates:
+            for variables, new, old in update:
+                variables.assign(pick(ok, new, old))
         lr_var.assign(pick(ok, lr_t, lr_var.value()))
         iterations.assign_add(tf.cast(ok, tf.int64))
         ema.num_updates.assign_add(tf.cast(ok, tf.int64))
