@@ -35,20 +35,36 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from bench.common import cpu_flags_line, dumps  # noqa: E402
+from bench.common import FULL_CASES, cpu_flags_line, dumps  # noqa: E402
+
+P1 = {'p1_additive': 'a_additive', 'p1_affine': 'a_affine'}  # model -> bench/common.py case
+
+
+def p1_model(case):
+    """TrainConfig keyword arguments of a P1 case's model (bench/common.py FULL_CASES), with the
+    plain 1x1 convolution: the case's LU form is there to match TFP's, the trainer's default is
+    the plain one."""
+    c = FULL_CASES[case]
+    return dict(
+        problem='cifar10',  # 32x32x3, the cases' image
+        n_levels=c.levels,
+        depth=c.depth,
+        width=c.width,
+        flow_coupling=int(c.coupling == 'affine'),
+    )
+
 
 # the README job's model (MNIST, class-conditional), the width-128 CIFAR model of issue 21 and
-# the P1 cases' models (bench/common.py a_additive / a_affine; at their batch, 16)
+# the P1 cases' models (at the cases' batch, BATCH)
 MODELS = {
     'readme': dict(
         problem='mnist', ycond=True, weight_y=0.05, n_levels=4, depth=8, width=64, learntop=True
     ),
     'cifar128': dict(problem='cifar10', n_levels=3, depth=8, width=128, flow_coupling=1),
-    'p1_additive': dict(problem='cifar10', n_levels=3, depth=8, width=512, flow_coupling=0),
-    'p1_affine': dict(problem='cifar10', n_levels=3, depth=8, width=512, flow_coupling=1),
+    **{model: p1_model(case) for model, case in P1.items()},
     'tiny': dict(problem='mnist', image_size=8, n_levels=2, depth=2, width=8),  # the test's
 }
-BATCH = {'p1_additive': 16, 'p1_affine': 16}  # the P1 cases' batch; the others: `batch`
+BATCH = {model: FULL_CASES[case].batch for model, case in P1.items()}  # others: `batch`
 VARIANTS = ('flat', 'keras_guarded', 'keras')
 
 
