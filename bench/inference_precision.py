@@ -78,14 +78,17 @@ def accuracy(flows, images, temperature, n_samples):
 
 
 def speed(flows, batches, iters):
-    model = flows['fp32'].model
+    """Per batch size: decode / encode ms and '% conv' of each of the two `flows` (name -> flow,
+    the same model), and the speed-up of the second over the first, timed interleaved."""
+    base, other = flows
+    model = flows[base].model
     height, width = model.image_shape[0] // 2, model.image_shape[1] // 2
     hidden = int(model.flow_steps[0].coupling.nn.width)
     rows = {}
     for batch in batches:
         conv = ConvReference(batch, height, width, hidden)
-        latents = flows['fp32'].latents(batch, 0.7, seed=1)
-        images = flows['fp32'].decode(latents)
+        latents = flows[base].latents(batch, 0.7, seed=1)
+        images = flows[base].decode(latents)
         fns = dict(conv.fns())
         for p, f in flows.items():
             f.batch_size = batch
@@ -95,7 +98,7 @@ def speed(flows, batches, iters):
         flops = forward_flops_per_image(model) * batch
         row = {}
         for what in ('decode', 'encode'):
-            for p in PRECISIONS:
+            for p in flows:
                 t = times[f'{what} {p}']
                 share = [
                     flops / s / 1e9 / max(conv.gflops(k, times[k][i]) for k in conv.shapes)
@@ -103,7 +106,7 @@ def speed(flows, batches, iters):
                 ]
                 row[f'{what}_ms_{p}'] = 1000 * median(t)
                 row[f'{what}_pct_conv_{p}'] = 100 * median(share)
-            pairs = zip(times[f'{what} fp32'], times[f'{what} auto'])
+            pairs = zip(times[f'{what} {base}'], times[f'{what} {other}'])
             row[f'{what}_speedup'] = median([a / b for a, b in pairs])
         row['conv_reference_gflops'] = median(
             [max(conv.gflops(k, times[k][i]) for k in conv.shapes) for i in range(iters)]
@@ -112,14 +115,39 @@ def speed(flows, batches, iters):
     return rows
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def model_and_timing_parser(doc, iters, n_test, n_samples):
+    """The flags of this bench and bench/frozen_weights.py: the model, the held-out split scored,
+    the batch sizes and rounds timed, the samples compared."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument('--model', default=str(REPO / 'models' / 'celeba64_5bit'))
     p.add_argument('--problem', default='celeba', help="whose held-out split is scored")
     p.add_argument('--batches', default='1,16,64', help="decode / encode batch sizes")
-    p.add_argument('--iters', type=int, default=15, help="timed rounds per batch size")
-    p.add_argument('--n_test', type=int, default=900, help="held-out images scored")
-    p.add_argument('--n_samples', type=int, default=64)
+    p.add_argument('--iters', type=int, default=iters, help="timed rounds per batch size")
+    p.add_argument('--n_test', type=int, default=n_test, help="held-out images scored")
+    p.add_argument('--n_samples', type=int, default=n_samples)
+    return p
+
+
+def print_speed_table(rows, names):
+    """The markdown table of `speed`'s rows for its two flows `names` (first, second)."""
+    a, b = names
+    print(
+        f'| batch | decode ms {a} / {b} | decode speed-up | decode % conv {a} / {b} '
+        f'| encode ms {a} / {b} | encode speed-up | conv reference GFLOP/s |'
+    )
+    print('|---|---|---|---|---|---|---|')
+    for batch, r in rows.items():
+        print(
+            f"| {batch} | {r[f'decode_ms_{a}']:.1f} / {r[f'decode_ms_{b}']:.1f} | "
+            f"{r['decode_speedup']:.2f}x | {r[f'decode_pct_conv_{a}']:.0f} / "
+            f"{r[f'decode_pct_conv_{b}']:.0f} | {r[f'encode_ms_{a}']:.1f} / "
+            f"{r[f'encode_ms_{b}']:.1f} | {r['encode_speedup']:.2f}x | "
+            f"{r['conv_reference_gflops']:.0f} |"
+        )
+
+
+def main(argv=None):
+    p = model_and_timing_parser(__doc__, iters=15, n_test=900, n_samples=64)
     p.add_argument('--temperature', type=float, default=0.7)
     args = p.parse_args(argv)
     batches = [int(b) for b in args.batches.split(',')]
@@ -142,19 +170,7 @@ def main(argv=None):
         f"values differ, mean |difference| {acc['sample_mean_abs_difference']:.2f} of 255, "
         f"max {acc['sample_max_abs_difference']}.\n"
     )
-    print(
-        '| batch | decode ms fp32 / auto | decode speed-up | decode % conv fp32 / auto '
-        '| encode ms fp32 / auto | encode speed-up | conv reference GFLOP/s |'
-    )
-    print('|---|---|---|---|---|---|---|')
-    for batch, r in result['speed'].items():
-        print(
-            f"| {batch} | {r['decode_ms_fp32']:.1f} / {r['decode_ms_auto']:.1f} | "
-            f"{r['decode_speedup']:.2f}x | {r['decode_pct_conv_fp32']:.0f} / "
-            f"{r['decode_pct_conv_auto']:.0f} | {r['encode_ms_fp32']:.1f} / "
-            f"{r['encode_ms_auto']:.1f} | {r['encode_speedup']:.2f}x | "
-            f"{r['conv_reference_gflops']:.0f} |"
-        )
+    print_speed_table(result['speed'], PRECISIONS)
     print('JSON ' + dumps(result))
 
 

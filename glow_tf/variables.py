@@ -6,6 +6,7 @@ SavedModel modules all need the tf.Variables themselves; gradients taken with re
 `v.value` are the gradients of `v`, and a Keras optimizer applies them to the Keras variables.
 """
 
+import keras
 import tensorflow as tf
 
 
@@ -22,6 +23,28 @@ def tf_variable(v):
 def tf_variables(variables):
     """The tf.Variables behind a list of Keras 3 (or plain tf) variables, order preserved."""
     return [tf_variable(v) for v in variables]
+
+
+def reading_values_now(variables, fn):
+    """`fn`, with each of the Keras 3 `variables` read as a constant holding its value *now*.
+
+    Traced in a tf.function, the graph holds the values (`keras.StatelessScope` maps each
+    variable to a `tf.constant` made inside the trace) and no variable reads, so Grappler's
+    constant folding computes every value that depends on the weights alone once, when the
+    function is optimised, instead of at every call. Later changes to the variables are not
+    seen. Args:
+        variables: Keras 3 variables (a model's `.variables`).
+        fn: a function reading them (through Keras layers).
+    """
+    variables = list(variables)
+    values = [v.numpy() for v in variables]
+
+    def with_constants(*args):
+        mapping = [(v, tf.constant(x, v.dtype)) for v, x in zip(variables, values)]
+        with keras.StatelessScope(state_mapping=mapping):
+            return fn(*args)
+
+    return with_constants
 
 
 class FlatVariables:

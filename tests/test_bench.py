@@ -276,6 +276,23 @@ def test_op_split_divides_a_call_into_convolutions_and_the_rest():
     assert result['train']['conv_ms'] > result['sample']['conv_ms']
 
 
+def test_frozen_weights_bench_compares_the_two_loadings(logdir, capsys):
+    sys.path.insert(0, str(REPO))
+    from bench.frozen_weights import main
+
+    args = ['--model', str(logdir), '--batches', '1,3', '--iters', '1', '--n_test', '8']
+    main(args + ['--n_samples', '3'])
+    out = capsys.readouterr().out
+    result = json.loads(next(l for l in out.splitlines() if l.startswith('JSON '))[5:])
+    agree, speed = result['agreement'], result['speed']
+    assert 'vector units' in out and set(speed) == {'1', '3'} and agree['frozen_flag']
+    assert all(r['decode_ms_frozen'] > 0 and r['encode_speedup'] > 0 for r in speed.values())
+    assert agree['decoded_pixels_differing'] == 0 and agree['latent_max_abs_difference'] < 1e-4
+    bits = agree['bits_per_dim']
+    assert abs(bits['frozen'] - bits['reads']) < 1e-5 and bits['reads'] > 0
+    assert all(s > 0 for s in result['first_decode_s'].values())
+
+
 def test_inference_precision_compares_fp32_with_auto(logdir, capsys):
     sys.path.insert(0, str(REPO))
     from bench.inference_precision import main

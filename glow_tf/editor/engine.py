@@ -130,16 +130,24 @@ def read_manifest(model_dir):
     return manifest
 
 
-def load_editor_flow(path, batch_size=8, precision='fp32'):
+def load_editor_flow(path, batch_size=8, precision='fp32', frozen_weights=True):
     """A flow for the editor: a packaged editor model directory (model.json + config.json + one
     checkpoint holding only the weights to use), or anything `load_trained_model` takes (training
     log dir with its default weights, checkpoint, exported SavedModel). `precision`: see
-    `load_trained_model`; the editor keeps fp32, faster than bf16 for its one-face decodes."""
+    `load_trained_model`; the editor keeps fp32, so its pixels are the same on every machine (and
+    match manipulate.py's). `frozen_weights`: see `load_trained_model` (on: a one-face decode
+    ~1.4-1.6x faster here)."""
     manifest = read_manifest(path) if path and os.path.isdir(path) else None
     # The packaged checkpoint holds one set of weights (the better of raw / averaged) as the
     # model's own variables, so it is read as "raw"; load_trained_model names which they were.
     use_ema = False if manifest is not None else None
-    flow = load_trained_model(path, use_ema=use_ema, batch_size=batch_size, precision=precision)
+    flow = load_trained_model(
+        path,
+        use_ema=use_ema,
+        batch_size=batch_size,
+        precision=precision,
+        frozen_weights=frozen_weights,
+    )
     return flow, manifest or {}
 
 

@@ -30,9 +30,13 @@ from glow_tf.errors import InputError
 from glow_tf.model.latents import block_latents, pack_latents, unpack_latents
 from glow_tf.model.preprocessing import postprocess, preprocess
 from glow_tf.nets.precision import resolve_precision
+from glow_tf.variables import reading_values_now
 
 # The dequantisation draw u that puts every pixel at the centre of its bin (see `preprocess`).
 BIN_CENTRE = 0.5
+# Models up to this many bytes of weights compile their encode / decode with the weights as
+# constants (`InMemoryModel(frozen_weights=True)`); a graph holds at most 2 GB.
+FROZEN_WEIGHTS_MAX_BYTES = 256 * 2**20
 WEIGHTS_DESCRIPTIONS = {'ema': 'Polyak-averaged', 'raw': 'raw'}  # how messages name the weights
 
 
@@ -156,14 +160,24 @@ class TrainedModel:
 class InMemoryModel(TrainedModel):
     """A `glow_tf.Glow` with tf.function-compiled, fixed-signature encode / decode.
 
+    With `frozen_weights` the weights are read once, here, and compiled into encode / decode as
+    constants (`glow_tf.variables.reading_values_now`): every value computed from the weights
+    alone (ActNorm folded into the kernels, the 1x1 convolutions' inverses and log-determinants,
+    the edge-bias maps) is then computed once instead of at every call, which is most of a
+    one-image call's work (the editor's: docs/performance.md). Later changes to the model's
+    weights are not seen; models over FROZEN_WEIGHTS_MAX_BYTES keep reading their variables
+    (`self.frozen_weights` says which).
+
     Args:
         model: a built `glow_tf.Glow` (its weights are used as they are).
         n_bits_x: bits per colour channel the model was trained on.
         batch_size: images per compiled call.
         description: how the tools name this model in messages.
+        frozen_weights: compile the weights in as constants (for a model that is not trained
+            further while this object is used).
     """
 
-    def __init__(self, model, n_bits_x=8, batch_size=64, description='model'):
+    def __init__(self, model, n_bits_x=8, batch_size=64, description='model', frozen_weights=False):
         self.model = model
         self.image_shape = tuple(model.image_shape)
         self.latent_shapes = tuple(tuple(int(d) for d in s) for s in model.latent_shapes)
@@ -181,6 +195,13 @@ class InMemoryModel(TrainedModel):
         def decode(latents, *y):
             return decode_to_uint8(model, latents, n_bits, *y)
 
+        weight_bytes = sum(
+            int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in model.variables
+        )
+        self.frozen_weights = bool(frozen_weights) and weight_bytes <= FROZEN_WEIGHTS_MAX_BYTES
+        if self.frozen_weights:
+            encode = reading_values_now(model.variables, encode)
+            decode = reading_values_now(model.variables, decode)
         self.encode_fn = tf.function(encode, input_signature=[img_spec] + y_spec, autograph=False)
         self.decode_fn = tf.function(decode, input_signature=[lat_spec] + y_spec, autograph=False)
 
@@ -263,7 +284,9 @@ def is_saved_model(path):
     return os.path.isdir(path) and os.path.exists(os.path.join(path, 'saved_model.pb'))
 
 
-def load_trained_model(path, use_ema=None, which='latest', batch_size=64, precision='fp32'):
+def load_trained_model(
+    path, use_ema=None, which='latest', batch_size=64, precision='fp32', frozen_weights=True
+):
     """A `TrainedModel` from a training log dir / checkpoint dir / ckpt prefix, or an exported
     SavedModel.
 
@@ -275,6 +298,8 @@ def load_trained_model(path, use_ema=None, which='latest', batch_size=64, precis
     coupling networks compute in ('fp32', 'bf16' or 'auto', `glow_tf.nets.precision`; the
     weights are the same); a SavedModel keeps the precision it was exported in ('auto' accepts
     that), and `flow.precision` says which one a checkpoint's model computes in.
+    `frozen_weights`: a checkpoint's weights are compiled into encode / decode as constants
+    (`InMemoryModel`; False if `flow.model`'s weights will be changed and must be seen).
     """
     if not path:
         raise InputError("no model given (pass --model LOGDIR_OR_EXPORT_DIR)")
@@ -307,6 +332,7 @@ def load_trained_model(path, use_ema=None, which='latest', batch_size=64, precis
         n_bits_x=int(config.n_bits_x),
         batch_size=batch_size,
         description=f"{path} ({WEIGHTS_DESCRIPTIONS[weights]} weights)",
+        frozen_weights=frozen_weights,
     )
     flow.weights = weights
     flow.precision = resolve_precision(precision)
