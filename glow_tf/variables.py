@@ -25,26 +25,33 @@ def tf_variables(variables):
     return [tf_variable(v) for v in variables]
 
 
-def reading_values_now(variables, fn):
-    """`fn`, with each of the Keras 3 `variables` read as a constant holding its value *now*.
+def reading_values_now(variables, fns):
+    """`fns`, each with the Keras 3 `variables` read as constants holding their values *now*.
 
-    Traced in a tf.function, the graph holds the values (`keras.StatelessScope` maps each
-    variable to a `tf.constant` made inside the trace) and no variable reads, so Grappler's
-    constant folding computes every value that depends on the weights alone once, when the
-    function is optimised, instead of at every call. Later changes to the variables are not
-    seen. Args:
+    Traced in a tf.function, such a function's graph holds the values (`keras.StatelessScope`
+    maps each variable to a `tf.constant` made inside the trace) and no variable reads, so
+    Grappler's constant folding computes every value that depends on the weights alone once,
+    when the function is optimised, instead of at every call. Later changes to the variables are
+    not seen. The functions share one copy of the values.
+
+    Args:
         variables: Keras 3 variables (a model's `.variables`).
-        fn: a function reading them (through Keras layers).
+        fns: functions reading them (through Keras layers).
+    Returns:
+        The wrapped functions, in order.
     """
     variables = list(variables)
     values = [v.numpy() for v in variables]
 
-    def with_constants(*args):
-        mapping = [(v, tf.constant(x, v.dtype)) for v, x in zip(variables, values)]
-        with keras.StatelessScope(state_mapping=mapping):
-            return fn(*args)
+    def constants(fn):
+        def with_constants(*args):
+            mapping = [(v, tf.constant(x, v.dtype)) for v, x in zip(variables, values)]
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(*args)
 
-    return with_constants
+        return with_constants
+
+    return [constants(fn) for fn in fns]
 
 
 class FlatVariables:

@@ -59,6 +59,7 @@ class TrainedModel:
     `_variables`. `batch_size`: images per compiled call (every call is split into batches)."""
 
     batch_size = 64
+    frozen_weights = False  # weights compiled in as constants (InMemoryModel)
 
     def _check_y(self, y, n):
         if not self.n_classes:
@@ -200,8 +201,7 @@ class InMemoryModel(TrainedModel):
         )
         self.frozen_weights = bool(frozen_weights) and weight_bytes <= FROZEN_WEIGHTS_MAX_BYTES
         if self.frozen_weights:
-            encode = reading_values_now(model.variables, encode)
-            decode = reading_values_now(model.variables, decode)
+            encode, decode = reading_values_now(model.variables, [encode, decode])
         self.encode_fn = tf.function(encode, input_signature=[img_spec] + y_spec, autograph=False)
         self.decode_fn = tf.function(decode, input_signature=[lat_spec] + y_spec, autograph=False)
 
