@@ -12,7 +12,7 @@ so `step_learning_rate` folds it into the learning rate given to the optimiser f
 
 The trainer keeps the Keras optimiser as the owner of the state (its slots, `iterations` and
 `learning_rate` are what checkpoints store) but computes the update itself, on all weights at
-once as flat vectors (`apply_rule`; the slots are found by Keras's names, `optimizer_slots`).
+once as flat vectors (`StepRule`; the slots are found by Keras's names, `optimizer_slots`).
 With m, u (adam: v) the slots and t = iterations + 1, the rules are Keras's, term for term:
 
     m <- m + (g - m) (1 - beta1)
@@ -80,15 +80,36 @@ def optimizer_slots(optimizer, kind, variables):
     )
 
 
-def apply_rule(kind, w, g, m, u, lr, t, beta1, beta2, epsilon=EPSILON):
-    """One adamax or adam update (module docstring) of tensors of any one shape: the new
-    (w, m, u) (u is adam's v). lr: the step's learning rate (a float32 scalar), t: the 1-based
-    step number (a float32 scalar), beta1, beta2: Python floats."""
-    m = m + (g - m) * (1 - beta1)
-    beta1_power = tf.pow(tf.constant(beta1, tf.float32), t)
-    if kind == 'adamax':
-        u = tf.maximum(beta2 * u, tf.abs(g))
-        return w - (lr * m) / ((1 - beta1_power) * (u + epsilon)), m, u
-    u = u + (tf.square(g) - u) * (1 - beta2)
-    alpha = lr * tf.sqrt(1 - tf.pow(tf.constant(beta2, tf.float32), t)) / (1 - beta1_power)
-    return w - (m * alpha) / (tf.sqrt(u) + epsilon), m, u
+class StepRule:
+    """One step's adamax or adam update (module docstring): its scalars -- the bias corrections,
+    the coefficients as float32 constants -- made once, then applied to any number of tensors,
+    each of any one shape: `rule(w, g, m, u)` -> the new (w, m, u) (u is adam's v). Per element
+    the arithmetic is Keras's, in Keras's order.
+
+    Args:
+        kind: 'adamax' or 'adam'.
+        lr: the step's learning rate (a float32 scalar).
+        t: the 1-based step number (a float32 scalar).
+        beta1, beta2, epsilon: Python floats.
+    """
+
+    def __init__(self, kind, lr, t, beta1, beta2, epsilon=EPSILON):
+        self.kind, self.lr = kind, lr
+        self.one_minus_beta1 = tf.constant(1 - beta1, tf.float32)
+        self.epsilon = tf.constant(epsilon, tf.float32)
+        beta1_power = tf.pow(tf.constant(beta1, tf.float32), t)
+        if kind == 'adamax':
+            self.beta2 = tf.constant(beta2, tf.float32)
+            self.correction = 1 - beta1_power
+        else:
+            self.one_minus_beta2 = tf.constant(1 - beta2, tf.float32)
+            beta2_power = tf.pow(tf.constant(beta2, tf.float32), t)
+            self.alpha = lr * tf.sqrt(1 - beta2_power) / (1 - beta1_power)
+
+    def __call__(self, w, g, m, u):
+        m = m + (g - m) * self.one_minus_beta1
+        if self.kind == 'adamax':
+            u = tf.maximum(self.beta2 * u, tf.abs(g))
+            return w - (self.lr * m) / (self.correction * (u + self.epsilon)), m, u
+        u = u + (tf.square(g) - u) * self.one_minus_beta2
+        return w - (m * self.alpha) / (tf.sqrt(u) + self.epsilon), m, u

@@ -22,7 +22,7 @@ every gradient are finite on all workers (so all skip a step alike).
 
 apply_step. One update of all weights at once, on flat [N] vectors (`FlatVariables`): weight
 decay, the optimiser's rule with the learning rate `step_learning_rate` folds the original's bias
-correction into (`optim.apply_rule`, Keras's Adamax / Adam term for term, the state kept in the
+correction into (`optim.StepRule`, Keras's Adamax / Adam term for term, the state kept in the
 Keras optimiser's slots), then the Polyak EMA (`EMA.update`'s rule). The new weights, slots and
 averages are written only if every new weight and average is finite on every worker (ok);
 otherwise nothing is written, not even the iteration count, and ok is False: a bad step is
@@ -51,7 +51,7 @@ import tensorflow as tf
 
 from glow_tf.model.glow import glow_loss
 from glow_tf.training.loss_scale import DynamicLossScale
-from glow_tf.training.optim import apply_rule, optimizer_slots, step_learning_rate
+from glow_tf.training.optim import StepRule, optimizer_slots, step_learning_rate
 from glow_tf.training.stats import STOP, TEST_SUMS, TRAIN_STEP
 from glow_tf.variables import FlatVariables, tf_variables
 
@@ -224,16 +224,17 @@ class TrainSteps:
         iterations, lr_var = tf_variables([optimizer.iterations, optimizer.learning_rate])
         lr_t = step_learning_rate(optimizer, cfg.optimizer, lr, self.beta2)
         t = tf.cast(iterations + 1, tf.float32)
+        rule = StepRule(cfg.optimizer, lr_t, t, float(cfg.beta1), self.beta2)  # scalars once
         d = ema.current_decay()
+        one_minus_d = 1.0 - d
+        decay = tf.constant(cfg.weight_decay, tf.float32) if cfg.weight_decay != 1.0 else None
         grads = tf.split(grads, [weights.size for weights, _, _ in self.state])
         updates, finite = [], []
         for (weights, slots, averages), g in zip(self.state, grads):
             w0, slots0, avg0 = weights.read(), [slot.read() for slot in slots], averages.read()
-            w = w0 * cfg.weight_decay if cfg.weight_decay != 1.0 else w0
-            w, m, u = apply_rule(
-                cfg.optimizer, w, g, *slots0, lr_t, t, float(cfg.beta1), self.beta2
-            )
-            avg = d * avg0 + (1.0 - d) * w
+            w = w0 * decay if decay is not None else w0
+            w, m, u = rule(w, g, *slots0)
+            avg = d * avg0 + one_minus_d * w
             finite += [tf.reduce_all(tf.math.is_finite(w)), tf.reduce_all(tf.math.is_finite(avg))]
             updates.append(((weights, w, w0), *zip(slots, (m, u), slots0), (averages, avg, avg0)))
         bad = tf.cast(~tf.reduce_all(tf.stack(finite)), tf.float32)
