@@ -46,6 +46,38 @@ def test_info_and_gallery(client, editor):
     assert client.get('/static/editor.js').status_code == 200
 
 
+def test_warm_up_compiles_the_model_and_caches_the_face_the_page_opens_with(tmp_path_factory):
+    from glow_tf.editor.app import create_app
+
+    editor = ed.make_editor(tmp_path_factory)  # a new flow: nothing compiled, nothing cached
+    assert not editor._faces and editor.flow.decode_fn.experimental_get_tracing_count() == 0
+    assert editor.warm_up() > 0
+    assert editor.flow.encode_fn.experimental_get_tracing_count() == 1
+    assert editor.flow.decode_fn.experimental_get_tracing_count() == 1
+    assert list(editor._faces) == list(editor.gallery)  # what the page asks for first, cached
+    encoded = editor.timings['encode']
+    faces = create_app(editor).test_client().get('/api/gallery').get_json()['faces']
+    assert [f['id'] for f in faces] == list(editor.gallery)
+    assert editor.timings['encode'] == encoded  # answered from the cache: nothing encoded again
+    assert all(editor.face(f['id']).exact for f in faces)  # decode(encode(x)) == x
+
+
+def test_an_unreadable_gallery_file_is_skipped_with_a_warning(tmp_path_factory, tmp_path, caplog):
+    import shutil
+
+    from glow_tf.editor.engine import build_editor
+
+    logdir, directions, gallery = ed.editor_files(tmp_path_factory)
+    shutil.copy(gallery / ed.GALLERY[0], tmp_path / 'a.jpg')
+    (tmp_path / 'b.jpg').write_bytes(b'not a jpeg')
+    editor = build_editor(str(logdir), str(directions), str(tmp_path))
+    assert len(editor.gallery) == 2
+    with caplog.at_level('WARNING', logger='glow_tf.editor'):
+        faces = editor.gallery_faces()
+    assert [f.meta['file'] for f in faces] == ['a.jpg']
+    assert any('b.jpg' in r.getMessage() for r in caplog.records)
+
+
 def test_encode_is_exact_and_strength_zero_gives_the_input_back(client):
     code, face = post(client, '/api/encode', {'gallery': 'gallery-008201'})
     assert code == 200 and face['exact'] is True

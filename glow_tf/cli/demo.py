@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 from glow_tf.cli import exit_on_input_error
@@ -61,6 +62,17 @@ def build_parser():
     return p
 
 
+def warm_up(editor):
+    """Compile the model while the page loads (`FaceEditor.warm_up`), and say when it is done."""
+    print("glow_tf editor: compiling the model (its first use; a few seconds)...", flush=True)
+    try:
+        seconds = editor.warm_up()
+    except Exception as e:  # best effort: the first request compiles instead
+        print(f"glow_tf editor: compiling ahead failed ({e}); requests will compile it", flush=True)
+        return
+    print(f"glow_tf editor: ready ({seconds:.1f} s); edits are interactive now", flush=True)
+
+
 def main(argv=None):
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     parser = build_parser()
@@ -92,6 +104,7 @@ def main(argv=None):
     except OSError as e:  # the port is taken, or the host is not this machine's
         parser.error(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror})")
     print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops)", flush=True)
+    threading.Thread(target=warm_up, args=(editor,), daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:

@@ -232,20 +232,10 @@ def create_app(editor, max_upload_bytes=MAX_UPLOAD_BYTES, max_pixels=MAX_PIXELS)
 
     @app.get('/api/gallery')
     def gallery():
-        faces = []
-        for face_id in editor.gallery:
-            try:
-                face = editor.face(face_id)
-            except InputError as e:  # an unreadable gallery file: skip it, say why
-                log.warning("gallery: %s", e)
-                continue
-            faces.append(
-                {
-                    'id': face.id,
-                    'name': face.meta.get('file', face.id),
-                    'image': data_url(face.input),
-                }
-            )
+        faces = [
+            {'id': face.id, 'name': face.meta.get('file', face.id), 'image': data_url(face.input)}
+            for face in editor.gallery_faces()  # an unreadable file is skipped, with a warning
+        ]
         return jsonify(faces=faces)
 
     @app.post('/api/encode')

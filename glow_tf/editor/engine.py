@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import threading
@@ -275,6 +276,30 @@ class FaceEditor:
             rec = self.flow.decode(z[None])[0]
             self.timings['encode'] = time.perf_counter() - t0
         return self._remember(Face(face_id, z, image, rec, source, meta))
+
+    def gallery_faces(self):
+        """The gallery's faces, in order, encoded (and cached) on first use; a file that cannot be
+        read is skipped with a warning on the 'glow_tf.editor' logger."""
+        faces = []
+        for face_id in self.gallery:
+            try:
+                faces.append(self.face(face_id))
+            except InputError as e:
+                logging.getLogger('glow_tf.editor').warning("gallery: %s", e)
+        return faces
+
+    def warm_up(self):
+        """Compile encode and decode before a request needs them (their first calls trace and
+        optimise the model for seconds) and encode the gallery, which the page asks for first
+        (`gallery_faces`; then cached); a grey image when there is no gallery. Returns seconds."""
+        start = time.perf_counter()
+        if self.gallery:
+            self.gallery_faces()
+        else:
+            grey = np.full((1, *self.image_shape), 128, np.uint8)
+            with self.lock:
+                self.flow.decode(self.flow.encode(grey))
+        return time.perf_counter() - start
 
     # ---- operations ---------------------------------------------------------------------------
     def encode(self, image, source='upload', meta=None):
