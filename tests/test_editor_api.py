@@ -78,6 +78,19 @@ def test_an_unreadable_gallery_file_is_skipped_with_a_warning(tmp_path_factory, 
     assert any('b.jpg' in r.getMessage() for r in caplog.records)
 
 
+def test_warm_up_without_a_readable_gallery_face_compiles_on_a_grey_image(
+    tmp_path_factory, tmp_path
+):
+    from glow_tf.editor.engine import build_editor
+
+    logdir, directions, _ = ed.editor_files(tmp_path_factory)
+    (tmp_path / 'b.jpg').write_bytes(b'not a jpeg')
+    editor = build_editor(str(logdir), str(directions), str(tmp_path))
+    assert editor.warm_up() > 0 and not editor._faces
+    assert editor.flow.encode_fn.experimental_get_tracing_count() == 1
+    assert editor.flow.decode_fn.experimental_get_tracing_count() == 1
+
+
 def test_encode_is_exact_and_strength_zero_gives_the_input_back(client):
     code, face = post(client, '/api/encode', {'gallery': 'gallery-008201'})
     assert code == 200 and face['exact'] is True

@@ -291,11 +291,10 @@ class FaceEditor:
     def warm_up(self):
         """Compile encode and decode before a request needs them (their first calls trace and
         optimise the model for seconds) and encode the gallery, which the page asks for first
-        (`gallery_faces`; then cached); a grey image when there is no gallery. Returns seconds."""
+        (`gallery_faces`; then cached); a grey image when no gallery face can be read. Returns
+        seconds."""
         start = time.perf_counter()
-        if self.gallery:
-            self.gallery_faces()
-        else:
+        if not self.gallery_faces():
             grey = np.full((1, *self.image_shape), 128, np.uint8)
             with self.lock:
                 self.flow.decode(self.flow.encode(grey))
