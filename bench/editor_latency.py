@@ -14,6 +14,10 @@ parts alone:
   upload           POST /api/encode of a 1024x768 JPEG photo of a face (a CelebA face enlarged,
                    tilted and pasted on a background; a different tilt each time so nothing is
                    cached): decode, detect + align, encode, decode, two PNGs. Target: at most 1.5 s.
+  page_ready       `python demo.py` started in a fresh process; --open_after seconds after it
+                   prints its URL (a person opening the page), the page's two first requests:
+                   GET /api/gallery (every gallery face encoded) and POST /api/encode of the
+                   first face. Also: seconds to listen, and the model's compile time it prints.
   manipulate_edit  `python manipulate.py edit ... --strengths S` in a fresh process, the CLI way
                    to get the same one edited image (interpreter, TensorFlow import, model load,
                    trace, encode, decode, PNG); `ratio_manipulate_over_slider` = its wall time over
@@ -98,6 +102,57 @@ def multipart(payload, filename='photo.jpg'):
     return body, f'multipart/form-data; boundary={boundary}'
 
 
+def page_ready(model, open_after):
+    """`demo.py --model model` in a fresh process: seconds until it listens, then (open_after s
+    after its URL is printed) the round trips of the page's first two requests, and the compile
+    time the editor prints."""
+    import re
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:  # a free port
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, os.path.join(REPO, 'demo.py'), '--model', model, '--port', str(port)]
+    env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED='1')
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith('open http'):
+                break
+        else:
+            sys.exit(f"demo.py did not start: {''.join(lines)[-2000:]}")
+        listening = time.perf_counter() - start
+        time.sleep(open_after)
+        url = f'http://127.0.0.1:{port}'
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(url + '/api/gallery', timeout=300) as resp:
+            first = json.loads(resp.read())['faces'][0]['id']
+        t1 = time.perf_counter()
+        http(url + '/api/encode', json.dumps({'gallery': first}).encode(), 'application/json')
+        t2 = time.perf_counter()
+        for line in proc.stdout:  # the warm-up's line (printed by now: the requests waited)
+            lines.append(line)
+            if 'ready (' in line or 'failed' in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ready = re.search(r'ready \(([0-9.]+) s\)', ''.join(lines))
+    return {
+        'listening_s': round(listening, 2),
+        'open_after_s': open_after,
+        'gallery_ms': round(1000 * (t1 - t0), 1),
+        'first_face_ms': round(1000 * (t2 - t1), 1),
+        'compile_s': float(ready.group(1)) if ready else None,
+    }
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split('\n\n')[0],
@@ -111,6 +166,9 @@ def main(argv=None):
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--n_upload', type=int, default=10)
     p.add_argument('--n_cli', type=int, default=2, help="manipulate.py runs (the best is used).")
+    p.add_argument(
+        '--open_after', type=float, default=6.0, help="page_ready: seconds before the page opens."
+    )
     args = p.parse_args(argv)
 
     import logging
@@ -211,6 +269,7 @@ def main(argv=None):
 
         cli_image = np.asarray(Image.open(os.path.join(tmp, 'edit.png')).convert('RGB'))
     same = bool(np.array_equal(cli_image, editor.edit(face_id, {name: 1.0})[0]))
+    ready = page_ready(args.model, args.open_after)
 
     result = {
         'model': editor.flow.description,
@@ -221,6 +280,7 @@ def main(argv=None):
         'slider_move_server': stats(server_times),
         'upload': stats(uploads),
         'upload_alignment': {m: methods.count(m) for m in set(methods)},
+        'page_ready': ready,
         'manipulate_edit_s': round(min(cli), 2),
         'manipulate_edit_runs_s': [round(t, 2) for t in cli],
         'manipulate_edit_same_image': same,
@@ -235,6 +295,11 @@ def main(argv=None):
         print(
             f"{key:<28}{s['median_ms']:>12.1f}{s['p90_ms']:>10.1f}{s['max_ms']:>10.1f}{s['n']:>5}"
         )
+    print(
+        f"demo.py (fresh process): listening after {ready['listening_s']:.1f} s; the page opened "
+        f"{ready['open_after_s']:g} s later: gallery {ready['gallery_ms']:.0f} ms, first face "
+        f"{ready['first_face_ms']:.0f} ms (model compiled in {ready['compile_s']} s meanwhile)"
+    )
     print(
         f"manipulate.py edit (fresh process): {result['manipulate_edit_s']:.2f} s = "
         f"{result['ratio_manipulate_over_slider']}x a slider move; same image: {same}"
