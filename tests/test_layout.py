@@ -24,7 +24,7 @@ RULES = {
     'utilities': set(),
     'data': {'utilities', 'data'},
     'flows': {'utilities', 'flows'},  # networks are injected (flows/networks.py)
-    'nets': {'utilities', 'nets', 'flows.base', 'flows.actnorm'},
+    'nets': {'utilities', 'nets', 'flows.base', 'flows.actnorm', 'flows.terms'},
     'model': {'utilities', 'flows', 'nets', 'model'},
     'runs': {'utilities', 'flows', 'nets', 'model', 'runs'},
     'tools': {'utilities', 'data', 'flows', 'nets', 'model', 'runs', 'tools'},

@@ -18,10 +18,11 @@ import keras
 import tensorflow as tf
 
 from glow_tf.flows.base import FlowLayer, batch_size, spatial_size
+from glow_tf.flows.terms import FORWARD, INVERSE, WeightTerms
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class ActNorm(FlowLayer):
+class ActNorm(WeightTerms, FlowLayer):
     """Per-channel affine flow with data-dependent init. Input/output: [B, H, W, C].
 
     The init is armed by `begin_data_init` and performed (then disarmed) by the next forward
@@ -64,37 +65,49 @@ class ActNorm(FlowLayer):
         self.logs.assign(tf.math.log(1.0 / (std + self.epsilon)) / self.logscale_factor)
         self.initialized.assign(1.0)
 
-    def _log_scale(self):
-        return self.logs * self.logscale_factor
-
     @property
     def awaiting_data_init(self):
         """True between `begin_data_init` and the forward pass that performs it."""
         return self._ddi_reduce is not None
 
-    def fold_into_conv(self, kernel):
+    def fold_into_conv(self, kernel, values=None):
         """(kernel', bias') with s ⊙ (conv(x, kernel) + b) == conv(x, kernel') + bias'.
 
         For an ActNorm that follows a convolution inside a network (not as a flow step): the
         scale and bias move into the convolution, so the backend runs one fused
         Conv2D + BiasAdd (+ Relu) instead of the convolution and two elementwise passes over its
-        output (and keeps fewer activations for the backward pass). kernel: [kh, kw, C_in, C].
+        output (and keeps fewer activations for the backward pass). kernel: [..., kh, kw, C_in,
+        C]; `values`: this layer's `weight_values()` (stacked like the kernel), default now's.
         """
-        scale = tf.exp(self._log_scale())
-        return kernel * scale, self.bias * scale
+        values = self.weight_values() if values is None else values
+        scale = tf.exp(values['logs'] * self.logscale_factor)
+        return kernel * scale[..., None, None, None, :], values['bias'] * scale
+
+    def weight_values(self):
+        """{'bias': b, 'logs': logs}, each [C] (`glow_tf.flows.terms`)."""
+        return {'bias': self.bias, 'logs': self.logs}
+
+    def weight_terms(self, values, direction, input_shape):
+        """{'bias': b, 'scale': s (forward) or 1/s (inverse), 'log_scale_sum': Σ log s}."""
+        log_scale = values['logs'] * self.logscale_factor
+        return {
+            'bias': values['bias'],
+            'scale': tf.exp(log_scale if direction == FORWARD else -log_scale),
+            'log_scale_sum': tf.reduce_sum(log_scale, axis=-1),
+        }
 
     def _forward(self, x):
         if self.awaiting_data_init:
             self._data_init(x)
-        log_scale = self._log_scale()
-        y = (x + self.bias) * tf.exp(log_scale)
-        fldj = spatial_size(x) * tf.reduce_sum(log_scale)
+        terms = self.current_terms(FORWARD, x.shape)
+        y = (x + terms['bias']) * terms['scale']
+        fldj = spatial_size(x) * terms['log_scale_sum']
         return y, tf.fill([batch_size(x)], fldj)
 
     def _inverse(self, y):
-        log_scale = self._log_scale()
-        x = y * tf.exp(-log_scale) - self.bias
-        ildj = -spatial_size(y) * tf.reduce_sum(log_scale)
+        terms = self.current_terms(INVERSE, y.shape)
+        x = y * terms['scale'] - terms['bias']
+        ildj = -spatial_size(y) * terms['log_scale_sum']
         return x, tf.fill([batch_size(y)], ildj)
 
     def get_config(self):

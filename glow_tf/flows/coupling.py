@@ -34,11 +34,12 @@ from glow_tf.flows.networks import (
     make_network,
     serialize_network,
 )
+from glow_tf.flows.terms import FORWARD, WeightTerms
 from glow_tf.variables import tf_variables
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class Coupling(FlowLayer):
+class Coupling(WeightTerms, FlowLayer):
     """Coupling flow. Input/output: [B, H, W, C], C >= 2; x_a = the first C//2 channels.
 
     Args:
@@ -79,6 +80,22 @@ class Coupling(FlowLayer):
         """The ActNorms inside NN() that the data-dependent init sets, in forward order (none
         before the layer is built, or for a network without `actnorm_layers()`)."""
         return list(getattr(self.nn, 'actnorm_layers', list)())
+
+    def weight_values(self):
+        """NN()'s (`glow_tf.flows.terms`); NotImplementedError for a network that does not split
+        its computation into weight terms (then the model runs the coupling as it is)."""
+        if not isinstance(self.nn, WeightTerms):
+            raise NotImplementedError(f"{type(self.nn).__name__} has no weight terms")
+        return self.nn.weight_values()
+
+    def weight_terms(self, values, direction, input_shape):
+        """NN()'s terms for inputs x_a; both directions run NN() forward."""
+        nn_shape = tuple(input_shape[:-1]) + (self.n_a,)
+        return self.nn.weight_terms(values, FORWARD, nn_shape)
+
+    def given_terms(self, terms):
+        """NN() uses `terms` (the coupling itself has no weights)."""
+        return self.nn.given_terms(terms)
 
     def _shift_and_log_scale(self, x_a):
         h = self.nn(x_a)

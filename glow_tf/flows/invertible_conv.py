@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.flows.base import FlowLayer, batch_size, spatial_size
+from glow_tf.flows.terms import FORWARD, INVERSE, WeightTerms
 
 
 def random_rotation(channels, seed):
@@ -47,7 +48,7 @@ def lu_factors(w):
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class InvertibleConv1x1(FlowLayer):
+class InvertibleConv1x1(WeightTerms, FlowLayer):
     """Learned channel mixing y = W x at every pixel. Input/output: [B, H, W, C].
 
     Args:
@@ -89,35 +90,53 @@ class InvertibleConv1x1(FlowLayer):
         self.lower_mask = np.tril(np.ones((channels, channels), np.float32), -1)
         self.upper_mask = self.lower_mask.T
 
-    def weight(self):
-        """W as a [C, C] float32 tensor."""
+    def weight_values(self):
+        """{'w'} (plain) or {'p', 'sign_s', 'lower', 'upper', 'log_s'} (`glow_tf.flows.terms`)."""
         if not self.lu_decomposed:
-            return tf.convert_to_tensor(self.w)
-        eye = tf.eye(int(self.lower.shape[0]))
-        lower = self.lower * self.lower_mask + eye
-        upper = self.upper * self.upper_mask + tf.linalg.diag(self.sign_s * tf.exp(self.log_s))
-        return tf.matmul(self.p, tf.matmul(lower, upper))
+            return {'w': self.w}
+        names = ('p', 'sign_s', 'lower', 'upper', 'log_s')
+        return {name: getattr(self, name) for name in names}
 
-    def log_abs_det(self):
-        """log |det W| (float32 scalar; computed in float64 for the plain form)."""
+    def weight(self, values=None):
+        """W as a [..., C, C] float32 tensor (of `values`, stacked or not; default: now's)."""
+        values = self.weight_values() if values is None else values
+        if not self.lu_decomposed:
+            return tf.convert_to_tensor(values['w'])
+        channels = int(values['lower'].shape[-1])
+        lower = values['lower'] * self.lower_mask + tf.eye(channels)
+        diagonal = tf.linalg.diag(values['sign_s'] * tf.exp(values['log_s']))
+        return tf.matmul(
+            values['p'], tf.matmul(lower, values['upper'] * self.upper_mask + diagonal)
+        )
+
+    def log_abs_det(self, values=None):
+        """log |det W| (float32 [...]; computed in float64 for the plain form)."""
+        values = self.weight_values() if values is None else values
         if self.lu_decomposed:
-            return tf.reduce_sum(self.log_s)
-        w64 = tf.cast(self.w, tf.float64)
+            return tf.reduce_sum(values['log_s'], axis=-1)
+        w64 = tf.cast(values['w'], tf.float64)
         return tf.cast(tf.linalg.slogdet(w64)[1], tf.float32)
 
-    def _mix(self, x, w):
-        # y[..., i] = sum_j W[i, j] x[..., j]: a 1x1 convolution with kernel W^T.
-        return tf.nn.conv2d(x, tf.transpose(w)[None, None], strides=1, padding='SAME')
+    def weight_terms(self, values, direction, input_shape):
+        """{'kernel': the [..., 1, 1, C, C] kernel of W (forward) or W^{-1} (inverse, in float64),
+        'log_abs_det': log |det W|}."""
+        w = self.weight(values)
+        if direction == INVERSE:
+            w = tf.cast(tf.linalg.inv(tf.cast(w, tf.float64)), tf.float32)
+        # y[..., i] = sum_j W[i, j] x[..., j]: a 1x1 convolution with kernel W^T
+        kernel = tf.linalg.matrix_transpose(w)[..., None, None, :, :]
+        return {'kernel': kernel, 'log_abs_det': self.log_abs_det(values)}
 
     def _forward(self, x):
-        y = self._mix(x, self.weight())
-        fldj = spatial_size(x) * self.log_abs_det()
+        terms = self.current_terms(FORWARD, x.shape)
+        y = tf.nn.conv2d(x, terms['kernel'], strides=1, padding='SAME')
+        fldj = spatial_size(x) * terms['log_abs_det']
         return y, tf.fill([batch_size(x)], fldj)
 
     def _inverse(self, y):
-        w_inv = tf.cast(tf.linalg.inv(tf.cast(self.weight(), tf.float64)), tf.float32)
-        x = self._mix(y, w_inv)
-        ildj = -spatial_size(y) * self.log_abs_det()
+        terms = self.current_terms(INVERSE, y.shape)
+        x = tf.nn.conv2d(y, terms['kernel'], strides=1, padding='SAME')
+        ildj = -spatial_size(y) * terms['log_abs_det']
         return x, tf.fill([batch_size(y)], ildj)
 
     def get_config(self):

@@ -10,10 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.flows.base import FlowLayer, batch_size
+from glow_tf.flows.terms import FORWARD, INVERSE, WeightTerms
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class ChannelPermutation(FlowLayer):
+class ChannelPermutation(WeightTerms, FlowLayer):
     """Permute channels by a fixed order. Input/output: [B, H, W, C].
 
     Args:
@@ -39,11 +40,21 @@ class ChannelPermutation(FlowLayer):
         self.perm = tf.constant(perm, tf.int32)
         self.inverse_perm = tf.constant(np.argsort(perm), tf.int32)
 
+    def weight_values(self):
+        """{'perm', 'inverse_perm'}: the fixed orders, int32 [C] (`glow_tf.flows.terms`)."""
+        return {'perm': self.perm, 'inverse_perm': self.inverse_perm}
+
+    def weight_terms(self, values, direction, input_shape):
+        """The order that `direction` gathers the channels in."""
+        return values['perm'] if direction == FORWARD else values['inverse_perm']
+
     def _forward(self, x):
-        return tf.gather(x, self.perm, axis=-1), tf.zeros([batch_size(x)])
+        order = self.current_terms(FORWARD, x.shape)
+        return tf.gather(x, order, axis=-1), tf.zeros([batch_size(x)])
 
     def _inverse(self, y):
-        return tf.gather(y, self.inverse_perm, axis=-1), tf.zeros([batch_size(y)])
+        order = self.current_terms(INVERSE, y.shape)
+        return tf.gather(y, order, axis=-1), tf.zeros([batch_size(y)])
 
     def get_config(self):
         return {**super().get_config(), 'kind': self.kind, 'seed': self.seed}

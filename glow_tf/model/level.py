@@ -20,12 +20,12 @@ scope, so variable paths are `{name}/{name}_step{k}/actnorm/bias`,
 import keras
 
 from glow_tf.errors import ArgumentError
-from glow_tf.flows.base import chain_inverse
 from glow_tf.flows.flow_step import FlowStep
 from glow_tf.flows.networks import deserialize_network, serialize_network
 from glow_tf.flows.split import Split
 from glow_tf.flows.squeeze import Squeeze
 from glow_tf.model.memory import steps_runner
+from glow_tf.model.shared_steps import SharedSteps
 from glow_tf.nets.factories import CouplingNetworks, ZeroConvs
 
 
@@ -95,6 +95,7 @@ class Level(keras.layers.Layer):
             )
             for k in range(self.depth)
         ]
+        self.shared_steps = SharedSteps(self.steps)
         self.split = None
         if split:
             self.split = Split(ZeroConvs(self.edge_bias), name=f'{self.name}_split')
@@ -145,7 +146,10 @@ class Level(keras.layers.Layer):
         """x [B, H, W, C] -> (z, ε or None, log|det d(z, ε)/dx| [B]) (module docstring)."""
         self._build_once()
         z, _ = self.squeeze.forward(x)  # log-det 0
-        z, log_det = self._run_steps(self.steps, z)
+        if self.memory_mode == 'plain':
+            z, log_det = self.shared_steps.forward(z)
+        else:
+            z, log_det = self._run_steps(self.steps, z)
         if self.split is None:
             return z, None, log_det
         z, eps, split_log_det = self.split.forward(z)
@@ -159,7 +163,7 @@ class Level(keras.layers.Layer):
             if eps is None:
                 raise ValueError(f"level {self.name!r} splits: its inverse needs the latent ε")
             z, log_det = self.split.inverse(z, eps)
-        z, steps_log_det = chain_inverse(self.steps, z)
+        z, steps_log_det = self.shared_steps.inverse(z)
         return self.squeeze.inverse(z)[0], log_det + steps_log_det
 
     def _build_once(self):

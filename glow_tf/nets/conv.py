@@ -41,6 +41,7 @@ and the second term does not depend on x: one [H, W, C_out] map, added like a bi
 """
 
 import functools
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -80,16 +81,96 @@ def conv_form(kernel_shape):
 
 
 def edge_bias_map(edge_kernel, height, width):
-    """conv_valid(border, K_e) -> [H, W, C_out]: the border channel's contribution.
+    """conv_valid(border, K_e) -> [..., H, W, C_out]: the border channel's contribution.
 
     border is [H + kh - 1, W + kw - 1], 1 on the kh//2, kw//2 wide padding ring and 0 inside;
-    edge_kernel is K_e, [kh, kw, 1, C_out].
+    edge_kernel is K_e, [..., kh, kw, 1, C_out] (leading axes: kernels stacked, one map each).
     """
-    kh, kw = int(edge_kernel.shape[0]), int(edge_kernel.shape[1])
+    lead = [int(d) for d in edge_kernel.shape[:-4]]
+    kh, kw, c_out = (
+        int(edge_kernel.shape[-4]),
+        int(edge_kernel.shape[-3]),
+        int(edge_kernel.shape[-1]),
+    )
+    n = len(lead)
+    if n:  # the stacked kernels side by side as output channels: one convolution for all
+        order = [n, n + 1, n + 2] + list(range(n)) + [n + 3]
+        edge_kernel = tf.reshape(tf.transpose(edge_kernel, order), [kh, kw, 1, -1])
     inside = tf.ones([1, height, width, 1], edge_kernel.dtype)
     border = 1.0 - tf.pad(inside, [[0, 0], [kh // 2, kh // 2], [kw // 2, kw // 2], [0, 0]])
     edge = tf.nn.conv2d(border, edge_kernel, strides=1, padding='VALID')
-    return tf.reshape(edge, [height, width, int(edge_kernel.shape[3])])
+    if not n:
+        return tf.reshape(edge, [height, width, c_out])
+    edge = tf.reshape(edge, [height, width] + lead + [c_out])
+    return tf.transpose(edge, list(range(2, 2 + n)) + [0, 1, 2 + n])
+
+
+class PreparedConv(NamedTuple):
+    """A convolution's weights laid out for its form (`prepare_conv`): all that depends on the
+    weights alone, so it can be computed once for several calls or for stacked kernels.
+
+    form: one of FORMS. kernel: 'matmul' [C_in, C_out], 'shift_add' [C_in, kh·kw·C_out],
+    'im2col' [kh·kw·C_in, C_out], 'conv2d' [kh, kw, C_in, C_out]. bias: [C_out], an edge-bias
+    map [H, W, C_out] (plus the bias) or None. kernel_size: (kh, kw). Tensors may carry leading
+    axes (stacked kernels); `apply_conv` takes one convolution's.
+    """
+
+    form: str
+    kernel: object
+    bias: object
+    kernel_size: tuple
+
+
+def prepare_conv(kernel, bias=None, form=None, edge_bias=False, spatial=None):
+    """`PreparedConv` of kernel [..., kh, kw, C_in, C_out] (C_in + 1 with edge_bias: the border
+    channel's taps last) and bias [..., C_out] or None. `form` None: `conv_form`. `spatial`:
+    (H, W) of the input, needed by edge_bias (module docstring; 1x1 kernels have no border)."""
+    kh, kw, c_in, c_out = (int(d) for d in kernel.shape[-4:])
+    lead = [int(d) for d in kernel.shape[:-4]]
+    if edge_bias and (kh > 1 or kw > 1):
+        height, width = spatial if spatial is not None else (None, None)
+        if height is None or width is None:
+            raise ValueError(
+                f"edge_bias needs a static height and width, got input spatial size {spatial}"
+            )
+        kernel, edge_kernel = tf.split(kernel, [c_in - 1, 1], axis=-2)
+        c_in -= 1
+        edge = edge_bias_map(edge_kernel, int(height), int(width))
+        bias = edge if bias is None else edge + bias[..., None, None, :]
+    form = form or conv_form((kh, kw, c_in, c_out))
+    if form == 'matmul':
+        if kh != 1 or kw != 1:
+            raise ValueError(
+                f"the matmul form needs a 1x1 kernel, got shape {tuple(kernel.shape[-4:])}"
+            )
+        kernel = tf.reshape(kernel, lead + [c_in, c_out])
+    elif form == 'shift_add':
+        n = len(lead)
+        kernel = tf.transpose(kernel, list(range(n)) + [n + 2, n, n + 1, n + 3])
+        kernel = tf.reshape(kernel, lead + [c_in, kh * kw * c_out])
+    elif form == 'im2col':
+        kernel = tf.reshape(kernel, lead + [kh * kw * c_in, c_out])
+    elif form != 'conv2d':
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    return PreparedConv(form, kernel, bias, (kh, kw))
+
+
+def apply_conv(x, prepared, relu=False):
+    """relu?(conv(x) + bias) for x [B, H, W, C_in] with one `PreparedConv` (no leading axes)."""
+    form, kernel, bias, (kh, kw) = prepared
+    if form == 'matmul':
+        return _matmul_1x1(x, kernel, bias, relu)
+    if form == 'shift_add':
+        y = _shift_add(x, kernel, kh, kw)
+    elif form == 'im2col':
+        y = _im2col(x, kernel, kh, kw)
+    else:
+        y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
+    if bias is not None and len(bias.shape) == 1 and relu and form == 'conv2d':
+        return bias_relu(y, bias)
+    if bias is not None:
+        y = tf.nn.bias_add(y, bias) if len(bias.shape) == 1 else y + bias
+    return tf.nn.relu(y) if relu else y
 
 
 def conv2d_same(x, kernel, bias=None, relu=False, form=None, edge_bias=False):
@@ -99,31 +180,8 @@ def conv2d_same(x, kernel, bias=None, relu=False, form=None, edge_bias=False):
     docstring); its contribution is added as a per-position bias. 1x1 kernels have no padding and
     therefore no border channel (as in the original).
     """
-    if edge_bias and (kernel.shape[0] > 1 or kernel.shape[1] > 1):
-        height, width = x.shape[1], x.shape[2]
-        if height is None or width is None:
-            raise ValueError(
-                f"edge_bias needs a static height and width, got input shape {x.shape}"
-            )
-        kernel, edge_kernel = tf.split(kernel, [int(kernel.shape[2]) - 1, 1], axis=2)
-        edge = edge_bias_map(edge_kernel, int(height), int(width))
-        bias = edge if bias is None else edge + bias
-    form = form or conv_form(kernel.shape)
-    if form == 'matmul':
-        return _matmul_1x1(x, kernel, bias, relu)
-    if form == 'shift_add':
-        y = _shift_add(x, kernel)
-    elif form == 'im2col':
-        y = _im2col(x, kernel)
-    elif form == 'conv2d':
-        y = tf.nn.conv2d(x, kernel, strides=1, padding='SAME')
-    else:
-        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
-    if bias is not None and len(bias.shape) == 1 and relu and form == 'conv2d':
-        return bias_relu(y, bias)
-    if bias is not None:
-        y = tf.nn.bias_add(y, bias) if len(bias.shape) == 1 else y + bias
-    return tf.nn.relu(y) if relu else y
+    prepared = prepare_conv(kernel, bias, form, edge_bias, tuple(x.shape[1:3]))
+    return apply_conv(x, prepared, relu)
 
 
 @tf.custom_gradient
@@ -148,10 +206,8 @@ def bias_relu(y, bias):
 
 
 def _matmul_1x1(x, kernel, bias, relu):
-    kh, kw, c_in, c_out = kernel.shape
-    if kh != 1 or kw != 1:
-        raise ValueError(f"the matmul form needs a 1x1 kernel, got shape {tuple(kernel.shape)}")
-    y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(kernel, [c_in, c_out]))
+    c_in, c_out = (int(d) for d in kernel.shape)
+    y = tf.matmul(tf.reshape(x, [-1, c_in]), kernel)
     if bias is not None:
         y = tf.nn.bias_add(y, bias)  # on the 2-D product, where Grappler fuses it
     if relu:
@@ -159,16 +215,15 @@ def _matmul_1x1(x, kernel, bias, relu):
     return tf.reshape(y, _nhw_shape(x, c_out))
 
 
-def _shift_add(x, kernel):
-    kh, kw, c_in, c_out = (int(d) for d in kernel.shape)
-    taps = tf.reshape(tf.transpose(kernel, [2, 0, 1, 3]), [c_in, kh * kw * c_out])
+def _shift_add(x, taps, kh, kw):
+    c_in, n_taps = (int(d) for d in taps.shape)
     z = tf.matmul(tf.reshape(x, [-1, c_in]), taps)  # [B·H·W, kh·kw·C_out]
-    z = tf.reshape(z, _nhw_shape(x, kh * kw * c_out))
-    return _sum_of_shifted_taps(z, kh, kw, c_out)
+    z = tf.reshape(z, _nhw_shape(x, n_taps))
+    return _sum_of_shifted_taps(z, kh, kw, n_taps // (kh * kw))
 
 
-def _im2col(x, kernel):
-    kh, kw, c_in, c_out = (int(d) for d in kernel.shape)
+def _im2col(x, kernel, kh, kw):
+    c_in, c_out = int(x.shape[-1]), int(kernel.shape[-1])
     height, width = x.shape[1], x.shape[2]
     if height is None or width is None:
         raise ValueError(f"the im2col form needs a static height and width, got {x.shape}")
@@ -177,7 +232,7 @@ def _im2col(x, kernel):
         [padded[:, p : p + height, q : q + width, :] for p in range(kh) for q in range(kw)],
         axis=-1,
     )  # [B, H, W, kh·kw·C_in], (p, q, c) order = the kernel's row-major order
-    y = tf.matmul(tf.reshape(columns, [-1, kh * kw * c_in]), tf.reshape(kernel, [-1, c_out]))
+    y = tf.matmul(tf.reshape(columns, [-1, kh * kw * c_in]), kernel)
     return tf.reshape(y, _nhw_shape(x, c_out))
 
 

@@ -37,7 +37,14 @@ import tensorflow as tf
 from glow_tf.cachedir import cache_root
 from glow_tf.fileio import atomic_write_bytes
 from glow_tf.internals import gradients_recorded
-from glow_tf.nets.conv import candidate_forms, conv2d_same, conv_form, gpu_visible
+from glow_tf.nets.conv import (
+    apply_conv,
+    candidate_forms,
+    conv2d_same,
+    conv_form,
+    gpu_visible,
+    prepare_conv,
+)
 
 POLICIES = ('auto', 'gemm', 'native')
 FORWARD = 'forward'  # the key suffix of forward-only choices (training choices have none)
@@ -56,11 +63,18 @@ def check_policy(policy):
 
 def conv2d(x, kernel, bias=None, relu=False, edge_bias=False, policy='auto'):
     """`conv2d_same` in the form `policy` picks for x's shape and the kernel's (see module)."""
-    shape = tuple(kernel.shape)
+    prepared = prepare_conv2d(x.shape, kernel, bias, edge_bias, policy, x.dtype)
+    return apply_conv(x, prepared, relu)
+
+
+def prepare_conv2d(x_shape, kernel, bias=None, edge_bias=False, policy='auto', dtype=tf.float32):
+    """`conv.prepare_conv` in the form `policy` picks for inputs [B, H, W, C_in] of `x_shape`:
+    the weights-only half of `conv2d` (kernel and bias may carry leading, stacked axes)."""
+    shape = tuple(kernel.shape[-4:])
     if edge_bias and (shape[0] > 1 or shape[1] > 1):
         shape = shape[:2] + (shape[2] - 1,) + shape[3:]  # the border channel is not convolved
-    form = choose_form(policy, x.shape, shape, x.dtype)
-    return conv2d_same(x, kernel, bias, relu=relu, form=form, edge_bias=edge_bias)
+    form = choose_form(policy, x_shape, shape, dtype)
+    return prepare_conv(kernel, bias, form, edge_bias, tuple(x_shape[1:3]))
 
 
 def choose_form(policy, x_shape, kernel_shape, dtype=tf.float32):

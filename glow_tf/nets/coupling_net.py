@@ -21,13 +21,15 @@ import tensorflow as tf
 
 from glow_tf.errors import ArgumentError
 from glow_tf.flows.actnorm import ActNorm
-from glow_tf.nets.conv_forms import check_policy, conv2d
+from glow_tf.flows.terms import FORWARD, WeightTerms
+from glow_tf.nets.conv import apply_conv
+from glow_tf.nets.conv_forms import check_policy, conv2d, prepare_conv2d
 from glow_tf.nets.precision import policy_name
 from glow_tf.nets.zero_conv import ZeroConv2D
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class CouplingNetwork(keras.layers.Layer):
+class CouplingNetwork(WeightTerms, keras.layers.Layer):
     """NN(): [B, H, W, C_in] -> [B, H, W, out_channels].
 
     Args:
@@ -94,14 +96,37 @@ class CouplingNetwork(keras.layers.Layer):
         """The two hidden-layer ActNorms, in forward order."""
         return [self.norm1, self.norm2]
 
+    def weight_values(self):
+        """The kernels and the ActNorms' and output layer's weights (`glow_tf.flows.terms`)."""
+        return {
+            'kernel1': self.kernel1,
+            'kernel2': self.kernel2,
+            'norm1': self.norm1.weight_values(),
+            'norm2': self.norm2.weight_values(),
+            'out': self.out.weight_values(),
+        }
+
+    def weight_terms(self, values, direction, input_shape):
+        """The three convolutions, ActNorms folded in, prepared for their forms
+        (`glow_tf.nets.conv.PreparedConv`), for inputs of `input_shape` (either direction of the
+        flow runs the network forward)."""
+        values = tf.nest.map_structure(lambda v: tf.cast(v, self.compute_dtype), values)
+        hidden = tuple(input_shape[:-1]) + (self.width,)
+        dtype, forms = self.compute_dtype, self.conv_forms
+        kernel1, bias1 = self.norm1.fold_into_conv(values['kernel1'], values['norm1'])
+        kernel2, bias2 = self.norm2.fold_into_conv(values['kernel2'], values['norm2'])
+        return (
+            prepare_conv2d(input_shape, kernel1, bias1, self.edge_bias, forms, dtype),
+            prepare_conv2d(hidden, kernel2, bias2, False, forms, dtype),
+            self.out.weight_terms(values['out'], direction, hidden),
+        )
+
     def call(self, x):
         if self.norm1.awaiting_data_init or self.norm2.awaiting_data_init:
             return self._call_unfolded(x)  # the data-dependent init needs the conv statistics
-        forms = self.conv_forms
-        kernel1, bias1 = self.norm1.fold_into_conv(self.kernel1)
-        h = conv2d(x, kernel1, bias1, relu=True, edge_bias=self.edge_bias, policy=forms)
-        h = conv2d(h, *self.norm2.fold_into_conv(self.kernel2), relu=True, policy=forms)
-        return tf.cast(self.out(h), tf.float32)
+        layer1, layer2, out = self.current_terms(FORWARD, x.shape)
+        h = apply_conv(apply_conv(x, layer1, relu=True), layer2, relu=True)
+        return tf.cast(apply_conv(h, out), tf.float32)
 
     def _call_unfolded(self, x):
         forms = self.conv_forms

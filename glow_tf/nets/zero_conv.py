@@ -9,11 +9,13 @@ paper section 3.3) and for the learned priors (so they start as N(0, I)).
 import keras
 import tensorflow as tf
 
-from glow_tf.nets.conv_forms import check_policy, conv2d
+from glow_tf.flows.terms import FORWARD, WeightTerms
+from glow_tf.nets.conv import apply_conv
+from glow_tf.nets.conv_forms import check_policy, prepare_conv2d
 
 
 @keras.saving.register_keras_serializable(package='glow_tf')
-class ZeroConv2D(keras.layers.Layer):
+class ZeroConv2D(WeightTerms, keras.layers.Layer):
     """3x3 'SAME' conv, zero-initialised, with a learned per-channel output scale.
 
     Input [B, H, W, C_in] -> output [B, H, W, filters].
@@ -52,16 +54,28 @@ class ZeroConv2D(keras.layers.Layer):
         self.bias = self.add_weight(name='bias', shape=(self.filters,), initializer='zeros')
         self.logs = self.add_weight(name='logs', shape=(self.filters,), initializer='zeros')
 
-    def call(self, x):
-        # (conv(x, W) + b) · s == conv(x, W · s) + b · s: one fused conv + bias op
-        scale = tf.exp(self.logs * self.logscale_factor)
-        return conv2d(
-            x,
-            self.kernel * scale,
-            self.bias * scale,
-            edge_bias=self.edge_bias,
-            policy=self.conv_forms,
+    def weight_values(self):
+        """{'kernel', 'bias', 'logs'} (`glow_tf.flows.terms`)."""
+        return {'kernel': self.kernel, 'bias': self.bias, 'logs': self.logs}
+
+    def weight_terms(self, values, direction, input_shape):
+        """The convolution with the scale folded in, (conv(x, W) + b) · s == conv(x, W · s) + b · s
+        (one fused conv + bias op), prepared for its form (`glow_tf.nets.conv.PreparedConv`) for
+        inputs of `input_shape`, in the layer's compute dtype."""
+        values = {k: tf.cast(v, self.compute_dtype) for k, v in values.items()}
+        scale = tf.exp(values['logs'] * self.logscale_factor)
+        kernel = values['kernel'] * scale[..., None, None, None, :]
+        return prepare_conv2d(
+            input_shape,
+            kernel,
+            values['bias'] * scale,
+            self.edge_bias,
+            self.conv_forms,
+            self.compute_dtype,
         )
+
+    def call(self, x):
+        return apply_conv(x, self.current_terms(FORWARD, x.shape))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
