@@ -26,8 +26,7 @@ def _model(**kw):
 
 
 def _share(model, enabled):
-    for level in model.levels:
-        level.shared_steps.enabled = enabled
+    model.shared_steps = 'always' if enabled else 'never'
 
 
 def _loss_and_grads(model, x):
@@ -165,3 +164,24 @@ def test_weight_terms_of_stacked_weights_are_the_stacked_terms_of_each_step():
                         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
                     else:
                         assert a == b
+
+
+def test_by_default_training_steps_run_one_by_one_and_inference_shares():
+    """'inference' (the default): a graph traced under a gradient tape runs the steps one by one
+    (each step's backward pass overlaps the next; training steps stay as fast as they were),
+    a graph without one (decoding, test passes) shares; 'never' and bad values."""
+    model, x = _model()
+    assert model.shared_steps == 'inference' and model.get_config()['shared_steps'] == 'inference'
+    step = _loss_and_grads(model, x)
+    step(x)
+    ops = step.get_concrete_function(x).graph.get_operations()
+    assert not any(op.type == 'PartitionedCall' for op in ops)
+    assert all(not level.shared_steps._functions for level in model.levels)
+    tf.function(model.encode, autograph=False)(glow_tf.preprocess(x))
+    assert all('forward' in level.shared_steps._functions for level in model.levels)
+    model.shared_steps = 'never'
+    assert all(level.shared_steps.policy == 'never' for level in model.levels)
+    with pytest.raises(glow_tf.errors.ArgumentError, match='shared_steps must be one of'):
+        model.shared_steps = 'sometimes'
+    again = glow_tf.Glow.from_config(model.get_config())
+    assert again.shared_steps == 'never'

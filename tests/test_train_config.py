@@ -87,6 +87,7 @@ def test_model_kwargs():
         learntop_form='conv',
         precision='fp32',
         conv_forms='auto',
+        shared_steps='inference',
     )
     assert (
         parse(['--edge_bias', '0']).resolve((32, 32, 3), 100, 10)[0].to_model_kwargs()['edge_bias']
@@ -391,6 +392,7 @@ def test_integer_flag_codes_are_literal_maps_onto_the_layers_names():
         'optimizer',
         'precision',
         'conv_forms',
+        'shared_steps',
         'edge_bias',
         'gradient_checkpointing',
         'restore_weights',

@@ -1,6 +1,8 @@
 """Flow layers: invertible maps x -> (y, log|det dy/dx|) with an exact inverse (paper Table 1).
 
     base.py             FlowLayer (the contract), chain_forward / chain_inverse, sum_except_batch
+    terms.py            WeightTerms: a layer's computation split into what depends on its
+                        weights alone (computable for K stacked steps at once) and its use on x
     actnorm.py          ActNorm                       Table 1, line 1
     invertible_conv.py  InvertibleConv1x1             Table 1, line 2 (and its LU form)
     permutation.py      ChannelPermutation            section 4.1's reverse / shuffle
@@ -13,5 +15,6 @@
                         factory (in_channels, out_channels, name) -> layer
 
 Imports: nothing outside this package but the utilities. The networks inside couplings and
-priors (`glow_tf.nets`, which uses `flows.base` and `flows.actnorm`) are passed in by the model.
+priors (`glow_tf.nets`, which uses `flows.base`, `flows.actnorm` and `flows.terms`) are passed
+in by the model.
 """

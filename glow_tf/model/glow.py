@@ -44,6 +44,7 @@ from glow_tf.model.level import Level
 from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.objective import check_weight_y, glow_loss
 from glow_tf.model.preprocessing import check_n_bits, nats_to_bits_per_dim, preprocess
+from glow_tf.model.shared_steps import check_policy as check_shared_steps
 from glow_tf.nets.conv_forms import check_policy
 from glow_tf.nets.coupling_net import CouplingNetwork
 from glow_tf.nets.factories import ZeroConvs, ZeroDenses
@@ -91,6 +92,11 @@ class Glow(KerasFit, keras.Model):
             changed later (`model.precision = ...`).
         conv_forms: 'auto' (each convolution shape in the form that times fastest on this
             machine), 'gemm' or 'native' (`glow_tf.nets.conv_forms`); can be changed later.
+        shared_steps: when each level's K flow steps run as K calls of one traced step function
+            (a first call about half as long): 'inference' (compiled encoding, decoding and
+            test passes), 'always' (training steps too: their first call halves, each later
+            step costs 2.5-4 % more) or 'never' (`glow_tf.model.shared_steps`); can be changed
+            later.
         coupling_network: None for the paper's NN() of `width` channels, or your own coupling
             network for every step: a factory (in_channels, out_channels, name) -> Keras layer
             (`glow_tf.flows.networks`; register it with Keras to save the model). `width`,
@@ -115,6 +121,7 @@ class Glow(KerasFit, keras.Model):
         precision='fp32',
         conv_forms='auto',
         coupling_network=None,
+        shared_steps='inference',
         **kwargs,
     ):
         self.check_arguments(
@@ -175,6 +182,7 @@ class Glow(KerasFit, keras.Model):
         self.build((None,) + self.image_shape)
         self.precision = precision
         self.conv_forms = conv_forms
+        self.shared_steps = shared_steps
 
     @staticmethod
     def check_arguments(
@@ -260,6 +268,20 @@ class Glow(KerasFit, keras.Model):
                 step.coupling.nn.set_precision(resolved)
         self._precision = precision
         self._decode_fn = None  # `sample` traces its decoder again in the new precision
+
+    @property
+    def shared_steps(self):
+        """'inference', 'always' or 'never' (`glow_tf.model.shared_steps`); setting it sets every
+        level's."""
+        return self._shared_steps
+
+    @shared_steps.setter
+    def shared_steps(self, policy):
+        check_shared_steps(policy)
+        for level in self.levels:
+            level.shared_steps.policy = policy
+        self._shared_steps = policy
+        self._decode_fn = None
 
     @property
     def conv_forms(self):
@@ -535,6 +557,7 @@ class Glow(KerasFit, keras.Model):
             'learntop_form': self.learntop_form,
             'precision': self.precision,
             'conv_forms': self.conv_forms,
+            'shared_steps': self.shared_steps,
             'coupling_network': serialize_network(self.coupling_network),
             'name': self.name,
         }

@@ -50,6 +50,9 @@ class Level(keras.layers.Layer):
             (in_channels, out_channels, name) -> layer (`glow_tf.flows.networks`).
         name: the level's name (Keras picks one if None), the prefix of its layers' names:
             `{name}_step{k}`, `{name}_split`; `Glow` names its levels 'level0', 'level1', ...
+        shared_steps: when the K steps run as K calls of one traced step function: 'inference',
+            'always' or 'never' (`glow_tf.model.shared_steps`); `level.shared_steps.policy`
+            changes it later.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class Level(keras.layers.Layer):
         seed=0,
         edge_bias=True,
         coupling_network=None,
+        shared_steps='inference',
         name=None,
         **kwargs,
     ):
@@ -95,7 +99,7 @@ class Level(keras.layers.Layer):
             )
             for k in range(self.depth)
         ]
-        self.shared_steps = SharedSteps(self.steps)
+        self.shared_steps = SharedSteps(self.steps, shared_steps)
         self.split = None
         if split:
             self.split = Split(ZeroConvs(self.edge_bias), name=f'{self.name}_split')
@@ -196,6 +200,7 @@ class Level(keras.layers.Layer):
             'seed': self.seed,
             'edge_bias': self.edge_bias,
             'coupling_network': serialize_network(self.coupling_network),
+            'shared_steps': self.shared_steps.policy,
         }
 
     @classmethod

@@ -18,8 +18,13 @@ runs alongside the previous steps' convolutions) and adds a few operations per l
 step. Same values as running the steps one by one (`chain_forward` / `chain_inverse`), up to
 float32 summation order.
 
-Used while a graph is traced (a training step, `tf.function`-compiled encode / decode) in the
-'plain' memory mode and for every inverse; eagerly, during the data-dependent init, and for
+When (`SharedSteps.policy`, the model's `shared_steps`): 'inference' (the default) while a graph
+without a gradient tape is traced -- decoding, sampling, encoding, test passes -- where the
+shared function costs nothing per call; 'always' also in training steps, whose first call then
+takes about half as long but every later step 2.5-4 % longer (the backward pass of each step
+ends as a whole before the previous step's starts, so weight gradients no longer overlap the
+next input gradients; docs/performance.md); 'never'. Training uses it in the 'plain' memory
+mode only. Eagerly, during the data-dependent init, and for
 steps whose layers do not split into weight terms (a custom coupling network) the steps run one
 by one. A step function that would read a variable (a layer computing part of its weights
 itself) is detected after tracing and the level falls back to running its steps one by one.
@@ -29,8 +34,21 @@ import contextlib
 
 import tensorflow as tf
 
+from glow_tf.errors import ArgumentError
 from glow_tf.flows.base import chain_forward, chain_inverse
 from glow_tf.flows.terms import FORWARD, INVERSE, WeightTerms
+from glow_tf.internals import gradients_recorded
+
+POLICIES = ('inference', 'always', 'never')
+
+
+def check_policy(policy):
+    """ArgumentError('shared_steps') unless `policy` is one of POLICIES."""
+    if policy not in POLICIES:
+        raise ArgumentError(
+            'shared_steps', f"shared_steps must be one of {POLICIES}, got {policy!r}"
+        )
+    return policy
 
 
 class SharedSteps:
@@ -38,11 +56,12 @@ class SharedSteps:
 
     Args:
         steps: the level's flow steps, in forward order.
+        policy: 'inference', 'always' or 'never' (module docstring); can be changed later.
     """
 
-    def __init__(self, steps):
+    def __init__(self, steps, policy='inference'):
         self.steps = list(steps)
-        self.enabled = True  # False: always run the steps one by one
+        self.policy = check_policy(policy)
         self._functions = {}  # direction -> tf.function
         self._reads_variables = False  # set when a traced step function captured a variable
 
@@ -59,11 +78,11 @@ class SharedSteps:
         return self._run(y, INVERSE) or chain_inverse(self.steps, y)
 
     def usable(self):
-        """True while a graph is traced, for built steps whose layers all have weight terms and
-        no pending data-dependent init."""
-        if not self.enabled or self._reads_variables or len(self.steps) < 2:
+        """True while a graph is traced (without a gradient tape unless the policy is 'always'),
+        for built steps whose layers all have weight terms and no pending data-dependent init."""
+        if self.policy == 'never' or self._reads_variables or len(self.steps) < 2:
             return False
-        if not tf.inside_function():
+        if not tf.inside_function() or (self.policy != 'always' and gradients_recorded()):
             return False
         for step in self.steps:
             if not step.built or any(a.awaiting_data_init for a in step.actnorm_layers()):

@@ -15,6 +15,11 @@ The same sum is computed in one of four ways (forms):
   [B·H·W, kh·kw·C_in], times K as [kh·kw·C_in, C_out] (one matrix product).
 * `tf.nn.conv2d` (oneDNN on a CPU, cuDNN on a GPU), for any shape.
 
+Each form is computed in two halves: `prepare_conv` lays the weights out for the form (the kernel
+rearranged, the edge-bias map below added to the bias: a `PreparedConv`, which depends on the
+weights alone and can be computed for kernels stacked along leading axes) and `apply_conv` runs
+it on x; `conv2d_same` is the two in a row.
+
 `conv_form(kernel_shape)` is the fixed rule tuned on an AVX2 CPU (`--conv_forms gemm`);
 `glow_tf.nets.conv_forms` chooses among the forms by timing them on the running machine
 (`--conv_forms auto`, the default).

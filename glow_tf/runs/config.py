@@ -41,6 +41,7 @@ from glow_tf.fileio import atomic_write_bytes
 from glow_tf.model.glow import Glow, check_weight_y
 from glow_tf.model.memory import MEMORY_MODES
 from glow_tf.model.preprocessing import check_n_bits
+from glow_tf.model.shared_steps import POLICIES as SHARED_STEPS_POLICIES
 from glow_tf.nets.conv_forms import POLICIES as CONV_FORM_POLICIES
 from glow_tf.nets.precision import PRECISIONS
 from glow_tf.runs.plan import RunPlan
@@ -72,6 +73,7 @@ MODEL_FLAGS = {
     'memory_mode': '--memory_mode',
     'precision': '--precision',
     'conv_forms': '--conv_forms',
+    'shared_steps': '--shared_steps',
     'seed': '--seed',
 }
 
@@ -312,6 +314,16 @@ class TrainConfig:
         "per CPU and TF version; 'gemm' and 'native' (tf.nn.conv2d) force one. Same function, "
         "different speed (docs/performance.md).",
         choices=CONV_FORM_POLICIES,
+    )
+    shared_steps: str = option(
+        'inference',
+        'model',
+        "New: when each level's K flow steps run as K calls of one traced step function, which "
+        "halves a compiled function's first call: 'inference' (test passes and sampling), "
+        "'always' (the training step too: its first call takes about half as long, each later "
+        "step 2.5-4 %% longer; for short runs and deep models) or 'never' "
+        "(docs/performance.md).",
+        choices=SHARED_STEPS_POLICIES,
     )
     # --- batches and optimisation
     n_batch_train: int = option(
@@ -575,6 +587,7 @@ class TrainConfig:
             memory_mode=self.resolved_memory_mode,
             precision=self.precision,
             conv_forms=self.conv_forms,
+            shared_steps=self.shared_steps,
             seed=int(self.seed),
         )
 
