@@ -64,6 +64,8 @@ VARIANTS = {
     'fp16': {'precision': 'fp16'},
     'gemm': {'conv_forms': 'gemm'},
     'native': {'conv_forms': 'native'},
+    'shared': {'shared_steps': 'always'},  # the training step through shared step functions too
+    'one_by_one': {'shared_steps': 'never'},  # sampling without them as well
 }
 ALL_CASES = COMPARISON_CASES + ('mem_sweep',)
 
