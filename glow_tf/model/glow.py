@@ -95,7 +95,7 @@ class Glow(KerasFit, keras.Model):
         shared_steps: when each level's K flow steps run as K calls of one traced step function
             (a first call about half as long): 'inference' (compiled encoding, decoding and
             test passes), 'always' (training steps too: their first call halves, each later
-            step costs 2.5-4 % more) or 'never' (`glow_tf.model.shared_steps`); can be changed
+            step costs 3-7 % more) or 'never' (`glow_tf.model.shared_steps`); can be changed
             later.
         coupling_network: None for the paper's NN() of `width` channels, or your own coupling
             network for every step: a factory (in_channels, out_channels, name) -> Keras layer

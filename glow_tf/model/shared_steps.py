@@ -20,14 +20,15 @@ float32 summation order.
 
 When (`SharedSteps.policy`, the model's `shared_steps`): 'inference' (the default) while a graph
 without a gradient tape is traced -- decoding, sampling, encoding, test passes -- where the
-shared function costs nothing per call; 'always' also in training steps, whose first call then
-takes about half as long but every later step 2.5-4 % longer (the backward pass of each step
-ends as a whole before the previous step's starts, so weight gradients no longer overlap the
-next input gradients; docs/performance.md); 'never'. Training uses it in the 'plain' memory
-mode only. Eagerly, during the data-dependent init, and for
-steps whose layers do not split into weight terms (a custom coupling network) the steps run one
-by one. A step function that would read a variable (a layer computing part of its weights
-itself) is detected after tracing and the level falls back to running its steps one by one.
+shared function costs nothing per call at batch sizes of 16 and more (a single image decodes
+~10 % slower, so the face editor uses 'never'); 'always' also in training steps, whose first
+call then takes about half as long but every later step 3-7 % longer (the backward pass of each
+step ends as a whole before the previous step's starts, so weight gradients no longer overlap
+the next input gradients; docs/performance.md); 'never'. Training uses it in the 'plain' memory
+mode only. Eagerly, during the data-dependent init, and for steps whose layers do not split
+into weight terms (a custom coupling network) the steps run one by one. A step function that
+would read a variable (a layer computing part of its weights itself) is detected after tracing
+and the level falls back to running its steps one by one.
 """
 
 import contextlib

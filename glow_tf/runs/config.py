@@ -321,7 +321,7 @@ class TrainConfig:
         "New: when each level's K flow steps run as K calls of one traced step function, which "
         "halves a compiled function's first call: 'inference' (test passes and sampling), "
         "'always' (the training step too: its first call takes about half as long, each later "
-        "step 2.5-4 %% longer; for short runs and deep models) or 'never' "
+        "step 3-7 %% longer; for short runs and deep models) or 'never' "
         "(docs/performance.md).",
         choices=SHARED_STEPS_POLICIES,
     )
